@@ -1,0 +1,102 @@
+"""
+Pytest fixtures: real SFTP servers on 127.0.0.1 and Airflow connections pointing at them.
+
+Enable them in a ``conftest.py`` with ``pytest_plugins = ["airflow_outamation.testing.pytest_plugin"]``.
+
+- ``sftp_server``: parametrised over the in-process asyncssh server and OpenSSH's sshd
+  (one of each per test session); ``asyncssh_server`` and ``openssh_server`` give one kind.
+- ``make_sftp_server``: a fresh server of a given kind for a test that restarts or breaks it.
+- ``sftp_base``: a new empty directory on ``sftp_server`` for one test (its SFTP path).
+- ``sftp_conn_id``: an Airflow ``sftp`` connection (``AIRFLOW_CONN_<ID>``) for ``sftp_server``,
+  with the server's host key set so that it is verified.
+
+OpenSSH tests skip when ``sshd`` is not installed, except when ``CI=true``: there they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from airflow_outamation.testing.asyncssh_server import AsyncsshSftpServer
+from airflow_outamation.testing.openssh_server import OpenSshServer, sshd_available
+from airflow_outamation.testing.server_base import SftpTestServer
+
+SERVER_KINDS = ("asyncssh", "openssh")
+
+
+def _require_sshd() -> None:
+    if sshd_available():
+        return
+    message = "OpenSSH sshd is not installed (apt-get install openssh-server)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message}; CI=true requires the OpenSSH tests to run")
+    pytest.skip(message)
+
+
+def new_sftp_server(kind: str) -> SftpTestServer:
+    """Create and start a server of ``kind`` (``asyncssh`` or ``openssh``)."""
+    if kind == "asyncssh":
+        return AsyncsshSftpServer().start()
+    if kind == "openssh":
+        _require_sshd()
+        return OpenSshServer().start()
+    raise ValueError(f"unknown SFTP server kind {kind!r}; expected one of {SERVER_KINDS}")
+
+
+def set_airflow_connection(
+    monkeypatch: pytest.MonkeyPatch, conn_id: str, server: SftpTestServer, **kwargs: object
+) -> str:
+    """Expose ``server`` as the Airflow connection ``conn_id`` through ``AIRFLOW_CONN_<ID>``."""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", server.connection_json(**kwargs))
+    return conn_id
+
+
+@pytest.fixture(scope="session")
+def asyncssh_server() -> Iterator[SftpTestServer]:
+    server = new_sftp_server("asyncssh")
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def openssh_server() -> Iterator[SftpTestServer]:
+    server = new_sftp_server("openssh")
+    yield server
+    server.close()
+
+
+@pytest.fixture(
+    params=[pytest.param("asyncssh"), pytest.param("openssh", marks=pytest.mark.sshd)],
+)
+def sftp_server(request: pytest.FixtureRequest) -> SftpTestServer:
+    return request.getfixturevalue(f"{request.param}_server")
+
+
+@pytest.fixture
+def make_sftp_server() -> Iterator[Callable[[str], SftpTestServer]]:
+    started: list[SftpTestServer] = []
+
+    def make(kind: str) -> SftpTestServer:
+        server = new_sftp_server(kind)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.close()
+
+
+@pytest.fixture
+def sftp_base(sftp_server: SftpTestServer) -> str:
+    path = sftp_server.remote_path(f"t-{uuid.uuid4().hex[:10]}")
+    sftp_server.makedirs(path)
+    return path
+
+
+@pytest.fixture
+def sftp_conn_id(sftp_server: SftpTestServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    return set_airflow_connection(monkeypatch, f"outamation_test_{sftp_server.kind}", sftp_server)
