@@ -1,0 +1,112 @@
+"""
+Which files in a drop folder are ready: pure rules over two directory listings, no I/O.
+
+A file is ready when it did not change between two listings taken at least the stability delay
+apart (an uploader still writing changes its size or mtime), it is a regular file matching the
+pattern, it is neither a dotfile nor a temporary upload name, and it is big and old enough.
+The sync hook, the sensor's poke mode and the trigger all decide readiness here.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+#: Names uploaders give files while they are still being written.
+TEMPORARY_NAME_PATTERNS: tuple[str, ...] = ("*.part", "*.filepart", "*.tmp", "~*", "*.crdownload")
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What one directory listing says about one entry."""
+
+    size: int
+    mtime: float
+    is_regular: bool = True
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A ready file on the SFTP server, as it is passed on through XCom."""
+
+    path: str
+    size: int
+    mtime: float
+
+    @property
+    def filename(self) -> str:
+        return posixpath.basename(self.path)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (``path``, ``filename``, ``size``, ``mtime``) for XCom."""
+        return {**asdict(self), "filename": self.filename}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RemoteFile:
+        return cls(path=str(data["path"]), size=int(data["size"]), mtime=float(data["mtime"]))
+
+
+Listing = Mapping[str, FileState]
+
+
+def is_temporary_name(name: str) -> bool:
+    """Whether ``name`` looks like a file an uploader is still writing (``*.part``, ``~*``, ...)."""
+    lowered = name.lower()
+    return any(fnmatch.fnmatchcase(lowered, pattern) for pattern in TEMPORARY_NAME_PATTERNS)
+
+
+def matches_pattern(name: str, pattern: str) -> bool:
+    """Case-insensitive glob match (``*.pdf`` matches ``A.PDF``)."""
+    return fnmatch.fnmatchcase(name.lower(), pattern.lower())
+
+
+def is_candidate(name: str, state: FileState, pattern: str = "*.pdf", min_size: int = 1) -> bool:
+    """Whether an entry could be ready at all, whatever its history: the name and type rules."""
+    return (
+        state.is_regular
+        and not name.startswith(".")
+        and not is_temporary_name(name)
+        and matches_pattern(name, pattern)
+        and state.size >= min_size
+    )
+
+
+def is_stable(before: FileState, after: FileState) -> bool:
+    """Whether a file kept its size and modification time between two looks."""
+    return before.size == after.size and before.mtime == after.mtime
+
+
+def ready_files(
+    directory: str,
+    before: Listing,
+    after: Listing,
+    *,
+    now: float,
+    pattern: str = "*.pdf",
+    min_size: int = 1,
+    min_age: float = 0,
+) -> list[RemoteFile]:
+    """
+    Files of ``after`` that are ready, sorted by name.
+
+    :param directory: the listed directory, joined to each name to form ``RemoteFile.path``
+    :param before: the earlier listing (name -> state)
+    :param after: the later listing, at least the stability delay after ``before``
+    :param now: the current time (epoch seconds), for ``min_age``
+    :param pattern: case-insensitive glob the names must match
+    :param min_size: smallest size in bytes that counts (1 rejects zero-byte files)
+    :param min_age: seconds since the last modification a file must have
+    """
+    ready = []
+    for name in sorted(after):
+        state = after[name]
+        previous = before.get(name)
+        if previous is None or not is_stable(previous, state):
+            continue
+        if not is_candidate(name, state, pattern, min_size) or now - state.mtime < min_age:
+            continue
+        ready.append(RemoteFile(path=posixpath.join(directory, name), size=state.size, mtime=state.mtime))
+    return ready
