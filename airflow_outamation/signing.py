@@ -1,0 +1,218 @@
+"""
+HMAC request signing and verification for the document API (pure functions, no I/O).
+
+Two schemes:
+
+- ``standard-webhooks`` (default), the `Standard Webhooks <https://www.standardwebhooks.com/>`__ spec:
+  headers ``webhook-id``, ``webhook-timestamp`` (unix seconds) and
+  ``webhook-signature: v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>``.
+- ``hex-hmac`` (GitHub/Stripe style): ``<signature header>: sha256=<hex HMAC-SHA256(key,
+  "{timestamp}.{body}")>`` plus ``X-Webhook-Timestamp`` and ``X-Webhook-Id``; the signature header
+  name is configurable (``X-Signature`` by default).
+
+A secret ``whsec_<base64>`` is base64-decoded to the key; any other secret is used as its UTF-8 bytes.
+A signature header may carry several space-separated signatures (secret rotation); one match suffices.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+STANDARD_WEBHOOKS = "standard-webhooks"
+HEX_HMAC = "hex-hmac"
+SIGNATURE_SCHEMES = (STANDARD_WEBHOOKS, HEX_HMAC)
+DEFAULT_HEX_SIGNATURE_HEADER = "X-Signature"
+DEFAULT_TOLERANCE = 300
+SECRET_PREFIX = "whsec_"
+
+
+class SignatureError(ValueError):
+    """A request's signature headers are missing, malformed, stale or do not match the body."""
+
+
+@dataclass(frozen=True)
+class SigningScheme:
+    """
+    Which headers carry the message id, timestamp and signature, and how the signature is made.
+
+    :param name: ``standard-webhooks`` or ``hex-hmac``
+    :param signature_header: the signature header of the ``hex-hmac`` scheme
+    """
+
+    name: str = STANDARD_WEBHOOKS
+    signature_header: str = DEFAULT_HEX_SIGNATURE_HEADER
+
+    def __post_init__(self) -> None:
+        if self.name not in SIGNATURE_SCHEMES:
+            raise ValueError(f"unknown signature scheme {self.name!r}; expected one of {SIGNATURE_SCHEMES}")
+        if not self.signature_header.strip():
+            raise ValueError("the signature header name must not be empty")
+
+    @property
+    def id_header(self) -> str:
+        """Header carrying the message id."""
+        return "webhook-id" if self.name == STANDARD_WEBHOOKS else "X-Webhook-Id"
+
+    @property
+    def timestamp_header(self) -> str:
+        """Header carrying the unix timestamp the request was signed at."""
+        return "webhook-timestamp" if self.name == STANDARD_WEBHOOKS else "X-Webhook-Timestamp"
+
+    @property
+    def signature_header_name(self) -> str:
+        """Header carrying the signature(s)."""
+        return "webhook-signature" if self.name == STANDARD_WEBHOOKS else self.signature_header
+
+
+def secret_key(secret: str | bytes) -> bytes:
+    """
+    Return the HMAC key for ``secret``: base64-decoded after a ``whsec_`` prefix, else its UTF-8 bytes.
+
+    :param secret: the shared secret as configured (the connection's password)
+    """
+    if isinstance(secret, bytes):
+        key = secret
+    elif secret.startswith(SECRET_PREFIX):
+        encoded = secret[len(SECRET_PREFIX) :]
+        try:
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        except binascii.Error:
+            raise ValueError("a whsec_ secret must be base64 after its prefix") from None
+    else:
+        key = secret.encode("utf-8")
+    if not key:
+        raise ValueError("the signing secret must not be empty")
+    return key
+
+
+def message_id(payload: Any) -> str:
+    """
+    Derive a message id from a JSON payload's content, so a resent or re-run batch keeps its id.
+
+    :param payload: a JSON-serialisable payload without timestamps
+    """
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "msg_" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def _signed_content(scheme: SigningScheme, msg_id: str, timestamp: int, body: bytes) -> bytes:
+    prefix = f"{msg_id}.{timestamp}." if scheme.name == STANDARD_WEBHOOKS else f"{timestamp}."
+    return prefix.encode("utf-8") + body
+
+
+def _digest(scheme: SigningScheme, key: bytes, msg_id: str, timestamp: int, body: bytes) -> bytes:
+    return hmac.new(key, _signed_content(scheme, msg_id, timestamp, body), hashlib.sha256).digest()
+
+
+def _signature(scheme: SigningScheme, key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    digest = _digest(scheme, key, msg_id, timestamp, body)
+    if scheme.name == STANDARD_WEBHOOKS:
+        return "v1," + base64.b64encode(digest).decode("ascii")
+    return "sha256=" + digest.hex()
+
+
+def sign(
+    msg_id: str,
+    body: bytes,
+    secret: str | bytes,
+    *,
+    timestamp: int | None = None,
+    scheme: SigningScheme | None = None,
+) -> dict[str, str]:
+    """
+    Return the headers that sign ``body`` under ``msg_id`` at ``timestamp`` (now by default).
+
+    :param msg_id: the message id, the same for every attempt of one batch
+    :param body: the exact request body bytes
+    :param secret: the shared secret (``whsec_<base64>`` or raw text)
+    :param timestamp: unix seconds; now when not given
+    :param scheme: the signing scheme; Standard Webhooks when not given
+    """
+    scheme = scheme or SigningScheme()
+    ts = int(time.time()) if timestamp is None else timestamp
+    return {
+        scheme.id_header: msg_id,
+        scheme.timestamp_header: str(ts),
+        scheme.signature_header_name: _signature(scheme, secret_key(secret), msg_id, ts, body),
+    }
+
+
+def _timestamp(value: str, tolerance: int, now: float) -> int:
+    if not value.isascii() or not value.isdigit():
+        raise SignatureError("the timestamp header is not unix seconds")
+    ts = int(value)
+    if ts < now - tolerance:
+        raise SignatureError(f"the timestamp is more than {tolerance} s old")
+    if ts > now + tolerance:
+        raise SignatureError(f"the timestamp is more than {tolerance} s in the future")
+    return ts
+
+
+def _candidates(scheme: SigningScheme, header: str) -> list[bytes]:
+    """Decode every signature of our version in a (space-separated) signature header."""
+    found = []
+    for entry in header.split():
+        if scheme.name == STANDARD_WEBHOOKS:
+            version, _, value = entry.partition(",")
+            if version != "v1":
+                continue
+            try:
+                found.append(base64.b64decode(value, validate=True))
+            except binascii.Error:
+                continue
+        else:
+            algorithm, _, value = entry.partition("=")
+            if algorithm != "sha256":
+                continue
+            try:
+                found.append(bytes.fromhex(value))
+            except ValueError:
+                continue
+    return found
+
+
+def verify(
+    headers: Mapping[str, str],
+    body: bytes | str,
+    secret: str | bytes,
+    tolerance: int = DEFAULT_TOLERANCE,
+    *,
+    scheme: SigningScheme | None = None,
+    now: float | None = None,
+) -> str:
+    """
+    Check a request's signature; return its message id or raise :class:`SignatureError`.
+
+    Header names are case-insensitive; signatures are compared in constant time.
+
+    :param headers: the request headers (any mapping with ``items()``)
+    :param body: the exact request body
+    :param secret: the shared secret (``whsec_<base64>`` or raw text)
+    :param tolerance: how many seconds the timestamp may differ from ``now``
+    :param scheme: the signing scheme; Standard Webhooks when not given
+    :param now: unix time to check the timestamp against; the clock when not given
+    """
+    scheme = scheme or SigningScheme()
+    body_bytes = body.encode("utf-8") if isinstance(body, str) else body
+    lowered = {name.lower(): value for name, value in headers.items()}
+    names = (scheme.id_header, scheme.timestamp_header, scheme.signature_header_name)
+    missing = [name for name in names if not lowered.get(name.lower())]
+    if missing:
+        raise SignatureError(f"missing signature header(s): {', '.join(missing)}")
+    msg_id, ts_value, signatures = (lowered[name.lower()] for name in names)
+    ts = _timestamp(ts_value.strip(), tolerance, time.time() if now is None else now)
+    expected = _digest(scheme, secret_key(secret), msg_id, ts, body_bytes)
+    matched = False
+    for candidate in _candidates(scheme, signatures):
+        matched |= hmac.compare_digest(expected, candidate)
+    if not matched:
+        raise SignatureError("no signature matches the body")
+    return msg_id
