@@ -22,4 +22,79 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["protocol"],
             }
         ],
+        "hooks": [
+            {
+                "integration-name": "Outamation document intake",
+                "python-modules": ["airflow_outamation.hooks.document_api"],
+            },
+        ],
+        "operators": [
+            {
+                "integration-name": "Outamation document intake",
+                "python-modules": ["airflow_outamation.operators.document_api"],
+            },
+        ],
+        "connection-types": [
+            {
+                "connection-type": "outamation_document_api",
+                "hook-class-name": "airflow_outamation.hooks.document_api.DocumentApiHook",
+                "hook-name": "Outamation Document API",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["login"],
+                    "relabeling": {
+                        "host": "API URL",
+                        "password": "HMAC secret",
+                        "schema": "Scheme (when the URL has none)",
+                    },
+                    "placeholders": {
+                        "host": "https://api.example.com/process",
+                        "password": "whsec_<base64> (Standard Webhooks) or any text",
+                        "schema": "https",
+                    },
+                },
+                "conn-fields": {
+                    "profile_code": {
+                        "label": "Profile code",
+                        "description": "Default profile_code of the payload when the task gives none.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "signature_scheme": {
+                        "label": "Signature scheme",
+                        "description": "standard-webhooks: webhook-id/-timestamp/-signature headers; "
+                        "hex-hmac: sha256=<hex> over timestamp.body in the signature header.",
+                        "schema": {
+                            "type": "string",
+                            "enum": ["standard-webhooks", "hex-hmac"],
+                            "default": "standard-webhooks",
+                        },
+                    },
+                    "signature_header": {
+                        "label": "Signature header (hex-hmac)",
+                        "description": "Header that carries the hex-hmac signature.",
+                        "schema": {"type": ["string", "null"], "default": "X-Signature"},
+                    },
+                    "timeout": {
+                        "label": "Timeout (seconds)",
+                        "description": "Connect and read timeout of each attempt.",
+                        "schema": {"type": ["number", "null"], "default": 30, "minimum": 0},
+                    },
+                    "max_retries": {
+                        "label": "Retry count",
+                        "description": "Retries after the first attempt on connection errors, "
+                        "timeouts, 408, 429 and 5xx.",
+                        "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
+                    },
+                    "backoff_initial": {
+                        "label": "First backoff (seconds)",
+                        "description": "Exponential backoff starts here, with as much random jitter.",
+                        "schema": {"type": ["number", "null"], "default": 1, "minimum": 0},
+                    },
+                    "backoff_max": {
+                        "label": "Longest wait (seconds)",
+                        "description": "Upper bound of each wait between attempts, Retry-After included.",
+                        "schema": {"type": ["number", "null"], "default": 60, "minimum": 0},
+                    },
+                },
+            },
+        ],
     }

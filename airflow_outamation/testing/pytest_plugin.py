@@ -9,6 +9,9 @@ Enable them in a ``conftest.py`` with ``pytest_plugins = ["airflow_outamation.te
 - ``sftp_base``: a new empty directory on ``sftp_server`` for one test (its SFTP path).
 - ``sftp_conn_id``: an Airflow ``sftp`` connection (``AIRFLOW_CONN_<ID>``) for ``sftp_server``,
   with the server's host key set so that it is verified.
+- ``document_api_receiver``: a fresh local document API (``DocumentApiReceiver``) for one test.
+- ``document_api_conn_id``: an ``outamation_document_api`` connection to it with a short backoff
+  (``DOC_AI_API_URL`` unset for the test).
 
 OpenSSH tests skip when ``sshd`` is not installed, except when ``CI=true``: there they fail.
 """
@@ -22,6 +25,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from airflow_outamation.testing.asyncssh_server import AsyncsshSftpServer
+from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.openssh_server import OpenSshServer, sshd_available
 from airflow_outamation.testing.server_base import SftpTestServer
 
@@ -100,3 +104,22 @@ def sftp_base(sftp_server: SftpTestServer) -> str:
 @pytest.fixture
 def sftp_conn_id(sftp_server: SftpTestServer, monkeypatch: pytest.MonkeyPatch) -> str:
     return set_airflow_connection(monkeypatch, f"outamation_test_{sftp_server.kind}", sftp_server)
+
+
+@pytest.fixture
+def document_api_receiver() -> Iterator[DocumentApiReceiver]:
+    with DocumentApiReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def document_api_conn_id(document_api_receiver: DocumentApiReceiver, monkeypatch: pytest.MonkeyPatch) -> str:
+    conn_id = "outamation_test_document_api"
+    monkeypatch.delenv("DOC_AI_API_URL", raising=False)
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{conn_id.upper()}",
+        document_api_receiver.connection_json(
+            profile_code="test_profile", timeout=5, max_retries=3, backoff_initial=0.01, backoff_max=0.5
+        ),
+    )
+    return conn_id

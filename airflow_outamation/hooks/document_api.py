@@ -1,0 +1,371 @@
+"""
+DocumentApiHook: signed, retried POSTs of file batches to the Outamation document API.
+
+The connection (type ``outamation_document_api``) holds the endpoint URL in ``host``, the HMAC secret
+in ``password`` and, in ``extra``: ``profile_code``, ``signature_scheme`` (``standard-webhooks`` or
+``hex-hmac``), ``signature_header`` (for ``hex-hmac``), ``timeout`` (seconds), ``max_retries``
+(retries after the first attempt), ``backoff_initial`` and ``backoff_max`` (seconds).
+The ``DOC_AI_API_URL`` environment variable, the seed's setting, overrides the URL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from airflow.sdk import BaseHook
+from airflow.sdk.log import mask_secret
+from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
+
+from airflow_outamation import __version__
+from airflow_outamation.exceptions import DocumentApiError
+from airflow_outamation.signing import STANDARD_WEBHOOKS, SigningScheme, message_id, sign
+
+URL_OVERRIDE_ENV = "DOC_AI_API_URL"
+RETRYABLE_STATUSES = frozenset({408, 429})
+BODY_EXCERPT_CHARS = 500
+
+
+class DocumentApiTransientError(DocumentApiError):
+    """One attempt failed in a way worth retrying (unreachable, timeout, 408, 429, 5xx)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class DocumentApiSettings:
+    """The resolved settings of one document API connection."""
+
+    url: str
+    secret: str = field(repr=False)
+    scheme: SigningScheme
+    profile_code: str | None
+    timeout: float
+    max_retries: int
+    backoff_initial: float
+    backoff_max: float
+
+
+@dataclass(frozen=True)
+class BatchSubmission:
+    """What the API answered to one batch."""
+
+    message_id: str
+    status_code: int
+    attempts: int
+    file_count: int
+
+    def summary(self) -> dict[str, Any]:
+        """A small, secret-free summary for XCom."""
+        return {
+            "message_id": self.message_id,
+            "status": self.status_code,
+            "file_count": self.file_count,
+            "attempts": self.attempts,
+        }
+
+
+def display_url(url: str) -> str:
+    """Return ``url`` without user info, query or fragment, safe for logs and error messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """
+    Parse a ``Retry-After`` header (delay seconds or an HTTP date) into seconds from ``now``.
+
+    :param value: the header's value, if any
+    :param now: unix time to measure an HTTP date against; the clock when not given
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+
+
+def build_payload(
+    files: Iterable[Mapping[str, Any]], uploaded_by: str, source: str, profile_code: str
+) -> dict[str, Any]:
+    """
+    Build the seed's request payload; only ``filename`` and ``backup_path`` of each file are sent.
+
+    :param files: claimed files; each needs ``filename`` and ``backup_path``, other keys are ignored
+    :param uploaded_by: who uploaded the batch
+    :param source: where the batch came from
+    :param profile_code: the document API's processing profile
+    """
+    entries = []
+    for index, file in enumerate(files):
+        missing = [key for key in ("filename", "backup_path") if not file.get(key)]
+        if missing:
+            raise ValueError(f"file #{index} of the batch has no {' or '.join(missing)}: keys {sorted(file)}")
+        entries.append({"filename": str(file["filename"]), "backup_path": str(file["backup_path"])})
+    if not entries:
+        raise ValueError("a batch needs at least one file")
+    return {"files": entries, "uploaded_by": uploaded_by, "source": source, "profile_code": profile_code}
+
+
+def _excerpt(text: str, limit: int = BODY_EXCERPT_CHARS) -> str:
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    return f"{flat[:limit]}... ({len(flat) - limit} more characters)"
+
+
+class DocumentApiHook(BaseHook):
+    """
+    Post file batches to the Outamation document API, HMAC-signed and retried.
+
+    One ``requests.Session`` per hook is reused for every call. Connection errors, timeouts, 408,
+    429 and 5xx are retried with exponential backoff and jitter (at least ``Retry-After``, at most
+    ``backoff_max`` seconds per wait); every attempt is signed afresh under the same message id,
+    which is derived from the batch's content. Other answers fail at once.
+
+    :param document_api_conn_id: the ``outamation_document_api`` connection
+    :param timeout: seconds to wait for connect and for the answer; overrides the connection's
+    :param max_retries: retries after the first attempt; overrides the connection's
+    :param backoff_initial: first backoff in seconds; overrides the connection's
+    :param backoff_max: longest wait between attempts in seconds; overrides the connection's
+    """
+
+    conn_name_attr = "document_api_conn_id"
+    default_conn_name = "outamation_document_api_default"
+    conn_type = "outamation_document_api"
+    hook_name = "Outamation Document API"
+
+    def __init__(
+        self,
+        document_api_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        backoff_initial: float | None = None,
+        backoff_max: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.document_api_conn_id = document_api_conn_id
+        self._overrides: dict[str, float | int | None] = {
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "backoff_initial": backoff_initial,
+            "backoff_max": backoff_max,
+        }
+        self._settings: DocumentApiSettings | None = None
+        self._session: requests.Session | None = None
+
+    @property
+    def settings(self) -> DocumentApiSettings:
+        """The connection's settings, read once; the secret is registered with the secrets masker."""
+        if self._settings is None:
+            self._settings = self._load_settings()
+        return self._settings
+
+    def _load_settings(self) -> DocumentApiSettings:
+        conn = self.get_connection(self.document_api_conn_id)
+        if not conn.password:
+            raise DocumentApiError(f"connection {self.document_api_conn_id!r} has no HMAC secret (password)")
+        mask_secret(conn.password)
+        prefix = f"extra__{self.conn_type}__"  # older UI forms stored prefixed field names
+        extra = {name.removeprefix(prefix): value for name, value in conn.extra_dejson.items()}
+        try:
+            scheme = SigningScheme(
+                extra.get("signature_scheme") or STANDARD_WEBHOOKS,
+                **({"signature_header": extra["signature_header"]} if extra.get("signature_header") else {}),
+            )
+            settings = DocumentApiSettings(
+                url=self._url(conn.host, conn.schema, conn.port),
+                secret=conn.password,
+                scheme=scheme,
+                profile_code=extra.get("profile_code") or None,
+                timeout=self._number(extra, "timeout", 30.0, float),
+                max_retries=int(self._number(extra, "max_retries", 5, int)),
+                backoff_initial=self._number(extra, "backoff_initial", 1.0, float),
+                backoff_max=self._number(extra, "backoff_max", 60.0, float),
+            )
+        except (TypeError, ValueError) as exc:
+            raise DocumentApiError(f"connection {self.document_api_conn_id!r}: {exc}") from None
+        if settings.timeout <= 0:
+            raise DocumentApiError(f"connection {self.document_api_conn_id!r}: timeout must be positive")
+        return settings
+
+    def _number(self, extra: Mapping[str, Any], name: str, default: float, kind: type) -> float:
+        value = self._overrides[name]
+        if value is None:
+            value = extra.get(name, default)
+            value = default if value in (None, "") else value
+        number = kind(value)
+        if number < 0:
+            raise ValueError(f"{name} must not be negative, got {number}")
+        return float(number)
+
+    def _url(self, host: str | None, schema: str | None, port: int | None) -> str:
+        override = os.environ.get(URL_OVERRIDE_ENV, "").strip()
+        if override:
+            self.log.info(
+                "%s overrides the URL of connection %r: posting to %s",
+                URL_OVERRIDE_ENV,
+                self.document_api_conn_id,
+                display_url(override),
+            )
+            return override
+        host = (host or "").strip()
+        if not host:
+            raise ValueError(f"no URL in the host field and {URL_OVERRIDE_ENV} is not set")
+        if "://" in host:
+            return host
+        return f"{schema or 'https'}://{host}{f':{port}' if port else ''}"
+
+    def get_conn(self) -> requests.Session:
+        """Return the hook's ``requests.Session``, created on first use and reused afterwards."""
+        if self._session is None:
+            session = requests.Session()
+            session.headers.update(
+                {
+                    "Content-Type": "application/json",
+                    "User-Agent": f"airflow-provider-outamation/{__version__}",
+                }
+            )
+            self._session = session
+        return self._session
+
+    def close(self) -> None:
+        """Close the session and its pooled HTTP connections; the next call opens a new one."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def submit_batch(
+        self,
+        files: Iterable[Mapping[str, Any]],
+        uploaded_by: str,
+        source: str,
+        profile_code: str | None = None,
+    ) -> BatchSubmission:
+        """
+        POST one batch ``{"files": [{filename, backup_path}], uploaded_by, source, profile_code}``.
+
+        :param files: the batch's files; each needs ``filename`` and ``backup_path``
+        :param uploaded_by: who uploaded the batch
+        :param source: where the batch came from
+        :param profile_code: the processing profile; the connection's ``profile_code`` when not given
+        :raises DocumentApiError: the API refused the batch or could not be reached after all retries
+        """
+        settings = self.settings
+        profile = profile_code or settings.profile_code
+        if not profile:
+            raise ValueError(
+                f"no profile_code given and connection {self.document_api_conn_id!r} has none in its extras"
+            )
+        payload = build_payload(files, uploaded_by, source, profile)
+        msg_id = message_id(payload)
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        retrying = Retrying(
+            stop=stop_after_attempt(settings.max_retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception_type(DocumentApiTransientError),
+            before_sleep=self._log_retry,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    response = self._post(msg_id, body, attempt.retry_state.attempt_number)
+        except RetryError as exc:
+            last = exc.last_attempt.exception()
+            raise DocumentApiError(
+                f"gave up on batch {msg_id} after {exc.last_attempt.attempt_number} attempts; last: {last}"
+            ) from last
+        result = BatchSubmission(
+            msg_id, response.status_code, attempt.retry_state.attempt_number, len(payload["files"])
+        )
+        self.log.info(
+            "%s accepted batch %s (%d files) with HTTP %d after %d attempt(s)",
+            display_url(settings.url),
+            msg_id,
+            result.file_count,
+            result.status_code,
+            result.attempts,
+        )
+        return result
+
+    def _post(self, msg_id: str, body: bytes, attempt_number: int) -> requests.Response:
+        """Sign and send one attempt; raise a transient or final :class:`DocumentApiError` on failure."""
+        settings = self.settings
+        where = f"{display_url(settings.url)} (batch {msg_id}, attempt {attempt_number})"
+        headers = sign(msg_id, body, settings.secret, scheme=settings.scheme)
+        try:
+            response = self.get_conn().post(
+                settings.url, data=body, headers=headers, timeout=settings.timeout, allow_redirects=False
+            )
+        except requests.Timeout as exc:
+            raise DocumentApiTransientError(
+                f"no answer from {where} within {settings.timeout:g} s: {self._scrub(str(exc))}"
+            ) from exc
+        except requests.ConnectionError as exc:
+            raise DocumentApiTransientError(f"could not reach {where}: {self._scrub(str(exc))}") from exc
+        if 200 <= response.status_code < 300:
+            return response
+        status = f"HTTP {response.status_code} {response.reason or ''}".rstrip()
+        message = f"{where} answered {status}: {self._scrub(_excerpt(response.text)) or '(empty body)'}"
+        if response.status_code in RETRYABLE_STATUSES or response.status_code >= 500:
+            raise DocumentApiTransientError(message, retry_after_seconds(response.headers.get("Retry-After")))
+        raise DocumentApiError(message)
+
+    def _wait(self, retry_state: RetryCallState) -> float:
+        """Exponential backoff with jitter, at least ``Retry-After``, at most ``backoff_max``."""
+        settings = self.settings
+        backoff = wait_exponential_jitter(
+            initial=settings.backoff_initial, max=settings.backoff_max, jitter=settings.backoff_initial
+        )(retry_state)
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        retry_after = getattr(exc, "retry_after", None) or 0.0
+        return min(max(backoff, retry_after), settings.backoff_max)
+
+    def _log_retry(self, retry_state: RetryCallState) -> None:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        self.log.warning(
+            "Attempt %d of %d failed: %s; retrying in %.2f s",
+            retry_state.attempt_number,
+            self.settings.max_retries + 1,
+            exc,
+            wait,
+        )
+
+    def _scrub(self, text: str) -> str:
+        """Remove the secret from text that came from outside (a response body, an error)."""
+        secret = self._settings.secret if self._settings else None
+        return text.replace(secret, "***") if secret else text
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the connection's settings and that the API answers a HEAD request at its URL."""
+        try:
+            settings = self.settings
+            response = self.get_conn().head(settings.url, timeout=settings.timeout, allow_redirects=False)
+        except (DocumentApiError, requests.RequestException) as exc:
+            return False, self._scrub(str(exc))
+        where = display_url(settings.url)
+        if response.status_code >= 500 or response.status_code in (401, 403, 404):
+            return False, f"{where} answered HTTP {response.status_code} to HEAD"
+        scheme = settings.scheme.name
+        return True, f"{where} is reachable (HTTP {response.status_code} to HEAD); signing with {scheme}"

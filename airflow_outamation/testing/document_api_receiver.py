@@ -1,0 +1,235 @@
+"""
+A real local document API for tests, the demo and benchmarks: verifies signatures, records requests.
+
+``DocumentApiReceiver`` is a stdlib ``ThreadingHTTPServer`` on 127.0.0.1 (a free port) served from a
+background thread. Every POST is checked with :func:`airflow_outamation.signing.verify` and recorded;
+a bad signature is answered 401. ``script(...)`` queues the next answers: status codes, or
+:class:`Reply` objects with a body, ``Retry-After``, a delay (for client timeouts) or a dropped
+connection. When the script is empty a valid request gets 200 with ``{"status": "accepted", ...}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+from airflow_outamation.signing import HEX_HMAC, SignatureError, SigningScheme, verify
+
+
+@dataclass(frozen=True)
+class Reply:
+    """
+    One scripted answer.
+
+    :param status: HTTP status code to answer with
+    :param body: response body; a JSON acknowledgement when ``None``
+    :param retry_after: value of a ``Retry-After`` header, if any
+    :param delay: seconds to wait before answering (longer than the client's timeout: a timeout)
+    :param drop: close the connection without answering
+    """
+
+    status: int = 200
+    body: str | None = None
+    retry_after: str | None = None
+    delay: float = 0.0
+    drop: bool = False
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """A request as the receiver saw it, and whether its signature verified."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    message_id: str | None
+    signature_error: str | None = None
+    reply: Reply = field(default_factory=Reply)
+
+    @property
+    def valid(self) -> bool:
+        """Whether the signature verified."""
+        return self.signature_error is None
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+
+def new_secret() -> str:
+    """A random Standard Webhooks secret (``whsec_<base64 of 24 random bytes>``)."""
+    return "whsec_" + base64.b64encode(os.urandom(24)).decode("ascii")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet; requests are recorded instead."""
+
+    def do_HEAD(self) -> None:
+        self._send(204, b"", None, with_body=False)
+
+    def do_POST(self) -> None:
+        receiver = self.server.receiver
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = dict(self.headers.items())
+        try:
+            msg_id: str | None = verify(
+                headers, body, receiver.secret, receiver.tolerance, scheme=receiver.scheme
+            )
+            error = None
+        except SignatureError as exc:
+            msg_id, error = None, str(exc)
+        reply = receiver.next_reply() if error is None else Reply(401, json.dumps({"error": error}))
+        receiver.record(ReceivedRequest("POST", self.path, headers, body, msg_id, error, reply))
+        if reply.delay and receiver.stopping.wait(reply.delay):
+            reply = Reply(drop=True)
+        if reply.drop:
+            self.close_connection = True
+            return
+        answer = reply.body
+        if answer is None:
+            answer = json.dumps({"status": "accepted" if reply.status < 300 else "error", "id": msg_id})
+        self._send(reply.status, answer.encode("utf-8"), reply.retry_after)
+
+    def _send(self, status: int, body: bytes, retry_after: str | None, with_body: bool = True) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            if retry_after is not None:
+                self.send_header("Retry-After", retry_after)
+            self.end_headers()
+            if with_body:
+                self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    receiver: DocumentApiReceiver
+
+
+class DocumentApiReceiver:
+    """
+    A local HTTP document API that verifies and records signed requests; a context manager.
+
+    :param secret: the shared secret; a random ``whsec_`` secret when not given
+    :param scheme: the signing scheme requests must use
+    :param tolerance: accepted clock difference in seconds
+    :param path: the URL path of the endpoint
+    """
+
+    def __init__(
+        self,
+        secret: str | None = None,
+        scheme: SigningScheme | None = None,
+        tolerance: int = 300,
+        path: str = "/process",
+    ) -> None:
+        self.secret = secret or new_secret()
+        self.scheme = scheme or SigningScheme()
+        self.tolerance = tolerance
+        self.path = path
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._replies: deque[Reply] = deque()
+        self._requests: list[ReceivedRequest] = []
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> DocumentApiReceiver:
+        """Listen on a free port of 127.0.0.1 and serve from a background thread."""
+        self.stopping.clear()
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.receiver = self
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket; delayed answers are dropped."""
+        self.stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> DocumentApiReceiver:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The port it listens on."""
+        if self._server is None:
+            raise RuntimeError("the receiver is not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The endpoint's URL."""
+        return f"http://127.0.0.1:{self.port}{self.path}"
+
+    def script(self, *replies: int | Reply) -> None:
+        """Queue the next answers, in order: status codes or :class:`Reply` objects."""
+        with self._lock:
+            self._replies.extend(Reply(r) if isinstance(r, int) else r for r in replies)
+
+    def next_reply(self) -> Reply:
+        """Take the next scripted answer; 200 when the script is empty."""
+        with self._lock:
+            return self._replies.popleft() if self._replies else Reply()
+
+    def record(self, request: ReceivedRequest) -> None:
+        """Remember a request."""
+        with self._lock:
+            self._requests.append(request)
+
+    @property
+    def requests(self) -> list[ReceivedRequest]:
+        """Every request received so far, in arrival order."""
+        with self._lock:
+            return list(self._requests)
+
+    def reset(self) -> None:
+        """Forget recorded requests and pending scripted answers."""
+        with self._lock:
+            self._requests.clear()
+            self._replies.clear()
+
+    def connection_dict(self, **extras: Any) -> dict[str, Any]:
+        """An Airflow ``outamation_document_api`` connection for this receiver, with ``extras``."""
+        extra = {"signature_scheme": self.scheme.name, **extras}
+        if self.scheme.name == HEX_HMAC:
+            extra.setdefault("signature_header", self.scheme.signature_header)
+        return {
+            "conn_type": "outamation_document_api",
+            "host": self.url,
+            "password": self.secret,
+            "extra": extra,
+        }
+
+    def connection_json(self, **extras: Any) -> str:
+        """:meth:`connection_dict` as the JSON an ``AIRFLOW_CONN_<ID>`` variable holds."""
+        return json.dumps(self.connection_dict(**extras))
