@@ -1,0 +1,239 @@
+"""
+PooledSFTPHookAsync: asyncssh SFTP access through connections shared by every trigger in the process.
+
+The pool is the SFTP provider's :class:`~airflow.providers.sftp.pools.sftp.SFTPClientPool` (bounded
+by a semaphore, LIFO idle queue, per-event-loop state, faulty connections dropped), subclassed to
+key it by the connection's settings instead of its id alone, to check idle connections before
+handing them out and to leave retries to the caller, who knows which errors are worth retrying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncGenerator, AsyncIterator, Hashable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING, NamedTuple
+
+import asyncssh
+from airflow.providers.common.compat.connection import get_async_connection
+from airflow.providers.sftp.hooks.sftp import SFTPHookAsync
+from airflow.providers.sftp.pools.sftp import SFTPClientPool, _is_connection_faulty
+
+from airflow_outamation.exceptions import (
+    OutamationError,
+    SFTPAuthenticationError,
+    SFTPConnectError,
+    SFTPHostKeyError,
+    SFTPPathError,
+)
+from airflow_outamation.readiness import FileState
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+#: SSH connections one pool keeps per connection settings (and event loop).
+DEFAULT_POOL_SIZE = 4
+#: Seconds a connect or a single SFTP request may take before the connection counts as dead.
+DEFAULT_TIMEOUT = 30.0
+
+SFTPPair = tuple[asyncssh.SSHClientConnection, asyncssh.SFTPClient]
+
+
+class _PoolKey(NamedTuple):
+    """Which pool a connection belongs to: its id and every setting that shapes the SSH session."""
+
+    conn_id: str
+    settings: Hashable
+
+
+class _SettingsKeyedSFTPClientPool(SFTPClientPool):
+    """The provider's pool, one per connection settings, with a liveness check on checkout."""
+
+    _instances: dict[_PoolKey, _SettingsKeyedSFTPClientPool] = {}  # type: ignore[assignment]
+    # The caller (the trigger) retries transient failures with backoff and must see permanent
+    # ones (wrong password, unknown host key) at once, not after the stock pool's retries.
+    _create_connection_max_retries = 0
+    key: _PoolKey
+    timeout: float
+
+    def __new__(cls, key: _PoolKey, pool_size: int, timeout: float) -> _SettingsKeyedSFTPClientPool:
+        with cls._lock:
+            pool = cls._instances.get(key)
+            if pool is None:
+                pool = object.__new__(cls)
+                pool._pre_init(key.conn_id, pool_size)
+                pool.key = key
+                pool.timeout = timeout
+                cls._instances[key] = pool
+            return pool
+
+    def __init__(self, key: _PoolKey, pool_size: int, timeout: float) -> None:
+        super().__init__(key.conn_id, pool_size)
+
+    @classmethod
+    def retire_others(cls, key: _PoolKey) -> list[_SettingsKeyedSFTPClientPool]:
+        """Forget the pools of ``key.conn_id`` made for older settings and return them for closing."""
+        with cls._lock:
+            stale = [other for other in cls._instances if other.conn_id == key.conn_id and other != key]
+            return [cls._instances.pop(other) for other in stale]
+
+    @classmethod
+    def forget_all(cls) -> list[_SettingsKeyedSFTPClientPool]:
+        """Forget every pool and return them for closing."""
+        with cls._lock:
+            pools = list(cls._instances.values())
+            cls._instances.clear()
+            return pools
+
+    async def _create_connection(self) -> SFTPPair:
+        ssh = await asyncio.wait_for(SFTPHookAsync(sftp_conn_id=self.sftp_conn_id)._get_conn(), self.timeout)
+        try:
+            sftp = await asyncio.wait_for(ssh.start_sftp_client(), self.timeout)
+        except BaseException:
+            ssh.close()
+            raise
+        self.log.info("Opened a pooled SFTP connection for %r", self.sftp_conn_id)
+        return ssh, sftp
+
+    async def acquire(self) -> SFTPPair:
+        """Take an idle connection (dropping any the server closed meanwhile) or open a new one."""
+        pair: SFTPPair = await super().acquire()
+        while pair[0].is_closed():
+            self.log.info("Dropping a pooled SFTP connection to %r that was closed", self.sftp_conn_id)
+            await self._release_pair(pair, self._get_loop_state(), faulty=True)
+            pair = await super().acquire()
+        return pair
+
+
+def _settings(conn: Connection) -> Hashable:
+    """Everything in an Airflow connection that shapes the SSH session (kept in memory only)."""
+    return (conn.conn_type, conn.host, conn.port, conn.login, conn.password, conn.extra)
+
+
+def _file_state(attrs: asyncssh.SFTPAttrs) -> FileState:
+    return FileState(
+        size=attrs.size or 0,
+        mtime=float(attrs.mtime or 0),
+        is_regular=attrs.type == asyncssh.FILEXFER_TYPE_REGULAR,
+    )
+
+
+class PooledSFTPHookAsync(SFTPHookAsync):
+    """
+    Asyncio SFTP hook whose connections come from a process-wide pool shared by all its instances.
+
+    Every inherited :class:`SFTPHookAsync` method runs on a pooled connection. This hook's own
+    methods raise :class:`~airflow_outamation.exceptions.SFTPConnectError` for transient failures
+    (refused, dropped, timed out: worth retrying) and ``SFTPAuthenticationError``,
+    ``SFTPHostKeyError`` or ``SFTPPathError`` for permanent ones, naming host:port and path.
+
+    :param sftp_conn_id: Airflow ``sftp`` connection; its host key is verified (``host_key`` or
+        ``known_hosts`` extra) unless it sets ``no_host_key_check``
+    :param pool_size: most SSH connections open at once for this connection (first user wins)
+    :param timeout: seconds a connect or one SFTP request may take
+    """
+
+    def __init__(
+        self,
+        sftp_conn_id: str = SFTPHookAsync.default_conn_name,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(sftp_conn_id=sftp_conn_id)
+        self.pool_size = pool_size
+        self.timeout = timeout
+        self.address = sftp_conn_id
+
+    async def _get_pool(self) -> _SettingsKeyedSFTPClientPool:
+        """The pool for the connection's current settings; pools of edited settings get closed."""
+        conn = await get_async_connection(self.sftp_conn_id)
+        self.address = f"{conn.host}:{conn.port or 22}"
+        key = _PoolKey(self.sftp_conn_id, _settings(conn))
+        for stale in _SettingsKeyedSFTPClientPool.retire_others(key):
+            self.log.info("Connection %r was edited; closing its old pooled connections", self.sftp_conn_id)
+            await stale.close()
+        return _SettingsKeyedSFTPClientPool(key, self.pool_size, self.timeout)
+
+    @asynccontextmanager
+    async def get_managed_conn(self) -> AsyncGenerator[asyncssh.SFTPClient]:
+        """A pooled SFTP client, shared by nested uses on this hook and returned by the last one."""
+        async with self._conn_lock:
+            if self.conn is None:
+                stack = AsyncExitStack()
+                pool = await self._get_pool()
+                self.conn = await stack.enter_async_context(pool.get_sftp_client())
+                self._conn_stack = stack
+            self._conn_count += 1
+            sftp = self._get_open_conn()
+        error: BaseException | None = None
+        try:
+            yield sftp
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._conn_count -= 1
+            if self._conn_count == 0:
+                open_stack, self._conn_stack, self.conn = self._conn_stack, None, None
+                if open_stack is not None:
+                    # The pool decides from the error whether the connection is still good.
+                    await open_stack.__aexit__(type(error) if error else None, error, None)
+
+    @asynccontextmanager
+    async def _client_for(self, path: str) -> AsyncIterator[asyncssh.SFTPClient]:
+        """A pooled client; asyncssh and socket errors leave as this package's exceptions."""
+        try:
+            async with self.get_managed_conn() as sftp:
+                yield sftp
+        except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
+            raise self._translate(exc, path) from exc
+
+    def _translate(self, exc: BaseException, path: str) -> OutamationError:
+        """This package's exception for an asyncssh or socket error on ``path``."""
+        where = f"SFTP server {self.address} (connection {self.sftp_conn_id!r})"
+        if isinstance(exc, asyncssh.PermissionDenied):
+            return SFTPAuthenticationError(f"{where} rejected the connection's credentials")
+        if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+            return SFTPHostKeyError(
+                f"{where} presented a host key the connection does not trust ({exc.reason}); "
+                "set the connection's host_key extra to the server's public host key"
+            )
+        if isinstance(exc, (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath)):
+            return SFTPPathError(f"{path} does not exist on {where}")
+        if isinstance(exc, asyncssh.SFTPPermissionDenied):
+            return SFTPPathError(f"permission denied on {path} on {where}")
+        if isinstance(exc, asyncssh.SFTPError) and not _is_connection_faulty(exc):
+            return SFTPPathError(f"{where} failed on {path}: {exc.reason}")
+        reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+        return SFTPConnectError(f"lost or could not open {where} while accessing {path}: {reason}")
+
+    async def list_directory_states(self, directory: str) -> dict[str, FileState]:
+        """
+        Read a directory once, with attributes: entry name -> size, mtime and whether it is a file.
+
+        :param directory: path of the remote directory
+        """
+        async with self._client_for(directory) as sftp:
+            entries = await asyncio.wait_for(sftp.readdir(directory), self.timeout)
+        states = {}
+        for entry in entries:
+            name = os.fsdecode(entry.filename)
+            if name not in (".", ".."):
+                states[name] = _file_state(entry.attrs)
+        return states
+
+    async def stat_file(self, path: str) -> FileState:
+        """
+        Size, mtime and type of one remote path (symbolic links followed).
+
+        :param path: path of the remote file
+        """
+        async with self._client_for(path) as sftp:
+            return _file_state(await asyncio.wait_for(sftp.stat(path), self.timeout))
+
+    @classmethod
+    async def close_all(cls) -> None:
+        """Close every pooled connection of the running event loop and forget the pools."""
+        for pool in _SettingsKeyedSFTPClientPool.forget_all():
+            await pool.close()
