@@ -1,0 +1,127 @@
+"""SubmitBatchOperator mapped over three batches inside a real DAG run (``dag.test()``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from airflow_outamation.signing import message_id
+from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, Reply
+
+DAG_ID = "outamation_test_submit_batches"
+
+# dag.test() in Airflow 3.3 runs a DAG only when a configured DAG bundle holds its file,
+# so the test writes this DAG into a bundle of its own.
+DAG_SOURCE = """
+from datetime import datetime, timezone
+
+from airflow.sdk import DAG, task
+
+from airflow_outamation.operators.document_api import SubmitBatchOperator
+
+BATCH_SIZES = (5, 5, 2)
+
+
+def three_batches():
+    return [
+        [
+            {{
+                "filename": f"doc{{b}}{{i}}.pdf",
+                "source_path": f"/drop/input/doc{{b}}{{i}}.pdf",
+                "backup_path": f"/drop/in_progress/01012026/doc{{b}}{{i}}.pdf",
+                "size": 100 + i,
+            }}
+            for i in range(size)
+        ]
+        for b, size in enumerate(BATCH_SIZES)
+    ]
+
+
+with DAG(
+    "{dag_id}", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc), catchup=False
+) as dag:
+
+    @task
+    def make_batches():
+        return three_batches()
+
+    SubmitBatchOperator.partial(
+        task_id="submit_batch",
+        document_api_conn_id="{conn_id}",
+        uploaded_by="{{{{ dag.dag_id }}}}",
+        source="SFTP",
+        profile_code="intake",
+    ).expand(batch=make_batches())
+"""
+
+
+def load_dag_module(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("outamation_test_submit_batches_dag", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def xcom_return_values(run_id: str, task_id: str) -> list[Any]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    query = XComModel.get_many(run_id=run_id, key="return_value", task_ids=task_id, dag_ids=DAG_ID)
+    with create_session() as session:
+        return [XComModel.deserialize_value(row) for row in session.scalars(query)]
+
+
+@pytest.mark.slow
+def test_mapped_submit_sends_three_signed_batches(
+    airflow_db: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    dag_file = bundle / "submit_batches_dag.py"
+    dag_file.write_text(DAG_SOURCE.format(dag_id=DAG_ID, conn_id=document_api_conn_id))
+    local = "airflow.dag_processing.bundles.local.LocalDagBundle"
+    bundles = [
+        {"name": "dags-folder", "classpath": local, "kwargs": {}},
+        {"name": "outamation-test-submit-batches", "classpath": local, "kwargs": {"path": str(bundle)}},
+    ]
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
+    module = load_dag_module(dag_file)
+    document_api_receiver.script(503)  # one batch needs a retry inside its task
+
+    dag_run = module.dag.test()
+
+    assert dag_run.state == "success"
+    submitted = [ti for ti in dag_run.get_task_instances() if ti.task_id == "submit_batch"]
+    assert sorted(ti.map_index for ti in submitted) == [0, 1, 2]
+    assert {ti.state for ti in submitted} == {"success"}
+    requests = document_api_receiver.requests
+    assert all(r.valid for r in requests), [r.signature_error for r in requests]
+    accepted = [r for r in requests if r.reply == Reply()]
+    assert len(requests) == 4
+    assert len(accepted) == 3
+    payloads = sorted((r.json() for r in accepted), key=lambda p: p["files"][0]["filename"])
+    expected = [
+        {
+            "files": [{"filename": f["filename"], "backup_path": f["backup_path"]} for f in batch],
+            "uploaded_by": DAG_ID,
+            "source": "SFTP",
+            "profile_code": "intake",
+        }
+        for batch in module.three_batches()
+    ]
+    assert payloads == expected
+    assert {r.message_id for r in requests} == {message_id(p) for p in expected}
+    summaries = sorted(xcom_return_values(dag_run.run_id, "submit_batch"), key=lambda s: s["file_count"])
+    assert [(s["status"], s["file_count"]) for s in summaries] == [(200, 2), (200, 5), (200, 5)]
+    assert {s["message_id"] for s in summaries} == {r.message_id for r in accepted}
