@@ -25,7 +25,16 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {
                 "integration-name": "Outamation document intake",
-                "python-modules": ["airflow_outamation.hooks.document_api"],
+                "python-modules": [
+                    "airflow_outamation.hooks.document_api",
+                    "airflow_outamation.hooks.sftp_async",
+                ],
+            },
+        ],
+        "triggers": [
+            {
+                "integration-name": "Outamation document intake",
+                "python-modules": ["airflow_outamation.triggers.sftp"],
             },
         ],
         "operators": [

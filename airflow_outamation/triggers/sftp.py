@@ -1,0 +1,149 @@
+"""ReadyFilesTrigger: wait in the triggerer until fully uploaded files sit in an SFTP folder."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_outamation import exceptions
+from airflow_outamation.exceptions import SFTPConnectError
+from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
+from airflow_outamation.readiness import FileState, RemoteFile, is_candidate, ready_files
+
+#: Longest wait between two attempts after transient failures (dropped connection, restart).
+MAX_RETRY_DELAY = 60.0
+
+
+class ReadyFilesTrigger(BaseTrigger):
+    """
+    Fire once ``directory`` holds files that finished uploading, listing up to ``max_files`` of them.
+
+    Each poll is one directory read over a pooled connection shared with every other trigger on
+    the same connection. The previous listing is kept, so a file unchanged across two polls at
+    least ``stability_delay`` apart is ready without an extra wait; readiness is decided by
+    :func:`airflow_outamation.readiness.ready_files`, as in the sync hook. Transient failures are
+    retried with backoff; permanent ones (credentials, host key, missing directory) end the
+    trigger with an ``error`` event.
+
+    :param sftp_conn_id: Airflow ``sftp`` connection
+    :param directory: remote directory to watch
+    :param pattern: case-insensitive glob the file names must match
+    :param stability_delay: seconds a file's size and mtime must stay unchanged
+    :param min_age: seconds since its last modification a file must have
+    :param min_size: smallest size in bytes that counts
+    :param max_files: most files one event lists (the first by name); ``None`` for all
+    :param poke_interval: seconds between polls while nothing is pending
+    """
+
+    def __init__(
+        self,
+        sftp_conn_id: str,
+        directory: str,
+        pattern: str = "*.pdf",
+        stability_delay: float = 1.2,
+        min_age: float = 0,
+        min_size: int = 1,
+        max_files: int | None = None,
+        poke_interval: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self.sftp_conn_id = sftp_conn_id
+        self.directory = directory
+        self.pattern = pattern
+        self.stability_delay = stability_delay
+        self.min_age = min_age
+        self.min_size = min_size
+        self.max_files = max_files
+        self.poke_interval = poke_interval
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Classpath and arguments, from which the triggerer rebuilds this trigger."""
+        return (
+            f"{self.__class__.__module__}.{self.__class__.__name__}",
+            {
+                "sftp_conn_id": self.sftp_conn_id,
+                "directory": self.directory,
+                "pattern": self.pattern,
+                "stability_delay": self.stability_delay,
+                "min_age": self.min_age,
+                "min_size": self.min_size,
+                "max_files": self.max_files,
+                "poke_interval": self.poke_interval,
+            },
+        )
+
+    def _retry_delay(self, failures: int) -> float:
+        """Backoff from ``poke_interval`` doubling up to MAX_RETRY_DELAY, jittered to spread triggers out."""
+        return min(self.poke_interval * 2 ** (failures - 1), MAX_RETRY_DELAY) * random.uniform(0.5, 1.0)
+
+    def _has_pending(self, listing: dict[str, FileState]) -> bool:
+        """Whether a file that may become ready (name, type and size fit) is in the listing."""
+        return any(is_candidate(name, state, self.pattern, self.min_size) for name, state in listing.items())
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until files are ready (``success`` event) or a permanent error (``error`` event)."""
+        hook = PooledSFTPHookAsync(sftp_conn_id=self.sftp_conn_id)
+        baseline: dict[str, FileState] | None = None
+        baseline_at = 0.0
+        failures = 0
+        while True:
+            started = time.monotonic()
+            try:
+                listing = await hook.list_directory_states(self.directory)
+            except SFTPConnectError as exc:
+                failures += 1
+                delay = self._retry_delay(failures)
+                self.log.warning(
+                    "Transient SFTP failure (attempt %d), retrying in %.1f s: %s", failures, delay, exc
+                )
+                await asyncio.sleep(delay)
+                continue
+            except Exception as exc:
+                self.log.error("Stopped waiting for files in %s: %s", self.directory, exc)
+                yield TriggerEvent({"status": "error", "error_type": type(exc).__name__, "message": str(exc)})
+                return
+            failures = 0
+            # Compare only with a listing finished at least stability_delay before this one started.
+            if baseline is None or started - baseline_at >= self.stability_delay:
+                if baseline is not None:
+                    ready = ready_files(
+                        self.directory,
+                        baseline,
+                        listing,
+                        now=time.time(),
+                        pattern=self.pattern,
+                        min_size=self.min_size,
+                        min_age=self.min_age,
+                    )
+                    if ready:
+                        yield self._success(ready)
+                        return
+                baseline, baseline_at = listing, time.monotonic()
+            pending = self._has_pending(listing)
+            await asyncio.sleep(
+                min(self.poke_interval, self.stability_delay) if pending else self.poke_interval
+            )
+
+    def _success(self, ready: list[RemoteFile]) -> TriggerEvent:
+        files = ready[: self.max_files] if self.max_files else ready
+        self.log.info("%d ready file(s) in %s, passing on %d", len(ready), self.directory, len(files))
+        return TriggerEvent(
+            {
+                "status": "success",
+                "files": [file.to_dict() for file in files],
+                "message": f"{len(files)} ready file(s) in {self.directory}",
+            }
+        )
+
+
+def error_from_event(event: dict[str, Any]) -> exceptions.OutamationError:
+    """The exception an ``error`` event stands for: its original type when it is one of this package's."""
+    error_type = getattr(exceptions, str(event.get("error_type")), None)
+    if isinstance(error_type, type) and issubclass(error_type, exceptions.OutamationError):
+        return error_type(event["message"])
+    return exceptions.OutamationError(event["message"])

@@ -1,0 +1,219 @@
+"""ReadyFilesTrigger against real servers, run in one event loop as the triggerer runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncssh
+import pytest
+from airflow.sdk.module_loading import import_string
+
+from airflow_outamation.hooks.sftp_async import DEFAULT_POOL_SIZE, PooledSFTPHookAsync
+from airflow_outamation.testing.pytest_plugin import set_airflow_connection
+from airflow_outamation.testing.server_base import SftpTestServer
+from airflow_outamation.triggers.sftp import ReadyFilesTrigger
+
+T = TypeVar("T")
+FAST = {"poke_interval": 0.2, "stability_delay": 0.4}
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` in a fresh event loop, closing the pooled connections it opened."""
+
+    async def main() -> T:
+        try:
+            return await coro
+        finally:
+            await PooledSFTPHookAsync.close_all()
+
+    return asyncio.run(main())
+
+
+async def first_event(trigger: ReadyFilesTrigger, timeout: float = 30) -> dict[str, Any]:
+    """The payload of the trigger's first event (the triggerer stops a trigger after it)."""
+    events = trigger.run()
+    try:
+        event = await asyncio.wait_for(events.__anext__(), timeout)
+    finally:
+        await events.aclose()
+    return event.payload
+
+
+def test_stable_file_fires(sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str) -> None:
+    sftp_server.write(f"{sftp_base}/doc.pdf", b"%PDF-1.7 stable")
+    mtime = sftp_server.local_path(f"{sftp_base}/doc.pdf").stat().st_mtime
+
+    event = run(first_event(ReadyFilesTrigger(sftp_conn_id, sftp_base, **FAST)))
+
+    assert event["status"] == "success"
+    assert event["files"] == [
+        {"path": f"{sftp_base}/doc.pdf", "filename": "doc.pdf", "size": 15, "mtime": float(int(mtime))}
+    ]
+
+
+def test_growing_file_fires_only_after_it_stops_growing(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    local = sftp_server.write(f"{sftp_base}/upload.pdf", b"%PDF")
+    stopped = threading.Event()
+
+    def keep_appending() -> None:
+        deadline = time.monotonic() + 2.0
+        with local.open("ab") as handle:
+            while time.monotonic() < deadline:
+                handle.write(b"x" * 100)
+                handle.flush()
+                time.sleep(0.05)
+        stopped.set()
+
+    writer = threading.Thread(target=keep_appending)
+
+    async def wait_while_writing() -> dict[str, Any]:
+        writer.start()
+        event = await first_event(
+            ReadyFilesTrigger(sftp_conn_id, sftp_base, poke_interval=0.2, stability_delay=0.5)
+        )
+        assert stopped.is_set(), "the trigger fired while the file was still growing"
+        return event
+
+    event = run(wait_while_writing())
+    writer.join()
+    assert event["files"][0]["size"] == local.stat().st_size
+
+
+def test_temporary_hidden_empty_and_other_files_never_fire(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    for name in (
+        "a.pdf.part",
+        "b.pdf.filepart",
+        "c.tmp",
+        "~d.pdf",
+        "e.pdf.crdownload",
+        ".f.pdf",
+        "notes.txt",
+    ):
+        sftp_server.write(f"{sftp_base}/{name}", b"content")
+    sftp_server.write(f"{sftp_base}/empty.pdf", b"")
+    sftp_server.makedirs(f"{sftp_base}/folder.pdf")
+
+    async def add_good_file_later() -> dict[str, Any]:
+        waiting = asyncio.create_task(first_event(ReadyFilesTrigger(sftp_conn_id, sftp_base, **FAST)))
+        await asyncio.sleep(1.5)  # several polls over files that are all stable
+        assert not waiting.done(), f"fired on files that are never ready: {waiting.result()}"
+        sftp_server.write(f"{sftp_base}/good.PDF", b"%PDF-1.7")
+        return await waiting
+
+    event = run(add_good_file_later())
+    assert [file["filename"] for file in event["files"]] == ["good.PDF"]
+
+
+def test_max_files_caps_the_event(sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str) -> None:
+    for index in range(5):
+        sftp_server.write(f"{sftp_base}/doc{index}.pdf")
+    event = run(first_event(ReadyFilesTrigger(sftp_conn_id, sftp_base, max_files=2, **FAST)))
+    assert [file["filename"] for file in event["files"]] == ["doc0.pdf", "doc1.pdf"]
+
+
+def test_missing_directory_ends_with_an_error_event(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    event = run(first_event(ReadyFilesTrigger(sftp_conn_id, f"{sftp_base}/nope", **FAST), timeout=10))
+    assert event["status"] == "error"
+    assert event["error_type"] == "SFTPPathError"
+    assert f"{sftp_base}/nope" in event["message"]
+
+
+def test_wrong_credentials_end_with_an_error_event(
+    sftp_server: SftpTestServer, sftp_base: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    key = tmp_path / "wrong_key"
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(key))
+    conn = sftp_server.connection_dict(key_file=str(key))
+    if sftp_server.password is not None:  # the asyncssh server also takes the password
+        conn["password"] = "wrong-password"
+    conn_id = "outamation_trigger_wrong_creds"
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+
+    event = run(first_event(ReadyFilesTrigger(conn_id, sftp_base, **FAST), timeout=10))
+
+    assert event["status"] == "error"
+    assert event["error_type"] == "SFTPAuthenticationError"
+    assert f"{sftp_server.host}:{sftp_server.port}" in event["message"]
+    assert "wrong-password" not in event["message"]
+
+
+def test_survives_a_server_restart_mid_wait(
+    make_sftp_server: Callable[[str], SftpTestServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # asyncssh only: OpenSshServer.restart() does not drop established sessions yet.
+    server = make_sftp_server("asyncssh")
+    conn_id = set_airflow_connection(monkeypatch, "outamation_trigger_restart", server)
+    server.makedirs("/in")
+
+    async def restart_while_waiting() -> dict[str, Any]:
+        waiting = asyncio.create_task(first_event(ReadyFilesTrigger(conn_id, "/in", **FAST)))
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(server.stop)
+        await asyncio.sleep(1.0)  # polls now fail: refused connections, retried with backoff
+        await asyncio.to_thread(server.start)
+        server.write("/in/after-restart.pdf")
+        return await waiting
+
+    event = run(restart_while_waiting())
+    assert [file["filename"] for file in event["files"]] == ["after-restart.pdf"]
+    assert server.connections_opened() >= 2
+
+
+def test_fifty_triggers_share_pooled_connections(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    for index in range(50):
+        sftp_server.write(f"{sftp_base}/d{index:02}/doc.pdf")
+    before = sftp_server.connections_opened()
+
+    async def fifty() -> list[dict[str, Any]]:
+        triggers = [
+            ReadyFilesTrigger(sftp_conn_id, f"{sftp_base}/d{index:02}", **FAST) for index in range(50)
+        ]
+        return await asyncio.gather(*(first_event(trigger) for trigger in triggers))
+
+    events = run(fifty())
+
+    assert [event["files"][0]["path"] for event in events] == [
+        f"{sftp_base}/d{index:02}/doc.pdf" for index in range(50)
+    ]
+    assert 1 <= sftp_server.connections_opened() - before <= DEFAULT_POOL_SIZE
+
+
+def test_serialize_round_trips() -> None:
+    trigger = ReadyFilesTrigger(
+        "conn",
+        "/base/input",
+        pattern="*.PDF",
+        stability_delay=2.5,
+        min_age=3,
+        min_size=10,
+        max_files=7,
+        poke_interval=9,
+    )
+    classpath, kwargs = trigger.serialize()
+    rebuilt = import_string(classpath)(**kwargs)
+    assert type(rebuilt) is ReadyFilesTrigger
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert kwargs == {
+        "sftp_conn_id": "conn",
+        "directory": "/base/input",
+        "pattern": "*.PDF",
+        "stability_delay": 2.5,
+        "min_age": 3,
+        "min_size": 10,
+        "max_files": 7,
+        "poke_interval": 9,
+    }
