@@ -212,6 +212,16 @@ def test_secret_never_in_logs_or_errors(
     assert "HTTP 503" in logs
 
 
+def test_secret_is_known_to_the_secrets_masker(
+    document_api_receiver: DocumentApiReceiver, document_api_conn_id: str
+) -> None:
+    from airflow.sdk.log import redact
+
+    secret = document_api_receiver.secret
+    DocumentApiHook(document_api_conn_id).settings  # noqa: B018
+    assert secret not in str(redact(f"the secret is {secret}"))
+
+
 def test_hex_hmac_scheme_with_custom_header(monkeypatch: pytest.MonkeyPatch) -> None:
     scheme = SigningScheme(HEX_HMAC, signature_header="X-Outamation-Signature")
     with DocumentApiReceiver(secret="plain text secret", scheme=scheme) as receiver:
