@@ -23,7 +23,7 @@ import requests
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, stop_after_attempt
-from tenacity.wait import wait_exponential_jitter
+from tenacity.wait import wait_exponential, wait_random
 
 from airflow_outamation import __version__
 from airflow_outamation.exceptions import DocumentApiError
@@ -334,12 +334,13 @@ class DocumentApiHook(BaseHook):
     def _wait(self, retry_state: RetryCallState) -> float:
         """Exponential backoff with jitter, at least ``Retry-After``, at most ``backoff_max``."""
         settings = self.settings
-        backoff = wait_exponential_jitter(
-            initial=settings.backoff_initial, max=settings.backoff_max, jitter=settings.backoff_initial
-        )(retry_state)
+        backoff = wait_exponential(
+            multiplier=settings.backoff_initial, max=settings.backoff_max
+        ) + wait_random(0, settings.backoff_initial)
+        backoff_seconds = backoff(retry_state)
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         retry_after = getattr(exc, "retry_after", None) or 0.0
-        return min(max(backoff, retry_after), settings.backoff_max)
+        return min(max(backoff_seconds, retry_after), settings.backoff_max)
 
     def _log_retry(self, retry_state: RetryCallState) -> None:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
