@@ -37,6 +37,12 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_outamation.triggers.sftp"],
             },
         ],
+        "sensors": [
+            {
+                "integration-name": "Outamation document intake",
+                "python-modules": ["airflow_outamation.sensors.sftp"],
+            },
+        ],
         "operators": [
             {
                 "integration-name": "Outamation document intake",

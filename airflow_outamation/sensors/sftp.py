@@ -1,0 +1,121 @@
+"""ReadyFilesSensor: wait for fully uploaded files in an SFTP folder, in the triggerer by default."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.exceptions import AirflowSkipException
+
+from airflow_outamation.exceptions import OutamationError, SFTPConnectError
+from airflow_outamation.triggers.sftp import ReadyFilesTrigger, error_from_event
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class ReadyFilesSensor(BaseSensorOperator):
+    """
+    Wait until ``directory`` holds files that finished uploading; return them for the claim step.
+
+    Deferrable (the default), it waits in the triggerer through :class:`ReadyFilesTrigger`, sharing
+    pooled SFTP connections with every other sensor there. With ``deferrable=False`` it pokes (or
+    reschedules, with ``mode="reschedule"``) through ``PooledSFTPHook.list_ready_files``. Both
+    apply :mod:`airflow_outamation.readiness` and push up to ``max_files`` ready files, as
+    ``RemoteFile.to_dict()`` dicts (path, filename, size, mtime), to XCom.
+
+    Transient SFTP failures are retried until ``timeout``. ``timeout`` and ``soft_fail`` work as in
+    any sensor (with ``soft_fail`` a run that finds no file is skipped), but a permanent error
+    (credentials, host key, missing directory) fails the task even with ``soft_fail``, so that a
+    misconfigured connection is never mistaken for an empty folder.
+
+    :param sftp_conn_id: Airflow ``sftp`` connection
+    :param directory: remote directory to watch (templated)
+    :param pattern: case-insensitive glob the file names must match (templated)
+    :param stability_delay: seconds a file's size and mtime must stay unchanged
+    :param min_age: seconds since its last modification a file must have
+    :param min_size: smallest size in bytes that counts (1 skips empty files)
+    :param max_files: most files one run passes on (the first by name); ``None`` for all
+    :param deferrable: wait in the triggerer (default) instead of in a worker slot
+    """
+
+    template_fields: Sequence[str] = ("directory", "pattern")
+    ui_color = "#d6eaf8"
+
+    def __init__(
+        self,
+        *,
+        sftp_conn_id: str,
+        directory: str,
+        pattern: str = "*.pdf",
+        stability_delay: float = 1.2,
+        min_age: float = 0,
+        min_size: int = 1,
+        max_files: int | None = None,
+        deferrable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sftp_conn_id = sftp_conn_id
+        self.directory = directory
+        self.pattern = pattern
+        self.stability_delay = stability_delay
+        self.min_age = min_age
+        self.min_size = min_size
+        self.max_files = max_files
+        self.deferrable = deferrable
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        self.defer(
+            trigger=ReadyFilesTrigger(
+                sftp_conn_id=self.sftp_conn_id,
+                directory=self.directory,
+                pattern=self.pattern,
+                stability_delay=self.stability_delay,
+                min_age=self.min_age,
+                min_size=self.min_size,
+                max_files=self.max_files,
+                poke_interval=self.poke_interval,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        from airflow_outamation.hooks.sftp import PooledSFTPHook
+
+        hook = PooledSFTPHook(ssh_conn_id=self.sftp_conn_id)
+        try:
+            ready = hook.list_ready_files(
+                self.directory,
+                pattern=self.pattern,
+                stability_delay=self.stability_delay,
+                min_age=self.min_age,
+                min_size=self.min_size,
+            )
+        except SFTPConnectError as exc:
+            self.log.warning("Transient SFTP failure, poking again: %s", exc)
+            return PokeReturnValue(is_done=False)
+        files = [file.to_dict() for file in ready[: self.max_files or None]]
+        self.log.info("%d ready file(s) in %s, passing on %d", len(ready), self.directory, len(files))
+        return PokeReturnValue(is_done=bool(files), xcom_value=files)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """Return the trigger's ready files, or raise the error it reported."""
+        if event.get("status") != "success":
+            raise error_from_event(event)
+        self.log.info(event["message"])
+        return event["files"]
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """As in any sensor, except that ``soft_fail`` never turns a reported SFTP error into a skip."""
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except AirflowSkipException as skip:
+            if self.soft_fail and isinstance(skip.__cause__, OutamationError):
+                raise skip.__cause__ from None
+            raise

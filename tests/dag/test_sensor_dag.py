@@ -1,0 +1,131 @@
+"""The deferrable ReadyFilesSensor inside a real DAG run (``dag.test()``): defers, resumes, pushes files."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from airflow_outamation.testing.server_base import SftpTestServer
+
+DAG_ID = "outamation_test_ready_files_sensor"
+
+# dag.test() in Airflow 3.3 runs a DAG only when a configured DAG bundle holds its file,
+# so the test writes this DAG into a bundle of its own.
+DAG_SOURCE = """
+from datetime import datetime, timezone
+
+from airflow.sdk import DAG, Param, task
+
+from airflow_outamation.sensors.sftp import ReadyFilesSensor
+
+with DAG(
+    "{dag_id}",
+    schedule=None,
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    params={{"base": Param("{base}", type="string")}},
+) as dag:
+    ready = ReadyFilesSensor(
+        task_id="wait_for_files",
+        sftp_conn_id="{conn_id}",
+        directory="{{{{ params.base }}}}/input",
+        stability_delay=0.3,
+        poke_interval=0.2,
+        timeout=60,
+    )
+
+    @task
+    def names(files):
+        return [file["filename"] for file in files]
+
+    names(ready.output)
+"""
+
+
+def load_dag_module(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("outamation_test_ready_files_sensor_dag", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def xcom_return_value(run_id: str, task_id: str) -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    query = XComModel.get_many(run_id=run_id, key="return_value", task_ids=task_id, dag_ids=DAG_ID)
+    with create_session() as session:
+        (row,) = session.scalars(query)
+        return XComModel.deserialize_value(row)
+
+
+@pytest.fixture
+def sensor_dag(
+    airflow_db: str, asyncssh_server: SftpTestServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> tuple[ModuleType, str]:
+    """The DAG above in a bundle of its own, watching ``<base>/input`` on the asyncssh server."""
+    base = asyncssh_server.remote_path(f"dag-{tmp_path.name}")
+    conn_id = "outamation_dag_sftp"
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", asyncssh_server.connection_json())
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    dag_file = bundle / "ready_files_sensor_dag.py"
+    dag_file.write_text(DAG_SOURCE.format(dag_id=DAG_ID, base=base, conn_id=conn_id))
+    local = "airflow.dag_processing.bundles.local.LocalDagBundle"
+    bundles = [
+        {"name": "dags-folder", "classpath": local, "kwargs": {}},
+        {"name": "outamation-test-ready-files", "classpath": local, "kwargs": {"path": str(bundle)}},
+    ]
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
+    return load_dag_module(dag_file), base
+
+
+def sensor_instance(dag_run: Any) -> Any:
+    return next(ti for ti in dag_run.get_task_instances() if ti.task_id == "wait_for_files")
+
+
+@pytest.mark.slow
+def test_deferrable_sensor_defers_resumes_and_pushes_files(
+    sensor_dag: tuple[ModuleType, str], asyncssh_server: SftpTestServer
+) -> None:
+    from airflow.models.trigger import Trigger
+    from airflow.utils.session import create_session
+
+    module, base = sensor_dag
+    asyncssh_server.write(f"{base}/input/one.pdf", b"%PDF one")
+    asyncssh_server.write(f"{base}/input/two.pdf", b"%PDF two")
+    asyncssh_server.write(f"{base}/input/partial.pdf.part", b"%PDF")
+
+    dag_run = module.dag.test()
+
+    assert dag_run.state == "success"
+    with create_session() as session:  # it deferred: its trigger went through the database
+        trigger = session.get(Trigger, sensor_instance(dag_run).trigger_id)
+        assert trigger.classpath == "airflow_outamation.triggers.sftp.ReadyFilesTrigger"
+        assert trigger.kwargs["directory"] == f"{base}/input"  # rendered template
+    files = xcom_return_value(dag_run.run_id, "wait_for_files")
+    assert [(f["path"], f["size"]) for f in files] == [
+        (f"{base}/input/one.pdf", 8),
+        (f"{base}/input/two.pdf", 8),
+    ]
+    assert xcom_return_value(dag_run.run_id, "names") == ["one.pdf", "two.pdf"]
+
+
+@pytest.mark.slow
+def test_missing_directory_fails_the_sensor_task(
+    sensor_dag: tuple[ModuleType, str], capfd: pytest.CaptureFixture[str]
+) -> None:
+    module, base = sensor_dag
+
+    dag_run = module.dag.test(run_conf={"base": f"{base}/nowhere"})
+
+    assert dag_run.state == "failed"
+    assert sensor_instance(dag_run).state == "failed"
+    assert f"SFTPPathError: {base}/nowhere/input does not exist on SFTP server" in capfd.readouterr().out

@@ -1,0 +1,107 @@
+"""ReadyFilesSensor against real servers: deferral, resumption, timeout, soft_fail and errors."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any, cast
+
+import pytest
+from airflow.sdk import Context
+from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
+from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+
+from airflow_outamation.exceptions import SFTPPathError
+from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
+from airflow_outamation.sensors.sftp import ReadyFilesSensor
+from airflow_outamation.testing.server_base import SftpTestServer
+from airflow_outamation.triggers.sftp import ReadyFilesTrigger
+
+CONTEXT = cast(Context, {})
+
+
+def defer(sensor: ReadyFilesSensor) -> TaskDeferred:
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(CONTEXT)
+    return deferred.value
+
+
+def trigger_event(trigger: ReadyFilesTrigger) -> dict[str, Any]:
+    """Run the trigger as the triggerer would and return its first event's payload."""
+
+    async def first() -> dict[str, Any]:
+        events = trigger.run()
+        try:
+            return (await asyncio.wait_for(events.__anext__(), 30)).payload
+        finally:
+            await events.aclose()
+            await PooledSFTPHookAsync.close_all()
+
+    return asyncio.run(first())
+
+
+def resume(sensor: ReadyFilesSensor, deferred: TaskDeferred) -> Any:
+    """Resume the sensor with the event of the trigger it deferred to."""
+    assert isinstance(deferred.trigger, ReadyFilesTrigger)
+    event = trigger_event(deferred.trigger)
+    return sensor.resume_execution(deferred.method_name, {"event": event}, CONTEXT)
+
+
+def test_defers_by_default_and_returns_ready_files(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    sftp_server.write(f"{sftp_base}/a.pdf", b"%PDF a")
+    sftp_server.write(f"{sftp_base}/b.pdf", b"%PDF b")
+    sftp_server.write(f"{sftp_base}/c.pdf", b"%PDF c")
+    sensor = ReadyFilesSensor(
+        task_id="wait",
+        sftp_conn_id=sftp_conn_id,
+        directory=sftp_base,
+        max_files=2,
+        stability_delay=0.3,
+        poke_interval=0.2,
+        timeout=600,
+    )
+
+    deferred = defer(sensor)
+
+    assert deferred.timeout == timedelta(seconds=600)
+    assert deferred.trigger.serialize()[1] == {
+        "sftp_conn_id": sftp_conn_id,
+        "directory": sftp_base,
+        "pattern": "*.pdf",
+        "stability_delay": 0.3,
+        "min_age": 0,
+        "min_size": 1,
+        "max_files": 2,
+        "poke_interval": 0.2,
+    }
+    files = resume(sensor, deferred)
+    assert [(f["path"], f["filename"], f["size"]) for f in files] == [
+        (f"{sftp_base}/a.pdf", "a.pdf", 6),
+        (f"{sftp_base}/b.pdf", "b.pdf", 6),
+    ]
+
+
+@pytest.mark.parametrize("soft_fail", [False, True])
+def test_missing_directory_fails_even_with_soft_fail(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str, soft_fail: bool
+) -> None:
+    sensor = ReadyFilesSensor(
+        task_id="wait",
+        sftp_conn_id=sftp_conn_id,
+        directory=f"{sftp_base}/missing",
+        poke_interval=0.2,
+        soft_fail=soft_fail,
+    )
+    with pytest.raises(SFTPPathError, match=f"{sftp_base}/missing does not exist on SFTP server"):
+        resume(sensor, defer(sensor))
+
+
+@pytest.mark.parametrize(
+    ("soft_fail", "expected"), [(False, AirflowSensorTimeout), (True, AirflowSkipException)]
+)
+def test_deferral_timeout_honours_soft_fail(soft_fail: bool, expected: type[Exception]) -> None:
+    sensor = ReadyFilesSensor(task_id="wait", sftp_conn_id="any", directory="/in", soft_fail=soft_fail)
+    with pytest.raises(expected):
+        sensor.resume_execution(TRIGGER_FAIL_REPR, {"error": TriggerFailureReason.TRIGGER_TIMEOUT}, CONTEXT)
