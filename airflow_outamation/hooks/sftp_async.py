@@ -10,8 +10,9 @@ handing them out and to leave retries to the caller, who knows which errors are 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Hashable
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -44,7 +45,7 @@ class _PoolKey(NamedTuple):
     """Which pool a connection belongs to: its id and every setting that shapes the SSH session."""
 
     conn_id: str
-    settings: Hashable
+    settings_digest: str
 
 
 class _SettingsKeyedSFTPClientPool(SFTPClientPool):
@@ -106,9 +107,10 @@ class _SettingsKeyedSFTPClientPool(SFTPClientPool):
         return pair
 
 
-def _settings(conn: Connection) -> Hashable:
-    """Everything in an Airflow connection that shapes the SSH session (kept in memory only)."""
-    return (conn.conn_type, conn.host, conn.port, conn.login, conn.password, conn.extra)
+def _settings_digest(conn: Connection) -> str:
+    """A digest of everything in an Airflow connection that shapes the SSH session (no secret in clear)."""
+    fields = (conn.conn_type, conn.host, conn.port, conn.login, conn.password, conn.extra)
+    return hashlib.sha256(repr(fields).encode()).hexdigest()
 
 
 def _file_state(attrs: asyncssh.SFTPAttrs) -> FileState:
@@ -149,7 +151,7 @@ class PooledSFTPHookAsync(SFTPHookAsync):
         """The pool for the connection's current settings; pools of edited settings get closed."""
         conn = await get_async_connection(self.sftp_conn_id)
         self.address = f"{conn.host}:{conn.port or 22}"
-        key = _PoolKey(self.sftp_conn_id, _settings(conn))
+        key = _PoolKey(self.sftp_conn_id, _settings_digest(conn))
         for stale in _SettingsKeyedSFTPClientPool.retire_others(key):
             self.log.info("Connection %r was edited; closing its old pooled connections", self.sftp_conn_id)
             await stale.close()
