@@ -57,6 +57,26 @@ def test_stable_file_fires(sftp_server: SftpTestServer, sftp_base: str, sftp_con
     ]
 
 
+def test_second_read_confirms_a_stable_file_without_extra_wait(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sftp_server.write(f"{sftp_base}/doc.pdf")
+    reads: list[str] = []
+    list_directory_states = PooledSFTPHookAsync.list_directory_states
+
+    async def counted(self: PooledSFTPHookAsync, directory: str) -> dict[str, Any]:
+        reads.append(directory)
+        return await list_directory_states(self, directory)
+
+    monkeypatch.setattr(PooledSFTPHookAsync, "list_directory_states", counted)
+    trigger = ReadyFilesTrigger(sftp_conn_id, sftp_base, poke_interval=60, stability_delay=0.3)
+
+    event = run(first_event(trigger))
+
+    assert [file["filename"] for file in event["files"]] == ["doc.pdf"]
+    assert reads == [sftp_base, sftp_base]  # one listing, one more after stability_delay (not 60 s)
+
+
 def test_growing_file_fires_only_after_it_stops_growing(
     sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
 ) -> None:
