@@ -55,7 +55,6 @@ class _SettingsKeyedSFTPClientPool(SFTPClientPool):
     # The caller (the trigger) retries transient failures with backoff and must see permanent
     # ones (wrong password, unknown host key) at once, not after the stock pool's retries.
     _create_connection_max_retries = 0
-    key: _PoolKey
     timeout: float
 
     def __new__(cls, key: _PoolKey, pool_size: int, timeout: float) -> _SettingsKeyedSFTPClientPool:
@@ -64,7 +63,6 @@ class _SettingsKeyedSFTPClientPool(SFTPClientPool):
             if pool is None:
                 pool = object.__new__(cls)
                 pool._pre_init(key.conn_id, pool_size)
-                pool.key = key
                 pool.timeout = timeout
                 cls._instances[key] = pool
             return pool
