@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import tempfile
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
@@ -78,7 +77,7 @@ class AsyncsshSftpServer(SftpTestServer):
         username: str = "outamation",
         password: str | None = "s3cret-pass",
     ) -> None:
-        super().__init__(root or tempfile.mkdtemp(prefix="outamation-asyncssh-"), username, password)
+        super().__init__(root, username, password)
         self._host_key = asyncssh.generate_private_key("ssh-ed25519")
         self.host_key_line = " ".join(self._host_key.export_public_key().decode().split()[:2])
         client_key = asyncssh.generate_private_key("ssh-ed25519")

@@ -10,7 +10,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -60,10 +59,7 @@ class OpenSshServer(SftpTestServer):
             )
         as_root = os.geteuid() == 0
         account = pwd.getpwnam(_UNPRIVILEGED_USER) if as_root else pwd.getpwuid(os.geteuid())
-        base = tempfile.mkdtemp(prefix="outamation-openssh-")
-        os.chmod(base, 0o755)
-        super().__init__(root or Path(base) / "root", account.pw_name, None)
-        self._base = base
+        super().__init__(root, account.pw_name, None)
         self.owner_uid, self.owner_gid = account.pw_uid, account.pw_gid
         self._chown(self.root)
         self._sshd_path = sshd_path
@@ -82,7 +78,6 @@ class OpenSshServer(SftpTestServer):
 
     def _prepare_keys_and_config(self) -> None:
         work = Path(self._workdir)
-        os.chmod(work, 0o755)
         for name in ("host_key", "client_key"):
             subprocess.run(
                 [
@@ -204,10 +199,9 @@ class OpenSshServer(SftpTestServer):
         self._process = None
 
     def close(self) -> None:
-        """Stop sshd and remove its working files and the root it created."""
+        """Stop sshd and remove its temporary files."""
         self.stop()
         super().close()
-        shutil.rmtree(self._base, ignore_errors=True)
 
     def connections_opened(self) -> int:
         pattern = re.compile(r"Accepted publickey for ")

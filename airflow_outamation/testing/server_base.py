@@ -23,15 +23,20 @@ class SftpTestServer:
     kind = "base"
     host = "127.0.0.1"
 
-    def __init__(self, root: str | os.PathLike[str], username: str, password: str | None) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | os.PathLike[str] | None, username: str, password: str | None) -> None:
+        # One temporary directory holds the server's keys and config ("work") and, unless the
+        # caller chose one, the served files ("root"); close() removes it.
+        self._tempdir = tempfile.mkdtemp(prefix=f"outamation-{self.kind}-")
+        os.chmod(self._tempdir, 0o755)
+        self._workdir = os.path.join(self._tempdir, "work")
+        os.mkdir(self._workdir, 0o755)
+        self.root = Path(root) if root is not None else Path(self._tempdir) / "root"
         self.root.mkdir(parents=True, exist_ok=True)
         self.username = username
         self.password = password
         self.port = 0
         self.host_key_line = ""
         self.client_key_path = ""
-        self._workdir = tempfile.mkdtemp(prefix=f"outamation-{self.kind}-work-")
         self.owner_uid = os.geteuid()
         self.owner_gid = os.getegid()
 
@@ -59,8 +64,8 @@ class SftpTestServer:
         self.start()
 
     def close(self) -> None:
-        """Stop the server and remove its working files (not ``root``)."""
-        shutil.rmtree(self._workdir, ignore_errors=True)
+        """Stop the server and remove its temporary files (``root`` too, unless the caller gave it)."""
+        shutil.rmtree(self._tempdir, ignore_errors=True)
 
     def __enter__(self) -> SftpTestServer:
         return self.start()
