@@ -170,18 +170,23 @@ class OpenSshServer(SftpTestServer):
         with self._log_lock:
             return "\n".join(self._log_lines)
 
-    def _children(self) -> list[int]:
-        if self._process is None:
-            return []
-        children = Path(f"/proc/{self._process.pid}/task/{self._process.pid}/children")
+    @staticmethod
+    def _children_of(pid: int) -> list[int]:
         try:
-            return [int(pid) for pid in children.read_text().split()]
+            return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
         except OSError:
             return []
 
+    def _children(self) -> list[int]:
+        """The per-connection sshd processes (children of the listener)."""
+        return self._children_of(self._process.pid) if self._process is not None else []
+
     def drop_connections(self) -> None:
-        """Kill every per-connection sshd process, as a network failure would look to clients."""
-        for pid in self._children():
+        """Kill every per-connection sshd process and its helpers, as a network failure would."""
+        pending = self._children()
+        while pending:
+            pid = pending.pop()
+            pending.extend(self._children_of(pid))
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 

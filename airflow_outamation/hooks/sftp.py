@@ -1,0 +1,442 @@
+"""
+PooledSFTPHook: Airflow's SFTPHook with pooled, self-healing connections, readiness and safe transfers.
+
+The stock :class:`~airflow.providers.sftp.hooks.sftp.SFTPHook` opens a new SSH connection (about
+200 ms) for every method call; this hook takes one from a process-wide pool keyed by the
+connection's id and settings, replaces connections that went stale, and retries an operation once
+when its connection died under it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import posixpath
+import socket
+import stat
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Generator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import paramiko
+from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+from airflow_outamation import readiness
+from airflow_outamation.exceptions import (
+    OutamationError,
+    SFTPAuthenticationError,
+    SFTPConnectError,
+    SFTPHostKeyError,
+    SFTPPathError,
+)
+from airflow_outamation.hooks.sftp_pool import DEFAULT_POOL_SIZE, POOLS, ClientPool, PooledClient
+from airflow_outamation.readiness import FileState, RemoteFile
+
+if TYPE_CHECKING:
+    from airflow_outamation.claims import ClaimedFile
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: SSH window and packet sizes for bulk transfers (paramiko's defaults, 2 MiB / 32 KiB, stall on fast links).
+WINDOW_SIZE = 64 * 1024 * 1024
+MAX_PACKET_SIZE = 256 * 1024
+
+
+def _is_stale_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection went away (and not that the server refused the request)."""
+    if isinstance(exc, (EOFError, paramiko.SSHException, socket.timeout, ConnectionError)):
+        return True
+    # paramiko raises OSError("Socket is closed") on a dead channel; SFTP status errors carry an errno
+    # or come as a plain IOError with the server's message, while the transport is still active.
+    return isinstance(exc, OSError) and exc.errno is None and "closed" in str(exc).lower()
+
+
+def _reconnect_once(func: F) -> F:
+    """Run ``func``; if its pooled connection died under it, run it once more on a fresh one."""
+
+    @functools.wraps(func)
+    def wrapper(self: PooledSFTPHook, *args: Any, **kwargs: Any) -> Any:
+        if self._held() is not None:
+            return func(self, *args, **kwargs)
+        try:
+            return func(self, *args, **kwargs)
+        except OutamationError:
+            raise
+        except Exception as exc:
+            if not _is_stale_error(exc):
+                raise
+            self.log.warning(
+                "Connection to %s went away during %s (%s); retrying once on a new connection",
+                self.address,
+                func.__name__,
+                type(exc).__name__,
+            )
+            return func(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class PooledSFTPHook(SFTPHook):
+    """
+    Interact with SFTP through pooled connections that heal themselves.
+
+    Works on Airflow's ``sftp`` connection type. Every inherited :class:`SFTPHook` method runs on a
+    client from a process-wide pool (keyed by connection id and settings, so an edited connection
+    gets new connections). A client whose transport died is replaced before it is handed out, and
+    an operation that fails because the connection went away is retried once on a new connection;
+    other failures (no such file, permission denied) are not retried. Compression is off unless the
+    connection's extra sets ``"compress": "true"`` (PDFs do not compress; SSH compression triples
+    the transfer time). One hook instance belongs to one thread; the pool is shared.
+
+    :param ssh_conn_id: the :ref:`sftp connection id<howto/connection:sftp>`
+    :param pool_size: most SSH connections open at once for this connection's settings
+    """
+
+    def __init__(
+        self,
+        ssh_conn_id: str | None = "sftp_default",
+        *args: Any,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("conn_retry_attempts", 1)
+        super().__init__(ssh_conn_id, *args, **kwargs)
+        self.pool_size = pool_size
+        extra = self.get_connection(ssh_conn_id).extra_dejson if ssh_conn_id else {}
+        self.compress = str(extra.get("compress", "false")).lower() == "true"
+        self._local = threading.local()
+        self._lent: PooledClient | None = None
+        self._private: PooledClient | None = None
+
+    @property
+    def address(self) -> str:
+        """``user@host:port`` of the server, for messages (never a secret)."""
+        return f"{self.username}@{self.remote_host}:{self.port}"
+
+    def _settings_digest(self) -> str:
+        """A digest of every setting that shapes the SSH session (secrets included, never stored in clear)."""
+        settings = (
+            self.remote_host,
+            self.port,
+            self.username,
+            self.password,
+            self.key_file,
+            self.pkey.get_base64() if self.pkey else None,
+            self.host_key.get_base64() if self.host_key else None,
+            self.no_host_key_check,
+            self.allow_host_key_change,
+            self.look_for_keys,
+            self.compress,
+            self.host_proxy_cmd,
+            repr(self.ciphers),
+            repr(self.disabled_algorithms),
+            self.keepalive_interval,
+            self.conn_timeout,
+        )
+        return hashlib.sha256(repr(settings).encode()).hexdigest()
+
+    @property
+    def pool(self) -> ClientPool:
+        """The process-wide pool for this connection's current settings."""
+        return POOLS.get(str(self.ssh_conn_id), self._settings_digest(), self.pool_size)
+
+    @classmethod
+    def close_all(cls) -> None:
+        """Close every pooled connection of every connection id in this process."""
+        POOLS.close_all()
+
+    def pool_stats(self) -> dict[str, int]:
+        """Counters of this connection's pool: ``opened``, ``reused``, ``replaced``, ``in_use``, ``idle``."""
+        return self.pool.stats.as_dict()
+
+    def _open_client(self) -> PooledClient:
+        """Open a new SSH connection and SFTP session; connection failures become clear exceptions."""
+        self.client = None  # SSHHook.get_conn() would hand back its cached client
+        ssh: paramiko.SSHClient | None = None
+        try:
+            ssh = super(SFTPHook, self).get_conn()
+            transport = ssh.get_transport()
+            assert transport is not None
+            transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
+            transport.default_window_size = WINDOW_SIZE
+            transport.default_max_packet_size = MAX_PACKET_SIZE
+            return PooledClient(ssh, ssh.open_sftp())
+        except Exception as exc:
+            if ssh is not None:
+                ssh.close()
+            raise self._connect_error(exc) from None
+        finally:
+            self.client = None
+
+    def _connect_error(self, exc: Exception) -> OutamationError:
+        where = f"SFTP server {self.address} (connection {self.ssh_conn_id!r})"
+        if isinstance(exc, paramiko.AuthenticationException):
+            return SFTPAuthenticationError(f"{where} rejected the credentials: {type(exc).__name__}")
+        if isinstance(exc, paramiko.BadHostKeyException):
+            return SFTPHostKeyError(
+                f"{where} presented host key {exc.key.get_name()} {exc.key.fingerprint}, which differs "
+                "from the connection's host_key"
+            )
+        if isinstance(exc, paramiko.SSHException) and "known_hosts" in str(exc):
+            return SFTPHostKeyError(
+                f"{where} has an unknown host key: set the connection's host_key extra to the server's "
+                "public host key (or add it to known_hosts)"
+            )
+        if isinstance(exc, (socket.timeout, TimeoutError)):
+            return SFTPConnectError(f"timed out connecting to {where} after {self.conn_timeout} s")
+        return SFTPConnectError(f"could not connect to {where}: {type(exc).__name__}: {exc}")
+
+    def _held(self) -> PooledClient | None:
+        return getattr(self._local, "client", None) or self._lent
+
+    @contextmanager
+    def get_managed_conn(self) -> Generator[paramiko.SFTPClient, None, None]:
+        """A pooled SFTP client for the block; nested uses in one thread share it."""
+        held = self._held()
+        if held is not None:
+            yield held.sftp
+            return
+        pool = self.pool
+        client = pool.checkout(self._open_client)
+        self._local.client = client
+        dead = False
+        try:
+            yield client.sftp
+        except BaseException as exc:
+            dead = _is_stale_error(exc) or not client.is_alive()
+            raise
+        finally:
+            self._local.client = None
+            self.conn = None
+            pool.checkin(client, dead=dead)
+
+    def get_conn(self, pooled: bool = True) -> paramiko.SFTPClient:  # type: ignore[override]
+        """
+        Return an SFTP client: this hook's pooled one until :meth:`close_conn`, or a private one.
+
+        :param pooled: ``False`` opens a private connection that no one else uses
+        """
+        if not pooled:
+            if self._private is None or not self._private.is_alive():
+                self._private = self._open_client()
+            return self._private.sftp
+        if self._lent is not None and not self._lent.is_alive():
+            self.pool.checkin(self._lent, dead=True)
+            self._lent = None
+        if self._lent is None:
+            self._lent = self.pool.checkout(self._open_client)
+        self.conn = self._lent.sftp
+        return self.conn
+
+    def close_conn(self) -> None:
+        """Give the client of :meth:`get_conn` back to the pool and close a private one."""
+        if self._lent is not None:
+            self.pool.checkin(self._lent)
+            self._lent = None
+        if self._private is not None:
+            self._private.close()
+            self._private = None
+        self.conn = None
+
+    @contextmanager
+    def _sftp(self, path: str) -> Generator[paramiko.SFTPClient, None, None]:
+        """A pooled client; SFTP status errors on ``path`` leave as :class:`SFTPPathError`."""
+        with self.get_managed_conn() as sftp:
+            try:
+                yield sftp
+            except FileNotFoundError:
+                raise SFTPPathError(f"no such file or directory: {path} on {self.address}") from None
+            except PermissionError:
+                raise SFTPPathError(f"permission denied: {path} on {self.address}") from None
+
+    def _list_states(self, directory: str) -> dict[str, FileState]:
+        with self._sftp(directory) as sftp:
+            if not stat.S_ISDIR(sftp.stat(directory).st_mode or 0):
+                raise SFTPPathError(f"not a directory: {directory} on {self.address}")
+            return {
+                entry.filename: FileState(
+                    size=entry.st_size or 0,
+                    mtime=float(entry.st_mtime or 0),
+                    is_regular=stat.S_ISREG(entry.st_mode or 0),
+                )
+                for entry in sftp.listdir_attr(directory)
+            }
+
+    def _stat_file(self, path: str) -> FileState:
+        with self._sftp(path) as sftp:
+            attrs = sftp.stat(path)
+        if stat.S_ISDIR(attrs.st_mode or 0):
+            raise SFTPPathError(f"is a directory, not a file: {path} on {self.address}")
+        return FileState(size=attrs.st_size or 0, mtime=float(attrs.st_mtime or 0))
+
+    @_reconnect_once
+    def is_file_fully_uploaded(self, path: str, delay: float = 1.2) -> bool:
+        """
+        Whether a file kept its size and modification time for ``delay`` seconds.
+
+        No connection is held while waiting.
+
+        :param path: full path to the remote file
+        :param delay: seconds between the two looks
+        """
+        before = self._stat_file(path)
+        time.sleep(delay)
+        try:
+            after = self._stat_file(path)
+        except SFTPPathError:
+            return False
+        return readiness.is_stable(before, after)
+
+    @_reconnect_once
+    def list_ready_files(
+        self,
+        directory: str,
+        pattern: str = "*.pdf",
+        stability_delay: float = 1.2,
+        min_age: float = 0,
+        min_size: int = 1,
+    ) -> list[RemoteFile]:
+        """
+        List the ready files of ``directory``: two listings ``stability_delay`` apart, one wait in all.
+
+        See :mod:`airflow_outamation.readiness` for the rules (unchanged, matching ``pattern``
+        case-insensitively, regular, no dotfile or temporary upload name, ``min_size``, ``min_age``).
+
+        :param directory: full path to the remote directory
+        :param pattern: glob the file names must match
+        :param stability_delay: seconds between the two listings
+        :param min_age: seconds since a file's last modification
+        :param min_size: smallest size in bytes (1 leaves out empty files)
+        """
+        before = self._list_states(directory)
+        time.sleep(stability_delay)
+        after = self._list_states(directory)
+        return readiness.ready_files(
+            directory, before, after, now=time.time(), pattern=pattern, min_size=min_size, min_age=min_age
+        )
+
+    @_reconnect_once
+    def upload_to_folder(self, local_path: str, remote_dir: str, overwrite: bool = False) -> str:
+        """
+        Upload a local file into ``remote_dir`` under a temporary name, then rename it into place.
+
+        No reader ever sees a partial file: the temporary name is a dotfile ending in ``.part``.
+        Missing directories are created.
+
+        :param local_path: the local file
+        :param remote_dir: the remote directory to put it in
+        :param overwrite: replace a file of the same name instead of failing
+        :return: the remote path of the uploaded file
+        """
+        if not os.path.isfile(local_path):
+            raise SFTPPathError(f"local file to upload does not exist: {local_path}")
+        name = os.path.basename(local_path)
+        target = posixpath.join(remote_dir, name)
+        temporary = posixpath.join(remote_dir, f".{name}.{uuid.uuid4().hex[:8]}.part")
+        with self._sftp(remote_dir) as sftp:
+            self._makedirs(sftp, remote_dir)
+            if not overwrite and self._exists(sftp, target):
+                raise SFTPPathError(f"refusing to overwrite {target} on {self.address} (overwrite=False)")
+            try:
+                sftp.put(local_path, temporary, confirm=True)
+                if overwrite:
+                    sftp.posix_rename(temporary, target)
+                else:
+                    sftp.rename(temporary, target)
+            except BaseException:
+                if self._exists(sftp, temporary):
+                    sftp.remove(temporary)
+                if not overwrite and self._exists(sftp, target):
+                    raise SFTPPathError(f"{target} appeared on {self.address} during the upload") from None
+                raise
+        return target
+
+    @staticmethod
+    def _exists(sftp: paramiko.SFTPClient, path: str) -> bool:
+        try:
+            sftp.stat(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    @staticmethod
+    def _makedirs(sftp: paramiko.SFTPClient, remote_dir: str) -> None:
+        missing = []
+        current = remote_dir.rstrip("/")
+        while current and current != "/" and not PooledSFTPHook._exists(sftp, current):
+            missing.append(current)
+            current = posixpath.dirname(current)
+        for directory in reversed(missing):
+            sftp.mkdir(directory)
+
+    @_reconnect_once
+    def download_to_temp(self, remote_path: str) -> str:
+        """
+        Download a remote file into a new local temporary directory and return the local path.
+
+        :param remote_path: full path to the remote file
+        """
+        self._stat_file(remote_path)
+        local_path = os.path.join(tempfile.mkdtemp(prefix="outamation-"), posixpath.basename(remote_path))
+        with self._sftp(remote_path) as sftp:
+            sftp.get(remote_path, local_path)
+        return local_path
+
+    @_reconnect_once
+    def remove_file(self, path: str) -> None:
+        """
+        Remove a remote file (not a directory).
+
+        :param path: full path to the remote file
+        """
+        self._stat_file(path)
+        with self._sftp(path) as sftp:
+            sftp.remove(path)
+
+    @_reconnect_once
+    def claim_files(
+        self,
+        files: Sequence[RemoteFile | Mapping[str, Any] | str],
+        in_progress_dir: str,
+        manifest_id: str,
+    ) -> list[ClaimedFile]:
+        """
+        Move files into ``in_progress_dir`` by atomic rename, exactly once, crash-safe.
+
+        See :func:`airflow_outamation.claims.claim_files`; a retry on a new connection is safe
+        because the claim resumes from its manifest.
+
+        :param files: the ready files (``RemoteFile``, their dicts, or paths)
+        :param in_progress_dir: the dated in-progress directory
+        :param manifest_id: names the claim's manifest; the same id returns the same claim
+        """
+        from airflow_outamation import claims
+
+        with self.get_managed_conn() as sftp:
+            return claims.claim_files(sftp, files, in_progress_dir, manifest_id)
+
+
+def _wrap_inherited_methods() -> None:
+    """Give every connection-managed method of the stock hook the reconnect-once behaviour."""
+    own = vars(PooledSFTPHook)
+    for name, member in vars(SFTPHook).items():
+        code = getattr(member, "__code__", None)
+        if name not in own and code is not None and code.co_name == "handle_connection_management_wrapper":
+            setattr(PooledSFTPHook, name, _reconnect_once(member))
+
+
+_wrap_inherited_methods()
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy re-export of the asyncio twin, so both hooks import from this module."""
+    if name == "PooledSFTPHookAsync":
+        from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
+
+        return PooledSFTPHookAsync
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
