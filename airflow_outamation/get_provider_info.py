@@ -27,6 +27,7 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Outamation document intake",
                 "python-modules": [
                     "airflow_outamation.hooks.document_api",
+                    "airflow_outamation.hooks.sftp",
                     "airflow_outamation.hooks.sftp_async",
                 ],
             },
