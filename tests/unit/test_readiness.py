@@ -1,0 +1,86 @@
+"""Readiness rules over two listings, one rule at a time."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_outamation.readiness import (
+    FileState,
+    RemoteFile,
+    is_temporary_name,
+    matches_pattern,
+    ready_files,
+)
+
+NOW = 1_800_000_000.0
+OLD = NOW - 3600
+
+
+def _ready(before: dict[str, FileState], after: dict[str, FileState], **kwargs: object) -> list[str]:
+    return [f.filename for f in ready_files("/in", before, after, now=NOW, **kwargs)]  # type: ignore[arg-type]
+
+
+def test_unchanged_pdf_is_ready_with_its_path_size_and_mtime() -> None:
+    state = FileState(size=10, mtime=OLD)
+    assert ready_files("/in", {"a.pdf": state}, {"a.pdf": state}, now=NOW) == [
+        RemoteFile(path="/in/a.pdf", size=10, mtime=OLD)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (FileState(10, OLD), FileState(20, OLD)),
+        (FileState(10, OLD), FileState(10, OLD + 1)),
+    ],
+    ids=["grew", "touched"],
+)
+def test_changed_file_is_not_ready(before: FileState, after: FileState) -> None:
+    assert _ready({"a.pdf": before}, {"a.pdf": after}) == []
+
+
+def test_file_missing_from_first_listing_is_not_ready() -> None:
+    assert _ready({}, {"new.pdf": FileState(10, OLD)}) == []
+
+
+@pytest.mark.parametrize(
+    "name", ["a.pdf.part", "a.pdf.filepart", "a.tmp", "~a.pdf", "a.pdf.crdownload", "A.PDF.PART"]
+)
+def test_temporary_upload_names_are_not_ready(name: str) -> None:
+    assert is_temporary_name(name)
+    state = FileState(10, OLD)
+    assert _ready({name: state}, {name: state}, pattern="*") == []
+
+
+def test_dotfiles_directories_and_empty_files_are_not_ready() -> None:
+    listing = {
+        ".hidden.pdf": FileState(10, OLD),
+        "folder.pdf": FileState(4096, OLD, is_regular=False),
+        "empty.pdf": FileState(0, OLD),
+        "ok.pdf": FileState(1, OLD),
+    }
+    assert _ready(listing, listing) == ["ok.pdf"]
+
+
+def test_pattern_is_case_insensitive_and_excludes_other_names() -> None:
+    listing = {n: FileState(10, OLD) for n in ("A.PDF", "b.Pdf", "c.txt", "d.pdfx")}
+    assert matches_pattern("A.PDF", "*.pdf")
+    assert _ready(listing, listing) == ["A.PDF", "b.Pdf"]
+    assert _ready(listing, listing, pattern="*.TXT") == ["c.txt"]
+
+
+def test_min_size_and_min_age() -> None:
+    listing = {
+        "small.pdf": FileState(5, OLD),
+        "fresh.pdf": FileState(50, NOW - 10),
+        "good.pdf": FileState(50, OLD),
+    }
+    assert _ready(listing, listing, min_size=10, min_age=60) == ["good.pdf"]
+
+
+def test_result_is_sorted_by_name_and_round_trips_through_xcom_dicts() -> None:
+    listing = {n: FileState(10, OLD) for n in ("b.pdf", "a (1).pdf", "é.pdf")}
+    files = ready_files("/in", listing, listing, now=NOW)
+    assert [f.filename for f in files] == ["a (1).pdf", "b.pdf", "é.pdf"]
+    assert [RemoteFile.from_dict(f.to_dict()) for f in files] == files
+    assert files[0].to_dict() == {"path": "/in/a (1).pdf", "filename": "a (1).pdf", "size": 10, "mtime": OLD}
