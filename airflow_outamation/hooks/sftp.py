@@ -189,6 +189,13 @@ class PooledSFTPHook(SFTPHook):
             )
         if isinstance(exc, (socket.timeout, TimeoutError)):
             return SFTPConnectError(f"timed out connecting to {where} after {self.conn_timeout} s")
+        if isinstance(exc, paramiko.SSHException) and (
+            "banner" in str(exc) or "No existing session" in str(exc)
+        ):
+            return SFTPConnectError(
+                f"timed out or cut off in the SSH handshake with {where} "
+                f"(banner timeout {self.banner_timeout} s)"
+            )
         return SFTPConnectError(f"could not connect to {where}: {type(exc).__name__}: {exc}")
 
     def _held(self) -> PooledClient | None:
