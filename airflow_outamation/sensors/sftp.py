@@ -10,6 +10,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_outamation.exceptions import OutamationError, SFTPConnectError
+from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.triggers.sftp import ReadyFilesTrigger, error_from_event
 
 if TYPE_CHECKING:
@@ -86,8 +87,6 @@ class ReadyFilesSensor(BaseSensorOperator):
         )
 
     def poke(self, context: Context) -> PokeReturnValue:
-        from airflow_outamation.hooks.sftp import PooledSFTPHook
-
         hook = PooledSFTPHook(ssh_conn_id=self.sftp_conn_id)
         try:
             ready = hook.list_ready_files(

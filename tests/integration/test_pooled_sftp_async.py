@@ -134,29 +134,21 @@ def test_untrusted_host_key_is_refused(
         run(PooledSFTPHookAsync(conn_id).list_directory_states(sftp_base))
 
 
-#: OpenSshServer.drop_connections() kills only the per-connection "[priv]" monitor; the session
-#: process below it keeps serving, so a restart does not drop clients yet (strict: fails once fixed).
-OPENSSH_KEEPS_SESSIONS = pytest.mark.xfail(
-    reason="testing.OpenSshServer.restart() leaves session processes alive", strict=True
-)
-
-
-@pytest.mark.parametrize(
-    "kind", ["asyncssh", pytest.param("openssh", marks=[pytest.mark.sshd, OPENSSH_KEEPS_SESSIONS])]
-)
+@pytest.mark.parametrize("kind", ["asyncssh", pytest.param("openssh", marks=pytest.mark.sshd)])
 def test_idle_connections_dropped_by_a_restart_are_replaced(
     kind: str, make_sftp_server: Callable[[str], SftpTestServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = make_sftp_server(kind)
     conn_id = set_airflow_connection(monkeypatch, f"outamation_restart_{kind}", server)
-    server.write("/in/a.pdf")
+    inbox = server.remote_path("in")
+    server.write(f"{inbox}/a.pdf")
 
     async def across_restart() -> dict[str, FileState]:
         hook = PooledSFTPHookAsync(conn_id)
-        await hook.list_directory_states("/in")
+        await hook.list_directory_states(inbox)
         server.restart()
         await asyncio.sleep(0.2)  # let the client notice the closed socket
-        return await hook.list_directory_states("/in")
+        return await hook.list_directory_states(inbox)
 
     assert set(run(across_restart())) == {"a.pdf"}
     assert server.connections_opened() == 2

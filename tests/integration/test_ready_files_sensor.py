@@ -105,3 +105,43 @@ def test_deferral_timeout_honours_soft_fail(soft_fail: bool, expected: type[Exce
     sensor = ReadyFilesSensor(task_id="wait", sftp_conn_id="any", directory="/in", soft_fail=soft_fail)
     with pytest.raises(expected):
         sensor.resume_execution(TRIGGER_FAIL_REPR, {"error": TriggerFailureReason.TRIGGER_TIMEOUT}, CONTEXT)
+
+
+def poke_sensor(conn_id: str, directory: str, **kwargs: Any) -> ReadyFilesSensor:
+    return ReadyFilesSensor(
+        task_id="wait",
+        sftp_conn_id=conn_id,
+        directory=directory,
+        deferrable=False,
+        stability_delay=0.3,
+        poke_interval=0.2,
+        **kwargs,
+    )
+
+
+def test_poke_mode_returns_ready_files(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    sftp_server.write(f"{sftp_base}/a.pdf", b"%PDF a")
+    sftp_server.write(f"{sftp_base}/b.pdf.part", b"%PDF b")
+
+    files = poke_sensor(sftp_conn_id, sftp_base, timeout=30).execute(CONTEXT)
+
+    assert [(f["path"], f["filename"], f["size"]) for f in files] == [(f"{sftp_base}/a.pdf", "a.pdf", 6)]
+
+
+@pytest.mark.parametrize(
+    ("soft_fail", "expected"), [(False, AirflowSensorTimeout), (True, AirflowSkipException)]
+)
+def test_poke_mode_without_files_times_out_or_skips(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str, soft_fail: bool, expected: type[Exception]
+) -> None:
+    with pytest.raises(expected):
+        poke_sensor(sftp_conn_id, sftp_base, timeout=1, soft_fail=soft_fail).execute(CONTEXT)
+
+
+def test_poke_mode_missing_directory_fails(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    with pytest.raises(SFTPPathError, match=f"{sftp_base}/missing"):
+        poke_sensor(sftp_conn_id, f"{sftp_base}/missing", timeout=30, soft_fail=True).execute(CONTEXT)

@@ -169,21 +169,22 @@ def test_wrong_credentials_end_with_an_error_event(
     assert "wrong-password" not in event["message"]
 
 
+@pytest.mark.parametrize("kind", ["asyncssh", pytest.param("openssh", marks=pytest.mark.sshd)])
 def test_survives_a_server_restart_mid_wait(
-    make_sftp_server: Callable[[str], SftpTestServer], monkeypatch: pytest.MonkeyPatch
+    kind: str, make_sftp_server: Callable[[str], SftpTestServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # asyncssh only: OpenSshServer.restart() does not drop established sessions yet.
-    server = make_sftp_server("asyncssh")
-    conn_id = set_airflow_connection(monkeypatch, "outamation_trigger_restart", server)
-    server.makedirs("/in")
+    server = make_sftp_server(kind)
+    conn_id = set_airflow_connection(monkeypatch, f"outamation_trigger_restart_{kind}", server)
+    inbox = server.remote_path("in")
+    server.makedirs(inbox)
 
     async def restart_while_waiting() -> dict[str, Any]:
-        waiting = asyncio.create_task(first_event(ReadyFilesTrigger(conn_id, "/in", **FAST)))
+        waiting = asyncio.create_task(first_event(ReadyFilesTrigger(conn_id, inbox, **FAST)))
         await asyncio.sleep(0.5)
         await asyncio.to_thread(server.stop)
         await asyncio.sleep(1.0)  # polls now fail: refused connections, retried with backoff
         await asyncio.to_thread(server.start)
-        server.write("/in/after-restart.pdf")
+        server.write(f"{inbox}/after-restart.pdf")
         return await waiting
 
     event = run(restart_while_waiting())
