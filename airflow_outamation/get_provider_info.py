@@ -47,7 +47,11 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Outamation document intake",
-                "python-modules": ["airflow_outamation.operators.document_api"],
+                "python-modules": [
+                    "airflow_outamation.operators.batch",
+                    "airflow_outamation.operators.document_api",
+                    "airflow_outamation.operators.sftp",
+                ],
             },
         ],
         "connection-types": [

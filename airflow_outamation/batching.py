@@ -1,0 +1,26 @@
+"""Split claimed files into API batches: a stable order, a fixed size (pure, no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T", bound=Mapping[str, Any])
+
+DEFAULT_BATCH_SIZE = 5
+
+
+def split_into_batches(files: Sequence[T], batch_size: int = DEFAULT_BATCH_SIZE) -> list[list[T]]:
+    """
+    Sort ``files`` by ``filename`` (then ``backup_path``) and cut them into batches of ``batch_size``.
+
+    The order does not depend on the order the files came in, so a re-run builds the same batches
+    and each batch keeps its content-derived message id.
+
+    :param files: claimed files, each with ``filename`` and ``backup_path``
+    :param batch_size: files per batch (the last one may be smaller)
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    ordered = sorted(files, key=lambda f: (str(f["filename"]), str(f.get("backup_path", ""))))
+    return [list(ordered[start : start + batch_size]) for start in range(0, len(ordered), batch_size)]

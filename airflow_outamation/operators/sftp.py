@@ -1,0 +1,97 @@
+"""ClaimFilesOperator: move ready files from the input folder into in_progress/<date>/, exactly once."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from airflow_outamation.hooks.sftp import PooledSFTPHook
+from airflow_outamation.readiness import RemoteFile
+
+
+def manifest_id_for(dag_id: str, run_id: str) -> str:
+    """A file-name-safe claim id for one DAG run (``:`` and ``+`` of run ids become ``_``)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", f"{dag_id}__{run_id}")
+
+
+def run_date(context: Context) -> datetime:
+    """The run's date: its logical date, or when it was due (a manual run may have no logical date)."""
+    logical_date = context.get("logical_date")
+    return logical_date if logical_date is not None else context["dag_run"].run_after
+
+
+class ClaimFilesOperator(BaseOperator):
+    """
+    Claim ready files: rename them from ``<base>/<source_dir>`` into ``<base>/<in_progress_dir>/<date>/``.
+
+    The date comes from the DAG run (``date_format`` of its logical date, else of when it was due),
+    so every retry and every task of the run use the same folder. The claim is recorded in a
+    manifest named after the DAG run: a retried task, even after a crash mid-way, returns exactly
+    the files of its first attempt, and a file raced for by another run is claimed by one only. See
+    :func:`airflow_outamation.claims.claim_files`.
+
+    :param sftp_conn_id: Airflow ``sftp`` connection
+    :param base_path: the project's folder on the server (templated)
+    :param files: the sensor's ready files (``RemoteFile`` dicts or paths; templated); when
+        ``None`` the operator lists the ready files itself
+    :param source_dir: input folder under ``base_path`` (templated)
+    :param in_progress_dir: in-progress folder under ``base_path`` (templated)
+    :param date_format: ``strftime`` format of the dated folder (templated; ``%m%d%Y`` as the seed)
+    :param pattern: file pattern when listing ready files itself (templated)
+    :param stability_delay: seconds between the two listings when listing ready files itself
+    """
+
+    template_fields: Sequence[str] = (
+        "base_path",
+        "files",
+        "source_dir",
+        "in_progress_dir",
+        "date_format",
+        "pattern",
+    )
+    ui_color = "#fdebd0"
+
+    def __init__(
+        self,
+        *,
+        sftp_conn_id: str,
+        base_path: str,
+        files: Sequence[Mapping[str, Any] | str] | None = None,
+        source_dir: str = "input",
+        in_progress_dir: str = "in_progress",
+        date_format: str = "%m%d%Y",
+        pattern: str = "*.pdf",
+        stability_delay: float = 1.2,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sftp_conn_id = sftp_conn_id
+        self.base_path = base_path
+        self.files = files
+        self.source_dir = source_dir
+        self.in_progress_dir = in_progress_dir
+        self.date_format = date_format
+        self.pattern = pattern
+        self.stability_delay = stability_delay
+
+    def execute(self, context: Context) -> list[dict[str, str]]:
+        """Claim the files; return ``[{"filename", "source_path", "backup_path"}]``."""
+        hook = PooledSFTPHook(ssh_conn_id=self.sftp_conn_id)
+        source = posixpath.join(self.base_path, self.source_dir)
+        target = posixpath.join(
+            self.base_path, self.in_progress_dir, run_date(context).strftime(self.date_format)
+        )
+        files: Sequence[RemoteFile | Mapping[str, Any] | str]
+        if self.files is None:
+            files = hook.list_ready_files(source, pattern=self.pattern, stability_delay=self.stability_delay)
+        else:
+            files = self.files
+        manifest_id = manifest_id_for(context["dag_run"].dag_id, context["run_id"])
+        claimed = hook.claim_files(files, target, manifest_id)
+        self.log.info("Claimed %d of %d file(s) from %s into %s", len(claimed), len(files), source, target)
+        return [file.to_dict() for file in claimed]
