@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import BaseOperator, Context, XComArg
 
 from airflow_outamation.batching import DEFAULT_BATCH_SIZE, split_into_batches
 
@@ -27,7 +27,7 @@ class BatchFilesOperator(BaseOperator):
     def __init__(
         self,
         *,
-        claimed: Sequence[Mapping[str, Any]],
+        claimed: Sequence[Mapping[str, Any]] | XComArg,
         batch_size: int | str = DEFAULT_BATCH_SIZE,
         **kwargs: Any,
     ) -> None:
@@ -36,7 +36,7 @@ class BatchFilesOperator(BaseOperator):
         self.batch_size = batch_size
 
     def execute(self, context: Context) -> list[list[dict[str, Any]]]:
-        files = [dict(file) for file in self.claimed or []]
+        files = [dict(file) for file in self.claimed or []]  # type: ignore[union-attr]  # resolved by now
         batches = split_into_batches(files, int(self.batch_size))
         self.log.info(
             "%d claimed file(s) -> %d batch(es) of up to %s", len(files), len(batches), self.batch_size

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import BaseOperator, Context, XComArg
 
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.readiness import RemoteFile
@@ -61,7 +61,7 @@ class ClaimFilesOperator(BaseOperator):
         *,
         sftp_conn_id: str,
         base_path: str,
-        files: Sequence[Mapping[str, Any] | str] | None = None,
+        files: Sequence[Mapping[str, Any] | str] | XComArg | None = None,
         source_dir: str = "input",
         in_progress_dir: str = "in_progress",
         date_format: str = "%m%d%Y",
@@ -90,7 +90,7 @@ class ClaimFilesOperator(BaseOperator):
         if self.files is None:
             files = hook.list_ready_files(source, pattern=self.pattern, stability_delay=self.stability_delay)
         else:
-            files = self.files
+            files = self.files  # type: ignore[assignment]  # rendered: an XComArg is resolved by now
         manifest_id = manifest_id_for(context["dag_run"].dag_id, context["run_id"])
         claimed = hook.claim_files(files, target, manifest_id)
         self.log.info("Claimed %d of %d file(s) from %s into %s", len(claimed), len(files), source, target)

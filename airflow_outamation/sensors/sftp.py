@@ -35,14 +35,14 @@ class ReadyFilesSensor(BaseSensorOperator):
     :param sftp_conn_id: Airflow ``sftp`` connection
     :param directory: remote directory to watch (templated)
     :param pattern: case-insensitive glob the file names must match (templated)
-    :param stability_delay: seconds a file's size and mtime must stay unchanged
+    :param stability_delay: seconds a file's size and mtime must stay unchanged (templated)
     :param min_age: seconds since its last modification a file must have
     :param min_size: smallest size in bytes that counts (1 skips empty files)
     :param max_files: most files one run passes on (the first by name); ``None`` for all
     :param deferrable: wait in the triggerer (default) instead of in a worker slot
     """
 
-    template_fields: Sequence[str] = ("directory", "pattern")
+    template_fields: Sequence[str] = ("directory", "pattern", "stability_delay")
     ui_color = "#d6eaf8"
 
     def __init__(
@@ -51,7 +51,7 @@ class ReadyFilesSensor(BaseSensorOperator):
         sftp_conn_id: str,
         directory: str,
         pattern: str = "*.pdf",
-        stability_delay: float = 1.2,
+        stability_delay: float | str = 1.2,
         min_age: float = 0,
         min_size: int = 1,
         max_files: int | None = None,
@@ -76,7 +76,7 @@ class ReadyFilesSensor(BaseSensorOperator):
                 sftp_conn_id=self.sftp_conn_id,
                 directory=self.directory,
                 pattern=self.pattern,
-                stability_delay=self.stability_delay,
+                stability_delay=float(self.stability_delay),
                 min_age=self.min_age,
                 min_size=self.min_size,
                 max_files=self.max_files,
@@ -92,7 +92,7 @@ class ReadyFilesSensor(BaseSensorOperator):
             ready = hook.list_ready_files(
                 self.directory,
                 pattern=self.pattern,
-                stability_delay=self.stability_delay,
+                stability_delay=float(self.stability_delay),
                 min_age=self.min_age,
                 min_size=self.min_size,
             )
