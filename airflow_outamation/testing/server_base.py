@@ -8,7 +8,9 @@ import shutil
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
+
+ServerT = TypeVar("ServerT", bound="SftpTestServer")
 
 
 class SftpTestServer:
@@ -67,8 +69,9 @@ class SftpTestServer:
         """Stop the server and remove its temporary files (``root`` too, unless the caller gave it)."""
         shutil.rmtree(self._tempdir, ignore_errors=True)
 
-    def __enter__(self) -> SftpTestServer:
-        return self.start()
+    def __enter__(self: ServerT) -> ServerT:
+        self.start()
+        return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -1,0 +1,178 @@
+"""
+``python -m airflow_outamation.demo``: the whole pipeline on local servers, in about a minute.
+
+Starts the in-process asyncssh SFTP server with sample PDFs in ``input/`` (one of them still being
+written), the signature-verifying document API receiver, a throw-away ``AIRFLOW_HOME`` with both
+Airflow connections, and runs the example DAG with ``airflow dags test`` (the sensor defers into
+the in-process triggerer). Prints what happened and exits non-zero if any step did not.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from airflow_outamation.testing.asyncssh_server import AsyncsshSftpServer
+from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
+
+DAGS_FOLDER = Path(__file__).resolve().parent.parent / "dags"
+PROJECT_ID = "demo"
+BASE_PATH = "/upload/demo"
+SAMPLE_FILES = 12
+STILL_WRITING = "scan_still_uploading.pdf"
+#: Log messages of Airflow's output worth showing while the DAG runs.
+PROGRESS_MARKERS = ("ready file", "Claimed", "batch(es)", "accepted batch", "DEFERRED", "rror")
+#: Airflow's console log line: timestamp, [level], message, [logger], key=value pairs.
+LOG_LINE = re.compile(r"^\S+ \[(?P<level>\w+)\s*\] (?P<message>.*?) \[[\w.]+\]")
+
+
+def _sample_pdf(number: int) -> bytes:
+    text = f"Outamation demo document {number}"
+    return (
+        b"%PDF-1.7\n1 0 obj <</Type /Catalog /Pages 2 0 R>> endobj\n"
+        b"2 0 obj <</Type /Pages /Kids [] /Count 0>> endobj\n"
+        + f"% {text}\n".encode()
+        + os.urandom(2048)
+        + b"\n%%EOF\n"
+    )
+
+
+def _say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
+
+
+def _keep_writing(path: Path, stop: threading.Event) -> None:
+    """Append to a file until stopped, as a slow uploader would."""
+    while not stop.is_set():
+        with path.open("ab") as handle:
+            handle.write(os.urandom(512))
+        time.sleep(0.1)
+
+
+def _run_airflow(args: list[str], env: dict[str, str], log: Path, show_progress: bool) -> int:
+    airflow = str(Path(sys.executable).parent / "airflow")
+    with log.open("a") as log_file:
+        process = subprocess.Popen(
+            [airflow, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        assert process.stdout is not None
+        for line in process.stdout:
+            log_file.write(line)
+            parsed = LOG_LINE.match(line)
+            if show_progress and parsed and any(marker in parsed["message"] for marker in PROGRESS_MARKERS):
+                _say(f"  airflow {parsed['level']}: {parsed['message']}")
+        return process.wait()
+
+
+def main() -> int:
+    """Run the demo; return the process exit code."""
+    if not (DAGS_FOLDER / "outamation_sftp_ingest.py").is_file():
+        _say(f"the example DAG is not at {DAGS_FOLDER}: run the demo from a clone of the repository")
+        return 2
+    with (
+        tempfile.TemporaryDirectory(prefix="outamation-demo-") as workdir,
+        AsyncsshSftpServer() as sftp,
+        DocumentApiReceiver() as api,
+    ):
+        home = Path(workdir)
+        log = home / "airflow.log"
+        _say(f"SFTP server (asyncssh) on 127.0.0.1:{sftp.port}, serving {sftp.root}")
+        _say(f"document API receiver on {api.url}, verifying Standard Webhooks signatures")
+        for number in range(1, SAMPLE_FILES + 1):
+            sftp.write(f"{BASE_PATH}/input/invoice_{number:03}.pdf", _sample_pdf(number))
+        growing = sftp.write(f"{BASE_PATH}/input/{STILL_WRITING}", b"%PDF-1.7\n")
+        _say(f"{SAMPLE_FILES} PDFs in {BASE_PATH}/input, and {STILL_WRITING} still being written")
+
+        projects = home / "projects.json"
+        project = {
+            "project_id": PROJECT_ID,
+            "sftp_conn_id": "outamation_sftp_demo",
+            "document_api_conn_id": "outamation_document_api_demo",
+            "base_path": BASE_PATH,
+            "profile_code": "demo_profile",
+            "uploaded_by": "Admin",
+            "source": "Demo SFTP",
+            "poke_interval": 1,
+        }
+        projects.write_text(json.dumps([project]))
+        env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "OUTAMATION_PROJECTS_FILE": str(projects),
+            "AIRFLOW_CONN_OUTAMATION_SFTP_DEMO": sftp.connection_json(),
+            "AIRFLOW_CONN_OUTAMATION_DOCUMENT_API_DEMO": api.connection_json(),
+        }
+        env.pop("DOC_AI_API_URL", None)
+        _say(f"throw-away AIRFLOW_HOME {home}: migrating its SQLite database ...")
+        if _run_airflow(["db", "migrate"], env, log, show_progress=False) != 0:
+            _say(f"airflow db migrate failed; see the log above: {log.read_text()[-2000:]}")
+            return 1
+
+        stop = threading.Event()
+        writer = threading.Thread(target=_keep_writing, args=(growing, stop), daemon=True)
+        writer.start()
+        dag_id = f"outamation_sftp_ingest_{PROJECT_ID}"
+        _say(f"airflow dags test {dag_id} (sensor deferred to the triggerer) ...")
+        started = time.monotonic()
+        try:
+            code = _run_airflow(
+                ["dags", "test", dag_id, "--conf", json.dumps({"stability_delay": 1.0})], env, log, True
+            )
+        finally:
+            stop.set()
+            writer.join()
+        return _summarise(sftp, api, code, time.monotonic() - started, log)
+
+
+def _summarise(
+    sftp: AsyncsshSftpServer, api: DocumentApiReceiver, code: int, seconds: float, log: Path
+) -> int:
+    """Print what happened; return 0 only if every step did."""
+    in_progress = sftp.local_path(f"{BASE_PATH}/in_progress")
+    dated = sorted(p for p in in_progress.iterdir() if p.is_dir()) if in_progress.is_dir() else []
+    claimed = sorted(p.name for d in dated for p in d.iterdir() if p.suffix == ".pdf")
+    left = sorted(p.name for p in sftp.local_path(f"{BASE_PATH}/input").iterdir())
+    requests = api.requests
+    valid = [r for r in requests if r.valid]
+    sent = sorted(f["filename"] for r in valid for f in r.json()["files"])
+    expected_batches = math.ceil(SAMPLE_FILES / 5)
+    checks = {
+        f"airflow dags test succeeded ({seconds:.0f} s)": code == 0,
+        f"found and claimed {len(claimed)} ready PDFs into in_progress/{dated[0].name if dated else '?'}": (
+            len(claimed) == SAMPLE_FILES and len(dated) == 1
+        ),
+        f"sent {len(requests)} batches (of up to 5) to the document API": len(requests) == expected_batches,
+        f"{len(valid)} of {len(requests)} signatures verified by the receiver": (
+            len(valid) == len(requests) and bool(requests)
+        ),
+        "every claimed file was sent exactly once": sent == claimed,
+        f"left in input/ for a later run: {', '.join(left) or 'nothing'} (still being written)": (
+            left == [STILL_WRITING]
+        ),
+    }
+    print()
+    _say("summary")
+    for text, ok in checks.items():
+        print(f"  {'ok  ' if ok else 'FAIL'} {text}")
+    for request in valid:
+        print(f"       batch {request.message_id}: {[f['filename'] for f in request.json()['files']]}")
+    if all(checks.values()):
+        _say(f"done: the files are now in {BASE_PATH}/in_progress/{dated[0].name}/ on the SFTP server")
+        return 0
+    _say(f"something did not happen; the end of Airflow's output:\n{log.read_text()[-4000:]}")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
