@@ -1,0 +1,102 @@
+"""The example DAG on real Airflow processes: triggered through the REST API, deferred into the triggerer."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from airflow_outamation.testing.airflow_processes import AirflowProcesses
+from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
+from airflow_outamation.testing.server_base import SftpTestServer
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECTS = ("alpha", "beta")
+FILES_PER_PROJECT = {"alpha": 5, "beta": 3}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[DocumentApiReceiver]:
+    with DocumentApiReceiver() as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def airflow(
+    asyncssh_server: SftpTestServer, receiver: DocumentApiReceiver, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AirflowProcesses]:
+    home = tmp_path_factory.mktemp("airflow-home")
+    projects = [
+        {
+            "project_id": f"e2e_{name}",
+            "sftp_conn_id": "outamation_e2e_sftp",
+            "document_api_conn_id": "outamation_e2e_api",
+            "base_path": asyncssh_server.remote_path(f"e2e-{home.name}/{name}"),
+            "profile_code": f"profile_{name}",
+            "poke_interval": 1,
+        }
+        for name in PROJECTS
+    ]
+    (home / "projects.json").write_text(json.dumps(projects))
+    env = {
+        "OUTAMATION_PROJECTS_FILE": str(home / "projects.json"),
+        "AIRFLOW_CONN_OUTAMATION_E2E_SFTP": asyncssh_server.connection_json(),
+        "AIRFLOW_CONN_OUTAMATION_E2E_API": receiver.connection_json(backoff_initial=0.1, backoff_max=1),
+    }
+    processes = AirflowProcesses(home, REPO / "dags", env)
+    try:
+        processes.start()
+        yield processes
+    finally:
+        processes.stop()
+
+
+def test_two_projects_run_through_the_real_scheduler_and_triggerer(
+    airflow: AirflowProcesses, asyncssh_server: SftpTestServer, receiver: DocumentApiReceiver
+) -> None:
+    bases = {}
+    for name in PROJECTS:
+        dag_id = f"outamation_sftp_ingest_e2e_{name}"
+        airflow.wait_for_dag(dag_id)
+        base = airflow.api("GET", f"/dags/{dag_id}/details")["params"]["base_path"]["value"]
+        bases[name] = base
+        for i in range(FILES_PER_PROJECT[name]):
+            asyncssh_server.write(f"{base}/input/{name}_{i}.pdf", b"%PDF-1.7 " + name.encode())
+    runs = {
+        name: airflow.trigger(
+            f"outamation_sftp_ingest_e2e_{name}",
+            {"batch_size": 2, "stability_delay": 0.5, "uploaded_by": f"e2e {name}"},
+        )
+        for name in PROJECTS
+    }
+
+    for name, run_id in runs.items():
+        dag_id = f"outamation_sftp_ingest_e2e_{name}"
+        state = airflow.wait_for_run(dag_id, run_id, timeout=240)
+        assert state == "success", (airflow.task_states(dag_id, run_id), airflow.log_tail("scheduler"))
+        states = airflow.task_states(dag_id, run_id)
+        assert states["wait_for_files"] == ["success"]
+        assert set(states["submit_batch"]) == {"success"}
+
+    for name in PROJECTS:  # each sensor waited in the one triggerer, which found the files
+        trigger_logs = list(
+            (airflow.home / "logs").glob(f"dag_id=*{name}/run_id=*/task_id=wait_for_files/*.trigger.*")
+        )
+        assert len(trigger_logs) == 1
+        assert f"{FILES_PER_PROJECT[name]} ready file(s)" in trigger_logs[0].read_text()
+    requests = receiver.requests
+    assert all(r.valid for r in requests)
+    for name in PROJECTS:
+        payloads = [r.json() for r in requests if r.json()["uploaded_by"] == f"e2e {name}"]
+        expected_batches = -(-FILES_PER_PROJECT[name] // 2)
+        assert len(payloads) == expected_batches
+        assert {p["profile_code"] for p in payloads} == {f"profile_{name}"}
+        assert sorted(f["filename"] for p in payloads for f in p["files"]) == [
+            f"{name}_{i}.pdf" for i in range(FILES_PER_PROJECT[name])
+        ]
+        assert os.listdir(asyncssh_server.local_path(f"{bases[name]}/input")) == []
