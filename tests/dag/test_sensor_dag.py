@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from airflow_outamation.testing.dag_runs import load_dag_in_bundle, xcom_values
 from airflow_outamation.testing.server_base import SftpTestServer
 
 DAG_ID = "outamation_test_ready_files_sensor"
 
-# dag.test() in Airflow 3.3 runs a DAG only when a configured DAG bundle holds its file,
-# so the test writes this DAG into a bundle of its own.
 DAG_SOURCE = """
 from datetime import datetime, timezone
 
@@ -47,23 +44,9 @@ with DAG(
 """
 
 
-def load_dag_module(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("outamation_test_ready_files_sensor_dag", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def xcom_return_value(run_id: str, task_id: str) -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    query = XComModel.get_many(run_id=run_id, key="return_value", task_ids=task_id, dag_ids=DAG_ID)
-    with create_session() as session:
-        (row,) = session.scalars(query)
-        return XComModel.deserialize_value(row)
+    (value,) = xcom_values(DAG_ID, run_id, task_id)
+    return value
 
 
 @pytest.fixture
@@ -74,17 +57,8 @@ def sensor_dag(
     base = asyncssh_server.remote_path(f"dag-{tmp_path.name}")
     conn_id = "outamation_dag_sftp"
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", asyncssh_server.connection_json())
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    dag_file = bundle / "ready_files_sensor_dag.py"
-    dag_file.write_text(DAG_SOURCE.format(dag_id=DAG_ID, base=base, conn_id=conn_id))
-    local = "airflow.dag_processing.bundles.local.LocalDagBundle"
-    bundles = [
-        {"name": "dags-folder", "classpath": local, "kwargs": {}},
-        {"name": "outamation-test-ready-files", "classpath": local, "kwargs": {"path": str(bundle)}},
-    ]
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
-    return load_dag_module(dag_file), base
+    source = DAG_SOURCE.format(dag_id=DAG_ID, base=base, conn_id=conn_id)
+    return load_dag_in_bundle(source, tmp_path / "bundle", monkeypatch), base
 
 
 def sensor_instance(dag_run: Any) -> Any:

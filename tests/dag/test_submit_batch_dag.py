@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import pytest
 
 from airflow_outamation.signing import message_id
+from airflow_outamation.testing.dag_runs import load_dag_in_bundle, xcom_values
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, Reply
 
 DAG_ID = "outamation_test_submit_batches"
 
-# dag.test() in Airflow 3.3 runs a DAG only when a configured DAG bundle holds its file,
-# so the test writes this DAG into a bundle of its own.
 DAG_SOURCE = """
 from datetime import datetime, timezone
 
@@ -60,24 +55,6 @@ with DAG(
 """
 
 
-def load_dag_module(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("outamation_test_submit_batches_dag", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def xcom_return_values(run_id: str, task_id: str) -> list[Any]:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    query = XComModel.get_many(run_id=run_id, key="return_value", task_ids=task_id, dag_ids=DAG_ID)
-    with create_session() as session:
-        return [XComModel.deserialize_value(row) for row in session.scalars(query)]
-
-
 @pytest.mark.slow
 def test_mapped_submit_sends_three_signed_batches(
     airflow_db: str,
@@ -86,17 +63,9 @@ def test_mapped_submit_sends_three_signed_batches(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    dag_file = bundle / "submit_batches_dag.py"
-    dag_file.write_text(DAG_SOURCE.format(dag_id=DAG_ID, conn_id=document_api_conn_id))
-    local = "airflow.dag_processing.bundles.local.LocalDagBundle"
-    bundles = [
-        {"name": "dags-folder", "classpath": local, "kwargs": {}},
-        {"name": "outamation-test-submit-batches", "classpath": local, "kwargs": {"path": str(bundle)}},
-    ]
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
-    module = load_dag_module(dag_file)
+    module = load_dag_in_bundle(
+        DAG_SOURCE.format(dag_id=DAG_ID, conn_id=document_api_conn_id), tmp_path / "bundle", monkeypatch
+    )
     document_api_receiver.script(503)  # one batch needs a retry inside its task
 
     dag_run = module.dag.test()
@@ -122,6 +91,6 @@ def test_mapped_submit_sends_three_signed_batches(
     ]
     assert payloads == expected
     assert {r.message_id for r in requests} == {message_id(p) for p in expected}
-    summaries = sorted(xcom_return_values(dag_run.run_id, "submit_batch"), key=lambda s: s["file_count"])
+    summaries = sorted(xcom_values(DAG_ID, dag_run.run_id, "submit_batch"), key=lambda s: s["file_count"])
     assert [(s["status"], s["file_count"]) for s in summaries] == [(200, 2), (200, 5), (200, 5)]
     assert {s["message_id"] for s in summaries} == {r.message_id for r in accepted}
