@@ -32,6 +32,7 @@ from paramiko.sftp import CMD_RENAME, CMD_STATUS, SFTP_NO_SUCH_FILE, SFTP_OK
 
 from airflow_outamation.exceptions import SFTPClaimError
 from airflow_outamation.readiness import RemoteFile
+from airflow_outamation.sftp_paths import exists, makedirs
 
 CLAIMS_DIR = ".claims"
 #: SFTP requests kept in flight while renaming.
@@ -111,27 +112,6 @@ def pipelined_renames(sftp: paramiko.SFTPClient, moves: Sequence[tuple[str, str]
     return [responses.status[number] for number in numbers]
 
 
-def _exists(sftp: paramiko.SFTPClient, path: str) -> bool:
-    try:
-        sftp.stat(path)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def _makedirs(sftp: paramiko.SFTPClient, path: str) -> None:
-    missing = []
-    while path not in ("", "/") and not _exists(sftp, path):
-        missing.append(path)
-        path = posixpath.dirname(path)
-    for directory in reversed(missing):
-        try:
-            sftp.mkdir(directory)
-        except OSError:
-            if not _exists(sftp, directory):  # another claim may have created it just now
-                raise
-
-
 def _read_json(sftp: paramiko.SFTPClient, path: str) -> Any:
     try:
         with sftp.open(path, "rb") as handle:
@@ -184,7 +164,7 @@ def claim_files(
     claims_dir = posixpath.join(in_progress_dir, CLAIMS_DIR)
     staging_dir = posixpath.join(claims_dir, manifest_id)
     try:
-        _makedirs(sftp, claims_dir)
+        makedirs(sftp, claims_dir)
         manifest = _read_json(sftp, posixpath.join(claims_dir, f"{manifest_id}.json"))
         if manifest is None:
             manifest = _write_json_once(
@@ -197,13 +177,13 @@ def claim_files(
         placed_path = posixpath.join(claims_dir, f"{manifest_id}.placed.json")
         placements = _read_json(sftp, placed_path)
         if placements is None:
-            _makedirs(sftp, staging_dir)
+            makedirs(sftp, staging_dir)
             _stage(sftp, sources, staged_names, staging_dir)
             placements = _write_json_once(
                 sftp, placed_path, _place(sftp, sources, staged_names, staging_dir, in_progress_dir)
             )
         claimed = _move(sftp, sources, staged_names, placements, staging_dir, in_progress_dir, manifest_id)
-        if _exists(sftp, staging_dir) and not sftp.listdir(staging_dir):
+        if exists(sftp, staging_dir) and not sftp.listdir(staging_dir):
             sftp.rmdir(staging_dir)
     except SFTPClaimError:
         raise
@@ -273,7 +253,7 @@ def _move(
     for name in placements:
         if name not in still_staged:  # moved by an earlier, interrupted call: to its name or our own
             own = posixpath.join(in_progress_dir, _own_name(placements[name], manifest_id))
-            if _exists(sftp, own):
+            if exists(sftp, own):
                 targets[name] = own
     by_name = dict(zip(staged_names, sources, strict=True))
     return [

@@ -16,7 +16,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -47,14 +46,6 @@ def _sample_pdf(number: int) -> bytes:
 
 def _say(message: str) -> None:
     print(f"[demo] {message}", flush=True)
-
-
-def _keep_writing(path: Path, stop: threading.Event) -> None:
-    """Append to a file until stopped, as a slow uploader would."""
-    while not stop.is_set():
-        with path.open("ab") as handle:
-            handle.write(os.urandom(512))
-        time.sleep(0.1)
 
 
 def _run_airflow(args: list[str], env: dict[str, str], log: Path, show_progress: bool) -> int:
@@ -88,8 +79,7 @@ def main() -> int:
         _say(f"document API receiver on {api.url}, verifying Standard Webhooks signatures")
         for number in range(1, SAMPLE_FILES + 1):
             sftp.write(f"{BASE_PATH}/input/invoice_{number:03}.pdf", _sample_pdf(number))
-        growing = sftp.write(f"{BASE_PATH}/input/{STILL_WRITING}", b"%PDF-1.7\n")
-        _say(f"{SAMPLE_FILES} PDFs in {BASE_PATH}/input, and {STILL_WRITING} still being written")
+        _say(f"{SAMPLE_FILES} PDFs in {BASE_PATH}/input")
 
         projects = home / "projects.json"
         project = {
@@ -119,19 +109,14 @@ def main() -> int:
             _say(f"airflow db migrate failed; see the log above: {log.read_text()[-2000:]}")
             return 1
 
-        stop = threading.Event()
-        writer = threading.Thread(target=_keep_writing, args=(growing, stop), daemon=True)
-        writer.start()
         dag_id = f"outamation_sftp_ingest_{PROJECT_ID}"
         _say(f"airflow dags test {dag_id} (sensor deferred to the triggerer) ...")
         started = time.monotonic()
-        try:
+        with sftp.growing_file(f"{BASE_PATH}/input/{STILL_WRITING}", interval=0.1):
+            _say(f"{STILL_WRITING} is still being written into {BASE_PATH}/input while the DAG runs")
             code = _run_airflow(
                 ["dags", "test", dag_id, "--conf", json.dumps({"stability_delay": 1.0})], env, log, True
             )
-        finally:
-            stop.set()
-            writer.join()
         return _summarise(sftp, api, code, time.monotonic() - started, log)
 
 

@@ -36,6 +36,7 @@ from airflow_outamation.exceptions import (
 )
 from airflow_outamation.hooks.sftp_pool import DEFAULT_POOL_SIZE, POOLS, ClientPool, PooledClient
 from airflow_outamation.readiness import FileState, RemoteFile
+from airflow_outamation.sftp_paths import exists, makedirs
 
 if TYPE_CHECKING:
     from airflow_outamation.claims import ClaimedFile
@@ -346,8 +347,8 @@ class PooledSFTPHook(SFTPHook):
         target = posixpath.join(remote_dir, name)
         temporary = posixpath.join(remote_dir, f".{name}.{uuid.uuid4().hex[:8]}.part")
         with self._sftp(remote_dir) as sftp:
-            self._makedirs(sftp, remote_dir)
-            if not overwrite and self._exists(sftp, target):
+            makedirs(sftp, remote_dir)
+            if not overwrite and exists(sftp, target):
                 raise SFTPPathError(f"refusing to overwrite {target} on {self.address} (overwrite=False)")
             try:
                 sftp.put(local_path, temporary, confirm=True)
@@ -356,30 +357,12 @@ class PooledSFTPHook(SFTPHook):
                 else:
                     sftp.rename(temporary, target)
             except BaseException:
-                if self._exists(sftp, temporary):
+                if exists(sftp, temporary):
                     sftp.remove(temporary)
-                if not overwrite and self._exists(sftp, target):
+                if not overwrite and exists(sftp, target):
                     raise SFTPPathError(f"{target} appeared on {self.address} during the upload") from None
                 raise
         return target
-
-    @staticmethod
-    def _exists(sftp: paramiko.SFTPClient, path: str) -> bool:
-        try:
-            sftp.stat(path)
-        except FileNotFoundError:
-            return False
-        return True
-
-    @staticmethod
-    def _makedirs(sftp: paramiko.SFTPClient, remote_dir: str) -> None:
-        missing = []
-        current = remote_dir.rstrip("/")
-        while current and current != "/" and not PooledSFTPHook._exists(sftp, current):
-            missing.append(current)
-            current = posixpath.dirname(current)
-        for directory in reversed(missing):
-            sftp.mkdir(directory)
 
     @_reconnect_once
     def download_to_temp(self, remote_path: str) -> str:

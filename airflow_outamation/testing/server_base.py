@@ -6,6 +6,9 @@ import json
 import os
 import shutil
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -110,6 +113,30 @@ class SftpTestServer:
         target.write_bytes(data)
         self._chown(target)
         return target
+
+    @contextmanager
+    def growing_file(self, remote_path: str, interval: float = 0.05) -> Iterator[Path]:
+        """
+        A file an uploader is still writing: it grows every ``interval`` seconds until the block ends.
+
+        :param remote_path: SFTP path of the file, created with a PDF header
+        :param interval: seconds between appends
+        """
+        path = self.write(remote_path, b"%PDF-1.7\n")
+        stop = threading.Event()
+
+        def append() -> None:
+            while not stop.wait(interval):
+                with path.open("ab") as handle:
+                    handle.write(os.urandom(256))
+
+        writer = threading.Thread(target=append, name=f"growing {remote_path}", daemon=True)
+        writer.start()
+        try:
+            yield path
+        finally:
+            stop.set()
+            writer.join()
 
     def connection_dict(self, *, with_host_key: bool = True, **extra: Any) -> dict[str, Any]:
         """An Airflow ``sftp`` connection for this server, as a dict of connection fields."""

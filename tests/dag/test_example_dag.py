@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import threading
-import time
 from pathlib import Path
 from types import ModuleType
 
@@ -78,7 +76,6 @@ def test_full_run_claims_batches_and_sends_signed_calls(
     base = asyncssh_server.remote_path(f"example-{tmp_path.name}")
     for i in range(7):
         asyncssh_server.write(f"{base}/input/doc{i}.pdf", b"%PDF-1.7 " + bytes([i]) * 100)
-    growing = asyncssh_server.write(f"{base}/input/growing.pdf", b"%PDF-1.7 start")
     monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
     project = {
         "project_id": "dagtest",
@@ -89,21 +86,8 @@ def test_full_run_claims_batches_and_sends_signed_calls(
         "poke_interval": 0.3,
     }
     dag = _load_example_dag([project], tmp_path, monkeypatch).outamation_sftp_ingest_dagtest
-    stop = threading.Event()
-
-    def keep_writing() -> None:
-        while not stop.is_set():
-            with open(growing, "ab") as handle:
-                handle.write(b"more")
-            time.sleep(0.05)
-
-    writer = threading.Thread(target=keep_writing)
-    writer.start()
-    try:
+    with asyncssh_server.growing_file(f"{base}/input/growing.pdf"):
         dag_run = dag.test(run_conf={"stability_delay": 0.4, "batch_size": 3, "uploaded_by": "tester"})
-    finally:
-        stop.set()
-        writer.join()
 
     assert dag_run.state == "success"
     (claimed,) = xcom_values(dag.dag_id, dag_run.run_id, "claim_files")

@@ -154,22 +154,8 @@ def test_list_ready_files_applies_every_rule(
         sftp_server.write(f"{sftp_base}/{name}", b"%PDF-1.7 data")
     sftp_server.write(f"{sftp_base}/empty.pdf", b"")
     sftp_server.makedirs(f"{sftp_base}/folder.pdf")
-    growing = sftp_server.write(f"{sftp_base}/growing.pdf", b"start")
-    stop = threading.Event()
-
-    def keep_appending() -> None:
-        while not stop.is_set():
-            with open(growing, "ab") as handle:
-                handle.write(b"more data")
-            time.sleep(0.05)
-
-    writer = threading.Thread(target=keep_appending)
-    writer.start()
-    try:
+    with sftp_server.growing_file(f"{sftp_base}/growing.pdf"):
         ready = PooledSFTPHook(ssh_conn_id=sftp_conn_id).list_ready_files(sftp_base, stability_delay=0.5)
-    finally:
-        stop.set()
-        writer.join()
     assert sorted(f.filename for f in ready) == ["UPPER.PDF", "a (1) é.pdf", "ready.pdf"]
     assert all(f.size == len(b"%PDF-1.7 data") and f.path == f"{sftp_base}/{f.filename}" for f in ready)
     settled = PooledSFTPHook(ssh_conn_id=sftp_conn_id).list_ready_files(sftp_base, stability_delay=0.3)

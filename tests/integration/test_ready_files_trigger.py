@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -80,31 +78,16 @@ def test_second_read_confirms_a_stable_file_without_extra_wait(
 def test_growing_file_fires_only_after_it_stops_growing(
     sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
 ) -> None:
-    local = sftp_server.write(f"{sftp_base}/upload.pdf", b"%PDF")
-    stopped = threading.Event()
-
-    def keep_appending() -> None:
-        deadline = time.monotonic() + 2.0
-        with local.open("ab") as handle:
-            while time.monotonic() < deadline:
-                handle.write(b"x" * 100)
-                handle.flush()
-                time.sleep(0.05)
-        stopped.set()
-
-    writer = threading.Thread(target=keep_appending)
-
     async def wait_while_writing() -> dict[str, Any]:
-        writer.start()
-        event = await first_event(
-            ReadyFilesTrigger(sftp_conn_id, sftp_base, poke_interval=0.2, stability_delay=0.5)
-        )
-        assert stopped.is_set(), "the trigger fired while the file was still growing"
-        return event
+        with sftp_server.growing_file(f"{sftp_base}/upload.pdf") as local:
+            trigger = ReadyFilesTrigger(sftp_conn_id, sftp_base, poke_interval=0.2, stability_delay=0.5)
+            waiting = asyncio.create_task(first_event(trigger))
+            await asyncio.sleep(2.0)
+            assert not waiting.done(), "the trigger fired while the file was still growing"
+        return {**await waiting, "final_size": local.stat().st_size}
 
     event = run(wait_while_writing())
-    writer.join()
-    assert event["files"][0]["size"] == local.stat().st_size
+    assert event["files"][0]["size"] == event["final_size"]
 
 
 def test_temporary_hidden_empty_and_other_files_never_fire(
