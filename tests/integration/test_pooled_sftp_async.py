@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import asyncssh
 import pytest
@@ -19,22 +18,9 @@ from airflow_outamation.exceptions import (
 )
 from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
 from airflow_outamation.readiness import FileState
+from airflow_outamation.testing.event_loops import run
 from airflow_outamation.testing.pytest_plugin import set_airflow_connection
 from airflow_outamation.testing.server_base import SftpTestServer
-
-T = TypeVar("T")
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` in a fresh event loop, closing the pooled connections it opened."""
-
-    async def main() -> T:
-        try:
-            return await coro
-        finally:
-            await PooledSFTPHookAsync.close_all()
-
-    return asyncio.run(main())
 
 
 def _wrong_key(tmp_path: Path) -> str:

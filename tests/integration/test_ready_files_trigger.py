@@ -4,33 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncssh
 import pytest
 from airflow.sdk.module_loading import import_string
 
 from airflow_outamation.hooks.sftp_async import DEFAULT_POOL_SIZE, PooledSFTPHookAsync
+from airflow_outamation.testing.event_loops import run
 from airflow_outamation.testing.pytest_plugin import set_airflow_connection
 from airflow_outamation.testing.server_base import SftpTestServer
 from airflow_outamation.triggers.sftp import ReadyFilesTrigger
 
-T = TypeVar("T")
 FAST = {"poke_interval": 0.2, "stability_delay": 0.4}
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` in a fresh event loop, closing the pooled connections it opened."""
-
-    async def main() -> T:
-        try:
-            return await coro
-        finally:
-            await PooledSFTPHookAsync.close_all()
-
-    return asyncio.run(main())
 
 
 async def first_event(trigger: ReadyFilesTrigger, timeout: float = 30) -> dict[str, Any]:
