@@ -38,7 +38,13 @@ def load_dag_in_bundle(source: str, directory: Path, monkeypatch: pytest.MonkeyP
         },
     ]
     monkeypatch.setenv(BUNDLE_CONFIG_ENV, json.dumps(bundles))
-    spec = importlib.util.spec_from_file_location(f"outamation_test_dag_{directory.name}", dag_file)
+    return import_dag_file(dag_file)
+
+
+def import_dag_file(path: Path) -> ModuleType:
+    """Import a DAG file as a module of its own (a name unique to its path)."""
+    name = "outamation_dag_" + re.sub(r"\W", "_", str(path))
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)

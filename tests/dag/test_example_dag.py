@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -10,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-from airflow_outamation.testing.dag_runs import xcom_values
+from airflow_outamation.testing.dag_runs import import_dag_file, xcom_values
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.server_base import SftpTestServer
 
@@ -24,12 +23,7 @@ def _load_example_dag(
     projects_file = tmp_path / "projects.json"
     projects_file.write_text(json.dumps(projects))
     monkeypatch.setenv("OUTAMATION_PROJECTS_FILE", str(projects_file))
-    spec = importlib.util.spec_from_file_location(f"outamation_example_dag_{tmp_path.name}", DAG_FILE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_dag_file(DAG_FILE)
 
 
 def test_dags_folder_has_no_import_errors() -> None:
