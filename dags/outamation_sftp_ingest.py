@@ -95,7 +95,6 @@ def build_dag(project: dict[str, Any]) -> DAG:
             poke_interval=project.get("poke_interval", 30),
             timeout=WAIT_TIMEOUT.total_seconds(),
             soft_fail=True,
-            retries=0,
         )
         claim_files = ClaimFilesOperator(
             task_id="claim_files",

@@ -146,6 +146,28 @@ class AirflowProcesses:
             time.sleep(1)
         raise TimeoutError(f"run {run_id} of {dag_id} still {state!r} after {timeout:g} s")
 
+    def wait_for_task_state(
+        self, dag_id: str, run_id: str, task_id: str, state: str, timeout: float = 120
+    ) -> None:
+        """Wait until every instance of ``task_id`` in a run is in ``state``."""
+        deadline = time.monotonic() + timeout
+        states: list[str] = []
+        while time.monotonic() < deadline:
+            states = self.task_states(dag_id, run_id).get(task_id, [])
+            if states and set(states) == {state}:
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"{task_id} of {dag_id} {run_id} is {states}, not {state!r}, after {timeout:g} s")
+
+    def wait_for_log(self, component: str, text: str, timeout: float = 120) -> None:
+        """Wait until a component's log contains ``text``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log_tail(component, chars=10**7):
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"{text!r} not in the {component} log after {timeout:g} s")
+
     def task_states(self, dag_id: str, run_id: str) -> dict[str, list[str]]:
         """Task id -> states of its (mapped) instances in a run."""
         instances = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
