@@ -14,6 +14,9 @@ A claim runs in three phases, each of which a retry (same manifest id) can resum
 
 At every instant a file is in the input folder or under ``<dir>`` (staging included). Renames of
 one phase are pipelined (many requests in flight), so 1,000 files do not cost 1,000 round trips.
+
+Once the document API accepted a batch, a receipt ``<dir>/.claims/sent/<message_id>.json`` lists
+its files; :func:`claim_status` tells a claim's sent files from its unsent ones.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from airflow_outamation.readiness import RemoteFile
 from airflow_outamation.sftp_paths import exists, makedirs
 
 CLAIMS_DIR = ".claims"
+#: Receipts of batches the API accepted, under ``<dir>/.claims/``.
+SENT_DIR = "sent"
 #: SFTP requests kept in flight while renaming.
 PIPELINE_DEPTH = 64
 
@@ -263,3 +268,47 @@ def _move(
         for name in staged_names
         if name in placements
     ]
+
+
+def record_sent(
+    sftp: paramiko.SFTPClient, in_progress_dir: str, message_id: str, backup_paths: Iterable[str]
+) -> str:
+    """
+    Write the receipt of a batch the API accepted; return its path. A receipt is written once.
+
+    :param in_progress_dir: the dated in-progress directory holding the batch's files
+    :param message_id: the batch's message id
+    :param backup_paths: where the batch's files are
+    """
+    sent_dir = posixpath.join(in_progress_dir, CLAIMS_DIR, SENT_DIR)
+    path = posixpath.join(sent_dir, f"{message_id}.json")
+    try:
+        makedirs(sftp, sent_dir)
+        _write_json_once(sftp, path, {"message_id": message_id, "files": sorted(backup_paths)})
+    except OSError as exc:
+        raise SFTPClaimError(f"writing the receipt {path} failed: {type(exc).__name__}: {exc}") from exc
+    return path
+
+
+def claim_status(sftp: paramiko.SFTPClient, in_progress_dir: str, manifest_id: str) -> dict[str, list[str]]:
+    """
+    A claim's files (their paths in ``in_progress_dir``) split into ``sent`` and ``unsent``.
+
+    A file is sent when a receipt of :func:`record_sent` lists it. Completes the claim first if a
+    crash interrupted it, as a retried claim would.
+
+    :raises SFTPClaimError: there is no claim ``manifest_id`` in ``in_progress_dir``
+    """
+    claims_dir = posixpath.join(in_progress_dir, CLAIMS_DIR)
+    if _read_json(sftp, posixpath.join(claims_dir, f"{manifest_id}.json")) is None:
+        raise SFTPClaimError(f"no claim {manifest_id} in {in_progress_dir}")
+    claimed = [item.backup_path for item in claim_files(sftp, [], in_progress_dir, manifest_id)]
+    sent_dir = posixpath.join(claims_dir, SENT_DIR)
+    sent: set[str] = set()
+    for name in _listdir(sftp, sent_dir):
+        if name.endswith(".json"):
+            sent.update((_read_json(sftp, posixpath.join(sent_dir, name)) or {}).get("files", []))
+    return {
+        "sent": [path for path in claimed if path in sent],
+        "unsent": [path for path in claimed if path not in sent],
+    }

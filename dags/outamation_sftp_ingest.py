@@ -114,6 +114,7 @@ def build_dag(project: dict[str, Any]) -> DAG:
             uploaded_by="{{ params.uploaded_by }}",
             source="{{ params.source }}",
             profile_code="{{ params.profile_code }}",
+            sftp_conn_id=project["sftp_conn_id"],
             retries=3,
             retry_delay=timedelta(minutes=2),
             retry_exponential_backoff=True,

@@ -21,12 +21,13 @@ import time
 import uuid
 from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import paramiko
 from airflow.providers.sftp.hooks.sftp import SFTPHook
 
-from airflow_outamation import readiness
+from airflow_outamation import claims, readiness
+from airflow_outamation.claims import ClaimedFile
 from airflow_outamation.exceptions import (
     OutamationError,
     SFTPAuthenticationError,
@@ -37,9 +38,6 @@ from airflow_outamation.exceptions import (
 from airflow_outamation.hooks.sftp_pool import DEFAULT_POOL_SIZE, POOLS, ClientPool, PooledClient
 from airflow_outamation.readiness import FileState, RemoteFile
 from airflow_outamation.sftp_paths import exists, makedirs
-
-if TYPE_CHECKING:
-    from airflow_outamation.claims import ClaimedFile
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -405,10 +403,33 @@ class PooledSFTPHook(SFTPHook):
         :param in_progress_dir: the dated in-progress directory
         :param manifest_id: names the claim's manifest; the same id returns the same claim
         """
-        from airflow_outamation import claims
-
         with self.get_managed_conn() as sftp:
             return claims.claim_files(sftp, files, in_progress_dir, manifest_id)
+
+    @_reconnect_once
+    def record_sent(self, in_progress_dir: str, message_id: str, backup_paths: Sequence[str]) -> str:
+        """
+        Record that the API accepted a batch: write ``<in_progress_dir>/.claims/sent/<message_id>.json``.
+
+        :param in_progress_dir: the dated in-progress directory holding the batch's files
+        :param message_id: the batch's message id
+        :param backup_paths: where the batch's files are
+        :return: the receipt's path
+        """
+        with self.get_managed_conn() as sftp:
+            return claims.record_sent(sftp, in_progress_dir, message_id, backup_paths)
+
+    @_reconnect_once
+    def claim_status(self, in_progress_dir: str, manifest_id: str) -> dict[str, list[str]]:
+        """
+        Split a claim's files into ``sent`` (a receipt lists them) and ``unsent``.
+
+        :param in_progress_dir: the dated in-progress directory
+        :param manifest_id: the claim's manifest id (``<dag_id>__<run_id>`` for ClaimFilesOperator)
+        :return: ``{"sent": [paths], "unsent": [paths]}``
+        """
+        with self.get_managed_conn() as sftp:
+            return claims.claim_status(sftp, in_progress_dir, manifest_id)
 
 
 def _wrap_inherited_methods() -> None:

@@ -9,6 +9,8 @@ from types import ModuleType
 
 import pytest
 
+from airflow_outamation.hooks.sftp import PooledSFTPHook
+from airflow_outamation.operators.sftp import manifest_id_for
 from airflow_outamation.testing.dag_runs import import_dag_file, xcom_values
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.server_base import SftpTestServer
@@ -99,3 +101,7 @@ def test_full_run_claims_batches_and_sends_signed_calls(
     }
     sent = sorted(f["backup_path"] for p in payloads for f in p["files"])
     assert sent == sorted(c["backup_path"] for c in claimed)
+    status = PooledSFTPHook(ssh_conn_id="outamation_example_sftp").claim_status(
+        folder, manifest_id_for(dag.dag_id, dag_run.run_id)
+    )
+    assert status == {"sent": sorted(sent), "unsent": []}

@@ -219,3 +219,25 @@ def test_permission_denied_on_in_progress_leaves_every_file_in_input(
     assert sorted(os.listdir(openssh_server.local_path(f"{base}/input"))) == [
         f"doc{i:03}.pdf" for i in range(5)
     ]
+
+
+def test_receipts_tell_sent_files_from_unsent_ones(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    files = _seed(sftp_server, sftp_base, 7)
+    target = f"{sftp_base}/in_progress/11252026"
+    hook = PooledSFTPHook(ssh_conn_id=sftp_conn_id)
+    claimed = [c.backup_path for c in hook.claim_files(files, target, "dag__run")]
+    assert hook.claim_status(target, "dag__run") == {"sent": [], "unsent": claimed}
+
+    receipt = hook.record_sent(target, "msg_first", claimed[:5])
+    assert hook.record_sent(target, "msg_first", claimed[:5]) == receipt  # a resend records nothing new
+
+    assert receipt == f"{target}/.claims/sent/msg_first.json"
+    assert json.loads(sftp_server.local_path(receipt).read_bytes()) == {
+        "message_id": "msg_first",
+        "files": claimed[:5],
+    }
+    assert hook.claim_status(target, "dag__run") == {"sent": claimed[:5], "unsent": claimed[5:]}
+    with pytest.raises(SFTPClaimError, match=f"no claim dag__other in {target}"):
+        hook.claim_status(target, "dag__other")
