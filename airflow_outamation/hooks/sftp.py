@@ -13,16 +13,18 @@ import functools
 import hashlib
 import os
 import posixpath
+import shutil
 import socket
 import stat
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import asyncssh
 import paramiko
 from airflow.providers.sftp.hooks.sftp import SFTPHook
 
@@ -35,20 +37,25 @@ from airflow_outamation.exceptions import (
     SFTPHostKeyError,
     SFTPPathError,
 )
+from airflow_outamation.hooks.background_loop import BackgroundLoop
+from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
 from airflow_outamation.hooks.sftp_pool import DEFAULT_POOL_SIZE, POOLS, ClientPool, PooledClient
 from airflow_outamation.readiness import FileState, RemoteFile
 from airflow_outamation.sftp_paths import exists, makedirs
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: SSH window and packet sizes for bulk transfers (paramiko's defaults, 2 MiB / 32 KiB, stall on fast links).
-WINDOW_SIZE = 64 * 1024 * 1024
-MAX_PACKET_SIZE = 256 * 1024
+#: Runs the asyncssh bulk transfers of every hook in this process.
+TRANSFER_LOOP = BackgroundLoop("outamation-sftp-transfers")
 
 
 def _is_stale_error(exc: BaseException) -> bool:
     """Whether ``exc`` says the connection went away (and not that the server refused the request)."""
-    if isinstance(exc, (EOFError, paramiko.SSHException, socket.timeout, ConnectionError)):
+    if isinstance(exc, SFTPConnectError):  # from an asyncssh transfer: retry if it lost its connection
+        return exc.__cause__ is not None and _is_stale_error(exc.__cause__)
+    stale_types = (EOFError, paramiko.SSHException, socket.timeout, ConnectionError)
+    lost = (asyncssh.DisconnectError, asyncssh.SFTPNoConnection, asyncssh.SFTPConnectionLost)
+    if isinstance(exc, (*stale_types, *lost)):
         return True
     # paramiko raises OSError("Socket is closed") on a dead channel; SFTP status errors carry an errno
     # or come as a plain IOError with the server's message, while the transport is still active.
@@ -64,8 +71,6 @@ def _reconnect_once(func: F) -> F:
             return func(self, *args, **kwargs)
         try:
             return func(self, *args, **kwargs)
-        except OutamationError:
-            raise
         except Exception as exc:
             if not _is_stale_error(exc):
                 raise
@@ -146,8 +151,10 @@ class PooledSFTPHook(SFTPHook):
 
     @classmethod
     def close_all(cls) -> None:
-        """Close every pooled connection of every connection id in this process."""
+        """Close every pooled connection of every connection id in this process (transfers' too)."""
         POOLS.close_all()
+        if TRANSFER_LOOP.started:
+            TRANSFER_LOOP.run(PooledSFTPHookAsync.close_all())
 
     def pool_stats(self) -> dict[str, int]:
         """Counters of this connection's pool: ``opened``, ``reused``, ``replaced``, ``in_use``, ``idle``."""
@@ -162,8 +169,6 @@ class PooledSFTPHook(SFTPHook):
             transport = ssh.get_transport()
             assert transport is not None
             transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
-            transport.default_window_size = WINDOW_SIZE
-            transport.default_max_packet_size = MAX_PACKET_SIZE
             return PooledClient(ssh, ssh.open_sftp())
         except Exception as exc:
             if ssh is not None:
@@ -280,6 +285,19 @@ class PooledSFTPHook(SFTPHook):
             raise SFTPPathError(f"is a directory, not a file: {path} on {self.address}")
         return FileState(size=attrs.st_size or 0, mtime=float(attrs.st_mtime or 0))
 
+    def _async_twin(self) -> PooledSFTPHookAsync:
+        return PooledSFTPHookAsync(self.ssh_conn_id or self.default_conn_name, pool_size=self.pool_size)
+
+    @staticmethod
+    def _transfer(coro: Coroutine[Any, Any, None]) -> None:
+        """
+        Run an asyncssh transfer of :class:`PooledSFTPHookAsync` on the process's transfer loop.
+
+        Bulk bytes go through asyncssh: its parallel ~255 KiB requests run at about the speed of
+        OpenSSH's ``sftp``, paramiko's 32 KiB ones at half of it (``benchmarks/README.md``).
+        """
+        TRANSFER_LOOP.run(coro)
+
     @_reconnect_once
     def is_file_fully_uploaded(self, path: str, delay: float = 1.2) -> bool:
         """
@@ -349,7 +367,11 @@ class PooledSFTPHook(SFTPHook):
             if not overwrite and exists(sftp, target):
                 raise SFTPPathError(f"refusing to overwrite {target} on {self.address} (overwrite=False)")
             try:
-                sftp.put(local_path, temporary, confirm=True)
+                self._transfer(self._async_twin().put_file(local_path, temporary))
+                if sftp.stat(temporary).st_size != os.path.getsize(local_path):
+                    raise SFTPPathError(
+                        f"upload of {local_path} to {temporary} on {self.address} was cut short"
+                    )
                 if overwrite:
                     sftp.posix_rename(temporary, target)
                 else:
@@ -369,10 +391,13 @@ class PooledSFTPHook(SFTPHook):
 
         :param remote_path: full path to the remote file
         """
-        self._stat_file(remote_path)
-        local_path = os.path.join(tempfile.mkdtemp(prefix="outamation-"), posixpath.basename(remote_path))
-        with self._sftp(remote_path) as sftp:
-            sftp.get(remote_path, local_path)
+        local_dir = tempfile.mkdtemp(prefix="outamation-")
+        local_path = os.path.join(local_dir, posixpath.basename(remote_path))
+        try:
+            self._transfer(self._async_twin().get_file(remote_path, local_path))
+        except BaseException:
+            shutil.rmtree(local_dir, ignore_errors=True)
+            raise
         return local_path
 
     @_reconnect_once
@@ -442,12 +467,3 @@ def _wrap_inherited_methods() -> None:
 
 
 _wrap_inherited_methods()
-
-
-def __getattr__(name: str) -> Any:
-    """Lazy re-export of the asyncio twin, so both hooks import from this module."""
-    if name == "PooledSFTPHookAsync":
-        from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
-
-        return PooledSFTPHookAsync
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -128,6 +128,14 @@ def test_missing_directory_names_host_and_path(sftp_server: SftpTestServer, sftp
         PooledSFTPHook(ssh_conn_id=sftp_conn_id).list_ready_files(missing, stability_delay=0)
 
 
+def test_download_of_a_missing_file_names_host_and_path(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    missing = f"{sftp_base}/missing.pdf"
+    with pytest.raises(SFTPPathError, match=f"{missing} does not exist on SFTP server .*:{sftp_server.port}"):
+        PooledSFTPHook(ssh_conn_id=sftp_conn_id).download_to_temp(missing)
+
+
 def test_path_that_is_a_directory(sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str) -> None:
     hook = PooledSFTPHook(ssh_conn_id=sftp_conn_id)
     with pytest.raises(SFTPPathError, match="is a directory"):

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncssh
 import pytest
 
 from airflow_outamation.hooks.sftp import PooledSFTPHook
@@ -96,6 +97,24 @@ def test_operation_on_a_connection_that_dies_mid_call_is_retried_once(
     assert hook.get_mod_time(f"{base}/a.pdf")
     assert hook.pool_stats()["opened"] == 2
     assert hook.pool_stats()["replaced"] == 1
+
+
+@pytest.mark.parametrize("fault", ["restart", "drop", "half-open"])
+def test_transfers_survive_the_server_dropping_their_connection(
+    make_sftp_server, sftp_server: SftpTestServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fault: str
+) -> None:
+    server = make_sftp_server(sftp_server.kind)
+    conn_id = set_airflow_connection(monkeypatch, "outamation_transfer_fault", server)
+    local = tmp_path / "doc.pdf"
+    local.write_bytes(os.urandom(3 * 2**20))
+    hook = PooledSFTPHook(ssh_conn_id=conn_id)
+    remote = hook.upload_to_folder(str(local), server.remote_path("transfer"))
+    if fault == "half-open":  # fault injection: the pool believes the dead connection is open
+        monkeypatch.setattr(asyncssh.SSHClientConnection, "is_closed", lambda self: False)
+    server.restart() if fault == "restart" else server.drop_connections()
+    before = server.connections_opened()
+    assert Path(hook.download_to_temp(remote)).read_bytes() == local.read_bytes()
+    assert server.connections_opened() - before == 1
 
 
 def test_missing_file_is_not_retried_and_keeps_the_connection(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 
@@ -11,6 +12,7 @@ import paramiko
 import pytest
 from airflow.providers.sftp.hooks.sftp import SFTPHook
 
+from airflow_outamation.testing.latency_proxy import LatencyProxy
 from airflow_outamation.testing.pytest_plugin import set_airflow_connection
 from airflow_outamation.testing.server_base import SftpTestServer
 
@@ -131,3 +133,18 @@ def test_restart_keeps_port_and_drops_clients(make_sftp_server, sftp_server: Sft
     again = _paramiko_client(server)
     again.close()
     client.close()
+
+
+def test_latency_proxy_forwards_a_whole_sftp_session(
+    sftp_server: SftpTestServer, sftp_base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payload = os.urandom(300_000)
+    sftp_server.write(f"{sftp_base}/big.pdf", payload)
+    with LatencyProxy(sftp_server.port, delay=0.002) as proxy:
+        conn = sftp_server.connection_dict()
+        conn["port"] = proxy.port
+        monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_PROXIED", json.dumps(conn))
+        hook = SFTPHook(ssh_conn_id="outamation_proxied")
+        assert hook.list_directory(sftp_base) == ["big.pdf"]
+        with hook.get_managed_conn() as sftp, sftp.open(f"{sftp_base}/big.pdf", "rb") as remote:
+            assert remote.read() == payload

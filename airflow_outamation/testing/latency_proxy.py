@@ -1,0 +1,96 @@
+"""
+A TCP proxy on 127.0.0.1 that delays every byte by a fixed time each way: a long link, on loopback.
+
+For benchmarks that must show what round trips cost (``tc netem`` needs a kernel module that
+containers often lack). Order is kept; bandwidth is not limited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from types import TracebackType
+
+
+class LatencyProxy:
+    """
+    Forward ``127.0.0.1:<port>`` to ``target_port``, delaying each direction by ``delay`` seconds.
+
+    :param target_port: the port of the server on 127.0.0.1
+    :param delay: one-way delay in seconds (a round trip costs twice this)
+    """
+
+    def __init__(self, target_port: int, delay: float) -> None:
+        self.target_port = target_port
+        self.delay = delay
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.Server | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, name="latency-proxy", daemon=True)
+
+    def start(self) -> LatencyProxy:
+        """Listen on a free port (``self.port``) in a background thread."""
+        self._thread.start()
+        started = asyncio.run_coroutine_threadsafe(self._listen(), self._loop)
+        self.port = started.result(timeout=10)
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and close every proxied connection."""
+        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    def __enter__(self) -> LatencyProxy:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    async def _listen(self) -> int:
+        self._server = await asyncio.start_server(self._proxy, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def _close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        tasks = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _proxy(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        try:
+            await asyncio.gather(
+                self._pipe(client_reader, server_writer), self._pipe(server_reader, client_writer)
+            )
+        except (asyncio.CancelledError, ConnectionError):
+            pass  # stopped, or one side went away: close both
+        finally:
+            client_writer.close()
+            server_writer.close()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Copy ``reader`` to ``writer``, each chunk written ``delay`` after it was read."""
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, data = await queue.get()
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                if not data:
+                    writer.write_eof()
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        delivery = asyncio.create_task(deliver())
+        while data := await reader.read(1 << 16):
+            queue.put_nowait((time.monotonic() + self.delay, data))
+        queue.put_nowait((time.monotonic() + self.delay, b""))
+        await delivery
