@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSkipException
 
@@ -16,27 +15,6 @@ from airflow_outamation.triggers.sftp import ReadyFilesTrigger, error_from_event
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-
-def default_deferrable() -> bool:
-    """
-    ``[operators] default_deferrable`` if the deployment set it (config file or environment), else True.
-
-    The option always has a value (Airflow's default is ``False``), so only its source tells a
-    deployment's choice from Airflow's default; this sensor is deferrable unless told otherwise.
-    """
-    # Airflow insists on display_sensitive=True without commands and secrets; nothing is shown.
-    options = conf.as_dict(
-        display_source=True,
-        display_sensitive=True,
-        include_env=True,
-        include_cmds=False,
-        include_secret=False,
-    )
-    entry = options.get("operators", {}).get("default_deferrable")
-    if not isinstance(entry, tuple) or entry[1] == "default":
-        return True
-    return str(entry[0]).strip().lower() in ("t", "true", "1")
 
 
 class ReadyFilesSensor(BaseSensorOperator):
@@ -61,8 +39,7 @@ class ReadyFilesSensor(BaseSensorOperator):
     :param min_age: seconds since its last modification a file must have
     :param min_size: smallest size in bytes that counts (1 skips empty files)
     :param max_files: most files one run passes on (the first by name); ``None`` for all
-    :param deferrable: wait in the triggerer instead of in a worker slot; by default ``True``, or
-        ``[operators] default_deferrable`` when the deployment sets it (see :func:`default_deferrable`)
+    :param deferrable: wait in the triggerer (default) instead of in a worker slot
     """
 
     template_fields: Sequence[str] = ("directory", "pattern", "stability_delay")
@@ -78,7 +55,7 @@ class ReadyFilesSensor(BaseSensorOperator):
         min_age: float = 0,
         min_size: int = 1,
         max_files: int | None = None,
-        deferrable: bool | None = None,
+        deferrable: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -89,7 +66,7 @@ class ReadyFilesSensor(BaseSensorOperator):
         self.min_age = min_age
         self.min_size = min_size
         self.max_files = max_files
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.deferrable = deferrable
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:

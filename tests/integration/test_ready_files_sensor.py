@@ -107,21 +107,6 @@ def test_deferral_timeout_honours_soft_fail(soft_fail: bool, expected: type[Exce
         sensor.resume_execution(TRIGGER_FAIL_REPR, {"error": TriggerFailureReason.TRIGGER_TIMEOUT}, CONTEXT)
 
 
-@pytest.mark.parametrize(
-    ("configured", "expected"), [(None, True), ("true", True), ("False", False), ("0", False)]
-)
-def test_deferrable_follows_default_deferrable_only_when_the_deployment_sets_it(
-    monkeypatch: pytest.MonkeyPatch, configured: str | None, expected: bool
-) -> None:
-    if configured is None:
-        monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", raising=False)
-    else:
-        monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", configured)
-    sensor = ReadyFilesSensor(task_id="wait", sftp_conn_id="any", directory="/in")
-    assert sensor.deferrable is expected
-    assert ReadyFilesSensor(task_id="w2", sftp_conn_id="any", directory="/in", deferrable=True).deferrable
-
-
 def poke_sensor(conn_id: str, directory: str, **kwargs: Any) -> ReadyFilesSensor:
     return ReadyFilesSensor(
         task_id="wait",
