@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -32,8 +34,8 @@ with DAG(
         sftp_conn_id="{conn_id}",
         directory="{{{{ params.base }}}}/input",
         stability_delay=0.3,
-        poke_interval=0.2,
-        timeout=60,
+        poke_interval={poke_interval},
+        timeout=60,{sensor_args}
     )
 
     @task
@@ -51,13 +53,24 @@ def xcom_return_value(run_id: str, task_id: str) -> Any:
 
 @pytest.fixture
 def sensor_dag(
-    airflow_db: str, asyncssh_server: SftpTestServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    airflow_db: str,
+    asyncssh_server: SftpTestServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> tuple[ModuleType, str]:
-    """The DAG above in a bundle of its own, watching ``<base>/input`` on the asyncssh server."""
+    """The DAG above in a bundle of its own, watching ``<base>/input`` on the asyncssh server.
+
+    Parametrised indirectly, the parameter is extra sensor arguments (source text).
+    """
     base = asyncssh_server.remote_path(f"dag-{tmp_path.name}")
     conn_id = "outamation_dag_sftp"
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", asyncssh_server.connection_json())
-    source = DAG_SOURCE.format(dag_id=DAG_ID, base=base, conn_id=conn_id)
+    sensor_args = getattr(request, "param", "")
+    poke_interval = 1 if sensor_args else 0.2  # reschedule mode needs whole seconds
+    source = DAG_SOURCE.format(
+        dag_id=DAG_ID, base=base, conn_id=conn_id, sensor_args=sensor_args, poke_interval=poke_interval
+    )
     return load_dag_in_bundle(source, tmp_path / "bundle", monkeypatch), base
 
 
@@ -103,3 +116,49 @@ def test_missing_directory_fails_the_sensor_task(
     assert dag_run.state == "failed"
     assert sensor_instance(dag_run).state == "failed"
     assert f"SFTPPathError: {base}/nowhere/input does not exist on SFTP server" in capfd.readouterr().out
+
+
+def _reschedules(run_id: str | None = None) -> int:
+    """How many times this test DAG's sensor gave its worker slot back (in ``run_id``, or in any run)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    query = (
+        select(func.count())
+        .select_from(TaskReschedule)
+        .join(TaskInstance, TaskInstance.id == TaskReschedule.ti_id)
+        .where(TaskInstance.dag_id == DAG_ID, TaskInstance.task_id == "wait_for_files")
+    )
+    if run_id is not None:
+        query = query.where(TaskInstance.run_id == run_id)
+    with create_session() as session:
+        return int(session.scalar(query) or 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sensor_dag", ['\n        deferrable=False, mode="reschedule",'], indirect=True)
+def test_reschedule_mode_frees_the_slot_and_finds_a_late_file(
+    sensor_dag: tuple[ModuleType, str], asyncssh_server: SftpTestServer
+) -> None:
+    module, base = sensor_dag
+    asyncssh_server.makedirs(f"{base}/input")
+    before = _reschedules()
+
+    def upload_after_first_reschedule() -> None:
+        deadline = time.monotonic() + 120
+        while _reschedules() == before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        asyncssh_server.write(f"{base}/input/late.pdf", b"%PDF late")
+
+    uploader = threading.Thread(target=upload_after_first_reschedule)
+    uploader.start()
+    try:
+        dag_run = module.dag.test()
+    finally:
+        uploader.join()
+
+    assert dag_run.state == "success"
+    assert _reschedules(dag_run.run_id) >= 1  # the sensor gave its slot back before the file came
+    assert [f["filename"] for f in xcom_return_value(dag_run.run_id, "wait_for_files")] == ["late.pdf"]
