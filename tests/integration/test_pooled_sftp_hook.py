@@ -115,6 +115,9 @@ def test_transfers_survive_the_server_dropping_their_connection(
     before = server.connections_opened()
     assert Path(hook.download_to_temp(remote)).read_bytes() == local.read_bytes()
     assert server.connections_opened() - before == 1
+    server.restart() if fault == "restart" else server.drop_connections()
+    again = hook.upload_to_folder(str(local), server.remote_path("transfer/again"))
+    assert server.local_path(again).read_bytes() == local.read_bytes()
 
 
 def test_missing_file_is_not_retried_and_keeps_the_connection(
