@@ -80,17 +80,23 @@ class LatencyProxy:
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
         async def deliver() -> None:
-            while True:
-                due, data = await queue.get()
-                await asyncio.sleep(max(0.0, due - time.monotonic()))
-                if not data:
-                    writer.write_eof()
-                    return
-                writer.write(data)
-                await writer.drain()
+            try:
+                while True:
+                    due, data = await queue.get()
+                    await asyncio.sleep(max(0.0, due - time.monotonic()))
+                    if not data:
+                        writer.write_eof()
+                        return
+                    writer.write(data)
+                    await writer.drain()
+            except ConnectionError:
+                return  # the receiving side went away; _proxy closes both
 
         delivery = asyncio.create_task(deliver())
-        while data := await reader.read(1 << 16):
-            queue.put_nowait((time.monotonic() + self.delay, data))
-        queue.put_nowait((time.monotonic() + self.delay, b""))
-        await delivery
+        try:
+            while data := await reader.read(1 << 16):
+                queue.put_nowait((time.monotonic() + self.delay, data))
+            queue.put_nowait((time.monotonic() + self.delay, b""))
+            await delivery
+        finally:
+            delivery.cancel()
