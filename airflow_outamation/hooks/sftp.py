@@ -19,7 +19,6 @@ import stat
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -41,7 +40,6 @@ from airflow_outamation.hooks.background_loop import BackgroundLoop
 from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
 from airflow_outamation.hooks.sftp_pool import DEFAULT_POOL_SIZE, POOLS, ClientPool, PooledClient
 from airflow_outamation.readiness import FileState, RemoteFile
-from airflow_outamation.sftp_paths import exists, makedirs
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -357,31 +355,8 @@ class PooledSFTPHook(SFTPHook):
         :param overwrite: replace a file of the same name instead of failing
         :return: the remote path of the uploaded file
         """
-        if not os.path.isfile(local_path):
-            raise SFTPPathError(f"local file to upload does not exist: {local_path}")
-        name = os.path.basename(local_path)
-        target = posixpath.join(remote_dir, name)
-        temporary = posixpath.join(remote_dir, f".{name}.{uuid.uuid4().hex[:8]}.part")
-        with self._sftp(remote_dir) as sftp:
-            makedirs(sftp, remote_dir)
-            if not overwrite and exists(sftp, target):
-                raise SFTPPathError(f"refusing to overwrite {target} on {self.address} (overwrite=False)")
-            try:
-                self._transfer(self._async_twin().put_file(local_path, temporary))
-                if sftp.stat(temporary).st_size != os.path.getsize(local_path):
-                    raise SFTPPathError(
-                        f"upload of {local_path} to {temporary} on {self.address} was cut short"
-                    )
-                if overwrite:
-                    sftp.posix_rename(temporary, target)
-                else:
-                    sftp.rename(temporary, target)
-            except BaseException:
-                if exists(sftp, temporary):
-                    sftp.remove(temporary)
-                if not overwrite and exists(sftp, target):
-                    raise SFTPPathError(f"{target} appeared on {self.address} during the upload") from None
-                raise
+        target = posixpath.join(remote_dir, os.path.basename(local_path))
+        self._transfer(self._async_twin().upload_file(local_path, target, overwrite))
         return target
 
     @_reconnect_once

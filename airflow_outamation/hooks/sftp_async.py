@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import posixpath
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import asyncssh
@@ -277,15 +279,40 @@ class PooledSFTPHookAsync(SFTPHookAsync):
         async with self._client_for(path) as sftp:
             return _file_state(await asyncio.wait_for(sftp.stat(path), self.timeout))
 
-    async def put_file(self, local_path: str, remote_path: str) -> None:
+    async def upload_file(self, local_path: str, remote_path: str, overwrite: bool = False) -> None:
         """
-        Upload a local file, streamed with :data:`TRANSFER_REQUESTS` parallel writes.
+        Upload a local file under a temporary name, then rename it to ``remote_path``.
+
+        Streamed with :data:`TRANSFER_REQUESTS` parallel writes. No reader ever sees a partial file:
+        the temporary name is a dotfile ending in ``.part``. Missing directories are created.
 
         :param local_path: the local file
-        :param remote_path: the remote file to write (replaced if it exists)
+        :param remote_path: the remote file to create
+        :param overwrite: replace an existing ``remote_path`` instead of failing
+        :raises SFTPPathError: the local file is missing, or ``remote_path`` exists and not ``overwrite``
         """
+        if not os.path.isfile(local_path):
+            raise SFTPPathError(f"local file to upload does not exist: {local_path}")
+        remote_dir, name = posixpath.split(remote_path)
+        temporary = posixpath.join(remote_dir, f".{name}.{uuid.uuid4().hex[:8]}.part")
+        refusal = None
         async with self._client_for(remote_path) as sftp:
-            await sftp.put(local_path, remote_path, max_requests=TRANSFER_REQUESTS)
+            await sftp.makedirs(remote_dir, exist_ok=True)
+            if not overwrite and await sftp.exists(remote_path):
+                refusal = f"refusing to overwrite {remote_path} on {self.address} (overwrite=False)"
+            else:
+                try:
+                    await sftp.put(local_path, temporary, max_requests=TRANSFER_REQUESTS)
+                    # A plain SFTP rename never replaces a file; posix-rename does.
+                    await (sftp.posix_rename if overwrite else sftp.rename)(temporary, remote_path)
+                except BaseException:
+                    with suppress(asyncssh.Error, OSError):
+                        await sftp.remove(temporary)
+                    if overwrite or not await sftp.exists(remote_path):
+                        raise
+                    refusal = f"{remote_path} appeared on {self.address} during the upload"
+        if refusal:  # raised outside the pool's context: the connection is fine
+            raise SFTPPathError(refusal)
 
     async def get_file(self, remote_path: str, local_path: str) -> None:
         """
