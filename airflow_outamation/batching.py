@@ -24,3 +24,13 @@ def split_into_batches(files: Sequence[T], batch_size: int = DEFAULT_BATCH_SIZE)
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     ordered = sorted(files, key=lambda f: (str(f["filename"]), str(f.get("backup_path", ""))))
     return [list(ordered[start : start + batch_size]) for start in range(0, len(ordered), batch_size)]
+
+
+def as_limit(value: int | str | None) -> int | None:
+    """A cap given as a number or as rendered template text (``"500"``); ``None`` or empty for no cap."""
+    if value is None or str(value).strip() in ("", "None"):
+        return None
+    limit = int(value)
+    if limit < 1:
+        raise ValueError(f"a file cap must be at least 1, got {limit}")
+    return limit

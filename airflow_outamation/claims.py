@@ -312,3 +312,13 @@ def claim_status(sftp: paramiko.SFTPClient, in_progress_dir: str, manifest_id: s
         "sent": [path for path in claimed if path in sent],
         "unsent": [path for path in claimed if path not in sent],
     }
+
+
+def sent_message_ids(sftp: paramiko.SFTPClient, in_progress_dir: str) -> set[str]:
+    """
+    The message ids of the batches with a receipt in ``in_progress_dir`` (one listing, no file read).
+
+    :param in_progress_dir: the dated in-progress directory
+    """
+    sent_dir = posixpath.join(in_progress_dir, CLAIMS_DIR, SENT_DIR)
+    return {name.removesuffix(".json") for name in _listdir(sftp, sent_dir) if name.endswith(".json")}

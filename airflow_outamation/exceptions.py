@@ -30,4 +30,12 @@ class SFTPClaimError(OutamationError):
 
 
 class DocumentApiError(OutamationError):
-    """The document API answered with an error or could not be reached after all retries."""
+    """
+    The document API answered with an error or could not be reached after all retries.
+
+    :param status: the HTTP status of the (last) answer, ``None`` when there was none
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

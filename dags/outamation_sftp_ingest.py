@@ -1,7 +1,12 @@
 """
 Outamation SFTP ingestion: one DAG per project, scheduled and triggerable from the UI.
 
-    wait_for_files (deferrable) -> claim_files -> make_batches -> submit_batch (mapped, one per batch)
+    wait_for_files (deferrable) -> claim_files -> submit_batches (every batch, 8 in flight)
+
+A run claims at most ``max_files_per_run`` files (5,000 by default; the rest wait in the input folder
+for the next run) and sends all their batches in one task, so a backlog costs a handful of Airflow
+tasks per run, not one per batch. ``base_path`` given in the trigger form may only narrow the
+project's folder (a subfolder), never point elsewhere.
 
 Projects are listed in ``outamation_projects.json`` beside this file (or the file named by
 ``OUTAMATION_PROJECTS_FILE``): adding a project is adding an entry. Credentials live in the two
@@ -14,15 +19,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import DAG, Asset, Param
+from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_outamation.operators.batch import BatchFilesOperator
-from airflow_outamation.operators.document_api import SubmitBatchOperator
+from airflow_outamation.operators.document_api import DEFAULT_MAX_IN_FLIGHT, SubmitBatchesOperator
 from airflow_outamation.operators.sftp import ClaimFilesOperator
+from airflow_outamation.projects import confine_path
 from airflow_outamation.sensors.sftp import ReadyFilesSensor
 
 PROJECTS_FILE = Path(
@@ -32,6 +39,10 @@ SOURCE_DIR = os.environ.get("SOURCE_FILES", "input")
 IN_PROGRESS_DIR = os.environ.get("IN_Progress_Path", "in_progress")  # noqa: SIM112 (the seed's name)
 #: How long a run waits for files before it ends as skipped (nothing to do this time).
 WAIT_TIMEOUT = timedelta(minutes=int(os.environ.get("OUTAMATION_WAIT_MINUTES", "10")))
+#: Most files one run claims; a bigger backlog is worked off by the following runs.
+DEFAULT_MAX_FILES_PER_RUN = 5000
+#: The run's project folder: the ``base_path`` param, confined to the entry's ``base_path``.
+PROJECT_FOLDER = "{{ project_folder(params.base_path) }}"
 
 
 def in_progress_asset(project_id: str) -> Asset:
@@ -39,16 +50,30 @@ def in_progress_asset(project_id: str) -> Asset:
     return Asset(name=f"outamation_in_progress_{project_id}", uri=f"outamation://{project_id}/in_progress")
 
 
+def folder_macro(root: str) -> Callable[[str], str]:
+    """A template macro confining a run's ``base_path`` to ``root``; a path outside fails the task."""
+
+    def project_folder(requested: str) -> str:
+        try:
+            return confine_path(requested, root)
+        except ValueError as exc:  # fail at once: retrying the same run conf cannot help
+            raise AirflowFailException(str(exc)) from None
+
+    return project_folder
+
+
 def build_dag(project: dict[str, Any]) -> DAG:
     """The ingestion DAG of one project entry."""
     project_id = project["project_id"]
+    max_files = project.get("max_files_per_run", DEFAULT_MAX_FILES_PER_RUN)
     params = {
         "base_path": Param(
             project["base_path"],
             type="string",
             minLength=1,
-            description=f"Project folder on the SFTP server; files are read from its '{SOURCE_DIR}' "
-            f"folder and claimed into '{IN_PROGRESS_DIR}/MMDDYYYY'.",
+            description=f"Project folder on the SFTP server, {project['base_path']} or a folder inside "
+            f"it; files are read from its '{SOURCE_DIR}' folder and claimed into "
+            f"'{IN_PROGRESS_DIR}/MMDDYYYY'.",
         ),
         "profile_code": Param(
             project.get("profile_code") or os.environ.get("PROFILE_CODE", ""),
@@ -65,7 +90,20 @@ def build_dag(project: dict[str, Any]) -> DAG:
         "source": Param(
             project.get("source", "SFTP"), type="string", minLength=1, description="Where they came from."
         ),
-        "batch_size": Param(5, type="integer", minimum=1, maximum=100, description="Files per API call."),
+        "batch_size": Param(
+            project.get("batch_size", 5),
+            type="integer",
+            minimum=1,
+            maximum=100,
+            description="Files per API call (1 to 100).",
+        ),
+        "max_files_per_run": Param(
+            max_files,
+            type="integer",
+            minimum=1,
+            maximum=100_000,
+            description="Most files this run claims (1 to 100,000); the others wait for the next run.",
+        ),
         "stability_delay": Param(
             1.2,
             type="number",
@@ -86,12 +124,14 @@ def build_dag(project: dict[str, Any]) -> DAG:
         default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
         tags=["outamation", "sftp", project_id],
         doc_md=__doc__,
+        user_defined_macros={"project_folder": folder_macro(project["base_path"])},
     ) as dag:
         wait_for_files = ReadyFilesSensor(
             task_id="wait_for_files",
             sftp_conn_id=project["sftp_conn_id"],
-            directory=f"{{{{ params.base_path }}}}/{SOURCE_DIR}",
+            directory=f"{PROJECT_FOLDER}/{SOURCE_DIR}",
             stability_delay="{{ params.stability_delay }}",
+            max_files="{{ params.max_files_per_run }}",
             poke_interval=project.get("poke_interval", 30),
             timeout=WAIT_TIMEOUT.total_seconds(),
             soft_fail=True,
@@ -99,26 +139,27 @@ def build_dag(project: dict[str, Any]) -> DAG:
         claim_files = ClaimFilesOperator(
             task_id="claim_files",
             sftp_conn_id=project["sftp_conn_id"],
-            base_path="{{ params.base_path }}",
+            base_path=PROJECT_FOLDER,
             files=wait_for_files.output,
             source_dir=SOURCE_DIR,
             in_progress_dir=IN_PROGRESS_DIR,
+            max_files="{{ params.max_files_per_run }}",
             outlets=[in_progress_asset(project_id)],
         )
-        make_batches = BatchFilesOperator(
-            task_id="make_batches", claimed=claim_files.output, batch_size="{{ params.batch_size }}"
-        )
-        SubmitBatchOperator.partial(
-            task_id="submit_batch",
+        SubmitBatchesOperator(
+            task_id="submit_batches",
+            claimed=claim_files.output,
             document_api_conn_id=project["document_api_conn_id"],
+            sftp_conn_id=project["sftp_conn_id"],
             uploaded_by="{{ params.uploaded_by }}",
             source="{{ params.source }}",
             profile_code="{{ params.profile_code }}",
-            sftp_conn_id=project["sftp_conn_id"],
+            batch_size="{{ params.batch_size }}",
+            max_in_flight=project.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT),
             retries=3,
             retry_delay=timedelta(minutes=2),
             retry_exponential_backoff=True,
-        ).expand(batch=make_batches.output)
+        )
     return dag
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -22,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
+from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential, wait_random
 
@@ -32,14 +35,34 @@ from airflow_outamation.signing import STANDARD_WEBHOOKS, SigningScheme, message
 URL_OVERRIDE_ENV = "DOC_AI_API_URL"
 RETRYABLE_STATUSES = frozenset({408, 429})
 BODY_EXCERPT_CHARS = 500
+#: Requests one hook keeps in flight at most (the size of its HTTP connection pool).
+MAX_IN_FLIGHT = 32
 
 
 class DocumentApiTransientError(DocumentApiError):
     """One attempt failed in a way worth retrying (unreachable, timeout, 408, 429, 5xx)."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None) -> None:
+        super().__init__(message, status=status)
         self.retry_after = retry_after
+
+
+class SharedPause:
+    """A moment before which no sender of one hook starts a request (set by ``Retry-After``)."""
+
+    def __init__(self) -> None:
+        self._until = 0.0
+        self._lock = threading.Lock()
+
+    def extend(self, seconds: float) -> None:
+        """Hold every sender back for at least ``seconds`` from now."""
+        with self._lock:
+            self._until = max(self._until, time.monotonic() + seconds)
+
+    def wait(self) -> None:
+        """Sleep until the pause is over (at once when there is none)."""
+        while (remaining := self._until - time.monotonic()) > 0:
+            time.sleep(remaining)
 
 
 @dataclass(frozen=True)
@@ -73,6 +96,15 @@ class BatchSubmission:
             "file_count": self.file_count,
             "attempts": self.attempts,
         }
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch ready to send: its payload's exact bytes and the message id every attempt carries."""
+
+    message_id: str
+    body: bytes = field(repr=False)
+    file_count: int
 
 
 def display_url(url: str) -> str:
@@ -173,6 +205,7 @@ class DocumentApiHook(BaseHook):
         }
         self._settings: DocumentApiSettings | None = None
         self._session: requests.Session | None = None
+        self._pause = SharedPause()
 
     @property
     def settings(self) -> DocumentApiSettings:
@@ -240,6 +273,9 @@ class DocumentApiHook(BaseHook):
         """Return the hook's ``requests.Session``, created on first use and reused afterwards."""
         if self._session is None:
             session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=MAX_IN_FLIGHT)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
             session.headers.update(
                 {
                     "Content-Type": "application/json",
@@ -254,6 +290,30 @@ class DocumentApiHook(BaseHook):
         if self._session is not None:
             self._session.close()
             self._session = None
+
+    def prepare_batch(
+        self,
+        files: Iterable[Mapping[str, Any]],
+        uploaded_by: str,
+        source: str,
+        profile_code: str | None = None,
+    ) -> PreparedBatch:
+        """
+        Build a batch's payload and message id without sending it.
+
+        :param files: the batch's files; each needs ``filename`` and ``backup_path``
+        :param uploaded_by: who uploaded the batch
+        :param source: where the batch came from
+        :param profile_code: the processing profile; the connection's ``profile_code`` when not given
+        """
+        profile = profile_code or self.settings.profile_code
+        if not profile:
+            raise ValueError(
+                f"no profile_code given and connection {self.document_api_conn_id!r} has none in its extras"
+            )
+        payload = build_payload(files, uploaded_by, source, profile)
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return PreparedBatch(message_id(payload), body, len(payload["files"]))
 
     def submit_batch(
         self,
@@ -271,15 +331,16 @@ class DocumentApiHook(BaseHook):
         :param profile_code: the processing profile; the connection's ``profile_code`` when not given
         :raises DocumentApiError: the API refused the batch or could not be reached after all retries
         """
+        return self.send_batch(self.prepare_batch(files, uploaded_by, source, profile_code))
+
+    def send_batch(self, batch: PreparedBatch) -> BatchSubmission:
+        """
+        POST a prepared batch, retried with backoff; every attempt is signed afresh under its id.
+
+        :param batch: from :meth:`prepare_batch`
+        :raises DocumentApiError: the API refused the batch or could not be reached after all retries
+        """
         settings = self.settings
-        profile = profile_code or settings.profile_code
-        if not profile:
-            raise ValueError(
-                f"no profile_code given and connection {self.document_api_conn_id!r} has none in its extras"
-            )
-        payload = build_payload(files, uploaded_by, source, profile)
-        msg_id = message_id(payload)
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         retrying = Retrying(
             stop=stop_after_attempt(settings.max_retries + 1),
             wait=self._wait,
@@ -289,29 +350,68 @@ class DocumentApiHook(BaseHook):
         try:
             for attempt in retrying:
                 with attempt:
-                    response = self._post(msg_id, body, attempt.retry_state.attempt_number)
+                    response = self._post(batch.message_id, batch.body, attempt.retry_state.attempt_number)
         except RetryError as exc:
             last = exc.last_attempt.exception()
             raise DocumentApiError(
-                f"gave up on batch {msg_id} after {exc.last_attempt.attempt_number} attempts; last: {last}"
+                f"gave up on batch {batch.message_id} after {exc.last_attempt.attempt_number} attempts; "
+                f"last: {last}",
+                status=getattr(last, "status", None),
             ) from last
         result = BatchSubmission(
-            msg_id, response.status_code, attempt.retry_state.attempt_number, len(payload["files"])
+            batch.message_id, response.status_code, attempt.retry_state.attempt_number, batch.file_count
         )
-        self.log.info(
+        self.log.debug(
             "%s accepted batch %s (%d files) with HTTP %d after %d attempt(s)",
             display_url(settings.url),
-            msg_id,
+            batch.message_id,
             result.file_count,
             result.status_code,
             result.attempts,
         )
         return result
 
+    def send_batches(
+        self, batches: Sequence[PreparedBatch], max_in_flight: int = 8
+    ) -> Iterator[tuple[PreparedBatch, BatchSubmission | DocumentApiError]]:
+        """
+        Send many batches over this hook's session, ``max_in_flight`` at a time; yield each outcome.
+
+        Each batch is sent as by :meth:`send_batch` (own id, fresh signature per attempt, retries).
+        A ``Retry-After`` answer (429, 503) pauses every sender of this hook, not only the one that
+        got it. A failed batch does not stop the others: its :class:`DocumentApiError` is yielded.
+        Outcomes come in the order they finish, in the caller's thread.
+
+        :param batches: from :meth:`prepare_batch`
+        :param max_in_flight: requests in flight at most (1 to ``MAX_IN_FLIGHT``)
+        """
+        if not 1 <= max_in_flight <= MAX_IN_FLIGHT:
+            raise ValueError(f"max_in_flight must be between 1 and {MAX_IN_FLIGHT}, got {max_in_flight}")
+        _ = self.settings  # loaded once, before the threads share them
+        with ThreadPoolExecutor(max_in_flight, thread_name_prefix="document-api") as pool:
+            queue = iter(batches)
+            running: dict[Future[BatchSubmission], PreparedBatch] = {}
+            for batch in queue:
+                running[pool.submit(self.send_batch, batch)] = batch
+                if len(running) == max_in_flight:
+                    break
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    batch = running.pop(future)
+                    error = future.exception()
+                    if error is not None and not isinstance(error, DocumentApiError):
+                        raise error
+                    yield batch, error if error is not None else future.result()
+                    following = next(queue, None)
+                    if following is not None:
+                        running[pool.submit(self.send_batch, following)] = following
+
     def _post(self, msg_id: str, body: bytes, attempt_number: int) -> requests.Response:
         """Sign and send one attempt; raise a transient or final :class:`DocumentApiError` on failure."""
         settings = self.settings
         where = f"{display_url(settings.url)} (batch {msg_id}, attempt {attempt_number})"
+        self._pause.wait()
         headers = sign(msg_id, body, settings.secret, scheme=settings.scheme)
         try:
             response = self.get_conn().post(
@@ -328,8 +428,11 @@ class DocumentApiHook(BaseHook):
         status = f"HTTP {response.status_code} {response.reason or ''}".rstrip()
         message = f"{where} answered {status}: {self._scrub(_excerpt(response.text)) or '(empty body)'}"
         if response.status_code in RETRYABLE_STATUSES or response.status_code >= 500:
-            raise DocumentApiTransientError(message, retry_after_seconds(response.headers.get("Retry-After")))
-        raise DocumentApiError(message)
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            if retry_after:
+                self._pause.extend(min(retry_after, settings.backoff_max))
+            raise DocumentApiTransientError(message, retry_after, status=response.status_code)
+        raise DocumentApiError(message, status=response.status_code)
 
     def _wait(self, retry_state: RetryCallState) -> float:
         """Exponential backoff with jitter, at least ``Retry-After``, at most ``backoff_max``."""

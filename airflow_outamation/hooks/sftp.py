@@ -420,6 +420,16 @@ class PooledSFTPHook(SFTPHook):
             return claims.record_sent(sftp, in_progress_dir, message_id, backup_paths)
 
     @_reconnect_once
+    def sent_message_ids(self, in_progress_dir: str) -> set[str]:
+        """
+        The message ids of the batches whose receipt is in ``in_progress_dir``.
+
+        :param in_progress_dir: the dated in-progress directory
+        """
+        with self.get_managed_conn() as sftp:
+            return claims.sent_message_ids(sftp, in_progress_dir)
+
+    @_reconnect_once
     def claim_status(self, in_progress_dir: str, manifest_id: str) -> dict[str, list[str]]:
         """
         Split a claim's files into ``sent`` (a receipt lists them) and ``unsent``.

@@ -10,6 +10,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context, XComArg
 
+from airflow_outamation.batching import as_limit
+from airflow_outamation.claims import source_paths
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.readiness import RemoteFile
 
@@ -44,6 +46,8 @@ class ClaimFilesOperator(BaseOperator):
     :param date_format: ``strftime`` format of the dated folder (templated; ``%m%d%Y`` as the seed)
     :param pattern: file pattern when listing ready files itself (templated)
     :param stability_delay: seconds between the two listings when listing ready files itself
+    :param max_files: most files one run claims (the first by name; templated); the others stay in
+        the input folder for the next run. ``None`` for no cap
     """
 
     template_fields: Sequence[str] = (
@@ -53,6 +57,7 @@ class ClaimFilesOperator(BaseOperator):
         "in_progress_dir",
         "date_format",
         "pattern",
+        "max_files",
     )
     ui_color = "#fdebd0"
 
@@ -67,6 +72,7 @@ class ClaimFilesOperator(BaseOperator):
         date_format: str = "%m%d%Y",
         pattern: str = "*.pdf",
         stability_delay: float = 1.2,
+        max_files: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -78,6 +84,7 @@ class ClaimFilesOperator(BaseOperator):
         self.date_format = date_format
         self.pattern = pattern
         self.stability_delay = stability_delay
+        self.max_files = max_files
 
     def execute(self, context: Context) -> list[dict[str, str]]:
         """Claim the files; return ``[{"filename", "source_path", "backup_path"}]``."""
@@ -91,6 +98,12 @@ class ClaimFilesOperator(BaseOperator):
             files = hook.list_ready_files(source, pattern=self.pattern, stability_delay=self.stability_delay)
         else:
             files = self.files  # type: ignore[assignment]  # rendered: an XComArg is resolved by now
+        cap = as_limit(self.max_files)
+        if cap is not None and len(files) > cap:
+            files = sorted(files, key=lambda item: source_paths([item]))[:cap]
+            self.log.info(
+                "Claiming the first %d ready file(s) by name; the others wait for the next run", len(files)
+            )
         manifest_id = manifest_id_for(context["dag_run"].dag_id, context["run_id"])
         claimed = hook.claim_files(files, target, manifest_id)
         self.log.info("Claimed %d of %d file(s) from %s into %s", len(claimed), len(files), source, target)

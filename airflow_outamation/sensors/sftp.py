@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSkipException
 
+from airflow_outamation.batching import as_limit
 from airflow_outamation.exceptions import OutamationError, SFTPConnectError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.triggers.sftp import ReadyFilesTrigger, error_from_event
@@ -38,11 +39,12 @@ class ReadyFilesSensor(BaseSensorOperator):
     :param stability_delay: seconds a file's size and mtime must stay unchanged (templated)
     :param min_age: seconds since its last modification a file must have
     :param min_size: smallest size in bytes that counts (1 skips empty files)
-    :param max_files: most files one run passes on (the first by name); ``None`` for all
+    :param max_files: most files one run passes on (the first by name; templated); ``None`` for all;
+        the others stay in the folder for the next run
     :param deferrable: wait in the triggerer (default) instead of in a worker slot
     """
 
-    template_fields: Sequence[str] = ("directory", "pattern", "stability_delay")
+    template_fields: Sequence[str] = ("directory", "pattern", "stability_delay", "max_files")
     ui_color = "#d6eaf8"
 
     def __init__(
@@ -54,7 +56,7 @@ class ReadyFilesSensor(BaseSensorOperator):
         stability_delay: float | str = 1.2,
         min_age: float = 0,
         min_size: int = 1,
-        max_files: int | None = None,
+        max_files: int | str | None = None,
         deferrable: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -79,7 +81,7 @@ class ReadyFilesSensor(BaseSensorOperator):
                 stability_delay=float(self.stability_delay),
                 min_age=self.min_age,
                 min_size=self.min_size,
-                max_files=self.max_files,
+                max_files=as_limit(self.max_files),
                 poke_interval=self.poke_interval,
             ),
             method_name="execute_complete",
@@ -99,7 +101,7 @@ class ReadyFilesSensor(BaseSensorOperator):
         except SFTPConnectError as exc:
             self.log.warning("Transient SFTP failure, poking again: %s", exc)
             return PokeReturnValue(is_done=False)
-        files = [file.to_dict() for file in ready[: self.max_files or None]]
+        files = [file.to_dict() for file in ready[: as_limit(self.max_files)]]
         self.log.info("%d ready file(s) in %s, passing on %d", len(ready), self.directory, len(files))
         return PokeReturnValue(is_done=bool(files), xcom_value=files)
 

@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,6 +55,7 @@ class ReceivedRequest:
     message_id: str | None
     signature_error: str | None = None
     reply: Reply = field(default_factory=Reply)
+    received_at: float = field(default_factory=time.monotonic)
 
     @property
     def valid(self) -> bool:
@@ -98,7 +100,7 @@ class _Handler(BaseHTTPRequestHandler):
             error = None
         except SignatureError as exc:
             msg_id, error = None, str(exc)
-        reply = receiver.next_reply() if error is None else Reply(401, json.dumps({"error": error}))
+        reply = receiver.next_reply(body) if error is None else Reply(401, json.dumps({"error": error}))
         receiver.record(ReceivedRequest("POST", self.path, headers, body, msg_id, error, reply))
         if reply.delay and receiver.stopping.wait(reply.delay):
             reply = Reply(drop=True)
@@ -156,6 +158,7 @@ class DocumentApiReceiver:
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._replies: deque[Reply] = deque()
+        self._file_replies: dict[str, deque[Reply]] = {}
         self._requests: list[ReceivedRequest] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -207,15 +210,39 @@ class DocumentApiReceiver:
         with self._lock:
             self._replies.extend(Reply(r) if isinstance(r, int) else r for r in replies)
 
-    def next_reply(self) -> Reply:
-        """Take the next scripted answer; 200 when the script is empty."""
+    def script_for_file(self, filename: str, *replies: int | Reply) -> None:
+        """Queue answers for the next requests whose batch holds ``filename``, before the general script."""
         with self._lock:
+            queue = self._file_replies.setdefault(filename, deque())
+            queue.extend(Reply(r) if isinstance(r, int) else r for r in replies)
+
+    def next_reply(self, body: bytes = b"") -> Reply:
+        """Take the next scripted answer for a request with ``body``; 200 when nothing is scripted."""
+        with self._lock:
+            if self._file_replies:
+                try:
+                    names = [str(item["filename"]) for item in json.loads(body)["files"]]
+                except (ValueError, KeyError, TypeError):
+                    names = []
+                for name in names:
+                    if self._file_replies.get(name):
+                        return self._file_replies[name].popleft()
             return self._replies.popleft() if self._replies else Reply()
 
     def record(self, request: ReceivedRequest) -> None:
         """Remember a request."""
         with self._lock:
             self._requests.append(request)
+
+    @property
+    def accepted_ids(self) -> list[str]:
+        """The message ids of the valid requests answered with 2xx, one entry per such answer."""
+        with self._lock:
+            return [
+                r.message_id
+                for r in self._requests
+                if r.valid and r.message_id and 200 <= r.reply.status < 300 and not r.reply.drop
+            ]
 
     @property
     def requests(self) -> list[ReceivedRequest]:
@@ -228,6 +255,7 @@ class DocumentApiReceiver:
         with self._lock:
             self._requests.clear()
             self._replies.clear()
+            self._file_replies.clear()
 
     def connection_dict(self, **extras: Any) -> dict[str, Any]:
         """An Airflow ``outamation_document_api`` connection for this receiver, with ``extras``."""

@@ -34,7 +34,7 @@ def test_dags_folder_has_no_import_errors() -> None:
     bag = DagBag(dag_folder=str(REPO / "dags"))
     assert bag.import_errors == {}
     dag = bag.dags["outamation_sftp_ingest_example"]
-    assert dag.task_ids == ["wait_for_files", "claim_files", "make_batches", "submit_batch"]
+    assert dag.task_ids == ["wait_for_files", "claim_files", "submit_batches"]
     assert dag.max_active_runs == 1
     assert dag.catchup is False
 
@@ -54,7 +54,13 @@ def test_params_reject_bad_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
     project = {"project_id": "p", "sftp_conn_id": "s", "document_api_conn_id": "a", "base_path": "/p"}
     dag = _load_example_dag([project], tmp_path, monkeypatch).outamation_sftp_ingest_p
-    for name, bad in (("batch_size", 0), ("batch_size", "five"), ("base_path", ""), ("stability_delay", -1)):
+    for name, bad in (
+        ("batch_size", 0),
+        ("batch_size", "five"),
+        ("base_path", ""),
+        ("stability_delay", -1),
+        ("max_files_per_run", 0),
+    ):
         with pytest.raises(ParamValidationError):
             dag.params.get_param(name).resolve(bad)
     assert dag.params.get_param("batch_size").resolve(7) == 7
@@ -91,6 +97,8 @@ def test_full_run_claims_batches_and_sends_signed_calls(
     folder = os.path.dirname(claimed[0]["backup_path"])
     assert folder.startswith(f"{base}/in_progress/")
     assert os.listdir(asyncssh_server.local_path(f"{base}/input")) == ["growing.pdf"]  # still being written
+    (summary,) = xcom_values(dag.dag_id, dag_run.run_id, "submit_batches")
+    assert (summary["batches"], summary["sent"], summary["failed"]) == (3, 3, 0)
     requests = document_api_receiver.requests
     assert len(requests) == 3
     assert all(r.valid for r in requests)
@@ -105,3 +113,118 @@ def test_full_run_claims_batches_and_sends_signed_calls(
         folder, manifest_id_for(dag.dag_id, dag_run.run_id)
     )
     assert status == {"sent": sorted(sent), "unsent": []}
+
+
+def _project(base: str, api_conn_id: str, **settings: object) -> dict[str, object]:
+    return {
+        "project_id": "dagtest",
+        "sftp_conn_id": "outamation_example_sftp",
+        "document_api_conn_id": api_conn_id,
+        "base_path": base,
+        "profile_code": "intake",
+        "poke_interval": 0.3,
+        **settings,
+    }
+
+
+@pytest.mark.slow
+def test_a_run_beyond_max_map_length_sends_every_file(
+    airflow_db: str,
+    asyncssh_server: SftpTestServer,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """60 batches of 1 with Airflow's max_map_length at 10: the 0.1 DAG claimed all and sent none."""
+    base = asyncssh_server.remote_path(f"maplen-{tmp_path.name}")
+    for i in range(60):
+        asyncssh_server.write(f"{base}/input/doc{i:02}.pdf", b"%PDF-1.7 " + bytes([i]))
+    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "10")
+    dag = _load_example_dag([_project(base, document_api_conn_id)], tmp_path, monkeypatch)
+    dag_run = dag.outamation_sftp_ingest_dagtest.test(run_conf={"stability_delay": 0.3, "batch_size": 1})
+
+    assert dag_run.state == "success"
+    sent = [f["filename"] for r in document_api_receiver.requests for f in r.json()["files"]]
+    assert sorted(sent) == [f"doc{i:02}.pdf" for i in range(60)]
+    assert len(set(document_api_receiver.accepted_ids)) == 60
+    assert os.listdir(asyncssh_server.local_path(f"{base}/input")) == []
+
+
+@pytest.mark.slow
+def test_max_files_per_run_leaves_the_rest_in_input_for_the_next_runs(
+    airflow_db: str,
+    asyncssh_server: SftpTestServer,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    base = asyncssh_server.remote_path(f"cap-{tmp_path.name}")
+    for i in range(12):
+        asyncssh_server.write(f"{base}/input/doc{i:02}.pdf", b"%PDF-1.7 " + bytes([i]))
+    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
+    project = _project(base, document_api_conn_id, max_files_per_run=5)
+    dag = _load_example_dag([project], tmp_path, monkeypatch).outamation_sftp_ingest_dagtest
+    input_dir = asyncssh_server.local_path(f"{base}/input")
+
+    remaining = []
+    for _ in range(3):
+        assert dag.test(run_conf={"stability_delay": 0.3}).state == "success"
+        remaining.append(len(os.listdir(input_dir)))
+
+    assert remaining == [7, 2, 0]
+    sent = [f["filename"] for r in document_api_receiver.requests for f in r.json()["files"]]
+    assert sorted(sent) == [f"doc{i:02}.pdf" for i in range(12)]  # each file once, in the first run's order
+    assert sent[:5] == [f"doc{i:02}.pdf" for i in range(5)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("escape", ["{base}/../beta", "/", "{base}/../../", "../beta", "{base}-beta"])
+def test_base_path_from_the_trigger_form_cannot_leave_the_project_folder(
+    escape: str,
+    airflow_db: str,
+    asyncssh_server: SftpTestServer,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The probe moved beta's files and posted them under acme's profile with base_path=<acme>/../beta."""
+    root = asyncssh_server.remote_path(f"confine-{tmp_path.name}")
+    base = f"{root}/acme"
+    for folder in (f"{root}/beta/input", f"{root}/acme-beta/input", f"{base}/input"):
+        asyncssh_server.write(f"{folder}/secret.pdf", b"%PDF-1.7 not acme's")
+    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
+    dag = _load_example_dag([_project(base, document_api_conn_id)], tmp_path, monkeypatch)
+
+    dag_run = dag.outamation_sftp_ingest_dagtest.test(
+        run_conf={"base_path": escape.format(base=base), "stability_delay": 0.3}
+    )
+
+    assert dag_run.state == "failed"
+    assert document_api_receiver.requests == []
+    for folder in ("beta", "acme-beta", "acme"):
+        assert os.listdir(asyncssh_server.local_path(f"{root}/{folder}/input")) == ["secret.pdf"]
+
+
+@pytest.mark.slow
+def test_base_path_may_name_a_subfolder_of_the_project(
+    airflow_db: str,
+    asyncssh_server: SftpTestServer,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    base = asyncssh_server.remote_path(f"sub-{tmp_path.name}")
+    asyncssh_server.write(f"{base}/east/input/a.pdf", b"%PDF-1.7 east")
+    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
+    dag = _load_example_dag([_project(base, document_api_conn_id)], tmp_path, monkeypatch)
+
+    dag_run = dag.outamation_sftp_ingest_dagtest.test(run_conf={"base_path": "east", "stability_delay": 0.3})
+
+    assert dag_run.state == "success"
+    (request,) = document_api_receiver.requests
+    assert request.json()["files"][0]["backup_path"].startswith(f"{base}/east/in_progress/")

@@ -1,0 +1,192 @@
+"""SubmitBatchesOperator: every batch of a claim in one task, on a real SFTP server and a real receiver."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from airflow_outamation.exceptions import DocumentApiError
+from airflow_outamation.hooks.sftp import PooledSFTPHook
+from airflow_outamation.operators.document_api import SubmitBatchesOperator
+from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, Reply
+from airflow_outamation.testing.server_base import SftpTestServer
+
+SEND_SCRIPT = """
+import json, sys
+from airflow_outamation.operators.document_api import SubmitBatchesOperator
+
+api, sftp, claimed = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+SubmitBatchesOperator(
+    task_id="send", claimed=claimed, uploaded_by="tester", source="SFTP", batch_size=1,
+    max_in_flight=2, document_api_conn_id=api, sftp_conn_id=sftp,
+).execute({})
+"""
+
+
+@pytest.fixture(autouse=True)
+def _empty_pools() -> Iterator[None]:
+    PooledSFTPHook.close_all()
+    yield
+    PooledSFTPHook.close_all()
+
+
+def _claimed(server: SftpTestServer, base: str, count: int) -> list[dict[str, str]]:
+    """``count`` files as a claim leaves them in ``<base>/in_progress/11262026``."""
+    folder = f"{base}/in_progress/11262026"
+    files = []
+    for i in range(count):
+        name = f"doc{i:03}.pdf"
+        server.write(f"{folder}/{name}", f"%PDF-1.7 document {i}".encode())
+        files.append(
+            {"filename": name, "source_path": f"{base}/input/{name}", "backup_path": f"{folder}/{name}"}
+        )
+    return files
+
+
+def _operator(claimed: list[dict[str, str]], api: str, sftp: str, **kwargs: object) -> SubmitBatchesOperator:
+    return SubmitBatchesOperator(
+        task_id="submit_batches",
+        claimed=claimed,
+        uploaded_by="tester",
+        source="SFTP",
+        document_api_conn_id=api,
+        sftp_conn_id=sftp,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _receipted(sftp_conn_id: str, claimed: list[dict[str, str]]) -> set[str]:
+    return PooledSFTPHook(sftp_conn_id).sent_message_ids(os.path.dirname(claimed[0]["backup_path"]))
+
+
+def test_every_batch_is_sent_once_with_a_receipt_and_a_rerun_sends_nothing(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+) -> None:
+    claimed = _claimed(sftp_server, sftp_base, 23)
+    summary = _operator(claimed, document_api_conn_id, sftp_conn_id).execute({})
+
+    assert summary["batches"] == 5
+    assert (summary["sent"], summary["already_sent"], summary["failed"]) == (5, 0, 0)
+    accepted = document_api_receiver.accepted_ids
+    assert sorted(accepted) == sorted(summary["message_ids"])
+    assert len(set(accepted)) == 5
+    assert all(r.valid for r in document_api_receiver.requests)
+    sent_names = sorted(f["filename"] for r in document_api_receiver.requests for f in r.json()["files"])
+    assert sent_names == [f"doc{i:03}.pdf" for i in range(23)]
+    assert _receipted(sftp_conn_id, claimed) == set(accepted)
+
+    again = _operator(claimed, document_api_conn_id, sftp_conn_id).execute({})
+    assert (again["sent"], again["already_sent"]) == (0, 5)
+    assert again["message_ids"] == summary["message_ids"]
+    assert len(document_api_receiver.requests) == 5
+
+
+def test_a_refused_batch_fails_the_task_by_name_and_only_it_is_resent(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+) -> None:
+    claimed = _claimed(sftp_server, sftp_base, 10)
+    document_api_receiver.script_for_file("doc004.pdf", Reply(400, json.dumps({"error": "bad profile"})))
+
+    with pytest.raises(DocumentApiError) as failure:
+        _operator(claimed, document_api_conn_id, sftp_conn_id, batch_size=2).execute({})
+
+    refused = [r.message_id for r in document_api_receiver.requests if r.reply.status == 400]
+    assert len(refused) == 1
+    message = str(failure.value)
+    assert refused[0] in message
+    assert "HTTP 400" in message
+    assert "doc004.pdf … doc005.pdf (2)" in message
+    assert f"{sftp_base}/in_progress/11262026" in message
+    accepted = set(document_api_receiver.accepted_ids)
+    assert len(accepted) == 4
+    assert _receipted(sftp_conn_id, claimed) == accepted  # the others are sent and receipted
+
+    document_api_receiver.reset()
+    summary = _operator(claimed, document_api_conn_id, sftp_conn_id, batch_size=2).execute({})
+    assert (summary["sent"], summary["already_sent"]) == (1, 4)
+    assert document_api_receiver.accepted_ids == refused  # only the refused batch, under its id
+
+
+def test_retry_after_on_one_batch_holds_back_every_sender(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+) -> None:
+    claimed = _claimed(sftp_server, sftp_base, 12)
+    document_api_receiver.script_for_file("doc002.pdf", Reply(429, retry_after="1"))
+    document_api_receiver.script(*[Reply(delay=0.05)] * 12)  # keep several batches in flight
+
+    operator = _operator(
+        claimed,
+        document_api_conn_id,
+        sftp_conn_id,
+        batch_size=1,
+        max_in_flight=4,
+        hook_kwargs={"backoff_max": 5},
+    )
+    summary = operator.execute({})
+
+    assert (summary["sent"], summary["failed"]) == (12, 0)
+    requests = document_api_receiver.requests
+    (throttled,) = [r for r in requests if r.reply.status == 429]
+    after = [r.received_at - throttled.received_at for r in requests if r.received_at > throttled.received_at]
+    # Requests already on their way when the 429 came back may arrive just after it; then nothing
+    # until Retry-After (1 s) has passed: the pause held back every sender, not only the throttled one.
+    assert len([t for t in after if t < 0.1]) <= 3
+    assert [t for t in after if 0.1 <= t < 0.95] == []
+    assert len([t for t in after if t >= 0.95]) >= 4
+    assert Counter(document_api_receiver.accepted_ids).most_common(1)[0][1] == 1
+
+
+def test_a_send_task_killed_mid_way_resends_only_the_batches_without_a_receipt(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+) -> None:
+    claimed = _claimed(sftp_server, sftp_base, 30)
+    document_api_receiver.script(*[Reply(delay=0.1)] * 30)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", SEND_SCRIPT, document_api_conn_id, sftp_conn_id, json.dumps(claimed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while len(_receipted(sftp_conn_id, claimed)) < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    receipted_before = _receipted(sftp_conn_id, claimed)
+    assert 8 <= len(receipted_before) < 30, "the worker was killed mid-way"
+    first_attempt = [r.message_id for r in document_api_receiver.requests]
+
+    document_api_receiver.reset()
+    summary = _operator(claimed, document_api_conn_id, sftp_conn_id, batch_size=1).execute({})
+
+    resent = document_api_receiver.accepted_ids
+    assert summary["already_sent"] == len(receipted_before)
+    assert not set(resent) & receipted_before  # nothing with a receipt went out again
+    assert len(resent) == len(set(resent)) == 30 - len(receipted_before)
+    assert set(resent) | receipted_before == set(summary["message_ids"])
+    # A batch sent twice was in flight when the worker died: it went again under the same id.
+    assert set(resent) & set(first_attempt) <= set(first_attempt) - receipted_before
+    assert _receipted(sftp_conn_id, claimed) == set(summary["message_ids"])
