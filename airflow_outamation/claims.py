@@ -1,26 +1,33 @@
 """
-Claim ready files into the dated in-progress folder: atomic renames, exactly once, crash-safe.
+Claim ready files into the dated in-progress folder: atomic renames, exactly once, crash-safe, file by file.
 
 A claim runs in three phases, each of which a retry (same manifest id) can resume:
 
-1. **Stage.** The manifest ``<dir>/.claims/<id>.json`` (the intended sources) is written first.
-   Each source is then renamed into the claim's own staging folder ``<dir>/.claims/<id>/``. The
-   rename is the lock: when two claims race for a file, exactly one rename succeeds and the other
-   finds the source gone and skips it. Whatever sits in the staging folder belongs to this claim.
-2. **Place.** The final names are chosen (a name already taken gets `` (1)``, `` (2)``, ...) and
-   written once to ``<dir>/.claims/<id>.placed.json``.
+1. **Stage.** The manifest ``<dir>/.claims/<id>.json`` (the intended files, with the size and
+   mtime they were found ready with) is written first. Each source is then renamed into the
+   claim's own staging folder ``<dir>/.claims/<id>/`` under a short name (index and extension).
+   The rename is the lock: when two claims race for a file, exactly one rename succeeds and the
+   other finds the source gone and skips it. A staged file whose size or mtime changed since it was
+   found ready goes back to its source folder; a file the server refuses to move stays there.
+2. **Place.** The final names are chosen (a name already taken gets `` (1)``, `` (2)``, ...,
+   shortened to fit the server's 255-byte limit) and written once, with the skipped files and
+   their reasons, to ``<dir>/.claims/<id>.placed.json``.
 3. **Move.** Each staged file is renamed to its final name; if another claim took that name in the
-   meantime, to a name unique to this claim. Nothing is ever overwritten or copied.
+   meantime, to a name unique to this claim; if the server refuses both, back to its source folder
+   (recorded first in ``<dir>/.claims/<id>.returned.<index>.json``). Nothing is overwritten or copied.
 
-At every instant a file is in the input folder or under ``<dir>`` (staging included). Renames of
-one phase are pipelined (many requests in flight), so 1,000 files do not cost 1,000 round trips.
+At every instant a file is in the input folder or under ``<dir>`` (staging included), and none is
+left in staging when a claim returns. Renames of one phase are pipelined (many requests in flight),
+so 1,000 files do not cost 1,000 round trips.
 
 Once the document API accepted a batch, a receipt ``<dir>/.claims/sent/<message_id>.json`` lists
-its files; :func:`claim_status` tells a claim's sent files from its unsent ones.
+its files with their size and mtime; :func:`claim_status` tells a claim's sent files from its
+unsent ones.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import posixpath
@@ -36,7 +43,7 @@ from paramiko.sftp import CMD_RENAME, CMD_STATUS, SFTP_DESC, SFTP_NO_SUCH_FILE, 
 
 from airflow_outamation.exceptions import SFTPClaimError
 from airflow_outamation.readiness import RemoteFile
-from airflow_outamation.sftp_paths import exists, makedirs
+from airflow_outamation.sftp_paths import makedirs
 
 CLAIMS_DIR = ".claims"
 #: Receipts of batches the API accepted, under ``<dir>/.claims/``.
@@ -280,29 +287,14 @@ def claim(
         placed_path = posixpath.join(claims_dir, f"{manifest_id}.placed.json")
         placed = _read_json(sftp, placed_path)
         if placed is None:
-            makedirs(sftp, staging_dir)
-            skipped = _stage(sftp, wanted, staged_names, staging_dir)
-            kept, changed = _check(sftp, wanted, staged_names, staging_dir)
             placed = _write_json_once(
-                sftp,
-                placed_path,
-                {
-                    "files": _place(sftp, wanted, staged_names, kept, in_progress_dir),
-                    "skipped": sorted(
-                        ({"path": path, "reason": reason} for path, reason in {**skipped, **changed}.items()),
-                        key=lambda item: item["path"],
-                    ),
-                },
+                sftp, placed_path, _stage_and_place(sftp, wanted, staged_names, staging_dir, in_progress_dir)
             )
         placements, skipped_before = _load_placements(placed)
         claimed, returned = _move(
             sftp, wanted, staged_names, placements, claims_dir, in_progress_dir, manifest_id
         )
-        left = _listdir(sftp, staging_dir)
-        if left:
-            raise SFTPClaimError(f"{len(left)} file(s) of claim {manifest_id} are still in {staging_dir}")
-        if exists(sftp, staging_dir):
-            sftp.rmdir(staging_dir)
+        _remove_staging_dir(sftp, staging_dir)
     except SFTPClaimError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as exc:
@@ -318,6 +310,36 @@ def claim_files(
 ) -> list[ClaimedFile]:
     """The files :func:`claim` moved into ``in_progress_dir`` (same arguments)."""
     return claim(sftp, files, in_progress_dir, manifest_id).claimed
+
+
+def _stage_and_place(
+    sftp: paramiko.SFTPClient,
+    wanted: list[dict[str, Any]],
+    staged_names: list[str],
+    staging_dir: str,
+    in_progress_dir: str,
+) -> dict[str, Any]:
+    """Phases 1 and 2: stage, put back the changed files, choose final names; return the placed record."""
+    makedirs(sftp, staging_dir)
+    skipped = _stage(sftp, wanted, staged_names, staging_dir)
+    kept, changed = _check(sftp, wanted, staged_names, staging_dir)
+    skipped.update(changed)
+    return {
+        "files": _place(sftp, wanted, staged_names, kept, in_progress_dir),
+        "skipped": [{"path": path, "reason": skipped[path]} for path in sorted(skipped)],
+    }
+
+
+def _remove_staging_dir(sftp: paramiko.SFTPClient, staging_dir: str) -> None:
+    """Remove the (empty) staging folder; one that still holds files is an error naming them."""
+    left = sorted(_listdir(sftp, staging_dir))
+    if left:
+        raise SFTPClaimError(
+            f"{len(left)} file(s) are still in {staging_dir} ({', '.join(left[:5])}); "
+            "a retry of the claim moves them"
+        )
+    with contextlib.suppress(FileNotFoundError):
+        sftp.rmdir(staging_dir)
 
 
 def _stage(
@@ -427,31 +449,21 @@ def _move(
         for staged, entry in placements.items()
     }
     pending = [staged for staged in placements if staged in still_staged and staged not in returned]
-    for names in (targets, own):
-        statuses = pipelined_renames(
-            sftp, [(posixpath.join(staging_dir, staged), names[staged]) for staged in pending]
-        )
-        refused = {
-            staged: status for staged, status in zip(pending, statuses, strict=True) if status != SFTP_OK
-        }
-        for staged in set(pending) - set(refused):
-            targets[staged] = names[staged]
-        pending = list(refused)
-    for staged in pending:
-        reason = f"the server refused to move it into {in_progress_dir} ({_status_text(refused[staged])})"
-        returned[staged] = _write_json_once(
-            sftp, markers[staged], {"reason": f"{reason}; returned to the input folder"}
-        )["reason"]
-    for staged in returned:
-        if staged in still_staged:
-            _return_to_source(sftp, posixpath.join(staging_dir, staged), sources[staged])
-    if (
-        set(placements) - still_staged - set(returned)
-    ):  # moved by an earlier, interrupted call: to its name or our own
+    taken_meanwhile = _rename_into(sftp, staging_dir, pending, targets)
+    refused = _rename_into(sftp, staging_dir, list(taken_meanwhile), own)
+    targets.update({staged: own[staged] for staged in taken_meanwhile if staged not in refused})
+    for staged, status in refused.items():
+        reason = f"the server refused to move it into {in_progress_dir} ({_status_text(status)})"
+        record = {"reason": f"{reason}; returned to the input folder"}
+        returned[staged] = _write_json_once(sftp, markers[staged], record)["reason"]
+    for staged in returned.keys() & still_staged:
+        _return_to_source(sftp, posixpath.join(staging_dir, staged), sources[staged])
+    earlier = set(placements) - still_staged - set(returned)  # moved by an interrupted call: name or own
+    if earlier:
         present = _listdir(sftp, in_progress_dir)
-        for staged in set(placements) - still_staged - set(returned):
-            if posixpath.basename(own[staged]) in present:
-                targets[staged] = own[staged]
+        targets.update(
+            {staged: own[staged] for staged in earlier if posixpath.basename(own[staged]) in present}
+        )
     claimed = [
         ClaimedFile(
             filename=posixpath.basename(targets[staged]),
@@ -464,6 +476,16 @@ def _move(
         if staged in placements and staged not in returned
     ]
     return claimed, [SkippedFile(path=sources[staged], reason=reason) for staged, reason in returned.items()]
+
+
+def _rename_into(
+    sftp: paramiko.SFTPClient, staging_dir: str, staged: list[str], targets: Mapping[str, str]
+) -> dict[str, int]:
+    """Rename the ``staged`` files to their ``targets``; return the refused ones with their SFTP status."""
+    statuses = pipelined_renames(
+        sftp, [(posixpath.join(staging_dir, name), targets[name]) for name in staged]
+    )
+    return {name: status for name, status in zip(staged, statuses, strict=True) if status != SFTP_OK}
 
 
 def _receipt_entry(sftp: paramiko.SFTPClient, item: Mapping[str, Any] | str) -> dict[str, Any]:

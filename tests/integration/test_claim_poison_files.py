@@ -196,3 +196,30 @@ def test_a_run_id_of_300_characters_claims(
     assert all(
         len(name.encode()) < 200 for name in os.listdir(Path(sftp_server.local_path(f"{target}/.claims")))
     )
+
+
+def test_a_long_name_taken_meanwhile_gets_this_claims_own_name_within_the_limit(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = f"{sftp_base}/{TARGET}"
+    source = f"{sftp_base}/input/{LONG_UTF8}"
+    sftp_server.write(source, b"ours")
+    real = claims.pipelined_renames
+    final = f"{target}/{LONG_UTF8}"
+
+    def another_claim_takes_the_name_first(
+        sftp: paramiko.SFTPClient, moves: Sequence[tuple[str, str]]
+    ) -> list[int]:
+        if any(new == final for _, new in moves):
+            sftp_server.write(final, b"theirs")  # the real server then refuses our rename onto it
+        return real(sftp, moves)
+
+    monkeypatch.setattr(claims, "pipelined_renames", another_claim_takes_the_name_first)
+    claimed = PooledSFTPHook(ssh_conn_id=sftp_conn_id).claim_files([source], target, "dag__run")
+
+    assert [c.filename for c in claimed] == [claims.with_suffix(LONG_UTF8, " (claim f09bd653)")]
+    assert claimed[0].filename.endswith(" (claim f09bd653).pdf")
+    assert len(claimed[0].filename.encode()) <= 255
+    assert sftp_server.local_path(claimed[0].backup_path).read_bytes() == b"ours"
+    assert sftp_server.local_path(final).read_bytes() == b"theirs"
+    _assert_no_staging_left(sftp_server, target)
