@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import paramiko
@@ -13,7 +15,7 @@ from paramiko.sftp import SFTP_PERMISSION_DENIED
 
 from airflow_outamation import claims
 from airflow_outamation.hooks.sftp import PooledSFTPHook
-from airflow_outamation.operators.sftp import manifest_id_for
+from airflow_outamation.operators.sftp import ClaimFilesOperator, manifest_id_for
 from airflow_outamation.testing.server_base import SftpTestServer
 
 TARGET = "in_progress/11252026"
@@ -223,3 +225,33 @@ def test_a_long_name_taken_meanwhile_gets_this_claims_own_name_within_the_limit(
     assert sftp_server.local_path(claimed[0].backup_path).read_bytes() == b"ours"
     assert sftp_server.local_path(final).read_bytes() == b"theirs"
     _assert_no_staging_left(sftp_server, target)
+
+
+def test_the_operator_returns_the_claimed_files_and_logs_the_skipped_ones(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    paths = [f"{sftp_base}/input/doc{i:02}.pdf" for i in range(23)]
+    for path in paths:
+        sftp_server.write(path, b"%PDF-1.7")
+    found = [{"path": path, "size": 8 if path == paths[0] else 99, "mtime": None} for path in paths]
+    operator = ClaimFilesOperator(
+        task_id="claim", sftp_conn_id=sftp_conn_id, base_path=sftp_base, files=found
+    )
+    context = {
+        "logical_date": datetime(2026, 11, 25, tzinfo=timezone.utc),
+        "run_id": "manual__2026-11-25",
+        "dag_run": SimpleNamespace(dag_id="ingest"),
+    }
+
+    claimed = operator.execute(context)  # type: ignore[arg-type]
+
+    assert [c["source_path"] for c in claimed] == [paths[0]]
+    assert _names(sftp_server, f"{sftp_base}/input") == [f"doc{i:02}.pdf" for i in range(1, 23)]
+    captured = capfd.readouterr()
+    warning = next(
+        line for line in (captured.out + captured.err).splitlines() if "Skipped 22 file(s)" in line
+    )
+    assert f"Skipped 22 file(s): {paths[1]}: it changed since it was found ready (size 99 -> 8)" in warning
+    assert paths[20] in warning
+    assert paths[21] not in warning
+    assert "; and 2 more" in warning
