@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
@@ -255,3 +256,28 @@ def test_the_operator_returns_the_claimed_files_and_logs_the_skipped_ones(
     assert paths[20] in warning
     assert paths[21] not in warning
     assert "; and 2 more" in warning
+
+
+def test_a_claim_interrupted_before_the_upgrade_resumes(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    target = f"{sftp_base}/{TARGET}"
+    sources = [f"{sftp_base}/input/a.pdf", f"{sftp_base}/input/b.pdf"]
+    sftp_server.write(f"{target}/.claims/dag__run.json", json.dumps({"sources": sources}).encode())
+    sftp_server.write(f"{target}/.claims/dag__run/00000__a.pdf", b"a")  # staged by the old code, then a crash
+    sftp_server.write(sources[1], b"b")
+    hook = PooledSFTPHook(ssh_conn_id=sftp_conn_id)
+
+    claimed = hook.claim_files([], target, "dag__run")
+
+    assert [(c.source_path, c.backup_path) for c in claimed] == [
+        (sources[0], f"{target}/a.pdf"),
+        (sources[1], f"{target}/b.pdf"),
+    ]
+    assert sftp_server.local_path(f"{target}/a.pdf").read_bytes() == b"a"
+    _assert_no_staging_left(sftp_server, target)
+    hook.record_sent(target, "msg_old", [f"{target}/a.pdf"])
+    assert hook.claim_status(target, "dag__run") == {
+        "sent": [f"{target}/a.pdf"],
+        "unsent": [f"{target}/b.pdf"],
+    }
