@@ -1,29 +1,37 @@
 """
-Claim ready files into the dated in-progress folder: atomic renames, exactly once, crash-safe.
+Claim ready files into the dated in-progress folder: atomic renames, exactly once, crash-safe, file by file.
 
 A claim runs in three phases, each of which a retry (same manifest id) can resume:
 
-1. **Stage.** The manifest ``<dir>/.claims/<id>.json`` (the intended sources) is written first.
-   Each source is then renamed into the claim's own staging folder ``<dir>/.claims/<id>/``. The
-   rename is the lock: when two claims race for a file, exactly one rename succeeds and the other
-   finds the source gone and skips it. Whatever sits in the staging folder belongs to this claim.
-2. **Place.** The final names are chosen (a name already taken gets `` (1)``, `` (2)``, ...) and
-   written once to ``<dir>/.claims/<id>.placed.json``.
+1. **Stage.** The manifest ``<dir>/.claims/<id>.json`` (the intended files, with the size and
+   mtime they were found ready with) is written first. Each source is then renamed into the
+   claim's own staging folder ``<dir>/.claims/<id>/`` under a short name (index and extension).
+   The rename is the lock: when two claims race for a file, exactly one rename succeeds and the
+   other finds the source gone and skips it. A staged file whose size or mtime changed since it was
+   found ready goes back to its source folder; a file the server refuses to move stays there.
+2. **Place.** The final names are chosen (a name already taken gets `` (1)``, `` (2)``, ...,
+   shortened to fit the server's 255-byte limit) and written once, with the skipped files and
+   their reasons, to ``<dir>/.claims/<id>.placed.json``.
 3. **Move.** Each staged file is renamed to its final name; if another claim took that name in the
-   meantime, to a name unique to this claim. Nothing is ever overwritten or copied.
+   meantime, to a name unique to this claim; if the server refuses both, back to its source folder
+   (recorded first in ``<dir>/.claims/<id>.returned.<index>.json``). Nothing is overwritten or copied.
 
-At every instant a file is in the input folder or under ``<dir>`` (staging included). Renames of
-one phase are pipelined (many requests in flight), so 1,000 files do not cost 1,000 round trips.
+At every instant a file is in the input folder or under ``<dir>`` (staging included), and none is
+left in staging when a claim returns. Renames of one phase are pipelined (many requests in flight),
+so 1,000 files do not cost 1,000 round trips.
 
 Once the document API accepted a batch, a receipt ``<dir>/.claims/sent/<message_id>.json`` lists
-its files; :func:`claim_status` tells a claim's sent files from its unsent ones.
+its files with their size and mtime; :func:`claim_status` tells a claim's sent files from its
+unsent ones.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import posixpath
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -31,60 +39,132 @@ from typing import Any
 
 import paramiko
 from paramiko.message import Message
-from paramiko.sftp import CMD_RENAME, CMD_STATUS, SFTP_NO_SUCH_FILE, SFTP_OK
+from paramiko.sftp import CMD_RENAME, CMD_STATUS, SFTP_DESC, SFTP_NO_SUCH_FILE, SFTP_OK
 
 from airflow_outamation.exceptions import SFTPClaimError
 from airflow_outamation.readiness import RemoteFile
-from airflow_outamation.sftp_paths import exists, makedirs
+from airflow_outamation.sftp_paths import makedirs
 
 CLAIMS_DIR = ".claims"
 #: Receipts of batches the API accepted, under ``<dir>/.claims/``.
 SENT_DIR = "sent"
 #: SFTP requests kept in flight while renaming.
 PIPELINE_DEPTH = 64
+#: The longest file name, in bytes, the servers take (Linux ``NAME_MAX``).
+NAME_MAX = 255
+#: A longer "extension" is part of the stem when a name is shortened (``a.<200 bytes>``).
+_EXT_MAX = 32
+#: Characters of the readable part of a manifest id.
+_MANIFEST_PREFIX_MAX = 100
+#: Skipped files named in one log line; the rest are counted.
+LOGGED_SKIPS = 20
 
 
 @dataclass(frozen=True)
 class ClaimedFile:
-    """A file moved into the in-progress folder; ``backup_path`` is where it is now."""
+    """A file moved into the in-progress folder: where it is now, its ``size`` and ``mtime`` as claimed."""
 
     filename: str
     source_path: str
     backup_path: str
+    size: int | None = None
+    mtime: float | None = None
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def unique_name(name: str, taken: set[str]) -> str:
-    """``name``, or ``stem (n).ext`` with the smallest ``n`` not in ``taken``."""
-    if name not in taken:
-        return name
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file a claim did not take, and why (it is in the input folder, or another run took it)."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What one claim took and what it left, each skipped file with its reason."""
+
+    claimed: list[ClaimedFile]
+    skipped: list[SkippedFile]
+
+
+def manifest_id_for(dag_id: str, run_id: str) -> str:
+    """
+    The claim id of one DAG run: a readable, file-name-safe prefix plus a digest of the exact ids.
+
+    Distinct (dag id, run id) pairs get distinct ids (``run:1``, ``run_1`` and ``run/1`` included)
+    and every id is short enough for the claim's file names, whatever the length of the run id.
+    """
+    dag = dag_id.encode()
+    digest = hashlib.sha256(len(dag).to_bytes(8, "big") + dag + run_id.encode()).hexdigest()[:20]
+    readable = re.sub(r"[^A-Za-z0-9._-]", "_", f"{dag_id}__{run_id}")[:_MANIFEST_PREFIX_MAX]
+    return f"{readable}__{digest}"
+
+
+def _split_extension(name: str) -> tuple[str, str]:
+    """``(stem, ext)``; an "extension" longer than ``_EXT_MAX`` bytes is part of the stem."""
     stem, ext = posixpath.splitext(name)
-    n = 1
-    while f"{stem} ({n}){ext}" in taken:
+    return (stem, ext) if len(ext.encode()) <= _EXT_MAX else (name, "")
+
+
+def with_suffix(name: str, suffix: str) -> str:
+    """``stem{suffix}.ext``, the stem cut on a UTF-8 character boundary to stay within ``NAME_MAX`` bytes."""
+    stem, ext = _split_extension(name)
+    budget = max(NAME_MAX - len(f"{suffix}{ext}".encode()), 0)
+    return f"{stem.encode()[:budget].decode('utf-8', 'ignore')}{suffix}{ext}"
+
+
+def unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``stem (n).ext`` with the smallest ``n`` not in ``taken`` (within ``NAME_MAX`` bytes)."""
+    n = 0
+    candidate = name
+    while candidate in taken:
         n += 1
-    return f"{stem} ({n}){ext}"
+        candidate = with_suffix(name, f" ({n})")
+    return candidate
 
 
 def _own_name(name: str, manifest_id: str) -> str:
     """A name no other claim can choose: the stem carries a digest of this claim's id."""
-    stem, ext = posixpath.splitext(name)
     token = hashlib.sha256(manifest_id.encode()).hexdigest()[:8]
-    return f"{stem} (claim {token}){ext}"
+    return with_suffix(name, f" (claim {token})")
 
 
-def source_paths(files: Iterable[RemoteFile | Mapping[str, Any] | str]) -> list[str]:
-    """The distinct source paths of ``files`` (``RemoteFile``, XCom dicts with ``path``, or paths), sorted."""
-    paths = set()
+def differences(expected_size: Any, expected_mtime: Any, size: Any, mtime: Any) -> list[str]:
+    """How a size and mtime differ from the expected ones (whole seconds; unknown values not compared)."""
+    changes = []
+    if None not in (expected_size, size) and int(expected_size) != int(size):
+        changes.append(f"size {int(expected_size)} -> {int(size)}")
+    if None not in (expected_mtime, mtime) and int(float(expected_mtime)) != int(float(mtime)):
+        changes.append(f"mtime {int(float(expected_mtime))} -> {int(float(mtime))}")
+    return changes
+
+
+def describe_skipped(skipped: Sequence[SkippedFile], limit: int = LOGGED_SKIPS) -> str:
+    """One line naming the first ``limit`` skipped files with their reasons, and how many more there are."""
+    shown = "; ".join(f"{item.path}: {item.reason}" for item in skipped[:limit])
+    more = len(skipped) - limit
+    return f"{shown}; and {more} more" if more > 0 else shown
+
+
+def intended_files(files: Iterable[RemoteFile | Mapping[str, Any] | str]) -> list[dict[str, Any]]:
+    """
+    The distinct files to claim, sorted by path, as ``{"path", "size", "mtime"}``.
+
+    ``size`` and ``mtime`` are what the caller found ready (``None`` when it gave plain paths).
+    """
+    by_path: dict[str, dict[str, Any]] = {}
     for item in files:
         if isinstance(item, RemoteFile):
-            paths.add(item.path)
+            by_path[item.path] = {"path": item.path, "size": item.size, "mtime": item.mtime}
         elif isinstance(item, Mapping):
-            paths.add(str(item.get("path") or item["source_path"]))
+            path = str(item.get("path") or item["source_path"])
+            by_path[path] = {"path": path, "size": item.get("size"), "mtime": item.get("mtime")}
         else:
-            paths.add(str(item))
-    return sorted(paths)
+            by_path[str(item)] = {"path": str(item), "size": None, "mtime": None}
+    return [by_path[path] for path in sorted(by_path)]
 
 
 class _Responses:
@@ -148,143 +228,304 @@ def _listdir(sftp: paramiko.SFTPClient, path: str) -> set[str]:
         return set()
 
 
+def _status_text(status: int) -> str:
+    """``SFTP status 3: Permission denied``."""
+    text = SFTP_DESC[status] if 0 <= status < len(SFTP_DESC) else "unknown"
+    return f"SFTP status {status}: {text}"
+
+
+def _load_manifest(manifest: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """A manifest's intended files and their staging names: index and extension (old ones: base name)."""
+    if "files" in manifest:
+        wanted = list(manifest["files"])
+        return wanted, [
+            f"{index:05d}{_split_extension(item['path'])[1]}" for index, item in enumerate(wanted)
+        ]
+    wanted = [{"path": path, "size": None, "mtime": None} for path in manifest["sources"]]
+    return wanted, [f"{index:05d}__{posixpath.basename(item['path'])}" for index, item in enumerate(wanted)]
+
+
+def _load_placements(placed: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], list[SkippedFile]]:
+    """The placements (staging name -> final name, size, mtime) and skipped files of a placed record."""
+    if "files" in placed:
+        return dict(placed["files"]), [SkippedFile(**item) for item in placed["skipped"]]
+    return {name: {"name": final, "size": None, "mtime": None} for name, final in placed.items()}, []
+
+
+def claim(
+    sftp: paramiko.SFTPClient,
+    files: Iterable[RemoteFile | Mapping[str, Any] | str],
+    in_progress_dir: str,
+    manifest_id: str,
+) -> Claim:
+    """
+    Move ``files`` into ``in_progress_dir`` exactly once, file by file; a repeat with ``manifest_id`` resumes.
+
+    A repeated call returns the same claim as the first (``files`` is then ignored: the manifest is
+    the record). A file is skipped, with its reason, when it is gone (claimed by another run), when
+    the server refuses to move it (it stays in its source folder), or when its size or mtime differ
+    from the ones given in ``files`` (it goes back to its source folder). No file stays in the
+    staging folder once this returns.
+
+    :param sftp: an open SFTP client, used by this call alone
+    :param files: the files to claim (``RemoteFile``, XCom dicts with ``path``, ``size``, ``mtime``, or paths)
+    :param in_progress_dir: the dated in-progress directory; created when missing
+    :param manifest_id: names this claim's manifest, e.g. :func:`manifest_id_for` of the DAG run
+    :raises SFTPClaimError: the server refused a directory or a record of the claim (permission denied, ...)
+    """
+    claims_dir = posixpath.join(in_progress_dir, CLAIMS_DIR)
+    staging_dir = posixpath.join(claims_dir, manifest_id)
+    try:
+        makedirs(sftp, claims_dir)
+        manifest_path = posixpath.join(claims_dir, f"{manifest_id}.json")
+        manifest = _read_json(sftp, manifest_path)
+        if manifest is None:
+            manifest = _write_json_once(
+                sftp, manifest_path, {"manifest_id": manifest_id, "files": intended_files(files)}
+            )
+        wanted, staged_names = _load_manifest(manifest)
+        placed_path = posixpath.join(claims_dir, f"{manifest_id}.placed.json")
+        placed = _read_json(sftp, placed_path)
+        if placed is None:
+            placed = _write_json_once(
+                sftp, placed_path, _stage_and_place(sftp, wanted, staged_names, staging_dir, in_progress_dir)
+            )
+        placements, skipped_before = _load_placements(placed)
+        claimed, returned = _move(
+            sftp, wanted, staged_names, placements, claims_dir, in_progress_dir, manifest_id
+        )
+        _remove_staging_dir(sftp, staging_dir)
+    except SFTPClaimError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise SFTPClaimError(f"claiming into {in_progress_dir} failed: {type(exc).__name__}: {exc}") from exc
+    return Claim(claimed=claimed, skipped=sorted([*skipped_before, *returned], key=lambda item: item.path))
+
+
 def claim_files(
     sftp: paramiko.SFTPClient,
     files: Iterable[RemoteFile | Mapping[str, Any] | str],
     in_progress_dir: str,
     manifest_id: str,
 ) -> list[ClaimedFile]:
-    """
-    Move ``files`` into ``in_progress_dir`` exactly once; a repeated call with ``manifest_id`` resumes.
-
-    A repeated call returns the same claimed set as the first (``files`` is then ignored: the
-    manifest is the record). Sources that are gone (claimed by another run) are skipped.
-
-    :param sftp: an open SFTP client, used by this call alone
-    :param files: the files to claim (``RemoteFile``, XCom dicts with ``path``, or paths)
-    :param in_progress_dir: the dated in-progress directory; created when missing
-    :param manifest_id: names this claim's manifest, e.g. ``<dag_id>__<run_id>``
-    :raises SFTPClaimError: the server refused a rename or a directory (permission denied, ...)
-    """
-    claims_dir = posixpath.join(in_progress_dir, CLAIMS_DIR)
-    staging_dir = posixpath.join(claims_dir, manifest_id)
-    try:
-        makedirs(sftp, claims_dir)
-        manifest = _read_json(sftp, posixpath.join(claims_dir, f"{manifest_id}.json"))
-        if manifest is None:
-            manifest = _write_json_once(
-                sftp,
-                posixpath.join(claims_dir, f"{manifest_id}.json"),
-                {"manifest_id": manifest_id, "sources": source_paths(files)},
-            )
-        sources: list[str] = manifest["sources"]
-        staged_names = [f"{index:05d}__{posixpath.basename(path)}" for index, path in enumerate(sources)]
-        placed_path = posixpath.join(claims_dir, f"{manifest_id}.placed.json")
-        placements = _read_json(sftp, placed_path)
-        if placements is None:
-            makedirs(sftp, staging_dir)
-            _stage(sftp, sources, staged_names, staging_dir)
-            placements = _write_json_once(
-                sftp, placed_path, _place(sftp, sources, staged_names, staging_dir, in_progress_dir)
-            )
-        claimed = _move(sftp, sources, staged_names, placements, staging_dir, in_progress_dir, manifest_id)
-        if exists(sftp, staging_dir) and not sftp.listdir(staging_dir):
-            sftp.rmdir(staging_dir)
-    except SFTPClaimError:
-        raise
-    except (OSError, KeyError, ValueError) as exc:
-        raise SFTPClaimError(f"claiming into {in_progress_dir} failed: {type(exc).__name__}: {exc}") from exc
-    return claimed
+    """The files :func:`claim` moved into ``in_progress_dir`` (same arguments)."""
+    return claim(sftp, files, in_progress_dir, manifest_id).claimed
 
 
-def _stage(sftp: paramiko.SFTPClient, sources: list[str], staged_names: list[str], staging_dir: str) -> None:
-    """Phase 1: rename every source still present into this claim's staging folder."""
+def _stage_and_place(
+    sftp: paramiko.SFTPClient,
+    wanted: list[dict[str, Any]],
+    staged_names: list[str],
+    staging_dir: str,
+    in_progress_dir: str,
+) -> dict[str, Any]:
+    """Phases 1 and 2: stage, put back the changed files, choose final names; return the placed record."""
+    makedirs(sftp, staging_dir)
+    skipped = _stage(sftp, wanted, staged_names, staging_dir)
+    kept, changed = _check(sftp, wanted, staged_names, staging_dir)
+    skipped.update(changed)
+    return {
+        "files": _place(sftp, wanted, staged_names, kept, in_progress_dir),
+        "skipped": [{"path": path, "reason": skipped[path]} for path in sorted(skipped)],
+    }
+
+
+def _remove_staging_dir(sftp: paramiko.SFTPClient, staging_dir: str) -> None:
+    """Remove the (empty) staging folder; one that still holds files is an error naming them."""
+    left = sorted(_listdir(sftp, staging_dir))
+    if left:
+        raise SFTPClaimError(
+            f"{len(left)} file(s) are still in {staging_dir} ({', '.join(left[:5])}); "
+            "a retry of the claim moves them"
+        )
+    with contextlib.suppress(FileNotFoundError):
+        sftp.rmdir(staging_dir)
+
+
+def _stage(
+    sftp: paramiko.SFTPClient, wanted: list[dict[str, Any]], staged_names: list[str], staging_dir: str
+) -> dict[str, str]:
+    """Phase 1: rename every source still present into the staging folder; return the others' reasons."""
     already = _listdir(sftp, staging_dir)
     moves = [
-        (source, posixpath.join(staging_dir, staged))
-        for source, staged in zip(sources, staged_names, strict=True)
+        (item["path"], posixpath.join(staging_dir, staged))
+        for item, staged in zip(wanted, staged_names, strict=True)
         if staged not in already
     ]
-    refused = [
-        f"{old} ({status})"
-        for (old, _), status in zip(moves, pipelined_renames(sftp, moves), strict=True)
-        if status not in (SFTP_OK, SFTP_NO_SUCH_FILE)
-    ]
-    if refused:
-        raise SFTPClaimError(
-            f"the server refused to move {len(refused)} file(s) into {staging_dir} (SFTP status codes): "
-            f"{', '.join(refused[:5])}; every file is still in its source folder or under that folder"
+    skipped = {}
+    for (source, _), status in zip(moves, pipelined_renames(sftp, moves), strict=True):
+        if status == SFTP_NO_SUCH_FILE:
+            skipped[source] = "it is no longer in the input folder (claimed by another run, or removed)"
+        elif status != SFTP_OK:
+            skipped[source] = f"the server refused to move it into {staging_dir} ({_status_text(status)})"
+    return skipped
+
+
+def _check(
+    sftp: paramiko.SFTPClient, wanted: list[dict[str, Any]], staged_names: list[str], staging_dir: str
+) -> tuple[dict[str, paramiko.SFTPAttributes], dict[str, str]]:
+    """Stat the staged files; put back those that changed since they were found ready (source -> reason)."""
+    attributes = {entry.filename: entry for entry in sftp.listdir_attr(staging_dir)}
+    kept, changed = {}, {}
+    for item, staged in zip(wanted, staged_names, strict=True):
+        entry = attributes.get(staged)
+        if entry is None:
+            continue
+        change = differences(item["size"], item["mtime"], entry.st_size, entry.st_mtime)
+        if not change:
+            kept[staged] = entry
+            continue
+        where = _return_to_source(sftp, posixpath.join(staging_dir, staged), item["path"])
+        as_name = "" if where == item["path"] else f" as {posixpath.basename(where)}"
+        changed[item["path"]] = (
+            f"it changed since it was found ready ({', '.join(change)}); left in the input folder{as_name}"
         )
+    return kept, changed
+
+
+def _return_to_source(sftp: paramiko.SFTPClient, staged_path: str, source: str) -> str:
+    """Rename a staged file back to ``source``, or to a free `` (n)`` name beside it; return where it went."""
+    directory, name = posixpath.split(source)
+    target = posixpath.join(directory, unique_name(name, _listdir(sftp, directory)))
+    try:
+        sftp.rename(staged_path, target)
+    except OSError as exc:
+        raise SFTPClaimError(
+            f"putting {staged_path} back as {target} failed: {type(exc).__name__}: {exc}; "
+            "the file stays there and a retry of the claim puts it back"
+        ) from exc
+    return target
 
 
 def _place(
     sftp: paramiko.SFTPClient,
-    sources: list[str],
+    wanted: list[dict[str, Any]],
     staged_names: list[str],
-    staging_dir: str,
+    kept: Mapping[str, paramiko.SFTPAttributes],
     in_progress_dir: str,
-) -> dict[str, str]:
-    """Phase 2: choose a free final name for every staged file (staging name -> final name)."""
-    staged = _listdir(sftp, staging_dir)
+) -> dict[str, dict[str, Any]]:
+    """Phase 2: choose a free final name for every staged file (staging name -> final name, size, mtime)."""
     taken = _listdir(sftp, in_progress_dir)
     placements = {}
-    for source, name in zip(sources, staged_names, strict=True):
-        if name in staged:
-            final = unique_name(posixpath.basename(source), taken)
+    for item, staged in zip(wanted, staged_names, strict=True):
+        if staged in kept:
+            final = unique_name(posixpath.basename(item["path"]), taken)
             taken.add(final)
-            placements[name] = final
+            placements[staged] = {"name": final, "size": kept[staged].st_size, "mtime": kept[staged].st_mtime}
     return placements
 
 
 def _move(
     sftp: paramiko.SFTPClient,
-    sources: list[str],
+    wanted: list[dict[str, Any]],
     staged_names: list[str],
-    placements: Mapping[str, str],
-    staging_dir: str,
+    placements: Mapping[str, Mapping[str, Any]],
+    claims_dir: str,
     in_progress_dir: str,
     manifest_id: str,
-) -> list[ClaimedFile]:
-    """Phase 3: rename staged files to their final names (a name taken meanwhile: this claim's own)."""
+) -> tuple[list[ClaimedFile], list[SkippedFile]]:
+    """
+    Phase 3: rename staged files to their final names (a name taken meanwhile: this claim's own).
+
+    A file the server refuses under both names goes back to its source folder; a record of that
+    (``<id>.returned.<index>.json``) is written first, so a resumed claim knows it was not claimed.
+    """
+    staging_dir = posixpath.join(claims_dir, manifest_id)
+    sources = {staged: item["path"] for item, staged in zip(wanted, staged_names, strict=True)}
+    markers = {
+        staged: posixpath.join(claims_dir, f"{manifest_id}.returned.{index:05d}.json")
+        for index, staged in enumerate(staged_names)
+    }
+    in_claims_dir = _listdir(sftp, claims_dir)
+    returned = {
+        staged: _read_json(sftp, marker)["reason"]
+        for staged, marker in markers.items()
+        if posixpath.basename(marker) in in_claims_dir
+    }
     still_staged = _listdir(sftp, staging_dir)
-    targets = {name: posixpath.join(in_progress_dir, final) for name, final in placements.items()}
-    pending = [name for name in placements if name in still_staged]
-    statuses = pipelined_renames(sftp, [(posixpath.join(staging_dir, n), targets[n]) for n in pending])
-    retry = [name for name, status in zip(pending, statuses, strict=True) if status != SFTP_OK]
-    for name in retry:
-        own = posixpath.join(in_progress_dir, _own_name(placements[name], manifest_id))
-        sftp.rename(posixpath.join(staging_dir, name), own)
-        targets[name] = own
-    for name in placements:
-        if name not in still_staged:  # moved by an earlier, interrupted call: to its name or our own
-            own = posixpath.join(in_progress_dir, _own_name(placements[name], manifest_id))
-            if exists(sftp, own):
-                targets[name] = own
-    by_name = dict(zip(staged_names, sources, strict=True))
-    return [
-        ClaimedFile(
-            filename=posixpath.basename(targets[name]), source_path=by_name[name], backup_path=targets[name]
+    targets = {staged: posixpath.join(in_progress_dir, entry["name"]) for staged, entry in placements.items()}
+    own = {
+        staged: posixpath.join(in_progress_dir, _own_name(entry["name"], manifest_id))
+        for staged, entry in placements.items()
+    }
+    pending = [staged for staged in placements if staged in still_staged and staged not in returned]
+    taken_meanwhile = _rename_into(sftp, staging_dir, pending, targets)
+    refused = _rename_into(sftp, staging_dir, list(taken_meanwhile), own)
+    targets.update({staged: own[staged] for staged in taken_meanwhile if staged not in refused})
+    for staged, status in refused.items():
+        reason = f"the server refused to move it into {in_progress_dir} ({_status_text(status)})"
+        record = {"reason": f"{reason}; returned to the input folder"}
+        returned[staged] = _write_json_once(sftp, markers[staged], record)["reason"]
+    for staged in returned.keys() & still_staged:
+        _return_to_source(sftp, posixpath.join(staging_dir, staged), sources[staged])
+    earlier = set(placements) - still_staged - set(returned)  # moved by an interrupted call: name or own
+    if earlier:
+        present = _listdir(sftp, in_progress_dir)
+        targets.update(
+            {staged: own[staged] for staged in earlier if posixpath.basename(own[staged]) in present}
         )
-        for name in staged_names
-        if name in placements
+    claimed = [
+        ClaimedFile(
+            filename=posixpath.basename(targets[staged]),
+            source_path=sources[staged],
+            backup_path=targets[staged],
+            size=placements[staged]["size"],
+            mtime=placements[staged]["mtime"],
+        )
+        for staged in staged_names
+        if staged in placements and staged not in returned
     ]
+    return claimed, [SkippedFile(path=sources[staged], reason=reason) for staged, reason in returned.items()]
+
+
+def _rename_into(
+    sftp: paramiko.SFTPClient, staging_dir: str, staged: list[str], targets: Mapping[str, str]
+) -> dict[str, int]:
+    """Rename the ``staged`` files to their ``targets``; return the refused ones with their SFTP status."""
+    statuses = pipelined_renames(
+        sftp, [(posixpath.join(staging_dir, name), targets[name]) for name in staged]
+    )
+    return {name: status for name, status in zip(staged, statuses, strict=True) if status != SFTP_OK}
+
+
+def _receipt_entry(sftp: paramiko.SFTPClient, item: Mapping[str, Any] | str) -> dict[str, Any]:
+    """``{"path", "size", "mtime"}`` of a sent file: as claimed, or read from the server for a plain path."""
+    if isinstance(item, Mapping):
+        path, size, mtime = str(item["backup_path"]), item.get("size"), item.get("mtime")
+    else:
+        path, size, mtime = str(item), None, None
+    if size is None or mtime is None:
+        try:
+            attributes = sftp.stat(path)
+        except OSError as exc:
+            raise SFTPClaimError(f"reading {path} for a receipt failed: {type(exc).__name__}: {exc}") from exc
+        size, mtime = attributes.st_size, attributes.st_mtime
+    return {"path": path, "size": size, "mtime": mtime}
 
 
 def record_sent(
-    sftp: paramiko.SFTPClient, in_progress_dir: str, message_id: str, backup_paths: Iterable[str]
+    sftp: paramiko.SFTPClient,
+    in_progress_dir: str,
+    message_id: str,
+    files: Iterable[Mapping[str, Any] | str],
 ) -> str:
     """
     Write the receipt of a batch the API accepted; return its path. A receipt is written once.
 
+    The receipt lists each file's path, size and mtime, so a later file at the same path is not
+    taken for a sent one.
+
     :param in_progress_dir: the dated in-progress directory holding the batch's files
     :param message_id: the batch's message id
-    :param backup_paths: where the batch's files are
+    :param files: the batch's claimed files (dicts with ``backup_path``, ``size``, ``mtime``) or
+        their paths (size and mtime are then read from the server)
     """
     sent_dir = posixpath.join(in_progress_dir, CLAIMS_DIR, SENT_DIR)
     path = posixpath.join(sent_dir, f"{message_id}.json")
+    entries = sorted((_receipt_entry(sftp, item) for item in files), key=lambda entry: entry["path"])
     try:
         makedirs(sftp, sent_dir)
-        _write_json_once(sftp, path, {"message_id": message_id, "files": sorted(backup_paths)})
+        _write_json_once(sftp, path, {"message_id": message_id, "files": entries})
     except OSError as exc:
         raise SFTPClaimError(f"writing the receipt {path} failed: {type(exc).__name__}: {exc}") from exc
     return path
@@ -294,23 +535,33 @@ def claim_status(sftp: paramiko.SFTPClient, in_progress_dir: str, manifest_id: s
     """
     A claim's files (their paths in ``in_progress_dir``) split into ``sent`` and ``unsent``.
 
-    A file is sent when a receipt of :func:`record_sent` lists it. Completes the claim first if a
-    crash interrupted it, as a retried claim would.
+    A file is sent when a receipt of :func:`record_sent` lists its path with the size and mtime it
+    was claimed with (receipts and claims older than these identities compare paths only).
+    Completes the claim first if a crash interrupted it, as a retried claim would.
 
     :raises SFTPClaimError: there is no claim ``manifest_id`` in ``in_progress_dir``
     """
     claims_dir = posixpath.join(in_progress_dir, CLAIMS_DIR)
     if _read_json(sftp, posixpath.join(claims_dir, f"{manifest_id}.json")) is None:
         raise SFTPClaimError(f"no claim {manifest_id} in {in_progress_dir}")
-    claimed = [item.backup_path for item in claim_files(sftp, [], in_progress_dir, manifest_id)]
+    claimed = claim_files(sftp, [], in_progress_dir, manifest_id)
     sent_dir = posixpath.join(claims_dir, SENT_DIR)
-    sent: set[str] = set()
+    receipts: dict[str, list[Mapping[str, Any]]] = {}
     for name in _listdir(sftp, sent_dir):
         if name.endswith(".json"):
-            sent.update((_read_json(sftp, posixpath.join(sent_dir, name)) or {}).get("files", []))
+            for entry in (_read_json(sftp, posixpath.join(sent_dir, name)) or {}).get("files", []):
+                entry = {"path": entry} if isinstance(entry, str) else entry
+                receipts.setdefault(entry["path"], []).append(entry)
+
+    def is_sent(item: ClaimedFile) -> bool:
+        return any(
+            not differences(entry.get("size"), entry.get("mtime"), item.size, item.mtime)
+            for entry in receipts.get(item.backup_path, [])
+        )
+
     return {
-        "sent": [path for path in claimed if path in sent],
-        "unsent": [path for path in claimed if path not in sent],
+        "sent": [item.backup_path for item in claimed if is_sent(item)],
+        "unsent": [item.backup_path for item in claimed if not is_sent(item)],
     }
 
 

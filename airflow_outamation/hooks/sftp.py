@@ -28,7 +28,7 @@ import paramiko
 from airflow.providers.sftp.hooks.sftp import SFTPHook
 
 from airflow_outamation import claims, readiness
-from airflow_outamation.claims import ClaimedFile
+from airflow_outamation.claims import Claim, ClaimedFile
 from airflow_outamation.exceptions import (
     OutamationError,
     SFTPAuthenticationError,
@@ -387,6 +387,26 @@ class PooledSFTPHook(SFTPHook):
             sftp.remove(path)
 
     @_reconnect_once
+    def claim(
+        self,
+        files: Sequence[RemoteFile | Mapping[str, Any] | str],
+        in_progress_dir: str,
+        manifest_id: str,
+    ) -> Claim:
+        """
+        Move files into ``in_progress_dir`` by atomic rename, file by file, exactly once, crash-safe.
+
+        See :func:`airflow_outamation.claims.claim`; a retry on a new connection is safe because the
+        claim resumes from its manifest.
+
+        :param files: the ready files (``RemoteFile``, their dicts, or paths)
+        :param in_progress_dir: the dated in-progress directory
+        :param manifest_id: names the claim's manifest; the same id returns the same claim
+        :return: the claimed files and the skipped ones with their reasons
+        """
+        with self.get_managed_conn() as sftp:
+            return claims.claim(sftp, files, in_progress_dir, manifest_id)
+
     def claim_files(
         self,
         files: Sequence[RemoteFile | Mapping[str, Any] | str],
@@ -394,30 +414,38 @@ class PooledSFTPHook(SFTPHook):
         manifest_id: str,
     ) -> list[ClaimedFile]:
         """
-        Move files into ``in_progress_dir`` by atomic rename, exactly once, crash-safe.
-
-        See :func:`airflow_outamation.claims.claim_files`; a retry on a new connection is safe
-        because the claim resumes from its manifest.
+        Move files into ``in_progress_dir`` like :meth:`claim`; return the claimed ones, log the skipped ones.
 
         :param files: the ready files (``RemoteFile``, their dicts, or paths)
         :param in_progress_dir: the dated in-progress directory
         :param manifest_id: names the claim's manifest; the same id returns the same claim
         """
-        with self.get_managed_conn() as sftp:
-            return claims.claim_files(sftp, files, in_progress_dir, manifest_id)
+        result = self.claim(files, in_progress_dir, manifest_id)
+        if result.skipped:
+            self.log.warning(
+                "Skipped %d file(s) claiming into %s on %s: %s",
+                len(result.skipped),
+                in_progress_dir,
+                self.address,
+                claims.describe_skipped(result.skipped),
+            )
+        return result.claimed
 
     @_reconnect_once
-    def record_sent(self, in_progress_dir: str, message_id: str, backup_paths: Sequence[str]) -> str:
+    def record_sent(
+        self, in_progress_dir: str, message_id: str, files: Sequence[Mapping[str, Any] | str]
+    ) -> str:
         """
         Record that the API accepted a batch: write ``<in_progress_dir>/.claims/sent/<message_id>.json``.
 
         :param in_progress_dir: the dated in-progress directory holding the batch's files
         :param message_id: the batch's message id
-        :param backup_paths: where the batch's files are
+        :param files: the batch's claimed files (dicts with ``backup_path``, ``size``, ``mtime``) or
+            their paths (size and mtime are then read from the server)
         :return: the receipt's path
         """
         with self.get_managed_conn() as sftp:
-            return claims.record_sent(sftp, in_progress_dir, message_id, backup_paths)
+            return claims.record_sent(sftp, in_progress_dir, message_id, files)
 
     @_reconnect_once
     def sent_message_ids(self, in_progress_dir: str) -> set[str]:
@@ -432,10 +460,11 @@ class PooledSFTPHook(SFTPHook):
     @_reconnect_once
     def claim_status(self, in_progress_dir: str, manifest_id: str) -> dict[str, list[str]]:
         """
-        Split a claim's files into ``sent`` (a receipt lists them) and ``unsent``.
+        Split a claim's files into ``sent`` (a receipt lists their path, size and mtime) and ``unsent``.
 
         :param in_progress_dir: the dated in-progress directory
-        :param manifest_id: the claim's manifest id (``<dag_id>__<run_id>`` for ClaimFilesOperator)
+        :param manifest_id: the claim's manifest id (:func:`airflow_outamation.claims.manifest_id_for`
+            of the DAG run for ClaimFilesOperator)
         :return: ``{"sent": [paths], "unsent": [paths]}``
         """
         with self.get_managed_conn() as sftp:

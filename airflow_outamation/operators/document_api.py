@@ -35,17 +35,17 @@ def _accepted_line(result: BatchSubmission, batch: Sequence[Mapping[str, Any]]) 
     )
 
 
-def _folders(batch: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
-    """The in-progress folders of a batch's files, with the files' paths in each."""
-    by_folder: dict[str, list[str]] = defaultdict(list)
+def _folders(batch: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """The in-progress folders of a batch's files, with the files in each."""
+    by_folder: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for item in batch:
-        by_folder[posixpath.dirname(item["backup_path"])].append(item["backup_path"])
+        by_folder[posixpath.dirname(item["backup_path"])].append(item)
     return by_folder
 
 
 def record_receipts(sftp: PooledSFTPHook, message_id: str, batch: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Write the receipt of an accepted batch into each in-progress folder holding its files."""
-    return [sftp.record_sent(folder, message_id, paths) for folder, paths in _folders(batch).items()]
+    """Write the receipt of an accepted batch (files with their identity as claimed) into each folder."""
+    return [sftp.record_sent(folder, message_id, files) for folder, files in _folders(batch).items()]
 
 
 class SubmitBatchOperator(BaseOperator):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import posixpath
-import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -11,14 +10,11 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context, XComArg
 
 from airflow_outamation.batching import as_limit
-from airflow_outamation.claims import source_paths
+from airflow_outamation.claims import describe_skipped, manifest_id_for, source_paths
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.readiness import RemoteFile
 
-
-def manifest_id_for(dag_id: str, run_id: str) -> str:
-    """A file-name-safe claim id for one DAG run (``:`` and ``+`` of run ids become ``_``)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", f"{dag_id}__{run_id}")
+__all__ = ["ClaimFilesOperator", "manifest_id_for", "run_date"]
 
 
 def run_date(context: Context) -> datetime:
@@ -34,8 +30,10 @@ class ClaimFilesOperator(BaseOperator):
     The date comes from the DAG run (``date_format`` of its logical date, else of when it was due),
     so every retry and every task of the run use the same folder. The claim is recorded in a
     manifest named after the DAG run: a retried task, even after a crash mid-way, returns exactly
-    the files of its first attempt, and a file raced for by another run is claimed by one only. See
-    :func:`airflow_outamation.claims.claim_files`.
+    the files of its first attempt, and a file raced for by another run is claimed by one only.
+    Each file is handled on its own: a file the server refuses, or one that changed since the sensor
+    found it ready (size or mtime), stays in the input folder and is logged with its reason; the
+    others are claimed. See :func:`airflow_outamation.claims.claim`.
 
     :param sftp_conn_id: Airflow ``sftp`` connection
     :param base_path: the project's folder on the server (templated)
@@ -86,8 +84,8 @@ class ClaimFilesOperator(BaseOperator):
         self.stability_delay = stability_delay
         self.max_files = max_files
 
-    def execute(self, context: Context) -> list[dict[str, str]]:
-        """Claim the files; return ``[{"filename", "source_path", "backup_path"}]``."""
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        """Claim the files; return the claimed ones as ``ClaimedFile.to_dict()`` dicts."""
         hook = PooledSFTPHook(ssh_conn_id=self.sftp_conn_id)
         source = posixpath.join(self.base_path, self.source_dir)
         target = posixpath.join(
@@ -105,6 +103,10 @@ class ClaimFilesOperator(BaseOperator):
                 "Claiming the first %d ready file(s) by name; the others wait for the next run", len(files)
             )
         manifest_id = manifest_id_for(context["dag_run"].dag_id, context["run_id"])
-        claimed = hook.claim_files(files, target, manifest_id)
-        self.log.info("Claimed %d of %d file(s) from %s into %s", len(claimed), len(files), source, target)
-        return [file.to_dict() for file in claimed]
+        result = hook.claim(files, target, manifest_id)
+        self.log.info(
+            "Claimed %d of %d file(s) from %s into %s", len(result.claimed), len(files), source, target
+        )
+        if result.skipped:
+            self.log.warning("Skipped %d file(s): %s", len(result.skipped), describe_skipped(result.skipped))
+        return [file.to_dict() for file in result.claimed]

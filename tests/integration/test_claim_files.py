@@ -84,9 +84,12 @@ def test_claim_moves_files_and_a_repeat_returns_the_same_set(
     target = f"{sftp_base}/in_progress/11252026"
     hook = PooledSFTPHook(ssh_conn_id=sftp_conn_id)
     claimed = hook.claim_files(files, target, "dag__run1")
-    assert claimed == [
-        ClaimedFile(filename=f"doc{i:03}.pdf", source_path=path, backup_path=f"{target}/doc{i:03}.pdf")
+    assert [(c.filename, c.source_path, c.backup_path, c.size) for c in claimed] == [
+        (f"doc{i:03}.pdf", path, f"{target}/doc{i:03}.pdf", len(f"%PDF-1.7 document {i}"))
         for i, path in enumerate(files)
+    ]
+    assert [c.mtime for c in claimed] == [
+        int(os.stat(sftp_server.local_path(c.backup_path)).st_mtime) for c in claimed
     ]
     assert hook.claim_files(files, target, "dag__run1") == claimed
     assert hook.claim_files([], target, "dag__run1") == claimed
@@ -236,7 +239,10 @@ def test_receipts_tell_sent_files_from_unsent_ones(
     assert receipt == f"{target}/.claims/sent/msg_first.json"
     assert json.loads(sftp_server.local_path(receipt).read_bytes()) == {
         "message_id": "msg_first",
-        "files": claimed[:5],
+        "files": [
+            {"path": path, "size": 19, "mtime": int(os.stat(sftp_server.local_path(path)).st_mtime)}
+            for path in claimed[:5]
+        ],
     }
     assert hook.claim_status(target, "dag__run") == {"sent": claimed[:5], "unsent": claimed[5:]}
     with pytest.raises(SFTPClaimError, match=f"no claim dag__other in {target}"):

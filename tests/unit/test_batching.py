@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from airflow_outamation.batching import split_into_batches
-from airflow_outamation.operators.sftp import manifest_id_for, run_date
+from airflow_outamation.operators.sftp import run_date
 
 
 def _files(names: list[str]) -> list[dict[str, Any]]:
@@ -32,12 +32,6 @@ def test_empty_claim_gives_no_batches_and_bad_size_is_refused() -> None:
     assert split_into_batches([]) == []
     with pytest.raises(ValueError, match="at least 1"):
         split_into_batches(_files(["a.pdf"]), 0)
-
-
-def test_manifest_id_is_file_name_safe() -> None:
-    assert manifest_id_for("ingest", "scheduled__2026-11-25T00:00:00+00:00") == (
-        "ingest__scheduled__2026-11-25T00_00_00_00_00"
-    )
 
 
 def test_date_folder_comes_from_the_run_not_the_clock() -> None:
