@@ -114,6 +114,25 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Upper bound of each wait between attempts, Retry-After included.",
                         "schema": {"type": ["number", "null"], "default": 60, "minimum": 0},
                     },
+                    "ca_bundle": {
+                        "label": "CA bundle (path)",
+                        "description": "PEM file (or directory) on the workers with the CA that signed "
+                        "the API's TLS certificate, or the self-signed certificate itself. "
+                        "Empty: the system's CAs.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "expected_content_type": {
+                        "label": "Expected content type",
+                        "description": "A 2xx answer accepts a batch only with this content type (a proxy's "
+                        "HTML login page does not). * or empty: any answer, an empty 204 included.",
+                        "schema": {"type": ["string", "null"], "default": "application/json"},
+                    },
+                    "expected_json_keys": {
+                        "label": "Expected JSON keys",
+                        "description": "Comma-separated keys the accepting answer's JSON object must hold, "
+                        "e.g. id, status. Empty: any JSON.",
+                        "schema": {"type": ["string", "null"]},
+                    },
                 },
             },
         ],

@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,14 +93,45 @@ def secret_key(secret: str | bytes) -> bytes:
     return key
 
 
-def message_id(payload: Any) -> str:
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def file_identity(file: Mapping[str, Any]) -> list[Any] | None:
     """
-    Derive a message id from a JSON payload's content, so a resent or re-run batch keeps its id.
+    Return ``[size, mtime]`` of a claimed file as claimed, or ``None`` when it records neither.
+
+    ``mtime`` is compared as a float, so ``1700000000`` and ``1700000000.0`` are the same identity.
+
+    :param file: a claimed file; ``size`` (int bytes) and ``mtime`` (epoch seconds) are optional
+    """
+    size, mtime = file.get("size"), file.get("mtime")
+    if size is None and mtime is None:
+        return None
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
+        raise ValueError(f"the size of {file.get('filename')!r} must be an integer, got {size!r}")
+    if mtime is not None and (isinstance(mtime, bool) or not isinstance(mtime, (int, float))):
+        raise ValueError(f"the mtime of {file.get('filename')!r} must be a number, got {mtime!r}")
+    return [size, None if mtime is None else float(mtime)]
+
+
+def message_id(payload: Any, files: Iterable[Mapping[str, Any]] = ()) -> str:
+    """
+    Derive a message id from a payload's content and its files' identities, stable across resends.
+
+    The id covers the exact payload and, in the order given, each file's ``size`` and ``mtime`` as
+    claimed: a new file under an old name gets a new id, so the API does not de-duplicate it away.
+    Files that record neither (claims made before they were recorded) leave the id of the payload alone.
 
     :param payload: a JSON-serialisable payload without timestamps
+    :param files: the claimed files the payload was built from, in payload order
     """
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "msg_" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+    content = _canonical(payload)
+    identities = [file_identity(file) for file in files]
+    if any(identity is not None for identity in identities):
+        # Compact JSON never holds a raw newline, so the two parts cannot run into each other.
+        content += "\n" + _canonical(identities)
+    return "msg_" + hashlib.sha256(content.encode("utf-8")).hexdigest()[:32]
 
 
 def _signed_content(scheme: SigningScheme, msg_id: str, timestamp: int, body: bytes) -> bytes:

@@ -4,20 +4,29 @@ DocumentApiHook: signed, retried POSTs of file batches to the Outamation documen
 The connection (type ``outamation_document_api``) holds the endpoint URL in ``host``, the HMAC secret
 in ``password`` and, in ``extra``: ``profile_code``, ``signature_scheme`` (``standard-webhooks`` or
 ``hex-hmac``), ``signature_header`` (for ``hex-hmac``), ``timeout`` (seconds), ``max_retries``
-(retries after the first attempt), ``backoff_initial`` and ``backoff_max`` (seconds).
+(retries after the first attempt), ``backoff_initial`` and ``backoff_max`` (seconds), ``ca_bundle``
+(a CA certificate file or directory to verify the API's TLS certificate with), ``expected_content_type``
+(what a 2xx answer must be to accept a batch; ``application/json`` by default, ``*`` for anything) and
+``expected_json_keys`` (keys that answer's JSON object must hold).
 The ``DOC_AI_API_URL`` environment variable, the seed's setting, overrides the URL.
+
+Nothing from outside (exception texts, response bodies) reaches a log or an error unscrubbed: the
+secret, its ``whsec_`` payload, runs of 8 or more of their characters, and the URL's query and user
+info are masked (:mod:`airflow_outamation.redaction`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import ssl
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,7 +38,9 @@ from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_ty
 from tenacity.wait import wait_exponential, wait_random
 
 from airflow_outamation import __version__
+from airflow_outamation.api_answers import ExpectedAnswer
 from airflow_outamation.exceptions import DocumentApiError
+from airflow_outamation.redaction import Scrubber, secret_variants, url_secrets
 from airflow_outamation.signing import STANDARD_WEBHOOKS, SigningScheme, message_id, sign
 
 URL_OVERRIDE_ENV = "DOC_AI_API_URL"
@@ -77,6 +88,32 @@ class DocumentApiSettings:
     max_retries: int
     backoff_initial: float
     backoff_max: float
+    ca_bundle: str | None = None
+    expected_answer: ExpectedAnswer = field(default_factory=ExpectedAnswer)
+
+    @property
+    def verify(self) -> str | bool:
+        """What ``requests`` verifies the API's TLS certificate with: ``ca_bundle``, else its defaults."""
+        return self.ca_bundle or True
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every string never to show: the secret in its forms, the URL's query values and user info."""
+        return [*secret_variants(self.secret), *url_secrets(self.url), *url_secrets(sent_url(self.url))]
+
+    @cached_property
+    def scrub(self) -> Scrubber:
+        """Mask :attr:`secrets`, and runs of their characters, in text that came from outside."""
+        return Scrubber(self.secrets)
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """One batch ready to send, any number of times: its message id and exact body."""
+
+    message_id: str
+    body: bytes = field(repr=False)
+    file_count: int
 
 
 @dataclass(frozen=True)
@@ -98,15 +135,6 @@ class BatchSubmission:
         }
 
 
-@dataclass(frozen=True)
-class PreparedBatch:
-    """A batch ready to send: its payload's exact bytes and the message id every attempt carries."""
-
-    message_id: str
-    body: bytes = field(repr=False)
-    file_count: int
-
-
 def display_url(url: str) -> str:
     """Return ``url`` without user info, query or fragment, safe for logs and error messages."""
     parts = urlsplit(url)
@@ -115,6 +143,30 @@ def display_url(url: str) -> str:
     if parts.port:
         netloc += f":{parts.port}"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def sent_url(url: str) -> str:
+    """Return ``url`` as ``requests`` sends it (re-quoted), the form its error texts quote."""
+    try:
+        return requests.Request("POST", url).prepare().url or url
+    except requests.RequestException:
+        return url
+
+
+def is_certificate_error(exc: BaseException) -> bool:
+    """Whether ``exc`` was caused by a TLS certificate that could not be verified."""
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        linked = (current.__cause__, current.__context__, getattr(current, "reason", None), *current.args)
+        pending += [item for item in linked if isinstance(item, BaseException)]
+    return False
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -172,7 +224,9 @@ class DocumentApiHook(BaseHook):
     One ``requests.Session`` per hook is reused for every call. Connection errors, timeouts, 408,
     429 and 5xx are retried with exponential backoff and jitter (at least ``Retry-After``, at most
     ``backoff_max`` seconds per wait); every attempt is signed afresh under the same message id,
-    which is derived from the batch's content. Other answers fail at once.
+    which is derived from the batch's content and its files' identities. Other answers fail at once:
+    other statuses, a 2xx answer that is not of the expected content type (a proxy's login page), and
+    a TLS certificate that cannot be verified.
 
     :param document_api_conn_id: the ``outamation_document_api`` connection
     :param timeout: seconds to wait for connect and for the answer; overrides the connection's
@@ -218,7 +272,8 @@ class DocumentApiHook(BaseHook):
         conn = self.get_connection(self.document_api_conn_id)
         if not conn.password:
             raise DocumentApiError(f"connection {self.document_api_conn_id!r} has no HMAC secret (password)")
-        mask_secret(conn.password)
+        for variant in secret_variants(conn.password):
+            mask_secret(variant)
         prefix = f"extra__{self.conn_type}__"  # older UI forms stored prefixed field names
         extra = {name.removeprefix(prefix): value for name, value in conn.extra_dejson.items()}
         try:
@@ -235,11 +290,22 @@ class DocumentApiHook(BaseHook):
                 max_retries=int(self._number(extra, "max_retries", 5, int)),
                 backoff_initial=self._number(extra, "backoff_initial", 1.0, float),
                 backoff_max=self._number(extra, "backoff_max", 60.0, float),
+                ca_bundle=extra.get("ca_bundle") or None,
+                expected_answer=ExpectedAnswer.from_extras(
+                    extra.get("expected_content_type"), extra.get("expected_json_keys")
+                ),
             )
         except (TypeError, ValueError) as exc:
             raise DocumentApiError(f"connection {self.document_api_conn_id!r}: {exc}") from None
+        for part in url_secrets(settings.url) + url_secrets(sent_url(settings.url)):
+            mask_secret(part)
         if settings.timeout <= 0:
             raise DocumentApiError(f"connection {self.document_api_conn_id!r}: timeout must be positive")
+        if settings.ca_bundle and not os.path.exists(settings.ca_bundle):
+            raise DocumentApiError(
+                f"connection {self.document_api_conn_id!r}: ca_bundle {settings.ca_bundle} does not exist "
+                "on this worker"
+            )
         return settings
 
     def _number(self, extra: Mapping[str, Any], name: str, default: float, kind: type) -> float:
@@ -291,30 +357,6 @@ class DocumentApiHook(BaseHook):
             self._session.close()
             self._session = None
 
-    def prepare_batch(
-        self,
-        files: Iterable[Mapping[str, Any]],
-        uploaded_by: str,
-        source: str,
-        profile_code: str | None = None,
-    ) -> PreparedBatch:
-        """
-        Build a batch's payload and message id without sending it.
-
-        :param files: the batch's files; each needs ``filename`` and ``backup_path``
-        :param uploaded_by: who uploaded the batch
-        :param source: where the batch came from
-        :param profile_code: the processing profile; the connection's ``profile_code`` when not given
-        """
-        profile = profile_code or self.settings.profile_code
-        if not profile:
-            raise ValueError(
-                f"no profile_code given and connection {self.document_api_conn_id!r} has none in its extras"
-            )
-        payload = build_payload(files, uploaded_by, source, profile)
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        return PreparedBatch(message_id(payload), body, len(payload["files"]))
-
     def submit_batch(
         self,
         files: Iterable[Mapping[str, Any]],
@@ -325,13 +367,40 @@ class DocumentApiHook(BaseHook):
         """
         POST one batch ``{"files": [{filename, backup_path}], uploaded_by, source, profile_code}``.
 
-        :param files: the batch's files; each needs ``filename`` and ``backup_path``
+        :param files: the batch's files; each needs ``filename`` and ``backup_path``; their ``size``
+            and ``mtime``, when claimed, enter the message id
         :param uploaded_by: who uploaded the batch
         :param source: where the batch came from
         :param profile_code: the processing profile; the connection's ``profile_code`` when not given
         :raises DocumentApiError: the API refused the batch or could not be reached after all retries
         """
         return self.send_batch(self.prepare_batch(files, uploaded_by, source, profile_code))
+
+    def prepare_batch(
+        self,
+        files: Iterable[Mapping[str, Any]],
+        uploaded_by: str,
+        source: str,
+        profile_code: str | None = None,
+    ) -> PreparedBatch:
+        """
+        Build a batch's payload, body and message id without sending it.
+
+        :param files: the batch's files; each needs ``filename`` and ``backup_path``; their ``size``
+            and ``mtime``, when claimed, enter the message id
+        :param uploaded_by: who uploaded the batch
+        :param source: where the batch came from
+        :param profile_code: the processing profile; the connection's ``profile_code`` when not given
+        """
+        profile = profile_code or self.settings.profile_code
+        if not profile:
+            raise ValueError(
+                f"no profile_code given and connection {self.document_api_conn_id!r} has none in its extras"
+            )
+        claimed = list(files)
+        payload = build_payload(claimed, uploaded_by, source, profile)
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return PreparedBatch(message_id(payload, claimed), body, len(payload["files"]))
 
     def send_batch(self, batch: PreparedBatch) -> BatchSubmission:
         """
@@ -415,24 +484,64 @@ class DocumentApiHook(BaseHook):
         headers = sign(msg_id, body, settings.secret, scheme=settings.scheme)
         try:
             response = self.get_conn().post(
-                settings.url, data=body, headers=headers, timeout=settings.timeout, allow_redirects=False
+                settings.url,
+                data=body,
+                headers=headers,
+                timeout=settings.timeout,
+                allow_redirects=False,
+                verify=settings.verify,
             )
-        except requests.Timeout as exc:
-            raise DocumentApiTransientError(
-                f"no answer from {where} within {settings.timeout:g} s: {self._scrub(str(exc))}"
-            ) from exc
-        except requests.ConnectionError as exc:
-            raise DocumentApiTransientError(f"could not reach {where}: {self._scrub(str(exc))}") from exc
-        if 200 <= response.status_code < 300:
-            return response
+        except requests.RequestException as exc:
+            failure: DocumentApiError | None = self._request_failure(exc, where)
+        else:
+            failure = self._answer_failure(response, where)
+        if failure is not None:
+            # Raised outside the except clause: the requests exception, whose text quotes the
+            # URL's query, is neither chained to it nor printed in its traceback.
+            raise failure
+        return response
+
+    def _request_failure(self, exc: requests.RequestException, where: str) -> DocumentApiError:
+        """Turn a request that got no answer into a transient or final error with a scrubbed text."""
+        detail = self._scrub(str(exc))
+        if is_certificate_error(exc):
+            return DocumentApiError(
+                f"the TLS certificate of {where} was not accepted: {detail}. If the API uses a private CA "
+                f"or a self-signed certificate, set the extra ca_bundle of connection "
+                f"{self.document_api_conn_id!r} to the path of that CA's (or the certificate's) PEM file"
+            )
+        if isinstance(exc, requests.Timeout):
+            return DocumentApiTransientError(
+                f"no answer from {where} within {self.settings.timeout:g} s: {detail}"
+            )
+        if isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError):
+            return DocumentApiTransientError(f"could not reach {where}: {detail}")
+        return DocumentApiError(f"request to {where} failed: {detail}")
+
+    def _answer_failure(self, response: requests.Response, where: str) -> DocumentApiError | None:
+        """Return the error an answer means (transient for 408, 429, 5xx), or ``None`` if it accepts."""
+        accepted = 200 <= response.status_code < 300
+        content_type = response.headers.get("Content-Type")
+        problem = self.settings.expected_answer.problem(content_type, response.text) if accepted else None
+        if accepted and problem is None:
+            return None
         status = f"HTTP {response.status_code} {response.reason or ''}".rstrip()
-        message = f"{where} answered {status}: {self._scrub(_excerpt(response.text)) or '(empty body)'}"
+        excerpt = self._scrub(_excerpt(response.text)) or "(empty body)"
+        if problem is not None:
+            return DocumentApiError(
+                f"{where} answered {status} with content type {self._scrub(content_type or '(none)')}, "
+                f"which does not accept the batch: {problem}; body: {excerpt}. If the API "
+                f"answers so, set the extras expected_content_type and expected_json_keys of connection "
+                f"{self.document_api_conn_id!r}",
+                status=response.status_code,
+            )
+        message = f"{where} answered {status}: {excerpt}"
         if response.status_code in RETRYABLE_STATUSES or response.status_code >= 500:
             retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             if retry_after:
-                self._pause.extend(min(retry_after, settings.backoff_max))
-            raise DocumentApiTransientError(message, retry_after, status=response.status_code)
-        raise DocumentApiError(message, status=response.status_code)
+                self._pause.extend(min(retry_after, self.settings.backoff_max))
+            return DocumentApiTransientError(message, retry_after, status=response.status_code)
+        return DocumentApiError(message, status=response.status_code)
 
     def _wait(self, retry_state: RetryCallState) -> float:
         """Exponential backoff with jitter, at least ``Retry-After``, at most ``backoff_max``."""
@@ -457,15 +566,16 @@ class DocumentApiHook(BaseHook):
         )
 
     def _scrub(self, text: str) -> str:
-        """Remove the secret from text that came from outside (a response body, an error)."""
-        secret = self._settings.secret if self._settings else None
-        return text.replace(secret, "***") if secret else text
+        """Mask secrets and the URL's query and user info in text that came from outside."""
+        return self._settings.scrub(text) if self._settings else text
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the connection's settings and that the API answers a HEAD request at its URL."""
         try:
             settings = self.settings
-            response = self.get_conn().head(settings.url, timeout=settings.timeout, allow_redirects=False)
+            response = self.get_conn().head(
+                settings.url, timeout=settings.timeout, allow_redirects=False, verify=settings.verify
+            )
         except (DocumentApiError, requests.RequestException) as exc:
             return False, self._scrub(str(exc))
         where = display_url(settings.url)

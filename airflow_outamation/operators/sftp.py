@@ -10,7 +10,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context, XComArg
 
 from airflow_outamation.batching import as_limit
-from airflow_outamation.claims import describe_skipped, manifest_id_for, source_paths
+from airflow_outamation.claims import describe_skipped, intended_files, manifest_id_for
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.readiness import RemoteFile
 
@@ -98,7 +98,7 @@ class ClaimFilesOperator(BaseOperator):
             files = self.files  # type: ignore[assignment]  # rendered: an XComArg is resolved by now
         cap = as_limit(self.max_files)
         if cap is not None and len(files) > cap:
-            files = sorted(files, key=lambda item: source_paths([item]))[:cap]
+            files = intended_files(files)[:cap]
             self.log.info(
                 "Claiming the first %d ready file(s) by name; the others wait for the next run", len(files)
             )

@@ -5,20 +5,26 @@ A real local document API for tests, the demo and benchmarks: verifies signature
 background thread. Every POST is checked with :func:`airflow_outamation.signing.verify` and recorded;
 a bad signature is answered 401. ``script(...)`` queues the next answers: status codes, or
 :class:`Reply` objects with a body, ``Retry-After``, a delay (for client timeouts) or a dropped
-connection. When the script is empty a valid request gets 200 with ``{"status": "accepted", ...}``.
+connection, or a chosen content type. When the script is empty a valid request gets 200 with
+``{"status": "accepted", ...}`` as ``application/json``. Given a certificate and key (see
+:func:`write_self_signed_certificate`), it serves HTTPS.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime
+import ipaddress
 import json
 import os
 import socket
+import ssl
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -35,6 +41,7 @@ class Reply:
     :param retry_after: value of a ``Retry-After`` header, if any
     :param delay: seconds to wait before answering (longer than the client's timeout: a timeout)
     :param drop: close the connection without answering
+    :param content_type: value of the ``Content-Type`` header; no header when ``None``
     """
 
     status: int = 200
@@ -42,6 +49,7 @@ class Reply:
     retry_after: str | None = None
     delay: float = 0.0
     drop: bool = False
+    content_type: str | None = "application/json"
 
 
 @dataclass(frozen=True)
@@ -72,11 +80,55 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(os.urandom(24)).decode("ascii")
 
 
+def write_self_signed_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """
+    Write a self-signed certificate for ``host`` (an IP address) and its key as PEM files.
+
+    :param directory: where to write ``cert.pem`` and ``key.pem``
+    :param host: the IP address the certificate is valid for
+    :return: the paths of the certificate and of the key
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
     def setup(self) -> None:
+        # The TLS handshake runs here, in the request's thread, so a client that rejects the
+        # certificate cannot stall the accepting thread.
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.do_handshake()
         # Like production servers, answer without Nagle's algorithm: with it, the body sent after
         # the headers waits for the client's delayed ACK (~40 ms) on every kept-alive connection.
         super().setup()
@@ -110,12 +162,20 @@ class _Handler(BaseHTTPRequestHandler):
         answer = reply.body
         if answer is None:
             answer = json.dumps({"status": "accepted" if reply.status < 300 else "error", "id": msg_id})
-        self._send(reply.status, answer.encode("utf-8"), reply.retry_after)
+        self._send(reply.status, answer.encode("utf-8"), reply.retry_after, reply.content_type)
 
-    def _send(self, status: int, body: bytes, retry_after: str | None, with_body: bool = True) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        retry_after: str | None,
+        content_type: str | None = "application/json",
+        with_body: bool = True,
+    ) -> None:
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            if content_type is not None:
+                self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             if retry_after is not None:
                 self.send_header("Retry-After", retry_after)
@@ -130,6 +190,20 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     receiver: DocumentApiReceiver
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept a connection; wrap it in TLS (handshake deferred to the handler) when serving HTTPS."""
+        connection, address = super().get_request()
+        self.receiver.count_connection()
+        context = self.receiver.tls_context
+        if context is not None:
+            connection = context.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
+        return connection, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet when a client rejects our certificate or drops the handshake; report the rest."""
+        if not isinstance(request, ssl.SSLSocket) or request.version() is not None:
+            super().handle_error(request, client_address)
+
 
 class DocumentApiReceiver:
     """
@@ -140,6 +214,8 @@ class DocumentApiReceiver:
     :param tolerance: accepted clock difference in seconds
     :param path: the URL path of the endpoint
     :param tcp_nodelay: set ``TCP_NODELAY`` on accepted connections (``False`` shows Nagle's stalls)
+    :param tls_cert: PEM certificate to serve HTTPS with (see :func:`write_self_signed_certificate`)
+    :param tls_key: PEM private key of ``tls_cert``
     """
 
     def __init__(
@@ -149,17 +225,24 @@ class DocumentApiReceiver:
         tolerance: int = 300,
         path: str = "/process",
         tcp_nodelay: bool = True,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
     ) -> None:
         self.secret = secret or new_secret()
         self.scheme = scheme or SigningScheme()
         self.tolerance = tolerance
         self.path = path
         self.tcp_nodelay = tcp_nodelay
+        self.tls_context: ssl.SSLContext | None = None
+        if tls_cert is not None:
+            self.tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.tls_context.load_cert_chain(tls_cert, tls_key)
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._replies: deque[Reply] = deque()
         self._file_replies: dict[str, deque[Reply]] = {}
         self._requests: list[ReceivedRequest] = []
+        self._connections = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -203,7 +286,8 @@ class DocumentApiReceiver:
     @property
     def url(self) -> str:
         """The endpoint's URL."""
-        return f"http://127.0.0.1:{self.port}{self.path}"
+        scheme = "https" if self.tls_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}{self.path}"
 
     def script(self, *replies: int | Reply) -> None:
         """Queue the next answers, in order: status codes or :class:`Reply` objects."""
@@ -234,6 +318,17 @@ class DocumentApiReceiver:
         with self._lock:
             self._requests.append(request)
 
+    def count_connection(self) -> None:
+        """Count an accepted TCP connection."""
+        with self._lock:
+            self._connections += 1
+
+    @property
+    def connection_count(self) -> int:
+        """How many TCP connections were accepted, a failed TLS handshake included."""
+        with self._lock:
+            return self._connections
+
     @property
     def accepted_ids(self) -> list[str]:
         """The message ids of the valid requests answered with 2xx, one entry per such answer."""
@@ -256,6 +351,7 @@ class DocumentApiReceiver:
             self._requests.clear()
             self._replies.clear()
             self._file_replies.clear()
+            self._connections = 0
 
     def connection_dict(self, **extras: Any) -> dict[str, Any]:
         """An Airflow ``outamation_document_api`` connection for this receiver, with ``extras``."""

@@ -80,6 +80,7 @@ def test_mapped_submit_sends_three_signed_batches(
     assert len(requests) == 4
     assert len(accepted) == 3
     payloads = sorted((r.json() for r in accepted), key=lambda p: p["files"][0]["filename"])
+    batches = module.three_batches()
     expected = [
         {
             "files": [{"filename": f["filename"], "backup_path": f["backup_path"]} for f in batch],
@@ -87,10 +88,12 @@ def test_mapped_submit_sends_three_signed_batches(
             "source": "SFTP",
             "profile_code": "intake",
         }
-        for batch in module.three_batches()
+        for batch in batches
     ]
     assert payloads == expected
-    assert {r.message_id for r in requests} == {message_id(p) for p in expected}
+    assert {r.message_id for r in requests} == {
+        message_id(p, b) for p, b in zip(expected, batches, strict=True)
+    }
     summaries = sorted(xcom_values(DAG_ID, dag_run.run_id, "submit_batch"), key=lambda s: s["file_count"])
     assert [(s["status"], s["file_count"]) for s in summaries] == [(200, 2), (200, 5), (200, 5)]
     assert {s["message_id"] for s in summaries} == {r.message_id for r in accepted}

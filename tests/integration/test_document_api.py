@@ -66,7 +66,7 @@ def test_submit_posts_the_seed_payload_signed(
         "source": "SFTP",
         "profile_code": "test_profile",
     }
-    assert request.message_id == message_id(request.json())
+    assert request.message_id == message_id(request.json(), FILES)
     assert result.summary() == {
         "message_id": request.message_id,
         "status": 200,

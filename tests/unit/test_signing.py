@@ -15,6 +15,7 @@ from airflow_outamation.signing import (
     HEX_HMAC,
     SignatureError,
     SigningScheme,
+    file_identity,
     message_id,
     secret_key,
     sign,
@@ -123,6 +124,48 @@ def test_message_id_depends_on_content_only() -> None:
     assert message_id(payload) == message_id(reordered)
     assert message_id(payload).startswith("msg_")
     assert message_id(payload) != message_id({**payload, "source": "manual"})
+
+
+SCAN = {"filename": "scan.pdf", "backup_path": "/in_progress/11252026/scan.pdf"}
+SCAN_PAYLOAD = {"files": [SCAN], "source": "sftp"}
+
+
+def test_message_id_covers_each_files_size_and_mtime() -> None:
+    claimed = [{**SCAN, "size": 1000, "mtime": 1764000000.25}]
+    same = message_id(SCAN_PAYLOAD, [dict(claimed[0])])
+    assert message_id(SCAN_PAYLOAD, claimed) == same
+    assert message_id(SCAN_PAYLOAD, [{**claimed[0], "size": 1001}]) != same
+    assert message_id(SCAN_PAYLOAD, [{**claimed[0], "mtime": 1764000000.5}]) != same
+    assert message_id({**SCAN_PAYLOAD, "source": "manual"}, claimed) != same
+
+
+def test_message_id_follows_the_files_order() -> None:
+    first, second = {**SCAN, "size": 1}, {**SCAN, "filename": "b.pdf", "size": 2}
+    payload = {"files": [SCAN, {**SCAN, "filename": "b.pdf"}]}
+    assert message_id(payload, [first, second]) != message_id(payload, [second, first])
+
+
+def test_message_id_without_identities_is_the_payloads_id() -> None:
+    """Claims made before size and mtime were recorded keep the ids they were sent under."""
+    expected = (
+        "msg_"
+        + hashlib.sha256(
+            json.dumps(SCAN_PAYLOAD, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()[:32]
+    )
+    assert message_id(SCAN_PAYLOAD) == expected
+    assert message_id(SCAN_PAYLOAD, [SCAN]) == expected
+    assert message_id(SCAN_PAYLOAD, [{**SCAN, "size": 5}]) != expected
+
+
+def test_file_identity() -> None:
+    assert file_identity(SCAN) is None
+    assert file_identity({**SCAN, "size": 5, "mtime": 1764000000}) == [5, 1764000000.0]
+    assert file_identity({**SCAN, "mtime": 1.5}) == [None, 1.5]
+    with pytest.raises(ValueError, match=r"size of 'scan\.pdf' must be an integer"):
+        file_identity({**SCAN, "size": "5"})
+    with pytest.raises(ValueError, match=r"mtime of 'scan\.pdf' must be a number"):
+        file_identity({**SCAN, "size": 5, "mtime": True})
 
 
 def test_reference_package_verifies_our_signature() -> None:
