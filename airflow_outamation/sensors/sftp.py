@@ -22,8 +22,9 @@ class ReadyFilesSensor(BaseSensorOperator):
     """
     Wait until ``directory`` holds files that finished uploading; return them for the claim step.
 
-    Deferrable (the default), it waits in the triggerer through :class:`ReadyFilesTrigger`, sharing
-    pooled SFTP connections with every other sensor there. With ``deferrable=False`` it pokes (or
+    Deferrable (the default), it looks once in the worker (files already waiting, e.g. a backlog,
+    are passed on at once) and otherwise waits in the triggerer through :class:`ReadyFilesTrigger`,
+    sharing pooled SFTP connections with every other sensor there. With ``deferrable=False`` it pokes (or
     reschedules, with ``mode="reschedule"``) through ``PooledSFTPHook.list_ready_files``. Both
     apply :mod:`airflow_outamation.readiness` and push up to ``max_files`` ready files, as
     ``RemoteFile.to_dict()`` dicts (path, filename, size, mtime), to XCom.
@@ -71,8 +72,12 @@ class ReadyFilesSensor(BaseSensorOperator):
         self.deferrable = deferrable
 
     def execute(self, context: Context) -> Any:
+        """Look once; defer to the triggerer only when no file is ready yet (or poke without deferring)."""
         if not self.deferrable:
             return super().execute(context)
+        first_look = self.poke(context)  # a backlog needs no round trip through the triggerer
+        if first_look.is_done:
+            return first_look.xcom_value
         self.defer(
             trigger=ReadyFilesTrigger(
                 sftp_conn_id=self.sftp_conn_id,
