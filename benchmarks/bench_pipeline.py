@@ -116,6 +116,18 @@ def accepted_files(receiver: DocumentApiReceiver, base: str) -> Counter[str]:
     return counts
 
 
+def without_receipt(server: OpenSshServer, base: str) -> int:
+    """How many claimed files in ``<base>/in_progress/*/`` no receipt lists."""
+    unsent = 0
+    for folder in server.local_path(f"{base}/in_progress").iterdir():
+        sent_dir = folder / ".claims" / "sent"
+        receipts = sent_dir.glob("*.json") if sent_dir.is_dir() else []
+        listed = {entry["path"] for receipt in receipts for entry in json.loads(receipt.read_text())["files"]}
+        stored = {f"{base}/in_progress/{folder.name}/{p.name}" for p in folder.glob("*.pdf")}
+        unsent += len(stored - listed)
+    return unsent
+
+
 def start_run(airflow: AirflowProcesses, dag_id: str, conf: dict[str, Any]) -> str:
     """Trigger a run and wait until its sensor waits in the triggerer (Airflow 3.3.2: see the e2e test)."""
     run_id = airflow.trigger(dag_id, conf)
@@ -166,6 +178,7 @@ def measure(
         "accepted_once": sum(1 for n in accepted.values() if n == 1),
         "accepted_twice_or_more": sum(1 for n in accepted.values() if n > 1),
         "left_in_input": len(list(server.local_path(f"{base}/input").iterdir())),
+        "in_progress_without_receipt": without_receipt(server, base),
         "wall_s": wall,
         "files_per_s": len(accepted) / wall,
         "runs": len(runs),
@@ -222,14 +235,14 @@ def main(args: argparse.Namespace) -> None:
     print()
     print(
         "| path | files | runs | wall s | files/s | task instances | API calls | distinct ids "
-        "| accepted once | twice+ | left in input | peak RSS tasks MiB (sum / largest) |"
+        "| accepted once | twice+ | left in input | claimed, no receipt | peak RSS tasks MiB (sum / largest) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         print(
             f"| {r['path']} | {r['files']:,} | {r['runs']} | {r['wall_s']:.1f} | {r['files_per_s']:.1f} "
             f"| {r['task_instances']:,} | {r['api_calls']:,} | {r['message_ids']:,} | {r['accepted_once']:,} "
-            f"| {r['accepted_twice_or_more']} | {r['left_in_input']} "
+            f"| {r['accepted_twice_or_more']} | {r['left_in_input']} | {r['in_progress_without_receipt']} "
             f"| {r['peak_rss_sum_mib']:.0f} / {r['peak_rss_one_mib']:.0f} |"
         )
 
