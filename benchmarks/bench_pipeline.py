@@ -235,7 +235,7 @@ def main(args: argparse.Namespace) -> None:
     print()
     print(
         "| path | files | runs | wall s | files/s | task instances | API calls | distinct ids "
-        "| accepted once | twice+ | left in input | claimed, no receipt | peak RSS tasks MiB (sum / largest) |"
+        "| accepted once | twice+ | left in input | no receipt | peak RSS tasks MiB (sum / largest) |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
