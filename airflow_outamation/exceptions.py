@@ -13,6 +13,10 @@ class SFTPConnectError(OutamationError):
     """The SFTP server could not be reached (refused, timed out, unresolvable, dropped)."""
 
 
+class SFTPPoolExhaustedError(OutamationError):
+    """No pooled SFTP connection became free in time (often: get_conn() clients never returned)."""
+
+
 class SFTPAuthenticationError(OutamationError):
     """The SFTP server rejected the connection's credentials."""
 

@@ -19,6 +19,7 @@ import stat
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ from typing import Any, TypeVar
 import asyncssh
 import paramiko
 from airflow.providers.sftp.hooks.sftp import SFTPHook
+from paramiko.config import SSH_PORT
 
 from airflow_outamation import claims, readiness
 from airflow_outamation.claims import Claim, ClaimedFile
@@ -37,8 +39,16 @@ from airflow_outamation.exceptions import (
     SFTPPathError,
 )
 from airflow_outamation.hooks.background_loop import BackgroundLoop
+from airflow_outamation.hooks.credentials import SSHCredentials
 from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
-from airflow_outamation.hooks.sftp_pool import DEFAULT_POOL_SIZE, POOLS, ClientPool, PooledClient
+from airflow_outamation.hooks.sftp_pool import (
+    DEFAULT_CHECKOUT_TIMEOUT,
+    DEFAULT_POOL_SIZE,
+    POOLS,
+    ClientPool,
+    PooledClient,
+    TrackedSFTPClient,
+)
 from airflow_outamation.readiness import FileState, RemoteFile
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -97,6 +107,7 @@ class PooledSFTPHook(SFTPHook):
 
     :param ssh_conn_id: the :ref:`sftp connection id<howto/connection:sftp>`
     :param pool_size: most SSH connections open at once for this connection's settings
+    :param pool_timeout: seconds to wait for a free pooled connection before failing
     """
 
     def __init__(
@@ -104,16 +115,24 @@ class PooledSFTPHook(SFTPHook):
         ssh_conn_id: str | None = "sftp_default",
         *args: Any,
         pool_size: int = DEFAULT_POOL_SIZE,
+        pool_timeout: float = DEFAULT_CHECKOUT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("conn_retry_attempts", 1)
         super().__init__(ssh_conn_id, *args, **kwargs)
         self.pool_size = pool_size
+        self.pool_timeout = pool_timeout
         extra = self.get_connection(ssh_conn_id).extra_dejson if ssh_conn_id else {}
         self.compress = str(extra.get("compress", "false")).lower() == "true"
+        self.credentials = SSHCredentials.from_connection(
+            self.username, self.password, {**extra, "key_file": self.key_file}
+        )
         self._local = threading.local()
         self._lent: PooledClient | None = None
         self._private: PooledClient | None = None
+        # Give get_conn()'s clients back when the hook is garbage-collected without close_conn().
+        self._return_lent: weakref.finalize | None = None
+        self._close_private: weakref.finalize | None = None
 
     @property
     def address(self) -> str:
@@ -128,6 +147,7 @@ class PooledSFTPHook(SFTPHook):
             self.username,
             self.password,
             self.key_file,
+            self.credentials.passphrase,
             self.pkey.get_base64() if self.pkey else None,
             self.host_key.get_base64() if self.host_key else None,
             self.no_host_key_check,
@@ -158,25 +178,68 @@ class PooledSFTPHook(SFTPHook):
         """Counters of this connection's pool: ``opened``, ``reused``, ``replaced``, ``in_use``, ``idle``."""
         return self.pool.stats.as_dict()
 
+    def _connect(self) -> paramiko.SSHClient:
+        """
+        Connect as ``SSHHook.get_conn`` does (host key checks, proxy, algorithms), with :attr:`credentials`.
+
+        ``SSHHook.get_conn`` strips the password and passes ``key_file`` without its passphrase;
+        here the password goes as typed and the key comes unlocked, as in the async hook.
+        """
+        ssh = paramiko.SSHClient()
+        if self.allow_host_key_change:
+            self.log.warning("Remote Identification Change is not verified for %s", self.address)
+            ssh.set_missing_host_key_policy(paramiko.MissingHostKeyPolicy)
+        else:
+            ssh.load_system_host_keys()
+        if self.no_host_key_check:
+            self.log.warning("No Host Key Verification. This won't protect against Man-In-The-Middle attacks")
+            ssh.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # nosec B507
+        elif self.host_key is not None:
+            name = self.remote_host if self.port == SSH_PORT else f"[{self.remote_host}]:{self.port}"
+            ssh.get_host_keys().add(name, self.host_key.get_name(), self.host_key)
+        ssh.connect(
+            hostname=self.remote_host,
+            port=self.port or SSH_PORT,
+            username=self.credentials.username,
+            password=self.credentials.password,
+            pkey=self.credentials.paramiko_key(),
+            look_for_keys=self.look_for_keys,
+            timeout=self.conn_timeout,
+            banner_timeout=self.banner_timeout,
+            auth_timeout=self.auth_timeout,
+            compress=self.compress,
+            sock=self.host_proxy,
+            disabled_algorithms=self.disabled_algorithms or None,
+        )
+        transport = ssh.get_transport()
+        assert transport is not None
+        if self.keepalive_interval:
+            transport.set_keepalive(self.keepalive_interval)
+        if self.ciphers:
+            transport.get_security_options().ciphers = self.ciphers
+        return ssh
+
     def _open_client(self) -> PooledClient:
         """Open a new SSH connection and SFTP session; connection failures become clear exceptions."""
-        self.client = None  # SSHHook.get_conn() would hand back its cached client
         ssh: paramiko.SSHClient | None = None
         try:
-            ssh = super(SFTPHook, self).get_conn()
+            ssh = self._connect()
             transport = ssh.get_transport()
             assert transport is not None
             transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
-            return PooledClient(ssh, ssh.open_sftp())
+            sftp = TrackedSFTPClient.from_transport(transport)
+            if sftp is None:
+                raise paramiko.SSHException("the server refused to open an SFTP session")
+            return PooledClient(ssh, sftp)
         except Exception as exc:
             if ssh is not None:
                 ssh.close()
             raise self._connect_error(exc) from None
-        finally:
-            self.client = None
 
     def _connect_error(self, exc: Exception) -> OutamationError:
         where = f"SFTP server {self.address} (connection {self.ssh_conn_id!r})"
+        if isinstance(exc, SFTPAuthenticationError):
+            return SFTPAuthenticationError(f"{where}: {exc}")
         if isinstance(exc, paramiko.AuthenticationException):
             return SFTPAuthenticationError(f"{where} rejected the credentials: {type(exc).__name__}")
         if isinstance(exc, paramiko.BadHostKeyException):
@@ -203,19 +266,36 @@ class PooledSFTPHook(SFTPHook):
     def _held(self) -> PooledClient | None:
         return getattr(self._local, "client", None) or self._lent
 
+    def _check_not_lost(self, client: PooledClient, lost_before: Exception | None) -> None:
+        """Raise if the connection failed during a block that ended normally (the error was swallowed)."""
+        lost = client.sftp.lost
+        if lost is not None and lost is not lost_before:
+            raise SFTPConnectError(
+                f"lost the connection to SFTP server {self.address} (connection {self.ssh_conn_id!r}) "
+                f"during the call ({type(lost).__name__}); its result was discarded"
+            ) from lost
+
     @contextmanager
     def get_managed_conn(self) -> Generator[paramiko.SFTPClient, None, None]:
-        """A pooled SFTP client for the block; nested uses in one thread share it."""
+        """
+        A pooled SFTP client for the block; nested uses in one thread share it.
+
+        A block during which the connection failed raises :class:`SFTPConnectError` even if the
+        block swallowed the error, so that no answer read from a dead connection gets out.
+        """
         held = self._held()
         if held is not None:
+            lost_before = held.sftp.lost
             yield held.sftp
+            self._check_not_lost(held, lost_before)
             return
         pool = self.pool
-        client = pool.checkout(self._open_client)
+        client = pool.checkout(self._open_client, self.pool_timeout)
         self._local.client = client
         dead = False
         try:
             yield client.sftp
+            self._check_not_lost(client, None)
         except BaseException as exc:
             dead = _is_stale_error(exc) or not client.is_alive()
             raise
@@ -228,28 +308,39 @@ class PooledSFTPHook(SFTPHook):
         """
         Return an SFTP client: this hook's pooled one until :meth:`close_conn`, or a private one.
 
+        A hook dropped without :meth:`close_conn` gives its clients back when it is garbage-collected.
+
         :param pooled: ``False`` opens a private connection that no one else uses
         """
         if not pooled:
             if self._private is None or not self._private.is_alive():
+                self._release_private()
                 self._private = self._open_client()
+                self._close_private = weakref.finalize(self, self._private.close)
             return self._private.sftp
         if self._lent is not None and not self._lent.is_alive():
-            self.pool.checkin(self._lent, dead=True)
-            self._lent = None
+            self._release_lent()
         if self._lent is None:
-            self._lent = self.pool.checkout(self._open_client)
+            pool = self.pool
+            self._lent = pool.checkout(self._open_client, self.pool_timeout, lent=True)
+            self._return_lent = weakref.finalize(self, pool.checkin, self._lent, lent=True)
         self.conn = self._lent.sftp
         return self.conn
 
+    def _release_lent(self) -> None:
+        if self._return_lent is not None:
+            self._return_lent()
+        self._lent = self._return_lent = None
+
+    def _release_private(self) -> None:
+        if self._close_private is not None:
+            self._close_private()
+        self._private = self._close_private = None
+
     def close_conn(self) -> None:
         """Give the client of :meth:`get_conn` back to the pool and close a private one."""
-        if self._lent is not None:
-            self.pool.checkin(self._lent)
-            self._lent = None
-        if self._private is not None:
-            self._private.close()
-            self._private = None
+        self._release_lent()
+        self._release_private()
         self.conn = None
 
     @contextmanager

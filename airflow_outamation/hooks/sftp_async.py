@@ -31,6 +31,7 @@ from airflow_outamation.exceptions import (
     SFTPHostKeyError,
     SFTPPathError,
 )
+from airflow_outamation.hooks.credentials import SSHCredentials
 from airflow_outamation.readiness import FileState
 
 if TYPE_CHECKING:
@@ -53,6 +54,30 @@ PREFERRED_CIPHERS = (
 TRANSFER_REQUESTS = 16
 
 SFTPPair = tuple[asyncssh.SSHClientConnection, asyncssh.SFTPClient]
+
+
+def _is_connection_broken(exc: BaseException, ssh: asyncssh.SSHClientConnection) -> bool:
+    """
+    Whether an error raised while a pooled connection was in use means it cannot be reused.
+
+    The provider's rule (``_is_connection_faulty``) drops the connection for any error that is not
+    itself an SFTP status error, so an inherited method that turns "no such file" into another
+    exception (``SFTPHookAsync.get_mod_time`` raises ``AirflowException``) cost one new SSH
+    connection per call. Here the error's cause chain decides, and a closed connection is broken.
+
+    :param exc: the error raised inside the pooled connection's block
+    :param ssh: the pooled SSH connection
+    """
+    if ssh.is_closed():
+        return True
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if isinstance(link, asyncssh.SFTPError):
+            return _is_connection_faulty(link)
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return True
 
 
 class _PoolKey(NamedTuple):
@@ -108,6 +133,22 @@ class _SettingsKeyedSFTPClientPool(SFTPClientPool):
             raise
         self.log.info("Opened a pooled SFTP connection for %r", self.sftp_conn_id)
         return ssh, sftp
+
+    @asynccontextmanager
+    async def get_sftp_client(self) -> AsyncIterator[asyncssh.SFTPClient]:
+        """A pooled SFTP client for the block, kept after errors :func:`_is_connection_broken` forgives."""
+        await self._ensure_initialized()
+        state = self._get_loop_state()
+        pair = await self.acquire()
+        try:
+            yield pair[1]
+        except BaseException as exc:
+            faulty = not isinstance(exc, Exception) or _is_connection_broken(exc, pair[0])
+            if faulty:
+                self.log.warning("Dropping faulty connection for %r: %s", self.sftp_conn_id, exc)
+            await self._release_pair(pair, state, faulty=faulty)
+            raise
+        await self._release_pair(pair, state, faulty=False)
 
     async def acquire(self) -> SFTPPair:
         """Take an idle connection (dropping any the server closed meanwhile) or open a new one."""
@@ -166,30 +207,29 @@ class PooledSFTPHookAsync(SFTPHookAsync):
 
     async def _get_conn(self) -> asyncssh.SSHClientConnection:
         """
-        Connect as the provider's hook does, with :data:`PREFERRED_CIPHERS`.
+        Connect as the provider's hook does, with :data:`PREFERRED_CIPHERS` and :class:`SSHCredentials`.
 
         The provider's ``_get_conn`` passes a fixed set of options to ``asyncssh.connect``, so it is
-        rebuilt here from the same parsed connection (host key, key file or key, passphrase).
+        rebuilt here: host key checks from the provider's parsing of the extras, login, password
+        and unlocked key from the same resolution the sync hook uses.
         """
         conn = await get_async_connection(self.sftp_conn_id)
         self._parse_extras(conn)
+        credentials = SSHCredentials.from_connection(conn.login, conn.password, conn.extra_dejson)
         config: dict[str, Any] = {
             "host": _first(self.host, conn.host),
             "port": _first(self.port, conn.port, SSH_PORT),
-            "username": _first(self.username, conn.login),
-            "password": _first(self.password, conn.password),
+            "username": _first(self.username, credentials.username),
+            "password": _first(self.password, credentials.password),
             "encryption_algs": PREFERRED_CIPHERS,
         }
-        if self.key_file:
-            config["client_keys"] = self.key_file
+        key = credentials.load_key()
+        if key is not None:
+            config["client_keys"] = [key]
         if self.known_hosts and self.known_hosts.lower() == "none":
             config["known_hosts"] = None
         elif self.known_hosts and self._should_use_known_hosts():
             config["known_hosts"] = self.known_hosts
-        if self.private_key:
-            config["client_keys"] = [asyncssh.import_private_key(self.private_key, self.passphrase)]
-        if self.passphrase:
-            config["passphrase"] = self.passphrase
         return await asyncssh.connect(**config)
 
     async def _get_pool(self) -> _SettingsKeyedSFTPClientPool:

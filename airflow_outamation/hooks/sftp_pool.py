@@ -2,15 +2,47 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 
 import paramiko
 
+from airflow_outamation.exceptions import SFTPPoolExhaustedError
+
 #: SSH connections one pool keeps open at most (per connection settings).
 DEFAULT_POOL_SIZE = 4
+#: Seconds a checkout waits for a free client before failing.
+DEFAULT_CHECKOUT_TIMEOUT = 30.0
+
+
+class TrackedSFTPClient(paramiko.SFTPClient):
+    """
+    An SFTP client that remembers when its channel failed, even if the caller swallowed the error.
+
+    The stock ``SFTPHook.list_directory``, ``isdir``, ``isfile`` and ``path_exists`` catch every
+    ``OSError``; paramiko raises ``OSError("Socket is closed")`` when the connection is gone, so a
+    dropped connection came back as ``None`` or ``False``. ``lost`` lets the hook tell.
+    """
+
+    lost: Exception | None = None
+
+    def _write_all(self, out: bytes) -> None:
+        try:
+            super()._write_all(out)  # type: ignore[misc]
+        except Exception as exc:
+            self.lost = exc
+            raise
+
+    def _read_all(self, n: int) -> bytes:
+        try:
+            return super()._read_all(n)  # type: ignore[misc]
+        except Exception as exc:
+            self.lost = exc
+            raise
 
 
 @dataclass
@@ -18,12 +50,17 @@ class PooledClient:
     """One SSH connection with its SFTP session."""
 
     ssh: paramiko.SSHClient
-    sftp: paramiko.SFTPClient
+    sftp: TrackedSFTPClient
 
     def is_alive(self) -> bool:
-        """Cheap health check: the SSH transport runs and the SFTP channel is open (no round trip)."""
+        """Cheap health check: the SSH transport runs and the SFTP channel works (no round trip)."""
         transport = self.ssh.get_transport()
-        return transport is not None and transport.is_active() and not self.sftp.sock.closed
+        return (
+            transport is not None
+            and transport.is_active()
+            and not self.sftp.sock.closed
+            and self.sftp.lost is None
+        )
 
     def close(self) -> None:
         with suppress(Exception):
@@ -52,17 +89,35 @@ class ClientPool:
     A bounded pool of SFTP clients for one connection's settings.
 
     ``checkout`` hands out a live idle client (most recently used first) or opens a new one while
-    fewer than ``max_size`` are open; otherwise it waits for a ``checkin``.
+    fewer than ``max_size`` are open; otherwise it waits for a ``checkin``, and fails after
+    ``timeout`` seconds saying how many clients were lent (to ``get_conn()``) and never returned.
     """
 
     max_size: int = DEFAULT_POOL_SIZE
+    name: str = ""
     stats: PoolStats = field(default_factory=PoolStats)
     _idle: list[PooledClient] = field(default_factory=list)
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _closed: bool = False
+    _lent: int = 0
 
-    def checkout(self, open_client: Callable[[], PooledClient], timeout: float = 300) -> PooledClient:
-        """Take a live client, or open one with ``open_client`` (outside the lock)."""
+    def checkout(
+        self,
+        open_client: Callable[[], PooledClient],
+        timeout: float = DEFAULT_CHECKOUT_TIMEOUT,
+        *,
+        lent: bool = False,
+    ) -> PooledClient:
+        """
+        Take a live client, or open one with ``open_client`` (outside the lock).
+
+        :param open_client: opens a new client when the pool may grow
+        :param timeout: seconds to wait for a free client
+        :param lent: the client goes to a caller that may keep it (``get_conn()``)
+        :raises SFTPPoolExhaustedError: no client became free within ``timeout``
+        """
+        deadline = time.monotonic() + timeout
+        collected = False
         with self._cond:
             while True:
                 while self._idle:
@@ -76,28 +131,50 @@ class ClientPool:
                     self.stats.replaced += 1
                 if self.stats.in_use < self.max_size:
                     self.stats.in_use += 1
+                    self._lent += lent
                     break
-                if not self._cond.wait(timeout):
-                    raise TimeoutError(f"no pooled SFTP client became free within {timeout:g} s")
+                if self._lent and not collected:
+                    # Hooks dropped without close_conn() inside a reference cycle return their
+                    # clients only when the cycle collector runs.
+                    collected = True
+                    gc.collect()
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._cond.wait(remaining):
+                    raise SFTPPoolExhaustedError(
+                        f"no pooled SFTP client for connection {self.name!r} became free within "
+                        f"{timeout:g} s: all {self.max_size} are in use, {self._lent} of them lent by "
+                        "get_conn() and not returned (call close_conn() when done, or use "
+                        "get_managed_conn())"
+                    )
         try:
             client = open_client()
         except BaseException:
             with self._cond:
                 self.stats.in_use -= 1
+                self._lent -= lent
                 self._cond.notify()
             raise
         with self._cond:
             self.stats.opened += 1
         return client
 
-    def checkin(self, client: PooledClient, *, dead: bool = False) -> None:
-        """Give a client back; a dead one (or any, once the pool is closed) is closed instead."""
+    def checkin(self, client: PooledClient, *, dead: bool = False, lent: bool = False) -> None:
+        """
+        Give a client back; a dead one (or any, once the pool is closed) is closed instead.
+
+        :param client: the client of a ``checkout``
+        :param dead: the caller saw its connection fail
+        :param lent: it was checked out with ``lent=True``
+        """
         with self._cond:
             self.stats.in_use -= 1
-            if dead or self._closed or not client.is_alive():
+            self._lent -= lent
+            if dead or not client.is_alive():
                 client.close()
-                if dead:
-                    self.stats.replaced += 1
+                self.stats.replaced += 1
+            elif self._closed:
+                client.close()
             else:
                 self._idle.append(client)
             self.stats.idle = len(self._idle)
@@ -128,7 +205,7 @@ class PoolRegistry:
                 return pool
             outdated = [key for key in self._pools if key[0] == conn_id]
             retired = [self._pools.pop(key) for key in outdated]
-            pool = self._pools[(conn_id, digest)] = ClientPool(max_size=max_size)
+            pool = self._pools[(conn_id, digest)] = ClientPool(max_size=max_size, name=conn_id)
         for old in retired:
             old.close()
         return pool

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_outamation.batching import as_limit
 from airflow_outamation.exceptions import OutamationError, SFTPConnectError
@@ -16,6 +17,9 @@ from airflow_outamation.triggers.sftp import ReadyFilesTrigger, error_from_event
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+#: Seconds the deferral's timeout runs past the trigger's own deadline, as a backstop.
+DEFERRAL_GRACE = 120.0
 
 
 class ReadyFilesSensor(BaseSensorOperator):
@@ -31,8 +35,9 @@ class ReadyFilesSensor(BaseSensorOperator):
 
     Transient SFTP failures are retried until ``timeout``. ``timeout`` and ``soft_fail`` work as in
     any sensor (with ``soft_fail`` a run that finds no file is skipped), but a permanent error
-    (credentials, host key, missing directory) fails the task even with ``soft_fail``, so that a
-    misconfigured connection is never mistaken for an empty folder.
+    (credentials, host key, missing directory) fails the task even with ``soft_fail``, and so does
+    a wait that ends while the server is unreachable (``SFTPConnectError`` naming host:port and
+    for how long): an outage or a misconfigured connection is never mistaken for an empty folder.
 
     :param sftp_conn_id: Airflow ``sftp`` connection
     :param directory: remote directory to watch (templated)
@@ -70,11 +75,21 @@ class ReadyFilesSensor(BaseSensorOperator):
         self.min_size = min_size
         self.max_files = max_files
         self.deferrable = deferrable
+        self._unreachable: tuple[float, SFTPConnectError] | None = None
 
     def execute(self, context: Context) -> Any:
         """Look once; defer to the triggerer only when no file is ready yet (or poke without deferring)."""
         if not self.deferrable:
-            return super().execute(context)
+            try:
+                return super().execute(context)
+            except (AirflowSensorTimeout, AirflowSkipException):
+                if self._unreachable is None:
+                    raise
+                since, failure = self._unreachable
+                raise SFTPConnectError(
+                    f"gave up waiting for files in {self.directory}: the SFTP server was unreachable "
+                    f"for the last {time.monotonic() - since:.1f} s of the wait ({failure})"
+                ) from None
         first_look = self.poke(context)  # a backlog needs no round trip through the triggerer
         if first_look.is_done:
             return first_look.xcom_value
@@ -88,9 +103,10 @@ class ReadyFilesSensor(BaseSensorOperator):
                 min_size=self.min_size,
                 max_files=as_limit(self.max_files),
                 poke_interval=self.poke_interval,
+                deadline=time.time() + self.timeout,
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
+            timeout=timedelta(seconds=self.timeout + DEFERRAL_GRACE),
         )
 
     def poke(self, context: Context) -> PokeReturnValue:
@@ -105,13 +121,18 @@ class ReadyFilesSensor(BaseSensorOperator):
             )
         except SFTPConnectError as exc:
             self.log.warning("Transient SFTP failure, poking again: %s", exc)
+            since = self._unreachable[0] if self._unreachable else time.monotonic()
+            self._unreachable = (since, exc)
             return PokeReturnValue(is_done=False)
+        self._unreachable = None
         files = [file.to_dict() for file in ready[: as_limit(self.max_files)]]
         self.log.info("%d ready file(s) in %s, passing on %d", len(ready), self.directory, len(files))
         return PokeReturnValue(is_done=bool(files), xcom_value=files)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
-        """Return the trigger's ready files, or raise the error it reported."""
+        """Return the trigger's ready files, or raise the error or timeout it reported."""
+        if event.get("status") == "timeout" and event.get("reachable"):
+            raise AirflowSensorTimeout(event["message"])
         if event.get("status") != "success":
             raise error_from_event(event)
         self.log.info(event["message"])

@@ -28,7 +28,9 @@ class ReadyFilesTrigger(BaseTrigger):
     least ``stability_delay`` apart is ready without an extra wait; readiness is decided by
     :func:`airflow_outamation.readiness.ready_files`, as in the sync hook. Transient failures are
     retried with backoff; permanent ones (credentials, host key, missing directory) end the
-    trigger with an ``error`` event.
+    trigger with an ``error`` event. At ``deadline`` it polls a last time and ends with a
+    ``timeout`` event saying whether the server answered, so an outage is not taken for an
+    empty folder.
 
     :param sftp_conn_id: Airflow ``sftp`` connection
     :param directory: remote directory to watch
@@ -38,6 +40,8 @@ class ReadyFilesTrigger(BaseTrigger):
     :param min_size: smallest size in bytes that counts
     :param max_files: most files one event lists (the first by name); ``None`` for all
     :param poke_interval: seconds between polls while nothing is pending
+    :param deadline: Unix time at which the wait ends with a ``timeout`` event that says whether
+        the server was reachable (``None`` waits until files are ready or the triggerer times out)
     """
 
     def __init__(
@@ -50,6 +54,7 @@ class ReadyFilesTrigger(BaseTrigger):
         min_size: int = 1,
         max_files: int | None = None,
         poke_interval: float = 5.0,
+        deadline: float | None = None,
     ) -> None:
         super().__init__()
         self.sftp_conn_id = sftp_conn_id
@@ -60,6 +65,7 @@ class ReadyFilesTrigger(BaseTrigger):
         self.min_size = min_size
         self.max_files = max_files
         self.poke_interval = poke_interval
+        self.deadline = deadline
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and arguments, from which the triggerer rebuilds this trigger."""
@@ -74,6 +80,7 @@ class ReadyFilesTrigger(BaseTrigger):
                 "min_size": self.min_size,
                 "max_files": self.max_files,
                 "poke_interval": self.poke_interval,
+                "deadline": self.deadline,
             },
         )
 
@@ -86,48 +93,84 @@ class ReadyFilesTrigger(BaseTrigger):
         return any(is_candidate(name, state, self.pattern, self.min_size) for name, state in listing.items())
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll until files are ready (``success`` event) or a permanent error (``error`` event)."""
+        """Poll until files are ready (``success``), a permanent error (``error``) or the deadline."""
         hook = PooledSFTPHookAsync(sftp_conn_id=self.sftp_conn_id)
         baseline: dict[str, FileState] | None = None
         baseline_at = 0.0
         failures = 0
+        unreachable_since: float | None = None
+        last_failure: SFTPConnectError | None = None
         while True:
             started = time.monotonic()
             try:
                 listing = await hook.list_directory_states(self.directory)
             except SFTPConnectError as exc:
                 failures += 1
+                unreachable_since = unreachable_since or time.time()
+                last_failure = exc
                 delay = self._retry_delay(failures)
                 self.log.warning(
                     "Transient SFTP failure (attempt %d), retrying in %.1f s: %s", failures, delay, exc
                 )
-                await asyncio.sleep(delay)
-                continue
             except Exception as exc:
                 self.log.error("Stopped waiting for files in %s: %s", self.directory, exc)
                 yield TriggerEvent({"status": "error", "error_type": type(exc).__name__, "message": str(exc)})
                 return
-            failures = 0
-            # Compare only with a listing finished at least stability_delay before this one started.
-            if baseline is None or started - baseline_at >= self.stability_delay:
-                if baseline is not None:
-                    ready = ready_files(
-                        self.directory,
-                        baseline,
-                        listing,
-                        now=time.time(),
-                        pattern=self.pattern,
-                        min_size=self.min_size,
-                        min_age=self.min_age,
-                    )
-                    if ready:
-                        yield self._success(ready)
-                        return
-                baseline, baseline_at = listing, time.monotonic()
-            pending = self._has_pending(listing)
-            await asyncio.sleep(
-                min(self.poke_interval, self.stability_delay) if pending else self.poke_interval
-            )
+            else:
+                failures, unreachable_since = 0, None
+                # Compare only with a listing finished at least stability_delay before this one started.
+                if baseline is None or started - baseline_at >= self.stability_delay:
+                    if baseline is not None:
+                        ready = ready_files(
+                            self.directory,
+                            baseline,
+                            listing,
+                            now=time.time(),
+                            pattern=self.pattern,
+                            min_size=self.min_size,
+                            min_age=self.min_age,
+                        )
+                        if ready:
+                            yield self._success(ready)
+                            return
+                    baseline, baseline_at = listing, time.monotonic()
+                pending = self._has_pending(listing)
+                delay = min(self.poke_interval, self.stability_delay) if pending else self.poke_interval
+            if self.deadline is not None and time.time() >= self.deadline:
+                yield self._timeout(hook.address, unreachable_since, last_failure)
+                return
+            await asyncio.sleep(self._until_next_poll(delay))
+
+    def _until_next_poll(self, delay: float) -> float:
+        """``delay``, shortened so that the last poll happens at the deadline."""
+        if self.deadline is None:
+            return delay
+        return max(0.0, min(delay, self.deadline - time.time()))
+
+    def _timeout(
+        self, address: str, unreachable_since: float | None, last_failure: SFTPConnectError | None
+    ) -> TriggerEvent:
+        """The deadline's event: whether the server answered at the end, and for how long it had not."""
+        if unreachable_since is None:
+            message = f"no ready file in {self.directory} before the deadline"
+            self.log.info(message)
+            return TriggerEvent({"status": "timeout", "reachable": True, "message": message})
+        unreachable_for = time.time() - unreachable_since
+        message = (
+            f"gave up waiting for files in {self.directory}: SFTP server {address} (connection "
+            f"{self.sftp_conn_id!r}) was unreachable for the last {unreachable_for:.1f} s of the wait "
+            f"({last_failure})"
+        )
+        self.log.error(message)
+        return TriggerEvent(
+            {
+                "status": "timeout",
+                "reachable": False,
+                "unreachable_for": unreachable_for,
+                "error_type": "SFTPConnectError",
+                "message": message,
+            }
+        )
 
     def _success(self, ready: list[RemoteFile]) -> TriggerEvent:
         files = ready[: self.max_files] if self.max_files else ready

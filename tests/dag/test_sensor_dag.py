@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
 import time
 from pathlib import Path
@@ -33,9 +35,7 @@ with DAG(
         task_id="wait_for_files",
         sftp_conn_id="{conn_id}",
         directory="{{{{ params.base }}}}/input",
-        stability_delay=0.3,
-        poke_interval={poke_interval},
-        timeout=60,{sensor_args}
+        stability_delay=0.3,{sensor_args}
     )
 
     @task
@@ -61,16 +61,15 @@ def sensor_dag(
 ) -> tuple[ModuleType, str]:
     """The DAG above in a bundle of its own, watching ``<base>/input`` on the asyncssh server.
 
-    Parametrised indirectly, the parameter is extra sensor arguments (source text).
+    Parametrised indirectly, the parameter is a dict of sensor arguments (name -> source text)
+    added to or replacing ``poke_interval=0.2, timeout=60``.
     """
     base = asyncssh_server.remote_path(f"dag-{tmp_path.name}")
     conn_id = "outamation_dag_sftp"
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", asyncssh_server.connection_json())
-    sensor_args = getattr(request, "param", "")
-    poke_interval = 1 if sensor_args else 0.2  # reschedule mode needs whole seconds
-    source = DAG_SOURCE.format(
-        dag_id=DAG_ID, base=base, conn_id=conn_id, sensor_args=sensor_args, poke_interval=poke_interval
-    )
+    arguments = {"poke_interval": "0.2", "timeout": "60", **getattr(request, "param", {})}
+    sensor_args = "".join(f"\n        {name}={value}," for name, value in arguments.items())
+    source = DAG_SOURCE.format(dag_id=DAG_ID, base=base, conn_id=conn_id, sensor_args=sensor_args)
     return load_dag_in_bundle(source, tmp_path / "bundle", monkeypatch), base
 
 
@@ -138,7 +137,12 @@ def _reschedules(run_id: str | None = None) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sensor_dag", ['\n        deferrable=False, mode="reschedule",'], indirect=True)
+@pytest.mark.parametrize(
+    "sensor_dag",
+    # reschedule mode needs whole seconds
+    [{"deferrable": "False", "mode": '"reschedule"', "poke_interval": "1"}],
+    indirect=True,
+)
 def test_reschedule_mode_frees_the_slot_and_finds_a_late_file(
     sensor_dag: tuple[ModuleType, str], asyncssh_server: SftpTestServer
 ) -> None:
@@ -162,3 +166,49 @@ def test_reschedule_mode_frees_the_slot_and_finds_a_late_file(
     assert dag_run.state == "success"
     assert _reschedules(dag_run.run_id) >= 1  # the sensor gave its slot back before the file came
     assert [f["filename"] for f in xcom_return_value(dag_run.run_id, "wait_for_files")] == ["late.pdf"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "sensor_dag",
+    [
+        pytest.param({"soft_fail": "True", "timeout": "2"}, id="deferrable"),
+        pytest.param({"soft_fail": "True", "timeout": "2", "deferrable": "False"}, id="poke"),
+    ],
+    indirect=True,
+)
+def test_outage_for_the_whole_wait_fails_the_run_even_with_soft_fail(
+    sensor_dag: tuple[ModuleType, str],
+    asyncssh_server: SftpTestServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    module, _ = sensor_dag
+    with socket.socket() as sock:  # a port nothing listens on: the server is down
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    conn = asyncssh_server.connection_dict()
+    conn["port"] = closed_port
+    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_DAG_SFTP", json.dumps(conn))
+
+    dag_run = module.dag.test()
+
+    assert sensor_instance(dag_run).state == "failed"
+    assert dag_run.state == "failed"
+    output = capfd.readouterr().out
+    assert "SFTPConnectError" in output
+    assert f"127.0.0.1:{closed_port}" in output
+    assert "unreachable for the last" in output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sensor_dag", [{"soft_fail": "True", "timeout": "2"}], indirect=True)
+def test_reachable_empty_folder_skips_with_soft_fail(
+    sensor_dag: tuple[ModuleType, str], asyncssh_server: SftpTestServer
+) -> None:
+    module, base = sensor_dag
+    asyncssh_server.makedirs(f"{base}/input")
+
+    dag_run = module.dag.test()
+
+    assert sensor_instance(dag_run).state == "skipped"

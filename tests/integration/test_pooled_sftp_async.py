@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncssh
 import pytest
+from airflow.sdk.exceptions import AirflowException
 
 from airflow_outamation.exceptions import (
     SFTPAuthenticationError,
@@ -167,3 +168,21 @@ def test_edited_connection_gets_new_connections(
 
     assert run(edit_between_calls()) == 1  # the old settings' connection was closed
     assert server.connections_opened() == 2
+
+
+def test_inherited_calls_on_a_missing_file_keep_the_pooled_connection(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    missing = f"{sftp_base}/missing.pdf"
+    sftp_server.write(f"{sftp_base}/here.pdf")
+
+    async def fifty_misses() -> None:
+        hook = PooledSFTPHookAsync(sftp_conn_id)
+        for _ in range(50):
+            with pytest.raises(AirflowException, match="No files matching"):
+                await hook.get_mod_time(missing)
+        assert await hook.get_mod_time(f"{sftp_base}/here.pdf")
+
+    before = sftp_server.connections_opened()
+    run(fifty_misses())
+    assert sftp_server.connections_opened() - before == 1

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncssh
+import paramiko
 import pytest
 
+from airflow_outamation.exceptions import SFTPConnectError, SFTPPoolExhaustedError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
-from airflow_outamation.hooks.sftp_pool import PooledClient
+from airflow_outamation.hooks.sftp_pool import DEFAULT_POOL_SIZE, PooledClient
 from airflow_outamation.testing.pytest_plugin import set_airflow_connection
 from airflow_outamation.testing.server_base import SftpTestServer
 
@@ -280,3 +284,103 @@ def test_upload_never_exposes_a_partial_file(
     assert seen_sizes <= {len(payload)}
     assert target.read_bytes() == payload
     assert os.listdir(sftp_server.local_path(sftp_base)) == ["big.pdf"]
+
+
+def _drop_the_connection_before(
+    monkeypatch: pytest.MonkeyPatch, method: str, times: int | None = 1
+) -> list[str]:
+    """Fault injection: ``paramiko.SFTPClient.<method>`` closes its SSH transport first (``times`` times)."""
+    drops: list[str] = []
+    original = getattr(paramiko.SFTPClient, method)
+
+    def dropping(self: paramiko.SFTPClient, path: str, *args: Any) -> Any:
+        if times is None or len(drops) < times:
+            drops.append(path)
+            self.get_channel().get_transport().close()
+        return original(self, path, *args)
+
+    monkeypatch.setattr(paramiko.SFTPClient, method, dropping)
+    return drops
+
+
+@pytest.mark.parametrize(
+    ("call", "sftp_method", "expected"),
+    [
+        ("list_directory", "listdir", ["a.pdf"]),
+        ("isdir", "stat", True),
+        ("path_exists", "stat", True),
+    ],
+)
+def test_inherited_method_retries_a_call_whose_connection_dropped_instead_of_a_wrong_answer(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    call: str,
+    sftp_method: str,
+    expected: Any,
+) -> None:
+    sftp_server.write(f"{sftp_base}/a.pdf")
+    hook = PooledSFTPHook(ssh_conn_id=sftp_conn_id)
+    drops = _drop_the_connection_before(monkeypatch, sftp_method)
+
+    assert getattr(hook, call)(sftp_base) == expected
+
+    assert drops == [sftp_base]
+    assert hook.pool_stats()["opened"] == 2
+
+
+def test_inherited_method_raises_when_the_retry_drops_too(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook = PooledSFTPHook(ssh_conn_id=sftp_conn_id)
+    _drop_the_connection_before(monkeypatch, "listdir", times=None)
+    with pytest.raises(SFTPConnectError, match=f"{sftp_conn_id}.*result was discarded"):
+        hook.list_directory(sftp_base)
+
+
+def test_held_client_whose_connection_dropped_raises_instead_of_a_wrong_answer(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook = PooledSFTPHook(ssh_conn_id=sftp_conn_id)
+    hook.get_conn()
+    _drop_the_connection_before(monkeypatch, "stat")
+    with pytest.raises(SFTPConnectError, match="result was discarded"):
+        hook.isdir(sftp_base)
+    hook.close_conn()
+    assert hook.isdir(sftp_base) is True
+
+
+def _get_conn_and_drop_the_hook(conn_id: str) -> None:
+    PooledSFTPHook(ssh_conn_id=conn_id).get_conn()  # what stock SFTPHook users do: no close_conn()
+
+
+def test_clients_of_dropped_hooks_go_back_to_the_pool(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    sftp_server.write(f"{sftp_base}/a.pdf")
+    for _ in range(10):
+        _get_conn_and_drop_the_hook(sftp_conn_id)
+    hook = PooledSFTPHook(ssh_conn_id=sftp_conn_id)
+    assert hook.list_directory(sftp_base) == ["a.pdf"]
+    assert hook.get_conn().listdir(sftp_base) == ["a.pdf"]
+    hook.close_conn()
+    assert hook.pool_stats()["opened"] <= DEFAULT_POOL_SIZE
+    gc.collect()  # hooks a log record's frame keeps in a cycle go too
+    assert hook.pool_stats()["in_use"] == 0
+
+
+def test_checkout_from_a_pool_held_by_unreturned_get_conn_clients_fails_clearly(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    holders = [PooledSFTPHook(ssh_conn_id=sftp_conn_id, pool_size=2) for _ in range(2)]
+    for holder in holders:
+        holder.get_conn()
+    waiting = PooledSFTPHook(ssh_conn_id=sftp_conn_id, pool_size=2, pool_timeout=0.5)
+    with pytest.raises(SFTPPoolExhaustedError) as raised:
+        waiting.list_directory(sftp_base)
+    message = str(raised.value)
+    assert repr(sftp_conn_id) in message
+    assert "2 of them lent by get_conn() and not returned" in message
+    holders[0].close_conn()
+    assert waiting.list_directory(sftp_base) == []

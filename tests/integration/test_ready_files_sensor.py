@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, cast
 
@@ -11,9 +13,10 @@ from airflow.sdk import Context
 from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 
-from airflow_outamation.exceptions import SFTPPathError
+from airflow_outamation.exceptions import SFTPConnectError, SFTPPathError
 from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
-from airflow_outamation.sensors.sftp import ReadyFilesSensor
+from airflow_outamation.sensors.sftp import DEFERRAL_GRACE, ReadyFilesSensor
+from airflow_outamation.testing.pytest_plugin import set_airflow_connection
 from airflow_outamation.testing.server_base import SftpTestServer
 from airflow_outamation.triggers.sftp import ReadyFilesTrigger
 
@@ -65,8 +68,10 @@ def test_defers_by_default_and_returns_ready_files(
 
     deferred = defer(sensor)
 
-    assert deferred.timeout == timedelta(seconds=600)
-    assert deferred.trigger.serialize()[1] == {
+    assert deferred.timeout == timedelta(seconds=600 + DEFERRAL_GRACE)
+    kwargs = deferred.trigger.serialize()[1]
+    assert 599 < kwargs.pop("deadline") - time.time() <= 600
+    assert kwargs == {
         "sftp_conn_id": sftp_conn_id,
         "directory": sftp_base,
         "pattern": "*.pdf",
@@ -145,3 +150,64 @@ def test_poke_mode_missing_directory_fails(
 ) -> None:
     with pytest.raises(SFTPPathError, match=f"{sftp_base}/missing"):
         poke_sensor(sftp_conn_id, f"{sftp_base}/missing", timeout=30, soft_fail=True).execute(CONTEXT)
+
+
+@pytest.fixture(params=["asyncssh", pytest.param("openssh", marks=pytest.mark.sshd)])
+def stopped_server(
+    request: pytest.FixtureRequest,
+    make_sftp_server: Callable[[str], SftpTestServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[str, SftpTestServer]:
+    """A connection to a real server of each kind that was stopped: its port refuses connections."""
+    server = make_sftp_server(request.param)
+    conn_id = set_airflow_connection(monkeypatch, f"outamation_stopped_{request.param}", server)
+    server.makedirs(server.remote_path("input"))
+    server.stop()
+    return conn_id, server
+
+
+@pytest.mark.parametrize("soft_fail", [False, True])
+def test_poke_mode_wait_on_an_unreachable_server_fails_even_with_soft_fail(
+    stopped_server: tuple[str, SftpTestServer], soft_fail: bool
+) -> None:
+    conn_id, server = stopped_server
+    sensor = poke_sensor(conn_id, server.remote_path("input"), timeout=1, soft_fail=soft_fail)
+    with pytest.raises(SFTPConnectError, match=f"{server.host}:{server.port}") as raised:
+        sensor.execute(CONTEXT)
+    assert "unreachable for the last" in str(raised.value)
+
+
+@pytest.mark.parametrize("soft_fail", [False, True])
+def test_deferred_wait_on_an_unreachable_server_fails_even_with_soft_fail(
+    stopped_server: tuple[str, SftpTestServer], soft_fail: bool
+) -> None:
+    conn_id, server = stopped_server
+    sensor = ReadyFilesSensor(
+        task_id="wait",
+        sftp_conn_id=conn_id,
+        directory=server.remote_path("input"),
+        poke_interval=0.2,
+        timeout=1,
+        soft_fail=soft_fail,
+    )
+    with pytest.raises(SFTPConnectError, match=f"{server.host}:{server.port}") as raised:
+        resume(sensor, defer(sensor))
+    assert "unreachable for the last" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("soft_fail", "expected"), [(False, AirflowSensorTimeout), (True, AirflowSkipException)]
+)
+def test_deferred_wait_on_a_reachable_empty_folder_times_out_or_skips(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str, soft_fail: bool, expected: type[Exception]
+) -> None:
+    sensor = ReadyFilesSensor(
+        task_id="wait",
+        sftp_conn_id=sftp_conn_id,
+        directory=sftp_base,
+        poke_interval=0.2,
+        timeout=1,
+        soft_fail=soft_fail,
+    )
+    with pytest.raises(expected):
+        resume(sensor, defer(sensor))

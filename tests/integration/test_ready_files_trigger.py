@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,36 @@ def test_survives_a_server_restart_mid_wait(
     assert server.connections_opened() >= 2
 
 
+@pytest.mark.parametrize("kind", ["asyncssh", pytest.param("openssh", marks=pytest.mark.sshd)])
+def test_deadline_on_a_stopped_server_ends_with_an_unreachable_timeout(
+    kind: str, make_sftp_server: Callable[[str], SftpTestServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = make_sftp_server(kind)
+    conn_id = set_airflow_connection(monkeypatch, f"outamation_trigger_down_{kind}", server)
+    inbox = server.remote_path("in")
+    server.makedirs(inbox)
+    server.stop()
+
+    event = run(first_event(ReadyFilesTrigger(conn_id, inbox, deadline=time.time() + 1.0, **FAST)))
+
+    assert event["status"] == "timeout"
+    assert event["reachable"] is False
+    assert event["error_type"] == "SFTPConnectError"
+    assert event["unreachable_for"] > 0
+    assert f"{server.host}:{server.port}" in event["message"]
+
+
+def test_deadline_on_a_reachable_empty_folder_ends_with_a_reachable_timeout(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    event = run(first_event(ReadyFilesTrigger(sftp_conn_id, sftp_base, deadline=time.time() + 1.0, **FAST)))
+    assert event == {
+        "status": "timeout",
+        "reachable": True,
+        "message": f"no ready file in {sftp_base} before the deadline",
+    }
+
+
 def test_fifty_triggers_share_pooled_connections(
     sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
 ) -> None:
@@ -194,6 +225,7 @@ def test_serialize_round_trips() -> None:
         min_size=10,
         max_files=7,
         poke_interval=9,
+        deadline=1_900_000_000.5,
     )
     classpath, kwargs = trigger.serialize()
     rebuilt = import_string(classpath)(**kwargs)
@@ -208,4 +240,5 @@ def test_serialize_round_trips() -> None:
         "min_size": 10,
         "max_files": 7,
         "poke_interval": 9,
+        "deadline": 1_900_000_000.5,
     }
