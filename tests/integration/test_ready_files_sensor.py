@@ -50,12 +50,23 @@ def resume(sensor: ReadyFilesSensor, deferred: TaskDeferred) -> Any:
     return sensor.resume_execution(deferred.method_name, {"event": event}, CONTEXT)
 
 
+def test_files_already_waiting_are_passed_on_without_deferring(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    for name in ("a", "b", "c"):
+        sftp_server.write(f"{sftp_base}/{name}.pdf", b"%PDF " + name.encode())
+    sensor = ReadyFilesSensor(
+        task_id="wait", sftp_conn_id=sftp_conn_id, directory=sftp_base, max_files=2, stability_delay=0.3
+    )
+
+    files = sensor.execute(CONTEXT)  # no TaskDeferred: a backlog skips the triggerer
+
+    assert [f["filename"] for f in files] == ["a.pdf", "b.pdf"]
+
+
 def test_defers_by_default_and_returns_ready_files(
     sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
 ) -> None:
-    sftp_server.write(f"{sftp_base}/a.pdf", b"%PDF a")
-    sftp_server.write(f"{sftp_base}/b.pdf", b"%PDF b")
-    sftp_server.write(f"{sftp_base}/c.pdf", b"%PDF c")
     sensor = ReadyFilesSensor(
         task_id="wait",
         sftp_conn_id=sftp_conn_id,
@@ -81,6 +92,8 @@ def test_defers_by_default_and_returns_ready_files(
         "max_files": 2,
         "poke_interval": 0.2,
     }
+    for name in ("a", "b", "c"):  # they arrive while the sensor waits in the triggerer
+        sftp_server.write(f"{sftp_base}/{name}.pdf", b"%PDF " + name.encode())
     files = resume(sensor, deferred)
     assert [(f["path"], f["filename"], f["size"]) for f in files] == [
         (f"{sftp_base}/a.pdf", "a.pdf", 6),
@@ -99,8 +112,27 @@ def test_missing_directory_fails_even_with_soft_fail(
         poke_interval=0.2,
         soft_fail=soft_fail,
     )
-    with pytest.raises(SFTPPathError, match=f"{sftp_base}/missing does not exist on SFTP server"):
-        resume(sensor, defer(sensor))
+    with pytest.raises(SFTPPathError, match=f"no such file or directory: {sftp_base}/missing on "):
+        sensor.execute(CONTEXT)  # the first look, in the worker
+
+
+@pytest.mark.parametrize("soft_fail", [False, True])
+def test_directory_removed_while_deferred_fails_even_with_soft_fail(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str, soft_fail: bool
+) -> None:
+    sftp_server.makedirs(f"{sftp_base}/gone")
+    sensor = ReadyFilesSensor(
+        task_id="wait",
+        sftp_conn_id=sftp_conn_id,
+        directory=f"{sftp_base}/gone",
+        poke_interval=0.2,
+        stability_delay=0.2,
+        soft_fail=soft_fail,
+    )
+    deferred = defer(sensor)
+    sftp_server.local_path(f"{sftp_base}/gone").rmdir()
+    with pytest.raises(SFTPPathError, match=f"{sftp_base}/gone does not exist on SFTP server"):
+        resume(sensor, deferred)
 
 
 @pytest.mark.parametrize(
