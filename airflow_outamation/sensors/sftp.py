@@ -74,7 +74,12 @@ class ReadyFilesSensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         """Look once; defer to the triggerer only when no file is ready yet (or poke without deferring)."""
         if not self.deferrable:
-            return super().execute(context)
+            try:
+                return super().execute(context)
+            except AirflowSkipException as skip:  # soft_fail skips an AirflowFailException: not ours
+                if self.soft_fail and isinstance(skip.__cause__, OutamationError):
+                    raise skip.__cause__ from None
+                raise
         first_look = self.poke(context)  # a backlog needs no round trip through the triggerer
         if first_look.is_done:
             return first_look.xcom_value

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,6 +15,9 @@ from airflow_outamation.operators.sftp import manifest_id_for
 from airflow_outamation.testing.dag_runs import import_dag_file, xcom_values
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.server_base import SftpTestServer
+
+if TYPE_CHECKING:
+    from airflow.dag_processing.dagbag import DagBag
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_FILE = REPO / "dags" / "outamation_sftp_ingest.py"
@@ -41,7 +45,13 @@ def test_dags_folder_has_no_import_errors() -> None:
 
 def test_one_dag_per_project_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     projects = [
-        {"project_id": p, "sftp_conn_id": f"sftp_{p}", "document_api_conn_id": "api", "base_path": f"/{p}"}
+        {
+            "project_id": p,
+            "sftp_conn_id": f"sftp_{p}",
+            "document_api_conn_id": "api",
+            "base_path": f"/{p}",
+            "profile_code": "intake",
+        }
         for p in ("alpha", "beta")
     ]
     module = _load_example_dag(projects, tmp_path, monkeypatch)
@@ -52,7 +62,13 @@ def test_one_dag_per_project_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_params_reject_bad_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.sdk.exceptions import ParamValidationError
 
-    project = {"project_id": "p", "sftp_conn_id": "s", "document_api_conn_id": "a", "base_path": "/p"}
+    project = {
+        "project_id": "p",
+        "sftp_conn_id": "s",
+        "document_api_conn_id": "a",
+        "base_path": "/p",
+        "profile_code": "intake",
+    }
     dag = _load_example_dag([project], tmp_path, monkeypatch).outamation_sftp_ingest_p
     for name, bad in (
         ("batch_size", 0),
@@ -228,3 +244,49 @@ def test_base_path_may_name_a_subfolder_of_the_project(
     assert dag_run.state == "success"
     (request,) = document_api_receiver.requests
     assert request.json()["files"][0]["backup_path"].startswith(f"{base}/east/in_progress/")
+
+
+def _dag_bag(projects: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DagBag:
+    from airflow.dag_processing.dagbag import DagBag
+
+    projects_file = tmp_path / "projects.json"
+    projects_file.write_text(projects if isinstance(projects, str) else json.dumps(projects))
+    monkeypatch.setenv("OUTAMATION_PROJECTS_FILE", str(projects_file))
+    return DagBag(dag_folder=str(DAG_FILE))
+
+
+def test_bad_entries_get_a_visible_placeholder_and_the_good_dag_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PROFILE_CODE", raising=False)
+    good = {"project_id": "good", "sftp_conn_id": "s", "document_api_conn_id": "a", "base_path": "/good"}
+    projects = [
+        {**good, "profile_code": "intake"},
+        {**good, "project_id": "typo", "base_pth": "/typo"},
+        {**good, "project_id": "noprofile"},
+    ]
+    bag = _dag_bag(projects, tmp_path, monkeypatch)
+
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == [
+        "outamation_sftp_ingest_good",
+        "outamation_sftp_ingest_noprofile_invalid",
+        "outamation_sftp_ingest_typo_invalid",
+    ]
+    typo = bag.dags["outamation_sftp_ingest_typo_invalid"]
+    assert "unknown key 'base_pth' (did you mean 'base_path'?)" in typo.description
+    assert "project 'typo' (entry 1)" in typo.doc_md
+    noprofile = bag.dags["outamation_sftp_ingest_noprofile_invalid"]
+    assert "profile_code is missing" in noprofile.description
+    assert (typo.schedule, typo.is_paused_upon_creation, typo.tags) == (None, True, {"outamation", "invalid"})
+    (warnings_of_file,) = bag.captured_warnings.values()
+    assert [("typo" in w, "noprofile" in w) for w in warnings_of_file] == [(True, False), (False, True)]
+
+
+def test_a_projects_file_that_is_not_json_is_an_import_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bag = _dag_bag('[{"project_id": "acme",]', tmp_path, monkeypatch)
+    assert bag.dag_ids == []
+    (error,) = bag.import_errors.values()
+    assert f"projects file {tmp_path / 'projects.json'}" in error
