@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from airflow_outamation.testing.server_base import SftpTestServer
 
 if TYPE_CHECKING:
     from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.dagrun import DagRun
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_FILE = REPO / "dags" / "outamation_sftp_ingest.py"
@@ -290,3 +292,183 @@ def test_a_projects_file_that_is_not_json_is_an_import_error_naming_it(
     assert bag.dag_ids == []
     (error,) = bag.import_errors.values()
     assert f"projects file {tmp_path / 'projects.json'}" in error
+
+
+NIGHT_IN_NEW_YORK = datetime(2026, 11, 26, 1, 30, tzinfo=timezone.utc)  # 20:30 on the 25th there
+
+
+def _task_tries(dag_run: DagRun) -> dict[str, tuple[str, int]]:
+    """Each task of the run: its state and try number."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id).all()
+        return {ti.task_id: (str(ti.state), ti.try_number) for ti in tis}
+
+
+@pytest.mark.slow
+def test_the_date_folder_is_the_runs_date_in_the_projects_timezone(
+    airflow_db: str,
+    asyncssh_server: SftpTestServer,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    base = asyncssh_server.remote_path(f"tz-{tmp_path.name}")
+    asyncssh_server.write(f"{base}/input/a.pdf", b"%PDF-1.7 a")
+    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
+    project = _project(base, document_api_conn_id, timezone="America/New_York")
+    dag = _load_example_dag([project], tmp_path, monkeypatch).outamation_sftp_ingest_dagtest
+
+    dag_run = dag.test(logical_date=NIGHT_IN_NEW_YORK, run_conf={"stability_delay": 0.3})
+
+    assert dag_run.state == "success"
+    (claimed,) = xcom_values(dag.dag_id, dag_run.run_id, "claim_files")
+    assert [c["backup_path"] for c in claimed] == [f"{base}/in_progress/11252026/a.pdf"]
+
+
+@pytest.mark.slow
+def test_payload_values_arrive_exactly_and_a_renamed_file_keeps_its_uploaded_name(
+    airflow_db: str,
+    asyncssh_server: SftpTestServer,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The native-object DAG sent profile_code "007" as 7 and the clash name "a (1).pdf" as filename."""
+    base = asyncssh_server.remote_path(f"exact-{tmp_path.name}")
+    asyncssh_server.write(f"{base}/in_progress/11262026/a.pdf", b"%PDF-1.7 claimed this morning")
+    asyncssh_server.write(f"{base}/input/a.pdf", b"%PDF-1.7 uploaded again")
+    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
+    dag = _load_example_dag([_project(base, document_api_conn_id)], tmp_path, monkeypatch)
+
+    conf = {"stability_delay": 0.3, "profile_code": "007", "uploaded_by": "2024", "source": "True"}
+    dag_run = dag.outamation_sftp_ingest_dagtest.test(logical_date=NIGHT_IN_NEW_YORK, run_conf=conf)
+
+    assert dag_run.state == "success"
+    (request,) = document_api_receiver.requests
+    assert request.json() == {
+        "files": [
+            {
+                "filename": "a.pdf",
+                "backup_path": f"{base}/in_progress/11262026/a (1).pdf",
+                "stored_name": "a (1).pdf",
+            }
+        ],
+        "uploaded_by": "2024",
+        "source": "True",
+        "profile_code": "007",
+    }
+    stored = asyncssh_server.local_path(f"{base}/in_progress/11262026/a (1).pdf")
+    assert Path(stored).read_bytes() == b"%PDF-1.7 uploaded again"
+
+
+@pytest.mark.slow
+def test_the_entrys_api_url_beats_the_connection_and_doc_ai_api_url(
+    airflow_db: str,
+    asyncssh_server: SftpTestServer,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    base = asyncssh_server.remote_path(f"url-{tmp_path.name}")
+    asyncssh_server.write(f"{base}/input/a.pdf", b"%PDF-1.7 a")
+    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
+    monkeypatch.setenv("DOC_AI_API_URL", document_api_receiver.url.replace("/process", "/env"))
+    api_url = document_api_receiver.url.replace("/process", "/acme")
+    dag = _load_example_dag([_project(base, document_api_conn_id, api_url=api_url)], tmp_path, monkeypatch)
+
+    dag_run = dag.outamation_sftp_ingest_dagtest.test(run_conf={"stability_delay": 0.3})
+
+    assert dag_run.state == "success"
+    assert [r.path for r in document_api_receiver.requests] == ["/acme"]
+
+
+@pytest.mark.slow
+def test_a_wrong_sftp_password_fails_the_run_without_retries(
+    airflow_db: str,
+    asyncssh_server: SftpTestServer,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    base = asyncssh_server.remote_path(f"auth-{tmp_path.name}")
+    asyncssh_server.write(f"{base}/input/a.pdf", b"%PDF-1.7 a")
+    conn = asyncssh_server.connection_dict()
+    conn["password"] = "not-the-password-42"
+    del conn["extra"]["key_file"]
+    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", json.dumps(conn))
+    dag = _load_example_dag([_project(base, document_api_conn_id)], tmp_path, monkeypatch)
+
+    dag_run = dag.outamation_sftp_ingest_dagtest.test(run_conf={"stability_delay": 0.3})
+
+    assert dag_run.state == "failed"
+    assert _task_tries(dag_run)["wait_for_files"] == ("failed", 1)
+    assert document_api_receiver.requests == []
+
+
+@pytest.mark.slow
+def test_an_api_400_fails_the_submit_without_retries(
+    airflow_db: str,
+    asyncssh_server: SftpTestServer,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    base = asyncssh_server.remote_path(f"api400-{tmp_path.name}")
+    asyncssh_server.write(f"{base}/input/a.pdf", b"%PDF-1.7 a")
+    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
+    document_api_receiver.script(400, 400, 400, 400)
+    dag = _load_example_dag([_project(base, document_api_conn_id)], tmp_path, monkeypatch)
+
+    dag_run = dag.outamation_sftp_ingest_dagtest.test(run_conf={"stability_delay": 0.3})
+
+    assert dag_run.state == "failed"
+    assert _task_tries(dag_run)["submit_batches"] == ("failed", 1)
+    assert len(document_api_receiver.requests) == 1
+
+
+@pytest.mark.slow
+def test_the_claims_asset_event_names_the_folder_and_the_uploaded_files(
+    airflow_db: str,
+    asyncssh_server: SftpTestServer,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    from airflow_outamation.assets import in_progress_asset
+
+    base = asyncssh_server.remote_path(f"asset-{tmp_path.name}")
+    asyncssh_server.write(f"{base}/in_progress/11262026/b.pdf", b"%PDF-1.7 earlier b")
+    for name in ("a.pdf", "b.pdf"):
+        asyncssh_server.write(f"{base}/input/{name}", b"%PDF-1.7 " + name.encode())
+    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
+    dag = _load_example_dag([_project(base, document_api_conn_id)], tmp_path, monkeypatch)
+
+    dag_run = dag.outamation_sftp_ingest_dagtest.test(
+        logical_date=NIGHT_IN_NEW_YORK, run_conf={"stability_delay": 0.3}
+    )
+
+    assert dag_run.state == "success"
+    with create_session() as session:
+        extras = [
+            event.extra
+            for event in session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(
+                AssetModel.uri == in_progress_asset("dagtest").uri, AssetEvent.source_run_id == dag_run.run_id
+            )
+        ]
+    assert extras == [
+        {"in_progress": [f"{base}/in_progress/11262026"], "file_count": 2, "files": ["a.pdf", "b.pdf"]}
+    ]
