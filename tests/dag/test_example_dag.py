@@ -472,3 +472,34 @@ def test_the_claims_asset_event_names_the_folder_and_the_uploaded_files(
     assert extras == [
         {"in_progress": [f"{base}/in_progress/11262026"], "file_count": 2, "files": ["a.pdf", "b.pdf"]}
     ]
+
+
+def test_each_dag_shows_its_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = {
+        "project_id": "acme",
+        "sftp_conn_id": "sftp_acme",
+        "document_api_conn_id": "api_acme",
+        "base_path": "/upload/acme",
+        "profile_code": "intake",
+        "schedule": "*/15 * * * *",
+        "owner": "acme-team",
+        "source_dir": "drop",
+    }
+    dag = _load_example_dag([project], tmp_path, monkeypatch).outamation_sftp_ingest_acme
+    assert dag.dag_display_name == "Outamation SFTP ingest: acme"
+    assert {task.owner for task in dag.tasks} == {"acme-team"}
+    for text in (
+        "sftp_acme",
+        "api_acme",
+        "/upload/acme/drop",
+        "*/15 * * * *",
+        "outamation://acme/in_progress",
+    ):
+        assert text in dag.doc_md
+    assert "Resending a batch" in dag.doc_md
+    batch_size = dag.params.get_param("batch_size")
+    assert (batch_size.schema["title"], batch_size.description) == (
+        "Batch size",
+        "Files per API call (1 to 100).",
+    )
+    assert dag.params.get_param("stability_delay").value == 1.2
