@@ -1,8 +1,14 @@
-"""Errors raised by the provider: each says what failed and where, never a secret."""
+"""
+Errors raised by the provider: each says what failed and where, never a secret.
+
+Errors that retrying cannot heal (credentials, host key, a missing or forbidden path, an API
+request refused with a 4xx) are also :class:`AirflowFailException`: the task fails at once,
+without its Airflow retries.
+"""
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 
 class OutamationError(AirflowException):
@@ -17,15 +23,15 @@ class SFTPPoolExhaustedError(OutamationError):
     """No pooled SFTP connection became free in time (often: get_conn() clients never returned)."""
 
 
-class SFTPAuthenticationError(OutamationError):
+class SFTPAuthenticationError(OutamationError, AirflowFailException):
     """The SFTP server rejected the connection's credentials."""
 
 
-class SFTPHostKeyError(OutamationError):
+class SFTPHostKeyError(OutamationError, AirflowFailException):
     """The SFTP server's host key is unknown or differs from the one configured."""
 
 
-class SFTPPathError(OutamationError):
+class SFTPPathError(OutamationError, AirflowFailException):
     """A remote path is missing, of the wrong type (a directory for a file) or not permitted."""
 
 
@@ -43,3 +49,7 @@ class DocumentApiError(OutamationError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class DocumentApiRejectedError(DocumentApiError, AirflowFailException):
+    """The document API refused the request (HTTP 4xx but 408 and 429): sending it again cannot help."""

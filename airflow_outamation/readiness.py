@@ -15,6 +15,15 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+#: Which names count, by default (case-insensitive glob).
+DEFAULT_PATTERN = "*.pdf"
+#: Seconds a file's size and mtime must not change, by default.
+DEFAULT_STABILITY_DELAY = 1.2
+#: Seconds since a file's last modification it must have, by default.
+DEFAULT_MIN_AGE = 0.0
+#: Smallest size in bytes that counts, by default (1 rejects zero-byte files).
+DEFAULT_MIN_SIZE = 1
+
 #: Names uploaders give files while they are still being written.
 TEMPORARY_NAME_PATTERNS: tuple[str, ...] = ("*.part", "*.filepart", "*.tmp", "~*", "*.crdownload")
 

@@ -9,45 +9,47 @@ tasks per run, not one per batch. ``base_path`` given in the trigger form may on
 project's folder (a subfolder), never point elsewhere.
 
 Projects are listed in ``outamation_projects.json`` beside this file (or the file named by
-``OUTAMATION_PROJECTS_FILE``): adding a project is adding an entry. Credentials live in the two
-Airflow connections each entry names. The seed's environment variables give the defaults:
-``SOURCE_FILES`` (input folder, ``input``), ``IN_Progress_Path`` (``in_progress``) and
-``PROFILE_CODE``; ``DOC_AI_API_URL`` overrides the document API connection's URL.
+``OUTAMATION_PROJECTS_FILE``): adding a project is adding an entry, checked against the schema of
+:mod:`airflow_outamation.projects`. An invalid entry does not stop the others: it becomes a paused,
+unscheduled DAG ``outamation_sftp_ingest_<project_id>_invalid`` whose description names the problem.
+Credentials live in the two Airflow connections each entry names. The seed's environment variables
+give defaults: ``SOURCE_FILES`` (input folder, ``input``), ``IN_Progress_Path`` (``in_progress``) and
+``PROFILE_CODE``; ``DOC_AI_API_URL`` is used when neither the entry nor the connection has a URL.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
-from airflow.sdk import DAG, Asset, Param
+from airflow.sdk import DAG, Param
+from airflow.sdk.bases.operator import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_outamation.operators.document_api import DEFAULT_MAX_IN_FLIGHT, SubmitBatchesOperator
+from airflow_outamation.assets import in_progress_asset
+from airflow_outamation.operators.document_api import SubmitBatchesOperator
 from airflow_outamation.operators.sftp import ClaimFilesOperator
-from airflow_outamation.projects import confine_path
+from airflow_outamation.projects import EVENT_SCHEDULE, InvalidEntry, Project, confine_path, parse_projects
 from airflow_outamation.sensors.sftp import ReadyFilesSensor
 
 PROJECTS_FILE = Path(
     os.environ.get("OUTAMATION_PROJECTS_FILE", Path(__file__).with_name("outamation_projects.json"))
 )
-SOURCE_DIR = os.environ.get("SOURCE_FILES", "input")
-IN_PROGRESS_DIR = os.environ.get("IN_Progress_Path", "in_progress")  # noqa: SIM112 (the seed's name)
+#: The seed's environment variables, defaults of every entry.
+ENV_DEFAULTS = {
+    "source_dir": os.environ.get("SOURCE_FILES"),
+    "in_progress_dir": os.environ.get("IN_Progress_Path"),  # noqa: SIM112 (the seed's name)
+    "profile_code": os.environ.get("PROFILE_CODE") or None,
+}
 #: How long a run waits for files before it ends as skipped (nothing to do this time).
 WAIT_TIMEOUT = timedelta(minutes=int(os.environ.get("OUTAMATION_WAIT_MINUTES", "10")))
-#: Most files one run claims; a bigger backlog is worked off by the following runs.
-DEFAULT_MAX_FILES_PER_RUN = 5000
 #: The run's project folder: the ``base_path`` param, confined to the entry's ``base_path``.
 PROJECT_FOLDER = "{{ project_folder(params.base_path) }}"
-
-
-def in_progress_asset(project_id: str) -> Asset:
-    """The Asset updated whenever files of ``project_id`` are claimed into its in_progress folder."""
-    return Asset(name=f"outamation_in_progress_{project_id}", uri=f"outamation://{project_id}/in_progress")
+START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def folder_macro(root: str) -> Callable[[str], str]:
@@ -62,100 +64,146 @@ def folder_macro(root: str) -> Callable[[str], str]:
     return project_folder
 
 
-def build_dag(project: dict[str, Any]) -> DAG:
-    """The ingestion DAG of one project entry."""
-    project_id = project["project_id"]
-    max_files = project.get("max_files_per_run", DEFAULT_MAX_FILES_PER_RUN)
-    params = {
+def project_params(project: Project) -> dict[str, Param]:
+    """The trigger form of a project's DAG: titled params, defaults from its entry."""
+    return {
         "base_path": Param(
-            project["base_path"],
+            project.base_path,
             type="string",
             minLength=1,
-            description=f"Project folder on the SFTP server, {project['base_path']} or a folder inside "
-            f"it; files are read from its '{SOURCE_DIR}' folder and claimed into "
-            f"'{IN_PROGRESS_DIR}/MMDDYYYY'.",
+            title="Project folder",
+            description=f"Folder on the SFTP server: {project.base_path} or a folder inside it. Files are "
+            f"read from its '{project.source_dir}' folder and claimed into "
+            f"'{project.in_progress_dir}/<{project.date_format}>'.",
         ),
         "profile_code": Param(
-            project.get("profile_code") or os.environ.get("PROFILE_CODE", ""),
+            project.profile_code,
             type="string",
             minLength=1,
-            description="Document API processing profile sent with every batch.",
+            title="Profile code",
+            description="Document API processing profile sent with every batch, exactly as typed.",
         ),
         "uploaded_by": Param(
-            project.get("uploaded_by", "Airflow"),
+            project.uploaded_by,
             type="string",
             minLength=1,
-            description="Who uploaded the files.",
+            title="Uploaded by",
+            description="Sent with every batch, exactly as typed.",
         ),
         "source": Param(
-            project.get("source", "SFTP"), type="string", minLength=1, description="Where they came from."
+            project.source,
+            type="string",
+            minLength=1,
+            title="Source",
+            description="Where the files came from; sent with every batch, exactly as typed.",
         ),
         "batch_size": Param(
-            project.get("batch_size", 5),
+            project.batch_size,
             type="integer",
             minimum=1,
             maximum=100,
+            title="Batch size",
             description="Files per API call (1 to 100).",
         ),
         "max_files_per_run": Param(
-            max_files,
+            project.max_files_per_run,
             type="integer",
             minimum=1,
             maximum=100_000,
+            title="Most files per run",
             description="Most files this run claims (1 to 100,000); the others wait for the next run.",
         ),
         "stability_delay": Param(
-            1.2,
+            project.stability_delay,
             type="number",
             minimum=0,
             maximum=600,
-            description="Seconds a file's size must stay unchanged before it counts as fully uploaded.",
+            title="Stability delay (seconds)",
+            description="Seconds (0 to 600) a file's size and mtime must stay unchanged before it "
+            "counts as fully uploaded.",
         ),
     }
+
+
+def project_doc(project: Project) -> str:
+    """The DAG's documentation: where its files come from and go, and how to resend a batch."""
+    asset = in_progress_asset(project.project_id)
+    schedule = f"`{project.schedule}`" if project.schedule else "none (triggered by hand)"
+    url = f" (URL `{project.api_url}`)" if project.api_url else ""
+    claimed_into = f"{project.base_path}/{project.in_progress_dir}/<{project.date_format}>"
+    return f"""\
+### Project `{project.project_id}`
+
+| | |
+|---|---|
+| SFTP connection | `{project.sftp_conn_id}` |
+| Document API connection | `{project.document_api_conn_id}`{url} |
+| Input folder | `{project.base_path}/{project.source_dir}` (files matching `{project.pattern}`) |
+| Claimed into | `{claimed_into}`, the run's date in {project.timezone} |
+| Schedule | {schedule}; one run at a time: {project.max_active_runs} |
+| Asset | `{asset.uri}`: `schedule=[in_progress_asset("{project.project_id}")]` |
+
+wait_for_files -> claim_files -> submit_batches. Each accepted batch gets a receipt in
+`<in_progress>/<date>/.claims/sent/`. **Resending a batch**: clear `submit_batches` of its run; it
+sends only the batches without a receipt, under their original message ids (the API can
+de-duplicate them). A failure the run cannot heal (credentials, host key, missing folder, HTTP 4xx)
+fails at once without retries: fix the cause, then clear the task.
+"""
+
+
+def build_dag(project: Project) -> DAG:
+    """The ingestion DAG of one valid project entry."""
+    project_id = project.project_id
     with DAG(
         dag_id=f"outamation_sftp_ingest_{project_id}",
-        description=f"SFTP {project['base_path']}/{SOURCE_DIR} -> document API, project {project_id}",
-        schedule=project.get("schedule"),
-        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        dag_display_name=f"Outamation SFTP ingest: {project_id}",
+        description=f"SFTP {project.base_path}/{project.source_dir} -> document API, project {project_id}",
+        schedule=project.schedule,
+        start_date=START_DATE,
         catchup=False,
-        max_active_runs=project.get("max_active_runs", 1),
-        params=params,
-        render_template_as_native_obj=True,
-        default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
+        max_active_runs=project.max_active_runs,
+        params=project_params(project),
+        default_args={"owner": project.owner, "retries": 2, "retry_delay": timedelta(minutes=1)},
         tags=["outamation", "sftp", project_id],
-        doc_md=__doc__,
-        user_defined_macros={"project_folder": folder_macro(project["base_path"])},
+        doc_md=project_doc(project),
+        user_defined_macros={"project_folder": folder_macro(project.base_path)},
     ) as dag:
         wait_for_files = ReadyFilesSensor(
             task_id="wait_for_files",
-            sftp_conn_id=project["sftp_conn_id"],
-            directory=f"{PROJECT_FOLDER}/{SOURCE_DIR}",
+            sftp_conn_id=project.sftp_conn_id,
+            directory=f"{PROJECT_FOLDER}/{project.source_dir}",
+            pattern=project.pattern,
             stability_delay="{{ params.stability_delay }}",
+            min_age=project.min_age,
+            min_size=project.min_size,
             max_files="{{ params.max_files_per_run }}",
-            poke_interval=project.get("poke_interval", 30),
+            poke_interval=project.poke_interval,
             timeout=WAIT_TIMEOUT.total_seconds(),
             soft_fail=True,
         )
         claim_files = ClaimFilesOperator(
             task_id="claim_files",
-            sftp_conn_id=project["sftp_conn_id"],
+            sftp_conn_id=project.sftp_conn_id,
             base_path=PROJECT_FOLDER,
             files=wait_for_files.output,
-            source_dir=SOURCE_DIR,
-            in_progress_dir=IN_PROGRESS_DIR,
+            source_dir=project.source_dir,
+            in_progress_dir=project.in_progress_dir,
+            date_format=project.date_format,
+            timezone=project.timezone,
             max_files="{{ params.max_files_per_run }}",
             outlets=[in_progress_asset(project_id)],
         )
         SubmitBatchesOperator(
             task_id="submit_batches",
             claimed=claim_files.output,
-            document_api_conn_id=project["document_api_conn_id"],
-            sftp_conn_id=project["sftp_conn_id"],
+            document_api_conn_id=project.document_api_conn_id,
+            api_url=project.api_url,
+            sftp_conn_id=project.sftp_conn_id,
             uploaded_by="{{ params.uploaded_by }}",
             source="{{ params.source }}",
             profile_code="{{ params.profile_code }}",
             batch_size="{{ params.batch_size }}",
-            max_in_flight=project.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT),
+            max_in_flight=project.max_in_flight,
             retries=3,
             retry_delay=timedelta(minutes=2),
             retry_exponential_backoff=True,
@@ -163,5 +211,58 @@ def build_dag(project: dict[str, Any]) -> DAG:
     return dag
 
 
-for _project in json.loads(PROJECTS_FILE.read_text()):
-    globals()[f"outamation_sftp_ingest_{_project['project_id']}"] = build_dag(_project)
+class InvalidEntryOperator(BaseOperator):
+    """Fail with the reason an entry of the projects file is invalid (a placeholder DAG's only task)."""
+
+    def __init__(self, *, message: str, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.message = message
+
+    def execute(self, context: object) -> None:
+        """Fail at once, naming the entry and its problems."""
+        raise AirflowFailException(self.message)
+
+
+def invalid_entry_dag(entry: InvalidEntry) -> DAG:
+    """A paused, unscheduled placeholder DAG that shows in the UI why an entry has no DAG."""
+    name = entry.project_id or f"entry{entry.index}"
+    warnings.warn(f"{PROJECTS_FILE}: {entry.message}", UserWarning, stacklevel=1)
+    with DAG(
+        dag_id=f"outamation_sftp_ingest_{name}_invalid",
+        dag_display_name=f"INVALID project entry: {name}",
+        description=entry.message[:200],
+        schedule=None,
+        start_date=START_DATE,
+        is_paused_upon_creation=True,
+        tags=["outamation", "invalid"],
+        doc_md=f"### Invalid entry in `{PROJECTS_FILE}`\n\n{entry.label}: \n\n"
+        + "\n".join(f"- {problem}" for problem in entry.problems)
+        + "\n\nFix the entry; this placeholder then gives way to the project's DAG.",
+    ) as dag:
+        InvalidEntryOperator(task_id="invalid_entry", message=entry.message)
+    return dag
+
+
+def load_projects(path: Path) -> tuple[list[Project], list[InvalidEntry]]:
+    """Read and check the projects file; one that is not a JSON list fails the whole file."""
+    try:
+        return parse_projects(json.loads(path.read_text()), ENV_DEFAULTS)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"projects file {path}: {exc}") from None
+
+
+def event_schedule_entry(project: Project) -> InvalidEntry:
+    """The entry's error while event-driven schedules are not available yet."""
+    problem = f"schedule {EVENT_SCHEDULE!r} (AssetWatcher-driven) is not supported yet; use a cron or null"
+    return InvalidEntry(None, project.project_id, (problem,))
+
+
+_projects, _invalid = load_projects(PROJECTS_FILE)
+for _project in _projects:
+    if _project.schedule == EVENT_SCHEDULE:
+        _invalid.append(event_schedule_entry(_project))
+        continue
+    globals()[f"outamation_sftp_ingest_{_project.project_id}"] = build_dag(_project)
+for _entry in _invalid:
+    _dag = invalid_entry_dag(_entry)
+    globals()[_dag.dag_id] = _dag

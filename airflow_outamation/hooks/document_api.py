@@ -8,7 +8,8 @@ in ``password`` and, in ``extra``: ``profile_code``, ``signature_scheme`` (``sta
 (a CA certificate file or directory to verify the API's TLS certificate with), ``expected_content_type``
 (what a 2xx answer must be to accept a batch; ``application/json`` by default, ``*`` for anything) and
 ``expected_json_keys`` (keys that answer's JSON object must hold).
-The ``DOC_AI_API_URL`` environment variable, the seed's setting, overrides the URL.
+The URL is taken from the hook's ``api_url`` argument (a project entry's), else from the connection;
+the ``DOC_AI_API_URL`` environment variable, the seed's setting, only fills in when neither has one.
 
 Nothing from outside (exception texts, response bodies) reaches a log or an error unscrubbed: the
 secret, its ``whsec_`` payload, runs of 8 or more of their characters, and the URL's query and user
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import ssl
 import threading
 import time
@@ -39,7 +41,7 @@ from tenacity.wait import wait_exponential, wait_random
 
 from airflow_outamation import __version__
 from airflow_outamation.api_answers import ExpectedAnswer
-from airflow_outamation.exceptions import DocumentApiError
+from airflow_outamation.exceptions import DocumentApiError, DocumentApiRejectedError
 from airflow_outamation.redaction import Scrubber, secret_variants, url_secrets
 from airflow_outamation.signing import STANDARD_WEBHOOKS, SigningScheme, message_id, sign
 
@@ -192,9 +194,14 @@ def build_payload(
     files: Iterable[Mapping[str, Any]], uploaded_by: str, source: str, profile_code: str
 ) -> dict[str, Any]:
     """
-    Build the seed's request payload; only ``filename`` and ``backup_path`` of each file are sent.
+    Build the seed's request payload; every value is sent as a string, exactly as given.
 
-    :param files: claimed files; each needs ``filename`` and ``backup_path``, other keys are ignored
+    Each file is sent as ``{"filename", "backup_path"}``: ``filename`` is the name the customer
+    uploaded (the base name of its ``source_path`` when claimed), ``backup_path`` where it is stored
+    now. When a name clash made the claim store it under another name, ``stored_name`` is added.
+
+    :param files: claimed files; each needs ``filename`` and ``backup_path``, and ``source_path``
+        when claimed; other keys are ignored
     :param uploaded_by: who uploaded the batch
     :param source: where the batch came from
     :param profile_code: the document API's processing profile
@@ -204,10 +211,18 @@ def build_payload(
         missing = [key for key in ("filename", "backup_path") if not file.get(key)]
         if missing:
             raise ValueError(f"file #{index} of the batch has no {' or '.join(missing)}: keys {sorted(file)}")
-        entries.append({"filename": str(file["filename"]), "backup_path": str(file["backup_path"])})
+        stored = str(file["filename"])
+        uploaded = posixpath.basename(str(file["source_path"])) if file.get("source_path") else stored
+        entry = {"filename": uploaded, "backup_path": str(file["backup_path"])}
+        entries.append(entry if uploaded == stored else {**entry, "stored_name": stored})
     if not entries:
         raise ValueError("a batch needs at least one file")
-    return {"files": entries, "uploaded_by": uploaded_by, "source": source, "profile_code": profile_code}
+    return {
+        "files": entries,
+        "uploaded_by": str(uploaded_by),
+        "source": str(source),
+        "profile_code": str(profile_code),
+    }
 
 
 def _excerpt(text: str, limit: int = BODY_EXCERPT_CHARS) -> str:
@@ -233,6 +248,7 @@ class DocumentApiHook(BaseHook):
     :param max_retries: retries after the first attempt; overrides the connection's
     :param backoff_initial: first backoff in seconds; overrides the connection's
     :param backoff_max: longest wait between attempts in seconds; overrides the connection's
+    :param api_url: the API's URL; overrides the connection's (and ``DOC_AI_API_URL``)
     """
 
     conn_name_attr = "document_api_conn_id"
@@ -248,9 +264,11 @@ class DocumentApiHook(BaseHook):
         max_retries: int | None = None,
         backoff_initial: float | None = None,
         backoff_max: float | None = None,
+        api_url: str | None = None,
     ) -> None:
         super().__init__()
         self.document_api_conn_id = document_api_conn_id
+        self.api_url = api_url
         self._overrides: dict[str, float | int | None] = {
             "timeout": timeout,
             "max_retries": max_retries,
@@ -319,18 +337,21 @@ class DocumentApiHook(BaseHook):
         return float(number)
 
     def _url(self, host: str | None, schema: str | None, port: int | None) -> str:
-        override = os.environ.get(URL_OVERRIDE_ENV, "").strip()
-        if override:
-            self.log.info(
-                "%s overrides the URL of connection %r: posting to %s",
-                URL_OVERRIDE_ENV,
-                self.document_api_conn_id,
-                display_url(override),
-            )
-            return override
+        """The URL to post to: ``api_url``, else the connection's, else ``DOC_AI_API_URL``."""
+        if self.api_url and self.api_url.strip():
+            return self.api_url.strip()
         host = (host or "").strip()
         if not host:
-            raise ValueError(f"no URL in the host field and {URL_OVERRIDE_ENV} is not set")
+            fallback = os.environ.get(URL_OVERRIDE_ENV, "").strip()
+            if not fallback:
+                raise ValueError(f"no api_url, no URL in the host field and {URL_OVERRIDE_ENV} is not set")
+            self.log.info(
+                "Connection %r has no URL: posting to %s from %s",
+                self.document_api_conn_id,
+                display_url(fallback),
+                URL_OVERRIDE_ENV,
+            )
+            return fallback
         if "://" in host:
             return host
         return f"{schema or 'https'}://{host}{f':{port}' if port else ''}"
@@ -541,6 +562,8 @@ class DocumentApiHook(BaseHook):
             if retry_after:
                 self._pause.extend(min(retry_after, self.settings.backoff_max))
             return DocumentApiTransientError(message, retry_after, status=response.status_code)
+        if 400 <= response.status_code < 500:
+            return DocumentApiRejectedError(message, status=response.status_code)
         return DocumentApiError(message, status=response.status_code)
 
     def _wait(self, retry_state: RetryCallState) -> float:

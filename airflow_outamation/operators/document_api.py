@@ -10,7 +10,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context, XComArg
 
 from airflow_outamation.batching import DEFAULT_BATCH_SIZE, split_into_batches
-from airflow_outamation.exceptions import DocumentApiError
+from airflow_outamation.exceptions import DocumentApiError, DocumentApiRejectedError
 from airflow_outamation.hooks.document_api import BatchSubmission, DocumentApiHook
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 
@@ -117,7 +117,8 @@ class SubmitBatchesOperator(BaseOperator):
     With ``sftp_conn_id`` (recommended) each accepted batch gets its receipt on the server at once,
     and a retried or cleared task sends only the batches without a receipt, under the same ids.
     A failing batch does not stop the others: all are attempted, then the task fails naming the
-    failed batches and where their files are.
+    failed batches and where their files are; without Airflow retries when the API refused every
+    failed batch (HTTP 4xx), with them when any failure may heal (unreachable, 408, 429, 5xx).
 
     :param claimed: the claim step's result, ``[{"filename", "backup_path", ...}]`` (templated)
     :param uploaded_by: who uploaded the files (templated)
@@ -127,6 +128,7 @@ class SubmitBatchesOperator(BaseOperator):
     :param max_in_flight: API requests in flight at once (templated)
     :param document_api_conn_id: the ``outamation_document_api`` connection
     :param sftp_conn_id: the ``sftp`` connection holding the files; receipts are written there
+    :param api_url: the API's URL, overriding the connection's (a project entry's ``api_url``)
     :param hook_kwargs: extra ``DocumentApiHook`` arguments (``timeout``, ``max_retries``, ...)
     """
 
@@ -151,6 +153,7 @@ class SubmitBatchesOperator(BaseOperator):
         max_in_flight: int | str = DEFAULT_MAX_IN_FLIGHT,
         document_api_conn_id: str = DocumentApiHook.default_conn_name,
         sftp_conn_id: str | None = None,
+        api_url: str | None = None,
         hook_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -163,7 +166,7 @@ class SubmitBatchesOperator(BaseOperator):
         self.max_in_flight = max_in_flight
         self.document_api_conn_id = document_api_conn_id
         self.sftp_conn_id = sftp_conn_id
-        self.hook_kwargs = dict(hook_kwargs or {})
+        self.hook_kwargs = {**({"api_url": api_url} if api_url else {}), **(hook_kwargs or {})}
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Send every unsent batch; return ``{"batches", "sent", "already_sent", "failed", ...}``."""
@@ -211,7 +214,10 @@ class SubmitBatchesOperator(BaseOperator):
             summary,
         )
         if failures:
-            raise DocumentApiError(self._failure_message(failures, files_of))
+            message = self._failure_message(failures, files_of)
+            if all(isinstance(error, DocumentApiRejectedError) for error in failures.values()):
+                raise DocumentApiRejectedError(message)  # no Airflow retry: every batch was refused
+            raise DocumentApiError(message)
         return summary
 
     def _receipted(self, sftp: PooledSFTPHook | None, batches: list[list[dict[str, Any]]]) -> set[str]:

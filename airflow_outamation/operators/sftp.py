@@ -6,21 +6,38 @@ import posixpath
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from airflow.sdk import BaseOperator, Context, XComArg
+from airflow.sdk import Asset, BaseOperator, Context, XComArg
 
+from airflow_outamation.assets import EVENT_FILES_LISTED
 from airflow_outamation.batching import as_limit
-from airflow_outamation.claims import describe_skipped, intended_files, manifest_id_for
+from airflow_outamation.claims import ClaimedFile, describe_skipped, intended_files, manifest_id_for
 from airflow_outamation.hooks.sftp import PooledSFTPHook
-from airflow_outamation.readiness import RemoteFile
+from airflow_outamation.readiness import DEFAULT_PATTERN, DEFAULT_STABILITY_DELAY, RemoteFile
 
-__all__ = ["ClaimFilesOperator", "manifest_id_for", "run_date"]
+__all__ = ["ClaimFilesOperator", "asset_event_extra", "manifest_id_for", "run_date"]
 
 
-def run_date(context: Context) -> datetime:
-    """The run's date: its logical date, or when it was due (a manual run may have no logical date)."""
+def run_date(context: Context, timezone: str | None = None) -> datetime:
+    """
+    The run's date: its logical date, or when it was due (a manual run may have no logical date).
+
+    :param context: the task's context
+    :param timezone: IANA name of the zone to express the date in; as Airflow gives it (UTC) when ``None``
+    """
     logical_date = context.get("logical_date")
-    return logical_date if logical_date is not None else context["dag_run"].run_after
+    moment = logical_date if logical_date is not None else context["dag_run"].run_after
+    return moment.astimezone(ZoneInfo(timezone)) if timezone else moment
+
+
+def asset_event_extra(claimed: Sequence[ClaimedFile]) -> dict[str, Any]:
+    """What a claim's asset event says: its dated folders, how many files and (some of) their names."""
+    return {
+        "in_progress": sorted({posixpath.dirname(file.backup_path) for file in claimed}),
+        "file_count": len(claimed),
+        "files": [posixpath.basename(file.source_path) for file in claimed[:EVENT_FILES_LISTED]],
+    }
 
 
 class ClaimFilesOperator(BaseOperator):
@@ -31,6 +48,7 @@ class ClaimFilesOperator(BaseOperator):
     so every retry and every task of the run use the same folder. The claim is recorded in a
     manifest named after the DAG run: a retried task, even after a crash mid-way, returns exactly
     the files of its first attempt, and a file raced for by another run is claimed by one only.
+    The events of the task's Asset outlets carry :func:`asset_event_extra` of the claim.
     Each file is handled on its own: a file the server refuses, or one that changed since the sensor
     found it ready (size or mtime), stays in the input folder and is logged with its reason; the
     others are claimed. See :func:`airflow_outamation.claims.claim`.
@@ -42,6 +60,7 @@ class ClaimFilesOperator(BaseOperator):
     :param source_dir: input folder under ``base_path`` (templated)
     :param in_progress_dir: in-progress folder under ``base_path`` (templated)
     :param date_format: ``strftime`` format of the dated folder (templated; ``%m%d%Y`` as the seed)
+    :param timezone: IANA time zone the run's date is taken in for the dated folder (``None``: UTC)
     :param pattern: file pattern when listing ready files itself (templated)
     :param stability_delay: seconds between the two listings when listing ready files itself
     :param max_files: most files one run claims (the first by name; templated); the others stay in
@@ -68,8 +87,9 @@ class ClaimFilesOperator(BaseOperator):
         source_dir: str = "input",
         in_progress_dir: str = "in_progress",
         date_format: str = "%m%d%Y",
-        pattern: str = "*.pdf",
-        stability_delay: float = 1.2,
+        timezone: str | None = None,
+        pattern: str = DEFAULT_PATTERN,
+        stability_delay: float = DEFAULT_STABILITY_DELAY,
         max_files: int | str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -80,6 +100,7 @@ class ClaimFilesOperator(BaseOperator):
         self.source_dir = source_dir
         self.in_progress_dir = in_progress_dir
         self.date_format = date_format
+        self.timezone = timezone
         self.pattern = pattern
         self.stability_delay = stability_delay
         self.max_files = max_files
@@ -89,7 +110,7 @@ class ClaimFilesOperator(BaseOperator):
         hook = PooledSFTPHook(ssh_conn_id=self.sftp_conn_id)
         source = posixpath.join(self.base_path, self.source_dir)
         target = posixpath.join(
-            self.base_path, self.in_progress_dir, run_date(context).strftime(self.date_format)
+            self.base_path, self.in_progress_dir, run_date(context, self.timezone).strftime(self.date_format)
         )
         files: Sequence[RemoteFile | Mapping[str, Any] | str]
         if self.files is None:
@@ -109,4 +130,8 @@ class ClaimFilesOperator(BaseOperator):
         )
         if result.skipped:
             self.log.warning("Skipped %d file(s): %s", len(result.skipped), describe_skipped(result.skipped))
+        extra = asset_event_extra(result.claimed)
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset):
+                context["outlet_events"][outlet].extra = extra
         return [file.to_dict() for file in result.claimed]

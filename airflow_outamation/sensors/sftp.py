@@ -82,7 +82,9 @@ class ReadyFilesSensor(BaseSensorOperator):
         if not self.deferrable:
             try:
                 return super().execute(context)
-            except (AirflowSensorTimeout, AirflowSkipException):
+            except (AirflowSensorTimeout, AirflowSkipException) as stop:
+                if self.soft_fail and isinstance(stop.__cause__, OutamationError):
+                    raise stop.__cause__ from None  # soft_fail skips an AirflowFailException: not ours
                 if self._unreachable is None:
                     raise
                 since, failure = self._unreachable

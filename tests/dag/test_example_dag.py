@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,6 +16,10 @@ from airflow_outamation.operators.sftp import manifest_id_for
 from airflow_outamation.testing.dag_runs import import_dag_file, xcom_values
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.server_base import SftpTestServer
+
+if TYPE_CHECKING:
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.dagrun import DagRun
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_FILE = REPO / "dags" / "outamation_sftp_ingest.py"
@@ -41,7 +47,13 @@ def test_dags_folder_has_no_import_errors() -> None:
 
 def test_one_dag_per_project_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     projects = [
-        {"project_id": p, "sftp_conn_id": f"sftp_{p}", "document_api_conn_id": "api", "base_path": f"/{p}"}
+        {
+            "project_id": p,
+            "sftp_conn_id": f"sftp_{p}",
+            "document_api_conn_id": "api",
+            "base_path": f"/{p}",
+            "profile_code": "intake",
+        }
         for p in ("alpha", "beta")
     ]
     module = _load_example_dag(projects, tmp_path, monkeypatch)
@@ -52,7 +64,13 @@ def test_one_dag_per_project_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_params_reject_bad_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.sdk.exceptions import ParamValidationError
 
-    project = {"project_id": "p", "sftp_conn_id": "s", "document_api_conn_id": "a", "base_path": "/p"}
+    project = {
+        "project_id": "p",
+        "sftp_conn_id": "s",
+        "document_api_conn_id": "a",
+        "base_path": "/p",
+        "profile_code": "intake",
+    }
     dag = _load_example_dag([project], tmp_path, monkeypatch).outamation_sftp_ingest_p
     for name, bad in (
         ("batch_size", 0),
@@ -228,3 +246,260 @@ def test_base_path_may_name_a_subfolder_of_the_project(
     assert dag_run.state == "success"
     (request,) = document_api_receiver.requests
     assert request.json()["files"][0]["backup_path"].startswith(f"{base}/east/in_progress/")
+
+
+def _dag_bag(projects: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DagBag:
+    from airflow.dag_processing.dagbag import DagBag
+
+    projects_file = tmp_path / "projects.json"
+    projects_file.write_text(projects if isinstance(projects, str) else json.dumps(projects))
+    monkeypatch.setenv("OUTAMATION_PROJECTS_FILE", str(projects_file))
+    return DagBag(dag_folder=str(DAG_FILE))
+
+
+def test_bad_entries_get_a_visible_placeholder_and_the_good_dag_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PROFILE_CODE", raising=False)
+    good = {"project_id": "good", "sftp_conn_id": "s", "document_api_conn_id": "a", "base_path": "/good"}
+    projects = [
+        {**good, "profile_code": "intake"},
+        {**good, "project_id": "typo", "base_pth": "/typo"},
+        {**good, "project_id": "noprofile"},
+    ]
+    bag = _dag_bag(projects, tmp_path, monkeypatch)
+
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == [
+        "outamation_sftp_ingest_good",
+        "outamation_sftp_ingest_noprofile_invalid",
+        "outamation_sftp_ingest_typo_invalid",
+    ]
+    typo = bag.dags["outamation_sftp_ingest_typo_invalid"]
+    assert "unknown key 'base_pth' (did you mean 'base_path'?)" in typo.description
+    assert "project 'typo' (entry 1)" in typo.doc_md
+    noprofile = bag.dags["outamation_sftp_ingest_noprofile_invalid"]
+    assert "profile_code is missing" in noprofile.description
+    assert (typo.schedule, typo.is_paused_upon_creation, typo.tags) == (None, True, {"outamation", "invalid"})
+    (warnings_of_file,) = bag.captured_warnings.values()
+    assert [("typo" in w, "noprofile" in w) for w in warnings_of_file] == [(True, False), (False, True)]
+
+
+def test_a_projects_file_that_is_not_json_is_an_import_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bag = _dag_bag('[{"project_id": "acme",]', tmp_path, monkeypatch)
+    assert bag.dag_ids == []
+    (error,) = bag.import_errors.values()
+    assert f"projects file {tmp_path / 'projects.json'}" in error
+
+
+NIGHT_IN_NEW_YORK = datetime(2026, 11, 26, 1, 30, tzinfo=timezone.utc)  # 20:30 on the 25th there
+
+
+def _task_tries(dag_run: DagRun) -> dict[str, tuple[str, int]]:
+    """Each task of the run: its state and try number."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id).all()
+        return {ti.task_id: (str(ti.state), ti.try_number) for ti in tis}
+
+
+@pytest.mark.slow
+def test_the_date_folder_is_the_runs_date_in_the_projects_timezone(
+    airflow_db: str,
+    asyncssh_server: SftpTestServer,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    base = asyncssh_server.remote_path(f"tz-{tmp_path.name}")
+    asyncssh_server.write(f"{base}/input/a.pdf", b"%PDF-1.7 a")
+    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
+    project = _project(base, document_api_conn_id, timezone="America/New_York")
+    dag = _load_example_dag([project], tmp_path, monkeypatch).outamation_sftp_ingest_dagtest
+
+    dag_run = dag.test(logical_date=NIGHT_IN_NEW_YORK, run_conf={"stability_delay": 0.3})
+
+    assert dag_run.state == "success"
+    (claimed,) = xcom_values(dag.dag_id, dag_run.run_id, "claim_files")
+    assert [c["backup_path"] for c in claimed] == [f"{base}/in_progress/11252026/a.pdf"]
+
+
+@pytest.mark.slow
+def test_payload_values_arrive_exactly_and_a_renamed_file_keeps_its_uploaded_name(
+    airflow_db: str,
+    asyncssh_server: SftpTestServer,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The native-object DAG sent profile_code "007" as 7 and the clash name "a (1).pdf" as filename."""
+    base = asyncssh_server.remote_path(f"exact-{tmp_path.name}")
+    asyncssh_server.write(f"{base}/in_progress/11262026/a.pdf", b"%PDF-1.7 claimed this morning")
+    asyncssh_server.write(f"{base}/input/a.pdf", b"%PDF-1.7 uploaded again")
+    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
+    dag = _load_example_dag([_project(base, document_api_conn_id)], tmp_path, monkeypatch)
+
+    conf = {"stability_delay": 0.3, "profile_code": "007", "uploaded_by": "2024", "source": "True"}
+    dag_run = dag.outamation_sftp_ingest_dagtest.test(logical_date=NIGHT_IN_NEW_YORK, run_conf=conf)
+
+    assert dag_run.state == "success"
+    (request,) = document_api_receiver.requests
+    assert request.json() == {
+        "files": [
+            {
+                "filename": "a.pdf",
+                "backup_path": f"{base}/in_progress/11262026/a (1).pdf",
+                "stored_name": "a (1).pdf",
+            }
+        ],
+        "uploaded_by": "2024",
+        "source": "True",
+        "profile_code": "007",
+    }
+    stored = asyncssh_server.local_path(f"{base}/in_progress/11262026/a (1).pdf")
+    assert Path(stored).read_bytes() == b"%PDF-1.7 uploaded again"
+
+
+@pytest.mark.slow
+def test_the_entrys_api_url_beats_the_connection_and_doc_ai_api_url(
+    airflow_db: str,
+    asyncssh_server: SftpTestServer,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    base = asyncssh_server.remote_path(f"url-{tmp_path.name}")
+    asyncssh_server.write(f"{base}/input/a.pdf", b"%PDF-1.7 a")
+    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
+    monkeypatch.setenv("DOC_AI_API_URL", document_api_receiver.url.replace("/process", "/env"))
+    api_url = document_api_receiver.url.replace("/process", "/acme")
+    dag = _load_example_dag([_project(base, document_api_conn_id, api_url=api_url)], tmp_path, monkeypatch)
+
+    dag_run = dag.outamation_sftp_ingest_dagtest.test(run_conf={"stability_delay": 0.3})
+
+    assert dag_run.state == "success"
+    assert [r.path for r in document_api_receiver.requests] == ["/acme"]
+
+
+@pytest.mark.slow
+def test_a_wrong_sftp_password_fails_the_run_without_retries(
+    airflow_db: str,
+    asyncssh_server: SftpTestServer,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    base = asyncssh_server.remote_path(f"auth-{tmp_path.name}")
+    asyncssh_server.write(f"{base}/input/a.pdf", b"%PDF-1.7 a")
+    conn = asyncssh_server.connection_dict()
+    conn["password"] = "not-the-password-42"
+    del conn["extra"]["key_file"]
+    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", json.dumps(conn))
+    dag = _load_example_dag([_project(base, document_api_conn_id)], tmp_path, monkeypatch)
+
+    dag_run = dag.outamation_sftp_ingest_dagtest.test(run_conf={"stability_delay": 0.3})
+
+    assert dag_run.state == "failed"
+    assert _task_tries(dag_run)["wait_for_files"] == ("failed", 1)
+    assert document_api_receiver.requests == []
+
+
+@pytest.mark.slow
+def test_an_api_400_fails_the_submit_without_retries(
+    airflow_db: str,
+    asyncssh_server: SftpTestServer,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    base = asyncssh_server.remote_path(f"api400-{tmp_path.name}")
+    asyncssh_server.write(f"{base}/input/a.pdf", b"%PDF-1.7 a")
+    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
+    document_api_receiver.script(400, 400, 400, 400)
+    dag = _load_example_dag([_project(base, document_api_conn_id)], tmp_path, monkeypatch)
+
+    dag_run = dag.outamation_sftp_ingest_dagtest.test(run_conf={"stability_delay": 0.3})
+
+    assert dag_run.state == "failed"
+    assert _task_tries(dag_run)["submit_batches"] == ("failed", 1)
+    assert len(document_api_receiver.requests) == 1
+
+
+@pytest.mark.slow
+def test_the_claims_asset_event_names_the_folder_and_the_uploaded_files(
+    airflow_db: str,
+    asyncssh_server: SftpTestServer,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    from airflow_outamation.assets import in_progress_asset
+
+    base = asyncssh_server.remote_path(f"asset-{tmp_path.name}")
+    asyncssh_server.write(f"{base}/in_progress/11262026/b.pdf", b"%PDF-1.7 earlier b")
+    for name in ("a.pdf", "b.pdf"):
+        asyncssh_server.write(f"{base}/input/{name}", b"%PDF-1.7 " + name.encode())
+    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
+    dag = _load_example_dag([_project(base, document_api_conn_id)], tmp_path, monkeypatch)
+
+    dag_run = dag.outamation_sftp_ingest_dagtest.test(
+        logical_date=NIGHT_IN_NEW_YORK, run_conf={"stability_delay": 0.3}
+    )
+
+    assert dag_run.state == "success"
+    with create_session() as session:
+        extras = [
+            event.extra
+            for event in session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(
+                AssetModel.uri == in_progress_asset("dagtest").uri, AssetEvent.source_run_id == dag_run.run_id
+            )
+        ]
+    assert extras == [
+        {"in_progress": [f"{base}/in_progress/11262026"], "file_count": 2, "files": ["a.pdf", "b.pdf"]}
+    ]
+
+
+def test_each_dag_shows_its_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = {
+        "project_id": "acme",
+        "sftp_conn_id": "sftp_acme",
+        "document_api_conn_id": "api_acme",
+        "base_path": "/upload/acme",
+        "profile_code": "intake",
+        "schedule": "*/15 * * * *",
+        "owner": "acme-team",
+        "source_dir": "drop",
+    }
+    dag = _load_example_dag([project], tmp_path, monkeypatch).outamation_sftp_ingest_acme
+    assert dag.dag_display_name == "Outamation SFTP ingest: acme"
+    assert {task.owner for task in dag.tasks} == {"acme-team"}
+    for text in (
+        "sftp_acme",
+        "api_acme",
+        "/upload/acme/drop",
+        "*/15 * * * *",
+        "outamation://acme/in_progress",
+    ):
+        assert text in dag.doc_md
+    assert "Resending a batch" in dag.doc_md
+    batch_size = dag.params.get_param("batch_size")
+    assert (batch_size.schema["title"], batch_size.description) == (
+        "Batch size",
+        "Files per API call (1 to 100).",
+    )
+    assert dag.params.get_param("stability_delay").value == 1.2

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from airflow_outamation.sensors.sftp import ReadyFilesSensor
 from airflow_outamation.testing.dag_runs import load_dag_in_bundle, xcom_values
 from airflow_outamation.testing.server_base import SftpTestServer
 
@@ -79,7 +80,7 @@ def sensor_instance(dag_run: Any) -> Any:
 
 @pytest.mark.slow
 def test_deferrable_sensor_defers_resumes_and_pushes_files(
-    sensor_dag: tuple[ModuleType, str], asyncssh_server: SftpTestServer
+    sensor_dag: tuple[ModuleType, str], asyncssh_server: SftpTestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from airflow.models.trigger import Trigger
     from airflow.utils.session import create_session
@@ -88,17 +89,16 @@ def test_deferrable_sensor_defers_resumes_and_pushes_files(
     asyncssh_server.makedirs(f"{base}/input")
     asyncssh_server.write(f"{base}/input/partial.pdf.part", b"%PDF")
 
-    def arrive_once_deferred() -> None:  # the sensor's first look finds nothing: it defers
-        deadline = time.monotonic() + 60
-        while _sensor_state() != "deferred" and time.monotonic() < deadline:
-            time.sleep(0.1)
+    defer = ReadyFilesSensor.defer
+
+    def arrive_while_deferring(sensor: ReadyFilesSensor, **kwargs: Any) -> None:
+        # The first look found nothing; the files arrive as the sensor hands over to the triggerer.
         asyncssh_server.write(f"{base}/input/one.pdf", b"%PDF one")
         asyncssh_server.write(f"{base}/input/two.pdf", b"%PDF two")
+        defer(sensor, **kwargs)
 
-    arrival = threading.Thread(target=arrive_once_deferred)
-    arrival.start()
+    monkeypatch.setattr(ReadyFilesSensor, "defer", arrive_while_deferring)
     dag_run = module.dag.test()
-    arrival.join()
 
     assert dag_run.state == "success"
     with create_session() as session:  # it deferred: its trigger went through the database
@@ -124,24 +124,6 @@ def test_missing_directory_fails_the_sensor_task(
     assert dag_run.state == "failed"
     assert sensor_instance(dag_run).state == "failed"
     assert f"SFTPPathError: no such file or directory: {base}/nowhere/input on " in capfd.readouterr().out
-
-
-def _sensor_state() -> str | None:
-    """The state of this test DAG's sensor in its newest run."""
-    from airflow.models import import_all_models
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    import_all_models()  # safe from a second thread while dag.test() is starting up
-    query = (
-        select(TaskInstance.state)
-        .where(TaskInstance.dag_id == DAG_ID, TaskInstance.task_id == "wait_for_files")
-        .order_by(TaskInstance.start_date.desc())
-        .limit(1)
-    )
-    with create_session() as session:
-        return session.scalar(query)
 
 
 def _reschedules(run_id: str | None = None) -> int:

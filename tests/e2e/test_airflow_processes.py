@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,26 @@ from airflow_outamation.testing.server_base import SftpTestServer
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECTS = ("alpha", "beta")
+#: A DAG of another team, scheduled on alpha's claims: it returns the file names of its asset events.
+DOWNSTREAM_DAG = """
+from datetime import datetime, timezone
+
+from airflow.sdk import DAG, task
+
+from airflow_outamation.assets import in_progress_asset
+
+ALPHA = in_progress_asset("e2e_alpha")
+
+with DAG(
+    "e2e_downstream", schedule=[ALPHA], start_date=datetime(2026, 1, 1, tzinfo=timezone.utc), catchup=False
+):
+
+    @task
+    def claimed_names(triggering_asset_events=None):
+        return [name for event in triggering_asset_events[ALPHA] for name in event.extra["files"]]
+
+    claimed_names()
+"""
 FILES_PER_PROJECT = {"alpha": 5, "beta": 3}
 
 pytestmark = pytest.mark.slow
@@ -43,12 +65,16 @@ def airflow(
         for name in PROJECTS
     ]
     (home / "projects.json").write_text(json.dumps(projects))
+    dags = home / "dags"
+    dags.mkdir()
+    shutil.copy(REPO / "dags" / "outamation_sftp_ingest.py", dags)
+    (dags / "e2e_downstream.py").write_text(DOWNSTREAM_DAG)
     env = {
         "OUTAMATION_PROJECTS_FILE": str(home / "projects.json"),
         "AIRFLOW_CONN_OUTAMATION_E2E_SFTP": asyncssh_server.connection_json(),
         "AIRFLOW_CONN_OUTAMATION_E2E_API": receiver.connection_json(backoff_initial=0.1, backoff_max=1),
     }
-    processes = AirflowProcesses(home, REPO / "dags", env)
+    processes = AirflowProcesses(home, dags, env)
     try:
         processes.start()
         yield processes
@@ -59,6 +85,7 @@ def airflow(
 def test_two_projects_run_through_the_real_scheduler_and_triggerer(
     airflow: AirflowProcesses, asyncssh_server: SftpTestServer, receiver: DocumentApiReceiver
 ) -> None:
+    airflow.wait_for_dag("e2e_downstream")
     bases = {}
     for name in PROJECTS:
         dag_id = f"outamation_sftp_ingest_e2e_{name}"
@@ -112,3 +139,16 @@ def test_two_projects_run_through_the_real_scheduler_and_triggerer(
             f"{name}_{i}.pdf" for i in range(FILES_PER_PROJECT[name])
         ]
         assert os.listdir(asyncssh_server.local_path(f"{bases[name]}/input")) == []
+
+    deadline = time.monotonic() + 120  # the scheduler creates the asset-triggered run on a later loop
+    while not (downstream := airflow.api("GET", "/dags/e2e_downstream/dagRuns")["dag_runs"]):
+        assert time.monotonic() < deadline, airflow.log_tail("scheduler", 6000)
+        time.sleep(1)
+    (run,) = downstream
+    assert airflow.wait_for_run("e2e_downstream", run["dag_run_id"]) == "success"
+    xcom = airflow.api(
+        "GET",
+        f"/dags/e2e_downstream/dagRuns/{run['dag_run_id']}/taskInstances/claimed_names/xcomEntries/return_value",
+    )
+    names = json.loads(xcom["value"]) if isinstance(xcom["value"], str) else xcom["value"]
+    assert sorted(names) == [f"alpha_{i}.pdf" for i in range(FILES_PER_PROJECT["alpha"])]

@@ -244,18 +244,41 @@ def test_receiver_rejects_a_wrong_secret(monkeypatch: pytest.MonkeyPatch) -> Non
     assert not request.valid
 
 
-def test_doc_ai_api_url_overrides_the_connection(
+def test_api_url_argument_beats_the_connection_and_doc_ai_api_url(
     document_api_receiver: DocumentApiReceiver,
     document_api_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DOC_AI_API_URL", document_api_receiver.url.replace("/process", "/env"))
+    submit(document_api_conn_id, api_url=document_api_receiver.url.replace("/process", "/project"))
+    assert [r.path for r in document_api_receiver.requests] == ["/project"]
+
+
+def test_the_connection_url_beats_doc_ai_api_url(
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DOC_AI_API_URL used to override every project's connection."""
+    monkeypatch.setenv("DOC_AI_API_URL", document_api_receiver.url.replace("/process", "/env"))
+    submit(document_api_conn_id)
+    assert [r.path for r in document_api_receiver.requests] == ["/process"]
+
+
+def test_doc_ai_api_url_fills_in_for_a_connection_without_url(
+    document_api_receiver: DocumentApiReceiver,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("DOC_AI_API_URL", document_api_receiver.url.replace("/process", "/override"))
+    conn = document_api_receiver.connection_dict(profile_code="p")
+    del conn["host"]
+    monkeypatch.setenv("AIRFLOW_CONN_DOC_API_NO_HOST", json.dumps(conn))
+    monkeypatch.setenv("DOC_AI_API_URL", document_api_receiver.url.replace("/process", "/env"))
     caplog.set_level(logging.INFO)
-    submit(document_api_conn_id)
-    assert document_api_receiver.requests[0].path == "/override"
-    assert "DOC_AI_API_URL overrides" in all_log_output(caplog, capfd)
+    submit("doc_api_no_host")
+    assert [r.path for r in document_api_receiver.requests] == ["/env"]
+    assert "has no URL: posting to" in all_log_output(caplog, capfd)
 
 
 def test_profile_code_argument_beats_the_connection(

@@ -1,0 +1,139 @@
+"""The schema of project entries: each entry is checked on its own, with every problem named."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from airflow_outamation.projects import InvalidEntry, Project, parse_entry, parse_projects
+from airflow_outamation.readiness import DEFAULT_MIN_SIZE, DEFAULT_PATTERN, DEFAULT_STABILITY_DELAY
+
+GOOD: dict[str, Any] = {
+    "project_id": "acme",
+    "sftp_conn_id": "sftp_acme",
+    "document_api_conn_id": "api_acme",
+    "base_path": "/upload/acme",
+    "profile_code": "007",
+}
+
+
+def problems(**changes: Any) -> tuple[str, ...]:
+    entry = {key: value for key, value in {**GOOD, **changes}.items() if value is not ...}
+    parsed = parse_entry(entry, 3)
+    assert isinstance(parsed, InvalidEntry)
+    return parsed.problems
+
+
+def test_a_minimal_entry_gets_every_default() -> None:
+    project = parse_entry(GOOD, 0)
+    assert isinstance(project, Project)
+    assert (project.pattern, project.stability_delay, project.min_size) == (
+        DEFAULT_PATTERN,
+        DEFAULT_STABILITY_DELAY,
+        DEFAULT_MIN_SIZE,
+    )
+    assert (project.source_dir, project.in_progress_dir, project.timezone) == ("input", "in_progress", "UTC")
+    assert (project.schedule, project.completion, project.batch_size) == (None, "keep", 5)
+
+
+def test_env_defaults_fill_in_but_the_entry_wins() -> None:
+    defaults = {"source_dir": "drop", "in_progress_dir": None, "profile_code": "env_profile"}
+    project = parse_entry({**GOOD, "source_dir": "inbox"}, 0, defaults)
+    assert isinstance(project, Project)
+    assert (project.source_dir, project.in_progress_dir, project.profile_code) == (
+        "inbox",
+        "in_progress",
+        "007",
+    )
+    without = parse_entry({k: v for k, v in GOOD.items() if k != "profile_code"}, 0, defaults)
+    assert isinstance(without, Project)
+    assert without.profile_code == "env_profile"
+
+
+def test_unknown_keys_are_refused_with_a_suggestion() -> None:
+    assert problems(base_pth="/x") == ("unknown key 'base_pth' (did you mean 'base_path'?)",)
+    assert problems(zzz=1) == ("unknown key 'zzz'",)
+
+
+def test_every_problem_of_an_entry_is_named() -> None:
+    found = problems(sftp_conn_id=..., base_path="upload/acme", batch_size="5", timezone="Mars/Olympus")
+    assert found == (
+        "sftp_conn_id is required",
+        "base_path must be an absolute path (start with '/'), got 'upload/acme'",
+        "batch_size must be an integer >= 1 and <= 100, got '5'",
+        "timezone must be an IANA time zone name such as 'America/New_York', got 'Mars/Olympus'",
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "bad"),
+    [
+        ("project_id", "a b"),
+        ("profile_code", 7),
+        ("uploaded_by", True),
+        ("schedule", "every hour"),
+        ("schedule", 15),
+        ("poke_interval", 0),
+        ("max_active_runs", 1.5),
+        ("source_dir", "../beta"),
+        ("in_progress_dir", "/abs"),
+        ("min_age", -1),
+        ("min_size", True),
+        ("stability_delay", 601),
+        ("max_files_per_run", 0),
+        ("max_in_flight", 33),
+        ("date_format", "%m/%d/%Y"),
+        ("date_format", "fixed"),
+        ("api_url", "ftp://x"),
+        ("completion", "archive"),
+        ("resend_after", 0),
+        ("base_path", "/upload/../etc"),
+    ],
+)
+def test_bad_values_are_refused(key: str, bad: Any) -> None:
+    (problem,) = problems(**{key: bad})
+    assert problem.startswith(f"{key} must ")
+    assert repr(bad) in problem
+
+
+@pytest.mark.parametrize(
+    ("key", "good"),
+    [
+        ("schedule", "*/15 * * * *"),
+        ("schedule", "@daily"),
+        ("schedule", None),
+        ("schedule", "event"),
+        ("timezone", "America/New_York"),
+        ("api_url", "https://api.example.com/v1/process"),
+        ("resend_after", None),
+        ("completion", "delete"),
+        ("min_age", 2.5),
+    ],
+)
+def test_good_values_are_accepted(key: str, good: Any) -> None:
+    project = parse_entry({**GOOD, key: good}, 0)
+    assert isinstance(project, Project)
+    assert getattr(project, key) == good
+
+
+def test_a_missing_profile_code_without_profile_code_env_is_the_entrys_error() -> None:
+    assert problems(profile_code=...) == (
+        "profile_code is missing and the PROFILE_CODE environment variable is not set",
+    )
+
+
+def test_each_entry_is_checked_on_its_own() -> None:
+    entries = [GOOD, {**GOOD, "project_id": "beta", "min_size": -1}, "acme", {**GOOD, "base_path": "/other"}]
+    projects, invalid = parse_projects(entries)
+    assert [p.project_id for p in projects] == ["acme"]
+    assert [entry.message for entry in invalid] == [
+        "project 'beta' (entry 1) of the projects file is invalid: min_size must be an integer >= 0, got -1",
+        "entry 2 of the projects file is invalid: must be a JSON object, got str",
+        "entry 3 of the projects file is invalid: project_id 'acme' is used by an earlier entry",
+    ]
+
+
+def test_a_file_that_is_not_a_list_is_refused() -> None:
+    with pytest.raises(ValueError, match="JSON list"):
+        parse_projects({"project_id": "acme"})
