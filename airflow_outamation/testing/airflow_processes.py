@@ -170,7 +170,14 @@ class AirflowProcesses:
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, list[str]]:
         """Task id -> states of its (mapped) instances in a run."""
-        instances = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        instances: list[dict[str, Any]] = []
+        while True:  # the API answers 100 instances a page at most
+            page = self.api(
+                "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100&offset={len(instances)}"
+            )
+            instances += page["task_instances"]
+            if not page["task_instances"] or len(instances) >= page["total_entries"]:
+                break
         states: dict[str, list[str]] = {}
         for instance in instances:
             states.setdefault(instance["task_id"], []).append(instance["state"])
