@@ -24,23 +24,25 @@ from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-import asyncssh
 import paramiko
 from airflow.providers.sftp.hooks.sftp import SFTPHook
 from paramiko.config import SSH_PORT
 
 from airflow_outamation import claims, readiness
 from airflow_outamation.claims import Claim, ClaimedFile
-from airflow_outamation.exceptions import (
-    OutamationError,
-    SFTPAuthenticationError,
-    SFTPConnectError,
-    SFTPHostKeyError,
-    SFTPPathError,
-)
+from airflow_outamation.exceptions import SFTPConnectError, SFTPPathError
 from airflow_outamation.hooks.background_loop import BackgroundLoop
 from airflow_outamation.hooks.credentials import SSHCredentials
 from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
+from airflow_outamation.hooks.sftp_errors import (
+    IS_A_DIRECTORY,
+    NOT_A_DIRECTORY,
+    SFTPLocation,
+    check_connection_type,
+    is_connection_lost,
+    path_error,
+    translate,
+)
 from airflow_outamation.hooks.sftp_pool import (
     DEFAULT_CHECKOUT_TIMEOUT,
     DEFAULT_POOL_SIZE,
@@ -57,19 +59,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 TRANSFER_LOOP = BackgroundLoop("outamation-sftp-transfers")
 
 
-def _is_stale_error(exc: BaseException) -> bool:
-    """Whether ``exc`` says the connection went away (and not that the server refused the request)."""
-    if isinstance(exc, SFTPConnectError):  # from an asyncssh transfer: retry if it lost its connection
-        return exc.__cause__ is not None and _is_stale_error(exc.__cause__)
-    stale_types = (EOFError, paramiko.SSHException, socket.timeout, ConnectionError)
-    lost = (asyncssh.DisconnectError, asyncssh.SFTPNoConnection, asyncssh.SFTPConnectionLost)
-    if isinstance(exc, (*stale_types, *lost)):
-        return True
-    # paramiko raises OSError("Socket is closed") on a dead channel; SFTP status errors carry an errno
-    # or come as a plain IOError with the server's message, while the transport is still active.
-    return isinstance(exc, OSError) and exc.errno is None and "closed" in str(exc).lower()
-
-
 def _reconnect_once(func: F) -> F:
     """Run ``func``; if its pooled connection died under it, run it once more on a fresh one."""
 
@@ -80,7 +69,7 @@ def _reconnect_once(func: F) -> F:
         try:
             return func(self, *args, **kwargs)
         except Exception as exc:
-            if not _is_stale_error(exc):
+            if not is_connection_lost(exc):
                 raise
             self.log.warning(
                 "Connection to %s went away during %s (%s); retrying once on a new connection",
@@ -118,11 +107,15 @@ class PooledSFTPHook(SFTPHook):
         pool_timeout: float = DEFAULT_CHECKOUT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
+        extra: dict[str, Any] = {}
+        if ssh_conn_id:
+            conn = self.get_connection(ssh_conn_id)
+            check_connection_type(ssh_conn_id, conn.conn_type, kwargs.get("remote_host") or conn.host)
+            extra = conn.extra_dejson
         kwargs.setdefault("conn_retry_attempts", 1)
         super().__init__(ssh_conn_id, *args, **kwargs)
         self.pool_size = pool_size
         self.pool_timeout = pool_timeout
-        extra = self.get_connection(ssh_conn_id).extra_dejson if ssh_conn_id else {}
         self.compress = str(extra.get("compress", "false")).lower() == "true"
         self.credentials = SSHCredentials.from_connection(
             self.username, self.password, {**extra, "key_file": self.key_file}
@@ -137,7 +130,12 @@ class PooledSFTPHook(SFTPHook):
     @property
     def address(self) -> str:
         """``user@host:port`` of the server, for messages (never a secret)."""
-        return f"{self.username}@{self.remote_host}:{self.port}"
+        return self.location.address
+
+    @property
+    def location(self) -> SFTPLocation:
+        """The server and connection, as errors name them."""
+        return SFTPLocation(self.username, self.remote_host, self.port, self.ssh_conn_id)
 
     def _settings_digest(self) -> str:
         """A digest of every setting that shapes the SSH session (secrets included, never stored in clear)."""
@@ -234,34 +232,7 @@ class PooledSFTPHook(SFTPHook):
         except Exception as exc:
             if ssh is not None:
                 ssh.close()
-            raise self._connect_error(exc) from None
-
-    def _connect_error(self, exc: Exception) -> OutamationError:
-        where = f"SFTP server {self.address} (connection {self.ssh_conn_id!r})"
-        if isinstance(exc, SFTPAuthenticationError):
-            return SFTPAuthenticationError(f"{where}: {exc}")
-        if isinstance(exc, paramiko.AuthenticationException):
-            return SFTPAuthenticationError(f"{where} rejected the credentials: {type(exc).__name__}")
-        if isinstance(exc, paramiko.BadHostKeyException):
-            return SFTPHostKeyError(
-                f"{where} presented host key {exc.key.get_name()} {exc.key.fingerprint}, which differs "
-                "from the connection's host_key"
-            )
-        if isinstance(exc, paramiko.SSHException) and "known_hosts" in str(exc):
-            return SFTPHostKeyError(
-                f"{where} has an unknown host key: set the connection's host_key extra to the server's "
-                "public host key (or add it to known_hosts)"
-            )
-        if isinstance(exc, (socket.timeout, TimeoutError)):
-            return SFTPConnectError(f"timed out connecting to {where} after {self.conn_timeout} s")
-        if isinstance(exc, paramiko.SSHException) and (
-            "banner" in str(exc) or "No existing session" in str(exc)
-        ):
-            return SFTPConnectError(
-                f"timed out or cut off in the SSH handshake with {where} "
-                f"(banner timeout {self.banner_timeout} s)"
-            )
-        return SFTPConnectError(f"could not connect to {where}: {type(exc).__name__}: {exc}")
+            raise translate(exc, self.location, timeout=self.conn_timeout) from None
 
     def _held(self) -> PooledClient | None:
         return getattr(self._local, "client", None) or self._lent
@@ -271,8 +242,8 @@ class PooledSFTPHook(SFTPHook):
         lost = client.sftp.lost
         if lost is not None and lost is not lost_before:
             raise SFTPConnectError(
-                f"lost the connection to SFTP server {self.address} (connection {self.ssh_conn_id!r}) "
-                f"during the call ({type(lost).__name__}); its result was discarded"
+                f"lost the connection to {self.location} during the call ({type(lost).__name__}); "
+                "its result was discarded"
             ) from lost
 
     @contextmanager
@@ -297,7 +268,7 @@ class PooledSFTPHook(SFTPHook):
             yield client.sftp
             self._check_not_lost(client, None)
         except BaseException as exc:
-            dead = _is_stale_error(exc) or not client.is_alive()
+            dead = is_connection_lost(exc) or not client.is_alive()
             raise
         finally:
             self._local.client = None
@@ -349,15 +320,13 @@ class PooledSFTPHook(SFTPHook):
         with self.get_managed_conn() as sftp:
             try:
                 yield sftp
-            except FileNotFoundError:
-                raise SFTPPathError(f"no such file or directory: {path} on {self.address}") from None
-            except PermissionError:
-                raise SFTPPathError(f"permission denied: {path} on {self.address}") from None
+            except (FileNotFoundError, PermissionError) as exc:
+                raise translate(exc, self.location, path) from None
 
     def _list_states(self, directory: str) -> dict[str, FileState]:
         with self._sftp(directory) as sftp:
             if not stat.S_ISDIR(sftp.stat(directory).st_mode or 0):
-                raise SFTPPathError(f"not a directory: {directory} on {self.address}")
+                raise path_error(NOT_A_DIRECTORY, directory, self.location)
             return {
                 entry.filename: FileState(
                     size=entry.st_size or 0,
@@ -371,7 +340,7 @@ class PooledSFTPHook(SFTPHook):
         with self._sftp(path) as sftp:
             attrs = sftp.stat(path)
         if stat.S_ISDIR(attrs.st_mode or 0):
-            raise SFTPPathError(f"is a directory, not a file: {path} on {self.address}")
+            raise path_error(IS_A_DIRECTORY, path, self.location)
         return FileState(size=attrs.st_size or 0, mtime=float(attrs.st_mtime or 0))
 
     def _async_twin(self) -> PooledSFTPHookAsync:

@@ -24,14 +24,15 @@ from airflow.providers.sftp.hooks.sftp import SFTPHookAsync
 from airflow.providers.sftp.pools.sftp import SFTPClientPool, _is_connection_faulty
 from paramiko.config import SSH_PORT
 
-from airflow_outamation.exceptions import (
-    OutamationError,
-    SFTPAuthenticationError,
-    SFTPConnectError,
-    SFTPHostKeyError,
-    SFTPPathError,
-)
+from airflow_outamation.exceptions import SFTPPathError
 from airflow_outamation.hooks.credentials import SSHCredentials
+from airflow_outamation.hooks.sftp_errors import (
+    IS_A_DIRECTORY,
+    SFTPLocation,
+    check_connection_type,
+    path_error,
+    translate,
+)
 from airflow_outamation.readiness import FileState
 
 if TYPE_CHECKING:
@@ -203,7 +204,12 @@ class PooledSFTPHookAsync(SFTPHookAsync):
         super().__init__(sftp_conn_id=sftp_conn_id)
         self.pool_size = pool_size
         self.timeout = timeout
-        self.address = sftp_conn_id
+        self.location = SFTPLocation(None, None, None, sftp_conn_id)
+
+    @property
+    def address(self) -> str:
+        """``user@host:port`` of the server once the connection was read, for messages."""
+        return self.location.address
 
     async def _get_conn(self) -> asyncssh.SSHClientConnection:
         """
@@ -235,7 +241,13 @@ class PooledSFTPHookAsync(SFTPHookAsync):
     async def _get_pool(self) -> _SettingsKeyedSFTPClientPool:
         """The pool for the connection's current settings; pools of edited settings get closed."""
         conn = await get_async_connection(self.sftp_conn_id)
-        self.address = f"{conn.host}:{conn.port or 22}"
+        check_connection_type(self.sftp_conn_id, conn.conn_type, _first(self.host, conn.host))
+        self.location = SFTPLocation(
+            _first(self.username, conn.login),
+            _first(self.host, conn.host),
+            _first(self.port, conn.port, SSH_PORT),
+            self.sftp_conn_id,
+        )
         key = _PoolKey(self.sftp_conn_id, _settings_digest(conn))
         for stale in _SettingsKeyedSFTPClientPool.retire_others(key):
             self.log.info("Connection %r was edited; closing its old pooled connections", self.sftp_conn_id)
@@ -274,26 +286,7 @@ class PooledSFTPHookAsync(SFTPHookAsync):
             async with self.get_managed_conn() as sftp:
                 yield sftp
         except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
-            raise self._translate(exc, path) from exc
-
-    def _translate(self, exc: BaseException, path: str) -> OutamationError:
-        """This package's exception for an asyncssh or socket error on ``path``."""
-        where = f"SFTP server {self.address} (connection {self.sftp_conn_id!r})"
-        if isinstance(exc, asyncssh.PermissionDenied):
-            return SFTPAuthenticationError(f"{where} rejected the connection's credentials")
-        if isinstance(exc, asyncssh.HostKeyNotVerifiable):
-            return SFTPHostKeyError(
-                f"{where} presented a host key the connection does not trust ({exc.reason}); "
-                "set the connection's host_key extra to the server's public host key"
-            )
-        if isinstance(exc, (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath)):
-            return SFTPPathError(f"{path} does not exist on {where}")
-        if isinstance(exc, asyncssh.SFTPPermissionDenied):
-            return SFTPPathError(f"permission denied on {path} on {where}")
-        if isinstance(exc, asyncssh.SFTPError) and not _is_connection_faulty(exc):
-            return SFTPPathError(f"{where} failed on {path}: {exc.reason}")
-        reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
-        return SFTPConnectError(f"lost or could not open {where} while accessing {path}: {reason}")
+            raise translate(exc, self.location, path, self.timeout) from exc
 
     async def list_directory_states(self, directory: str) -> dict[str, FileState]:
         """
@@ -339,7 +332,7 @@ class PooledSFTPHookAsync(SFTPHookAsync):
         async with self._client_for(remote_path) as sftp:
             await sftp.makedirs(remote_dir, exist_ok=True)
             if not overwrite and await sftp.exists(remote_path):
-                refusal = f"refusing to overwrite {remote_path} on {self.address} (overwrite=False)"
+                refusal = f"refusing to overwrite {remote_path} on {self.location} (overwrite=False)"
             else:
                 try:
                     await sftp.put(local_path, temporary, max_requests=TRANSFER_REQUESTS)
@@ -350,7 +343,7 @@ class PooledSFTPHookAsync(SFTPHookAsync):
                         await sftp.remove(temporary)
                     if overwrite or not await sftp.exists(remote_path):
                         raise
-                    refusal = f"{remote_path} appeared on {self.address} during the upload"
+                    refusal = f"{remote_path} appeared on {self.location} during the upload"
         if refusal:  # raised outside the pool's context: the connection is fine
             raise SFTPPathError(refusal)
 
@@ -366,7 +359,7 @@ class PooledSFTPHookAsync(SFTPHookAsync):
             if not is_directory:
                 await sftp.get(remote_path, local_path, max_requests=TRANSFER_REQUESTS)
         if is_directory:  # raised outside the pool's context: the connection is fine
-            raise SFTPPathError(f"is a directory, not a file: {remote_path} on {self.address}")
+            raise path_error(IS_A_DIRECTORY, remote_path, self.location)
 
     @classmethod
     async def close_all(cls) -> None:

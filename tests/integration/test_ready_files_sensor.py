@@ -50,6 +50,11 @@ def resume(sensor: ReadyFilesSensor, deferred: TaskDeferred) -> Any:
     return sensor.resume_execution(deferred.method_name, {"event": event}, CONTEXT)
 
 
+def _where(server: SftpTestServer, conn_id: str) -> str:
+    """How every error names the server and connection."""
+    return f"SFTP server {server.username}@{server.host}:{server.port} (connection {conn_id!r})"
+
+
 def test_files_already_waiting_are_passed_on_without_deferring(
     sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
 ) -> None:
@@ -112,8 +117,12 @@ def test_missing_directory_fails_even_with_soft_fail(
         poke_interval=0.2,
         soft_fail=soft_fail,
     )
-    with pytest.raises(SFTPPathError, match=f"no such file or directory: {sftp_base}/missing on "):
+    with pytest.raises(SFTPPathError) as raised:
         sensor.execute(CONTEXT)  # the first look, in the worker
+    assert (
+        str(raised.value)
+        == f"no such file or directory: {sftp_base}/missing on {_where(sftp_server, sftp_conn_id)}"
+    )
 
 
 @pytest.mark.parametrize("soft_fail", [False, True])
@@ -131,8 +140,12 @@ def test_directory_removed_while_deferred_fails_even_with_soft_fail(
     )
     deferred = defer(sensor)
     sftp_server.local_path(f"{sftp_base}/gone").rmdir()
-    with pytest.raises(SFTPPathError, match=f"{sftp_base}/gone does not exist on SFTP server"):
-        resume(sensor, deferred)
+    with pytest.raises(SFTPPathError) as raised:
+        resume(sensor, deferred)  # the trigger's error
+    assert (
+        str(raised.value)
+        == f"no such file or directory: {sftp_base}/gone on {_where(sftp_server, sftp_conn_id)}"
+    )
 
 
 @pytest.mark.parametrize(
