@@ -33,7 +33,7 @@ from airflow_outamation.claims import Claim, ClaimedFile
 from airflow_outamation.exceptions import SFTPConnectError, SFTPPathError
 from airflow_outamation.hooks.background_loop import BackgroundLoop
 from airflow_outamation.hooks.credentials import SSHCredentials
-from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
+from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync, SSHOverrides
 from airflow_outamation.hooks.sftp_errors import (
     IS_A_DIRECTORY,
     NOT_A_DIRECTORY,
@@ -344,7 +344,18 @@ class PooledSFTPHook(SFTPHook):
         return FileState(size=attrs.st_size or 0, mtime=float(attrs.st_mtime or 0))
 
     def _async_twin(self) -> PooledSFTPHookAsync:
-        return PooledSFTPHookAsync(self.ssh_conn_id or self.default_conn_name, pool_size=self.pool_size)
+        """The asyncssh hook for transfers, on this hook's resolved settings (constructor's included)."""
+        overrides = SSHOverrides(
+            host=self.remote_host,
+            port=self.port,
+            username=self.username,
+            credentials=self.credentials,
+            no_host_key_check=self.no_host_key_check,
+            ciphers=tuple(self.ciphers) if self.ciphers else None,
+        )
+        return PooledSFTPHookAsync(
+            self.ssh_conn_id or self.default_conn_name, pool_size=self.pool_size, overrides=overrides
+        )
 
     @staticmethod
     def _transfer(coro: Coroutine[Any, Any, None]) -> None:

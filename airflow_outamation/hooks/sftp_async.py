@@ -16,6 +16,7 @@ import posixpath
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import asyncssh
@@ -81,6 +82,28 @@ def _is_connection_broken(exc: BaseException, ssh: asyncssh.SSHClientConnection)
     return True
 
 
+@dataclass(frozen=True)
+class SSHOverrides:
+    """
+    Settings that win over the Airflow connection's, e.g. a :class:`PooledSFTPHook`'s resolved ones.
+
+    :param host: the server's host
+    :param port: the server's port
+    :param username: the login
+    :param credentials: login, password and key (replace the connection's)
+    :param no_host_key_check: skip host key verification (``True``) or enforce it (``False``)
+    :param ciphers: ciphers in order of preference (otherwise the connection's ``ciphers`` extra,
+        then :data:`PREFERRED_CIPHERS`)
+    """
+
+    host: str | None = None
+    port: int | None = None
+    username: str | None = None
+    credentials: SSHCredentials | None = None
+    no_host_key_check: bool | None = None
+    ciphers: tuple[str, ...] | None = None
+
+
 class _PoolKey(NamedTuple):
     """Which pool a connection belongs to: its id and every setting that shapes the SSH session."""
 
@@ -96,18 +119,22 @@ class _SettingsKeyedSFTPClientPool(SFTPClientPool):
     # ones (wrong password, unknown host key) at once, not after the stock pool's retries.
     _create_connection_max_retries = 0
     timeout: float
+    overrides: SSHOverrides
 
-    def __new__(cls, key: _PoolKey, pool_size: int, timeout: float) -> _SettingsKeyedSFTPClientPool:
+    def __new__(
+        cls, key: _PoolKey, pool_size: int, timeout: float, overrides: SSHOverrides
+    ) -> _SettingsKeyedSFTPClientPool:
         with cls._lock:
             pool = cls._instances.get(key)
             if pool is None:
                 pool = object.__new__(cls)
                 pool._pre_init(key.conn_id, pool_size)
                 pool.timeout = timeout
+                pool.overrides = overrides  # part of the key's digest: the same for every user
                 cls._instances[key] = pool
             return pool
 
-    def __init__(self, key: _PoolKey, pool_size: int, timeout: float) -> None:
+    def __init__(self, key: _PoolKey, pool_size: int, timeout: float, overrides: SSHOverrides) -> None:
         super().__init__(key.conn_id, pool_size)
 
     @classmethod
@@ -126,7 +153,8 @@ class _SettingsKeyedSFTPClientPool(SFTPClientPool):
             return pools
 
     async def _create_connection(self) -> SFTPPair:
-        ssh = await asyncio.wait_for(PooledSFTPHookAsync(self.sftp_conn_id)._get_conn(), self.timeout)
+        hook = PooledSFTPHookAsync(self.sftp_conn_id, overrides=self.overrides)
+        ssh = await asyncio.wait_for(hook._get_conn(), self.timeout)
         try:
             sftp = await asyncio.wait_for(ssh.start_sftp_client(), self.timeout)
         except BaseException:
@@ -161,9 +189,9 @@ class _SettingsKeyedSFTPClientPool(SFTPClientPool):
         return pair
 
 
-def _settings_digest(conn: Connection) -> str:
-    """A digest of everything in an Airflow connection that shapes the SSH session (no secret in clear)."""
-    fields = (conn.conn_type, conn.host, conn.port, conn.login, conn.password, conn.extra)
+def _settings_digest(conn: Connection, overrides: SSHOverrides) -> str:
+    """A digest of everything in the connection and the overrides that shapes the SSH session."""
+    fields = (conn.conn_type, conn.host, conn.port, conn.login, conn.password, conn.extra, astuple(overrides))
     return hashlib.sha256(repr(fields).encode()).hexdigest()
 
 
@@ -193,6 +221,7 @@ class PooledSFTPHookAsync(SFTPHookAsync):
         ``known_hosts`` extra) unless it sets ``no_host_key_check``
     :param pool_size: most SSH connections open at once for this connection (first user wins)
     :param timeout: seconds a connect or one SFTP request may take
+    :param overrides: settings that win over the connection's (the sync hook's, for its transfers)
     """
 
     def __init__(
@@ -200,8 +229,17 @@ class PooledSFTPHookAsync(SFTPHookAsync):
         sftp_conn_id: str = SFTPHookAsync.default_conn_name,
         pool_size: int = DEFAULT_POOL_SIZE,
         timeout: float = DEFAULT_TIMEOUT,
+        *,
+        overrides: SSHOverrides | None = None,
     ) -> None:
-        super().__init__(sftp_conn_id=sftp_conn_id)
+        self.overrides = overrides or SSHOverrides()
+        super().__init__(
+            sftp_conn_id=sftp_conn_id,
+            host=self.overrides.host,
+            port=self.overrides.port,
+            username=self.overrides.username,
+            no_host_key_check=self.overrides.no_host_key_check,
+        )
         self.pool_size = pool_size
         self.timeout = timeout
         self.location = SFTPLocation(None, None, None, sftp_conn_id)
@@ -213,21 +251,26 @@ class PooledSFTPHookAsync(SFTPHookAsync):
 
     async def _get_conn(self) -> asyncssh.SSHClientConnection:
         """
-        Connect as the provider's hook does, with :data:`PREFERRED_CIPHERS` and :class:`SSHCredentials`.
+        Connect as the provider's hook does, with :class:`SSHCredentials` and :attr:`overrides`.
 
         The provider's ``_get_conn`` passes a fixed set of options to ``asyncssh.connect``, so it is
         rebuilt here: host key checks from the provider's parsing of the extras, login, password
-        and unlocked key from the same resolution the sync hook uses.
+        and unlocked key from the same resolution the sync hook uses, ciphers from the overrides,
+        the connection's ``ciphers`` extra or :data:`PREFERRED_CIPHERS`.
         """
         conn = await get_async_connection(self.sftp_conn_id)
         self._parse_extras(conn)
-        credentials = SSHCredentials.from_connection(conn.login, conn.password, conn.extra_dejson)
+        credentials = self.overrides.credentials or SSHCredentials.from_connection(
+            conn.login, conn.password, conn.extra_dejson
+        )
         config: dict[str, Any] = {
             "host": _first(self.host, conn.host),
             "port": _first(self.port, conn.port, SSH_PORT),
             "username": _first(self.username, credentials.username),
             "password": _first(self.password, credentials.password),
-            "encryption_algs": PREFERRED_CIPHERS,
+            "encryption_algs": self.overrides.ciphers
+            or conn.extra_dejson.get("ciphers")
+            or PREFERRED_CIPHERS,
         }
         key = credentials.load_key()
         if key is not None:
@@ -248,11 +291,11 @@ class PooledSFTPHookAsync(SFTPHookAsync):
             _first(self.port, conn.port, SSH_PORT),
             self.sftp_conn_id,
         )
-        key = _PoolKey(self.sftp_conn_id, _settings_digest(conn))
+        key = _PoolKey(self.sftp_conn_id, _settings_digest(conn, self.overrides))
         for stale in _SettingsKeyedSFTPClientPool.retire_others(key):
             self.log.info("Connection %r was edited; closing its old pooled connections", self.sftp_conn_id)
             await stale.close()
-        return _SettingsKeyedSFTPClientPool(key, self.pool_size, self.timeout)
+        return _SettingsKeyedSFTPClientPool(key, self.pool_size, self.timeout, self.overrides)
 
     @asynccontextmanager
     async def get_managed_conn(self) -> AsyncGenerator[asyncssh.SFTPClient]:
