@@ -55,6 +55,25 @@ from airflow_outamation.readiness import FileState, RemoteFile
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: The stock SFTPHook methods that open a connection per call (``@handle_connection_management``):
+#: here they run on a pooled connection and are retried once when it went away.
+RECONNECTING_METHODS = (
+    "create_directory",
+    "delete_directory",
+    "delete_file",
+    "describe_directory",
+    "get_mod_time",
+    "isdir",
+    "isfile",
+    "list_directory",
+    "list_directory_with_attr",
+    "mkdir",
+    "path_exists",
+    "retrieve_file",
+    "store_directory",
+    "store_file",
+)
+
 #: Runs the asyncssh bulk transfers of every hook in this process.
 TRANSFER_LOOP = BackgroundLoop("outamation-sftp-transfers")
 
@@ -543,12 +562,9 @@ class PooledSFTPHook(SFTPHook):
 
 
 def _wrap_inherited_methods() -> None:
-    """Give every connection-managed method of the stock hook the reconnect-once behaviour."""
-    own = vars(PooledSFTPHook)
-    for name, member in vars(SFTPHook).items():
-        code = getattr(member, "__code__", None)
-        if name not in own and code is not None and code.co_name == "handle_connection_management_wrapper":
-            setattr(PooledSFTPHook, name, _reconnect_once(member))
+    """Give the stock hook's methods of :data:`RECONNECTING_METHODS` the reconnect-once behaviour."""
+    for name in RECONNECTING_METHODS:
+        setattr(PooledSFTPHook, name, _reconnect_once(getattr(SFTPHook, name)))
 
 
 _wrap_inherited_methods()
