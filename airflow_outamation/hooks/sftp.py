@@ -113,9 +113,14 @@ class PooledSFTPHook(SFTPHook):
     connection's extra sets ``"compress": "true"`` (PDFs do not compress; SSH compression triples
     the transfer time). One hook instance belongs to one thread; the pool is shared.
 
+    Besides what each method names, any call that connects raises ``SFTPAuthenticationError``
+    (credentials rejected), ``SFTPHostKeyError`` (host key not trusted) or
+    ``SFTPPoolExhaustedError`` (no pooled connection free within ``pool_timeout``).
+
     :param ssh_conn_id: the :ref:`sftp connection id<howto/connection:sftp>`
     :param pool_size: most SSH connections open at once for this connection's settings
     :param pool_timeout: seconds to wait for a free pooled connection before failing
+    :raises SFTPConnectionTypeError: the connection is not an ``sftp``/``ssh`` connection with a host
     """
 
     def __init__(
@@ -272,6 +277,8 @@ class PooledSFTPHook(SFTPHook):
 
         A block during which the connection failed raises :class:`SFTPConnectError` even if the
         block swallowed the error, so that no answer read from a dead connection gets out.
+
+        :raises SFTPConnectError: the server cannot be reached, or the connection failed in the block
         """
         held = self._held()
         if held is not None:
@@ -301,6 +308,7 @@ class PooledSFTPHook(SFTPHook):
         A hook dropped without :meth:`close_conn` gives its clients back when it is garbage-collected.
 
         :param pooled: ``False`` opens a private connection that no one else uses
+        :raises SFTPConnectError: the server cannot be reached
         """
         if not pooled:
             if self._private is None or not self._private.is_alive():
@@ -395,6 +403,8 @@ class PooledSFTPHook(SFTPHook):
 
         :param path: full path to the remote file
         :param delay: seconds between the two looks
+        :raises SFTPPathError: ``path`` is missing, a directory or not permitted
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         before = self._stat_file(path)
         time.sleep(delay)
@@ -424,6 +434,8 @@ class PooledSFTPHook(SFTPHook):
         :param stability_delay: seconds between the two listings
         :param min_age: seconds since a file's last modification
         :param min_size: smallest size in bytes (1 leaves out empty files)
+        :raises SFTPPathError: ``directory`` is missing, not a directory or not permitted
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         before = self._list_states(directory)
         time.sleep(stability_delay)
@@ -444,6 +456,8 @@ class PooledSFTPHook(SFTPHook):
         :param remote_dir: the remote directory to put it in
         :param overwrite: replace a file of the same name instead of failing
         :return: the remote path of the uploaded file
+        :raises SFTPPathError: the local file is missing, or the target exists and not ``overwrite``
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         target = posixpath.join(remote_dir, os.path.basename(local_path))
         self._transfer(self._async_twin().upload_file(local_path, target, overwrite))
@@ -455,6 +469,8 @@ class PooledSFTPHook(SFTPHook):
         Download a remote file into a new local temporary directory and return the local path.
 
         :param remote_path: full path to the remote file
+        :raises SFTPPathError: ``remote_path`` is missing, a directory or not permitted
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         local_dir = tempfile.mkdtemp(prefix="outamation-")
         local_path = os.path.join(local_dir, posixpath.basename(remote_path))
@@ -471,6 +487,8 @@ class PooledSFTPHook(SFTPHook):
         Remove a remote file (not a directory).
 
         :param path: full path to the remote file
+        :raises SFTPPathError: ``path`` is missing, a directory or not permitted
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         self._stat_file(path)
         with self._sftp(path) as sftp:
@@ -493,6 +511,8 @@ class PooledSFTPHook(SFTPHook):
         :param in_progress_dir: the dated in-progress directory
         :param manifest_id: names the claim's manifest; the same id returns the same claim
         :return: the claimed files and the skipped ones with their reasons
+        :raises SFTPClaimError: the claim could not complete (every file is still in one place)
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         with self.get_managed_conn() as sftp:
             return claims.claim(sftp, files, in_progress_dir, manifest_id)
@@ -509,6 +529,8 @@ class PooledSFTPHook(SFTPHook):
         :param files: the ready files (``RemoteFile``, their dicts, or paths)
         :param in_progress_dir: the dated in-progress directory
         :param manifest_id: names the claim's manifest; the same id returns the same claim
+        :raises SFTPClaimError: the claim could not complete (every file is still in one place)
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         result = self.claim(files, in_progress_dir, manifest_id)
         if result.skipped:
@@ -533,6 +555,8 @@ class PooledSFTPHook(SFTPHook):
         :param files: the batch's claimed files (dicts with ``backup_path``, ``size``, ``mtime``) or
             their paths (size and mtime are then read from the server)
         :return: the receipt's path
+        :raises SFTPClaimError: the receipt could not be written
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         with self.get_managed_conn() as sftp:
             return claims.record_sent(sftp, in_progress_dir, message_id, files)
@@ -543,6 +567,7 @@ class PooledSFTPHook(SFTPHook):
         The message ids of the batches whose receipt is in ``in_progress_dir``.
 
         :param in_progress_dir: the dated in-progress directory
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         with self.get_managed_conn() as sftp:
             return claims.sent_message_ids(sftp, in_progress_dir)
@@ -556,6 +581,7 @@ class PooledSFTPHook(SFTPHook):
         :param manifest_id: the claim's manifest id (:func:`airflow_outamation.claims.manifest_id_for`
             of the DAG run for ClaimFilesOperator)
         :return: ``{"sent": [paths], "unsent": [paths]}``
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         with self.get_managed_conn() as sftp:
             return claims.claim_status(sftp, in_progress_dir, manifest_id)

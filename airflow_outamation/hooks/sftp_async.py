@@ -215,7 +215,8 @@ class PooledSFTPHookAsync(SFTPHookAsync):
     Every inherited :class:`SFTPHookAsync` method runs on a pooled connection. This hook's own
     methods raise :class:`~airflow_outamation.exceptions.SFTPConnectError` for transient failures
     (refused, dropped, timed out: worth retrying) and ``SFTPAuthenticationError``,
-    ``SFTPHostKeyError`` or ``SFTPPathError`` for permanent ones, naming host:port and path.
+    ``SFTPHostKeyError``, ``SFTPPathError`` or ``SFTPConnectionTypeError`` (the connection is not
+    an SFTP connection with a host) for permanent ones, naming user@host:port, connection and path.
 
     :param sftp_conn_id: Airflow ``sftp`` connection; its host key is verified (``host_key`` or
         ``known_hosts`` extra) unless it sets ``no_host_key_check``
@@ -299,7 +300,11 @@ class PooledSFTPHookAsync(SFTPHookAsync):
 
     @asynccontextmanager
     async def get_managed_conn(self) -> AsyncGenerator[asyncssh.SFTPClient]:
-        """A pooled SFTP client, shared by nested uses on this hook and returned by the last one."""
+        """
+        A pooled SFTP client, shared by nested uses on this hook and returned by the last one.
+
+        :raises SFTPConnectError: the server cannot be reached, timed out or the connection went away
+        """
         async with self._conn_lock:
             if self.conn is None:
                 stack = AsyncExitStack()
@@ -336,6 +341,8 @@ class PooledSFTPHookAsync(SFTPHookAsync):
         Read a directory once, with attributes: entry name -> size, mtime and whether it is a file.
 
         :param directory: path of the remote directory
+        :raises SFTPPathError: ``directory`` is missing or not permitted
+        :raises SFTPConnectError: the server cannot be reached, timed out or the connection went away
         """
         async with self._client_for(directory) as sftp:
             entries = await asyncio.wait_for(sftp.readdir(directory), self.timeout)
@@ -351,6 +358,8 @@ class PooledSFTPHookAsync(SFTPHookAsync):
         Size, mtime and type of one remote path (symbolic links followed).
 
         :param path: path of the remote file
+        :raises SFTPPathError: ``path`` is missing or not permitted
+        :raises SFTPConnectError: the server cannot be reached, timed out or the connection went away
         """
         async with self._client_for(path) as sftp:
             return _file_state(await asyncio.wait_for(sftp.stat(path), self.timeout))
@@ -366,6 +375,7 @@ class PooledSFTPHookAsync(SFTPHookAsync):
         :param remote_path: the remote file to create
         :param overwrite: replace an existing ``remote_path`` instead of failing
         :raises SFTPPathError: the local file is missing, or ``remote_path`` exists and not ``overwrite``
+        :raises SFTPConnectError: the server cannot be reached, timed out or the connection went away
         """
         if not os.path.isfile(local_path):
             raise SFTPPathError(f"local file to upload does not exist: {local_path}")
@@ -396,6 +406,8 @@ class PooledSFTPHookAsync(SFTPHookAsync):
 
         :param remote_path: the remote file (not a directory)
         :param local_path: the local file to write (replaced if it exists)
+        :raises SFTPPathError: ``remote_path`` is missing, a directory or not permitted
+        :raises SFTPConnectError: the server cannot be reached, timed out or the connection went away
         """
         async with self._client_for(remote_path) as sftp:
             is_directory = await sftp.isdir(remote_path)
