@@ -13,6 +13,7 @@ from airflow_outamation.exceptions import SFTPConnectionTypeError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
 from airflow_outamation.sensors.sftp import ReadyFilesSensor
+from airflow_outamation.testing.event_loops import run
 from airflow_outamation.testing.server_base import SftpTestServer
 from airflow_outamation.triggers.sftp import ReadyFilesTrigger
 
@@ -34,17 +35,8 @@ def bad_conn(
 
 
 def trigger_event(trigger: ReadyFilesTrigger) -> dict[str, Any]:
-    """Run the trigger as the triggerer would and return its first event's payload."""
-
-    async def first() -> dict[str, Any]:
-        events = trigger.run()
-        try:
-            return (await asyncio.wait_for(events.__anext__(), 30)).payload
-        finally:
-            await events.aclose()
-            await PooledSFTPHookAsync.close_all()
-
-    return asyncio.run(first())
+    """The payload of the trigger's first event, run as the triggerer would."""
+    return run(asyncio.wait_for(anext(trigger.run()), 30)).payload
 
 
 def test_hook_fails_at_once(bad_conn: tuple[str, str]) -> None:
@@ -57,7 +49,7 @@ def test_hook_fails_at_once(bad_conn: tuple[str, str]) -> None:
 def test_async_hook_fails_at_once(bad_conn: tuple[str, str]) -> None:
     conn_id, message = bad_conn
     with pytest.raises(SFTPConnectionTypeError) as raised:
-        asyncio.run(PooledSFTPHookAsync(conn_id).list_directory_states("/"))
+        run(PooledSFTPHookAsync(conn_id).list_directory_states("/"))
     assert str(raised.value) == message
 
 
