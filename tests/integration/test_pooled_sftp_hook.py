@@ -266,6 +266,23 @@ def test_transfers_use_the_constructors_overrides(
     assert Path(downloaded).read_bytes() == local.read_bytes()
 
 
+@pytest.mark.parametrize("where", ["connection_extra", "constructor"])
+def test_transfers_use_the_ciphers_of_the_connection_or_the_constructor(
+    asyncssh_server: SftpTestServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, where: str
+) -> None:
+    ciphers = ["aes256-ctr"]  # not the package's first choice (aes128-ctr)
+    extra = {"ciphers": ciphers} if where == "connection_extra" else {}
+    conn_id = set_airflow_connection(monkeypatch, "outamation_ciphers", asyncssh_server, **extra)
+    hook = PooledSFTPHook(ssh_conn_id=conn_id, **({"ciphers": ciphers} if where == "constructor" else {}))
+    local = tmp_path / "doc.pdf"
+    local.write_bytes(os.urandom(1000))
+    asyncssh_server.drop_connections()
+
+    hook.upload_to_folder(str(local), asyncssh_server.remote_path(f"ciphers-{where}"))
+
+    assert asyncssh_server.active_ciphers() == {"aes256-ctr"}  # the transfer's pooled connection
+
+
 def test_upload_refuses_to_overwrite_unless_asked(
     sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str, tmp_path: Path
 ) -> None:
