@@ -107,3 +107,40 @@ def test_reconnecting_methods_are_the_providers_connection_opening_methods() -> 
     assert set(RECONNECTING_METHODS) == opening
     for name in RECONNECTING_METHODS:
         assert getattr(PooledSFTPHook, name).__wrapped__ is getattr(SFTPHook, name)
+
+
+#: SSHHook attributes that PooledSFTPHook._connect reads to connect as SSHHook.get_conn does.
+SSH_HOOK_ATTRIBUTES = (
+    "remote_host",
+    "port",
+    "username",
+    "password",
+    "key_file",
+    "pkey",
+    "host_key",
+    "no_host_key_check",
+    "allow_host_key_change",
+    "look_for_keys",
+    "host_proxy",
+    "host_proxy_cmd",
+    "ciphers",
+    "disabled_algorithms",
+    "keepalive_interval",
+    "conn_timeout",
+    "banner_timeout",
+    "auth_timeout",
+    "conn",
+)
+
+
+def test_ssh_hook_attributes_the_pooled_hook_connects_with() -> None:
+    hook = SFTPHook(ssh_conn_id=None, remote_host="localhost", username="compat")
+    missing = [name for name in SSH_HOOK_ATTRIBUTES if not hasattr(hook, name)]
+    assert missing == []
+
+
+def test_paramiko_sftp_client_channel_and_transport_socket() -> None:
+    """TrackedSFTPClient.is_alive reads the client's channel; _open_client sets TCP_NODELAY on the socket."""
+    assert "self.sock = sock" in inspect.getsource(paramiko.SFTPClient.__init__)
+    assert "self.sock = sock" in inspect.getsource(paramiko.Transport.__init__)
+    assert callable(paramiko.SFTPClient.from_transport)
