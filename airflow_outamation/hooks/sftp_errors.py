@@ -69,6 +69,23 @@ def path_error(condition: str, path: str, where: SFTPLocation) -> SFTPPathError:
     return SFTPPathError(f"{condition}: {path} on {where}")
 
 
+def unreachable_error(
+    directory: str, where: SFTPLocation, seconds: float, failure: BaseException | None
+) -> SFTPConnectError:
+    """
+    The error of a wait for files that ended while the server was unreachable (never "no files").
+
+    :param directory: the watched directory
+    :param where: the server and connection
+    :param seconds: how long the server had been unreachable when the wait ended
+    :param failure: the last connection error
+    """
+    return SFTPConnectError(
+        f"gave up waiting for files in {directory}: {where} was unreachable for the last "
+        f"{seconds:.1f} s of the wait ({failure})"
+    )
+
+
 def check_connection_type(conn_id: str, conn_type: str | None, host: str | None) -> None:
     """
     Fail at once on an Airflow connection that cannot describe an SFTP server.

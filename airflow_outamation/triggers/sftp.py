@@ -13,7 +13,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_outamation import exceptions
 from airflow_outamation.exceptions import SFTPConnectError
 from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
-from airflow_outamation.hooks.sftp_errors import SFTPLocation
+from airflow_outamation.hooks.sftp_errors import SFTPLocation, unreachable_error
 from airflow_outamation.readiness import FileState, RemoteFile, is_candidate, ready_files
 
 #: Longest wait between two attempts after transient failures (dropped connection, restart).
@@ -157,10 +157,7 @@ class ReadyFilesTrigger(BaseTrigger):
             self.log.info(message)
             return TriggerEvent({"status": "timeout", "reachable": True, "message": message})
         unreachable_for = time.time() - unreachable_since
-        message = (
-            f"gave up waiting for files in {self.directory}: {where} was unreachable for the last "
-            f"{unreachable_for:.1f} s of the wait ({last_failure})"
-        )
+        message = str(unreachable_error(self.directory, where, unreachable_for, last_failure))
         self.log.error(message)
         return TriggerEvent(
             {

@@ -211,15 +211,21 @@ def stopped_server(
     return conn_id, server
 
 
+def _gave_up_on(server: SftpTestServer, conn_id: str) -> str:
+    """How a wait that ended while the server was unreachable begins its error, in both modes."""
+    directory, where = server.remote_path("input"), _where(server, conn_id)
+    return f"gave up waiting for files in {directory}: {where} was unreachable for the last "
+
+
 @pytest.mark.parametrize("soft_fail", [False, True])
 def test_poke_mode_wait_on_an_unreachable_server_fails_even_with_soft_fail(
     stopped_server: tuple[str, SftpTestServer], soft_fail: bool
 ) -> None:
     conn_id, server = stopped_server
     sensor = poke_sensor(conn_id, server.remote_path("input"), timeout=1, soft_fail=soft_fail)
-    with pytest.raises(SFTPConnectError, match=f"{server.host}:{server.port}") as raised:
+    with pytest.raises(SFTPConnectError) as raised:
         sensor.execute(CONTEXT)
-    assert "unreachable for the last" in str(raised.value)
+    assert str(raised.value).startswith(_gave_up_on(server, conn_id))
 
 
 @pytest.mark.parametrize("soft_fail", [False, True])
@@ -235,9 +241,9 @@ def test_deferred_wait_on_an_unreachable_server_fails_even_with_soft_fail(
         timeout=1,
         soft_fail=soft_fail,
     )
-    with pytest.raises(SFTPConnectError, match=f"{server.host}:{server.port}") as raised:
+    with pytest.raises(SFTPConnectError) as raised:
         resume(sensor, defer(sensor))
-    assert "unreachable for the last" in str(raised.value)
+    assert str(raised.value).startswith(_gave_up_on(server, conn_id))
 
 
 @pytest.mark.parametrize(
