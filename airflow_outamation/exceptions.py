@@ -53,3 +53,7 @@ class DocumentApiError(OutamationError):
 
 class DocumentApiRejectedError(DocumentApiError, AirflowFailException):
     """The document API refused the request (HTTP 4xx but 408 and 429): sending it again cannot help."""
+
+
+class SFTPConnectionTypeError(OutamationError, AirflowFailException):
+    """The Airflow connection given for SFTP is of another type (e.g. the document API's) or has no host."""

@@ -68,7 +68,11 @@ class SSHCredentials:
         )
 
     def load_key(self) -> asyncssh.SSHKey | None:
-        """The private key, unlocked with the passphrase, or ``None`` when there is none."""
+        """
+        The private key, unlocked with the passphrase, or ``None`` when there is none.
+
+        :raises SFTPAuthenticationError: the key cannot be read or unlocked
+        """
         source = "the private_key extra" if self.private_key else f"key file {self.key_file}"
         try:
             if self.private_key:
@@ -81,7 +85,11 @@ class SSHCredentials:
         return None
 
     def paramiko_key(self) -> paramiko.PKey | None:
-        """:meth:`load_key` as a paramiko key (converted in memory, never written to disk)."""
+        """
+        :meth:`load_key` as a paramiko key (converted in memory, never written to disk).
+
+        :raises SFTPAuthenticationError: the key cannot be read or unlocked, or paramiko cannot use its type
+        """
         key = self.load_key()
         if key is None:
             return None

@@ -24,23 +24,25 @@ from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-import asyncssh
 import paramiko
 from airflow.providers.sftp.hooks.sftp import SFTPHook
 from paramiko.config import SSH_PORT
 
 from airflow_outamation import claims, readiness
 from airflow_outamation.claims import Claim, ClaimedFile
-from airflow_outamation.exceptions import (
-    OutamationError,
-    SFTPAuthenticationError,
-    SFTPConnectError,
-    SFTPHostKeyError,
-    SFTPPathError,
-)
+from airflow_outamation.exceptions import SFTPConnectError, SFTPPathError
 from airflow_outamation.hooks.background_loop import BackgroundLoop
 from airflow_outamation.hooks.credentials import SSHCredentials
-from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
+from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync, SSHOverrides
+from airflow_outamation.hooks.sftp_errors import (
+    IS_A_DIRECTORY,
+    NOT_A_DIRECTORY,
+    SFTPLocation,
+    check_connection_type,
+    is_connection_lost,
+    path_error,
+    translate,
+)
 from airflow_outamation.hooks.sftp_pool import (
     DEFAULT_CHECKOUT_TIMEOUT,
     DEFAULT_POOL_SIZE,
@@ -53,21 +55,27 @@ from airflow_outamation.readiness import FileState, RemoteFile
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: The stock SFTPHook methods that open a connection per call (``@handle_connection_management``):
+#: here they run on a pooled connection and are retried once when it went away.
+RECONNECTING_METHODS = (
+    "create_directory",
+    "delete_directory",
+    "delete_file",
+    "describe_directory",
+    "get_mod_time",
+    "isdir",
+    "isfile",
+    "list_directory",
+    "list_directory_with_attr",
+    "mkdir",
+    "path_exists",
+    "retrieve_file",
+    "store_directory",
+    "store_file",
+)
+
 #: Runs the asyncssh bulk transfers of every hook in this process.
 TRANSFER_LOOP = BackgroundLoop("outamation-sftp-transfers")
-
-
-def _is_stale_error(exc: BaseException) -> bool:
-    """Whether ``exc`` says the connection went away (and not that the server refused the request)."""
-    if isinstance(exc, SFTPConnectError):  # from an asyncssh transfer: retry if it lost its connection
-        return exc.__cause__ is not None and _is_stale_error(exc.__cause__)
-    stale_types = (EOFError, paramiko.SSHException, socket.timeout, ConnectionError)
-    lost = (asyncssh.DisconnectError, asyncssh.SFTPNoConnection, asyncssh.SFTPConnectionLost)
-    if isinstance(exc, (*stale_types, *lost)):
-        return True
-    # paramiko raises OSError("Socket is closed") on a dead channel; SFTP status errors carry an errno
-    # or come as a plain IOError with the server's message, while the transport is still active.
-    return isinstance(exc, OSError) and exc.errno is None and "closed" in str(exc).lower()
 
 
 def _reconnect_once(func: F) -> F:
@@ -80,7 +88,7 @@ def _reconnect_once(func: F) -> F:
         try:
             return func(self, *args, **kwargs)
         except Exception as exc:
-            if not _is_stale_error(exc):
+            if not is_connection_lost(exc):
                 raise
             self.log.warning(
                 "Connection to %s went away during %s (%s); retrying once on a new connection",
@@ -105,9 +113,14 @@ class PooledSFTPHook(SFTPHook):
     connection's extra sets ``"compress": "true"`` (PDFs do not compress; SSH compression triples
     the transfer time). One hook instance belongs to one thread; the pool is shared.
 
+    Besides what each method names, any call that connects raises ``SFTPAuthenticationError``
+    (credentials rejected), ``SFTPHostKeyError`` (host key not trusted) or
+    ``SFTPPoolExhaustedError`` (no pooled connection free within ``pool_timeout``).
+
     :param ssh_conn_id: the :ref:`sftp connection id<howto/connection:sftp>`
     :param pool_size: most SSH connections open at once for this connection's settings
     :param pool_timeout: seconds to wait for a free pooled connection before failing
+    :raises SFTPConnectionTypeError: the connection is not an ``sftp``/``ssh`` connection with a host
     """
 
     def __init__(
@@ -118,11 +131,15 @@ class PooledSFTPHook(SFTPHook):
         pool_timeout: float = DEFAULT_CHECKOUT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
+        extra: dict[str, Any] = {}
+        if ssh_conn_id:
+            conn = self.get_connection(ssh_conn_id)
+            check_connection_type(ssh_conn_id, conn.conn_type, kwargs.get("remote_host") or conn.host)
+            extra = conn.extra_dejson
         kwargs.setdefault("conn_retry_attempts", 1)
         super().__init__(ssh_conn_id, *args, **kwargs)
         self.pool_size = pool_size
         self.pool_timeout = pool_timeout
-        extra = self.get_connection(ssh_conn_id).extra_dejson if ssh_conn_id else {}
         self.compress = str(extra.get("compress", "false")).lower() == "true"
         self.credentials = SSHCredentials.from_connection(
             self.username, self.password, {**extra, "key_file": self.key_file}
@@ -137,7 +154,12 @@ class PooledSFTPHook(SFTPHook):
     @property
     def address(self) -> str:
         """``user@host:port`` of the server, for messages (never a secret)."""
-        return f"{self.username}@{self.remote_host}:{self.port}"
+        return self.location.address
+
+    @property
+    def location(self) -> SFTPLocation:
+        """The server and connection, as errors name them."""
+        return SFTPLocation(self.username, self.remote_host, self.port, self.ssh_conn_id)
 
     def _settings_digest(self) -> str:
         """A digest of every setting that shapes the SSH session (secrets included, never stored in clear)."""
@@ -234,34 +256,7 @@ class PooledSFTPHook(SFTPHook):
         except Exception as exc:
             if ssh is not None:
                 ssh.close()
-            raise self._connect_error(exc) from None
-
-    def _connect_error(self, exc: Exception) -> OutamationError:
-        where = f"SFTP server {self.address} (connection {self.ssh_conn_id!r})"
-        if isinstance(exc, SFTPAuthenticationError):
-            return SFTPAuthenticationError(f"{where}: {exc}")
-        if isinstance(exc, paramiko.AuthenticationException):
-            return SFTPAuthenticationError(f"{where} rejected the credentials: {type(exc).__name__}")
-        if isinstance(exc, paramiko.BadHostKeyException):
-            return SFTPHostKeyError(
-                f"{where} presented host key {exc.key.get_name()} {exc.key.fingerprint}, which differs "
-                "from the connection's host_key"
-            )
-        if isinstance(exc, paramiko.SSHException) and "known_hosts" in str(exc):
-            return SFTPHostKeyError(
-                f"{where} has an unknown host key: set the connection's host_key extra to the server's "
-                "public host key (or add it to known_hosts)"
-            )
-        if isinstance(exc, (socket.timeout, TimeoutError)):
-            return SFTPConnectError(f"timed out connecting to {where} after {self.conn_timeout} s")
-        if isinstance(exc, paramiko.SSHException) and (
-            "banner" in str(exc) or "No existing session" in str(exc)
-        ):
-            return SFTPConnectError(
-                f"timed out or cut off in the SSH handshake with {where} "
-                f"(banner timeout {self.banner_timeout} s)"
-            )
-        return SFTPConnectError(f"could not connect to {where}: {type(exc).__name__}: {exc}")
+            raise translate(exc, self.location, timeout=self.conn_timeout) from None
 
     def _held(self) -> PooledClient | None:
         return getattr(self._local, "client", None) or self._lent
@@ -271,8 +266,8 @@ class PooledSFTPHook(SFTPHook):
         lost = client.sftp.lost
         if lost is not None and lost is not lost_before:
             raise SFTPConnectError(
-                f"lost the connection to SFTP server {self.address} (connection {self.ssh_conn_id!r}) "
-                f"during the call ({type(lost).__name__}); its result was discarded"
+                f"lost the connection to {self.location} during the call ({type(lost).__name__}); "
+                "its result was discarded"
             ) from lost
 
     @contextmanager
@@ -282,6 +277,8 @@ class PooledSFTPHook(SFTPHook):
 
         A block during which the connection failed raises :class:`SFTPConnectError` even if the
         block swallowed the error, so that no answer read from a dead connection gets out.
+
+        :raises SFTPConnectError: the server cannot be reached, or the connection failed in the block
         """
         held = self._held()
         if held is not None:
@@ -297,7 +294,7 @@ class PooledSFTPHook(SFTPHook):
             yield client.sftp
             self._check_not_lost(client, None)
         except BaseException as exc:
-            dead = _is_stale_error(exc) or not client.is_alive()
+            dead = is_connection_lost(exc) or not client.is_alive()
             raise
         finally:
             self._local.client = None
@@ -311,6 +308,7 @@ class PooledSFTPHook(SFTPHook):
         A hook dropped without :meth:`close_conn` gives its clients back when it is garbage-collected.
 
         :param pooled: ``False`` opens a private connection that no one else uses
+        :raises SFTPConnectError: the server cannot be reached
         """
         if not pooled:
             if self._private is None or not self._private.is_alive():
@@ -349,15 +347,13 @@ class PooledSFTPHook(SFTPHook):
         with self.get_managed_conn() as sftp:
             try:
                 yield sftp
-            except FileNotFoundError:
-                raise SFTPPathError(f"no such file or directory: {path} on {self.address}") from None
-            except PermissionError:
-                raise SFTPPathError(f"permission denied: {path} on {self.address}") from None
+            except (FileNotFoundError, PermissionError) as exc:
+                raise translate(exc, self.location, path) from None
 
     def _list_states(self, directory: str) -> dict[str, FileState]:
         with self._sftp(directory) as sftp:
             if not stat.S_ISDIR(sftp.stat(directory).st_mode or 0):
-                raise SFTPPathError(f"not a directory: {directory} on {self.address}")
+                raise path_error(NOT_A_DIRECTORY, directory, self.location)
             return {
                 entry.filename: FileState(
                     size=entry.st_size or 0,
@@ -371,11 +367,22 @@ class PooledSFTPHook(SFTPHook):
         with self._sftp(path) as sftp:
             attrs = sftp.stat(path)
         if stat.S_ISDIR(attrs.st_mode or 0):
-            raise SFTPPathError(f"is a directory, not a file: {path} on {self.address}")
+            raise path_error(IS_A_DIRECTORY, path, self.location)
         return FileState(size=attrs.st_size or 0, mtime=float(attrs.st_mtime or 0))
 
     def _async_twin(self) -> PooledSFTPHookAsync:
-        return PooledSFTPHookAsync(self.ssh_conn_id or self.default_conn_name, pool_size=self.pool_size)
+        """The asyncssh hook for transfers, on this hook's resolved settings (constructor's included)."""
+        overrides = SSHOverrides(
+            host=self.remote_host,
+            port=self.port,
+            username=self.username,
+            credentials=self.credentials,
+            no_host_key_check=self.no_host_key_check,
+            ciphers=tuple(self.ciphers) if self.ciphers else None,
+        )
+        return PooledSFTPHookAsync(
+            self.ssh_conn_id or self.default_conn_name, pool_size=self.pool_size, overrides=overrides
+        )
 
     @staticmethod
     def _transfer(coro: Coroutine[Any, Any, None]) -> None:
@@ -396,6 +403,8 @@ class PooledSFTPHook(SFTPHook):
 
         :param path: full path to the remote file
         :param delay: seconds between the two looks
+        :raises SFTPPathError: ``path`` is missing, a directory or not permitted
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         before = self._stat_file(path)
         time.sleep(delay)
@@ -425,6 +434,8 @@ class PooledSFTPHook(SFTPHook):
         :param stability_delay: seconds between the two listings
         :param min_age: seconds since a file's last modification
         :param min_size: smallest size in bytes (1 leaves out empty files)
+        :raises SFTPPathError: ``directory`` is missing, not a directory or not permitted
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         before = self._list_states(directory)
         time.sleep(stability_delay)
@@ -445,6 +456,8 @@ class PooledSFTPHook(SFTPHook):
         :param remote_dir: the remote directory to put it in
         :param overwrite: replace a file of the same name instead of failing
         :return: the remote path of the uploaded file
+        :raises SFTPPathError: the local file is missing, or the target exists and not ``overwrite``
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         target = posixpath.join(remote_dir, os.path.basename(local_path))
         self._transfer(self._async_twin().upload_file(local_path, target, overwrite))
@@ -456,6 +469,8 @@ class PooledSFTPHook(SFTPHook):
         Download a remote file into a new local temporary directory and return the local path.
 
         :param remote_path: full path to the remote file
+        :raises SFTPPathError: ``remote_path`` is missing, a directory or not permitted
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         local_dir = tempfile.mkdtemp(prefix="outamation-")
         local_path = os.path.join(local_dir, posixpath.basename(remote_path))
@@ -472,6 +487,8 @@ class PooledSFTPHook(SFTPHook):
         Remove a remote file (not a directory).
 
         :param path: full path to the remote file
+        :raises SFTPPathError: ``path`` is missing, a directory or not permitted
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         self._stat_file(path)
         with self._sftp(path) as sftp:
@@ -494,6 +511,8 @@ class PooledSFTPHook(SFTPHook):
         :param in_progress_dir: the dated in-progress directory
         :param manifest_id: names the claim's manifest; the same id returns the same claim
         :return: the claimed files and the skipped ones with their reasons
+        :raises SFTPClaimError: the claim could not complete (every file is still in one place)
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         with self.get_managed_conn() as sftp:
             return claims.claim(sftp, files, in_progress_dir, manifest_id)
@@ -510,6 +529,8 @@ class PooledSFTPHook(SFTPHook):
         :param files: the ready files (``RemoteFile``, their dicts, or paths)
         :param in_progress_dir: the dated in-progress directory
         :param manifest_id: names the claim's manifest; the same id returns the same claim
+        :raises SFTPClaimError: the claim could not complete (every file is still in one place)
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         result = self.claim(files, in_progress_dir, manifest_id)
         if result.skipped:
@@ -534,6 +555,8 @@ class PooledSFTPHook(SFTPHook):
         :param files: the batch's claimed files (dicts with ``backup_path``, ``size``, ``mtime``) or
             their paths (size and mtime are then read from the server)
         :return: the receipt's path
+        :raises SFTPClaimError: the receipt could not be written
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         with self.get_managed_conn() as sftp:
             return claims.record_sent(sftp, in_progress_dir, message_id, files)
@@ -544,6 +567,7 @@ class PooledSFTPHook(SFTPHook):
         The message ids of the batches whose receipt is in ``in_progress_dir``.
 
         :param in_progress_dir: the dated in-progress directory
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         with self.get_managed_conn() as sftp:
             return claims.sent_message_ids(sftp, in_progress_dir)
@@ -557,18 +581,16 @@ class PooledSFTPHook(SFTPHook):
         :param manifest_id: the claim's manifest id (:func:`airflow_outamation.claims.manifest_id_for`
             of the DAG run for ClaimFilesOperator)
         :return: ``{"sent": [paths], "unsent": [paths]}``
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         with self.get_managed_conn() as sftp:
             return claims.claim_status(sftp, in_progress_dir, manifest_id)
 
 
 def _wrap_inherited_methods() -> None:
-    """Give every connection-managed method of the stock hook the reconnect-once behaviour."""
-    own = vars(PooledSFTPHook)
-    for name, member in vars(SFTPHook).items():
-        code = getattr(member, "__code__", None)
-        if name not in own and code is not None and code.co_name == "handle_connection_management_wrapper":
-            setattr(PooledSFTPHook, name, _reconnect_once(member))
+    """Give the stock hook's methods of :data:`RECONNECTING_METHODS` the reconnect-once behaviour."""
+    for name in RECONNECTING_METHODS:
+        setattr(PooledSFTPHook, name, _reconnect_once(getattr(SFTPHook, name)))
 
 
 _wrap_inherited_methods()

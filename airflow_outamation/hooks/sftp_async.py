@@ -16,6 +16,7 @@ import posixpath
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import asyncssh
@@ -24,14 +25,15 @@ from airflow.providers.sftp.hooks.sftp import SFTPHookAsync
 from airflow.providers.sftp.pools.sftp import SFTPClientPool, _is_connection_faulty
 from paramiko.config import SSH_PORT
 
-from airflow_outamation.exceptions import (
-    OutamationError,
-    SFTPAuthenticationError,
-    SFTPConnectError,
-    SFTPHostKeyError,
-    SFTPPathError,
-)
+from airflow_outamation.exceptions import SFTPPathError
 from airflow_outamation.hooks.credentials import SSHCredentials
+from airflow_outamation.hooks.sftp_errors import (
+    IS_A_DIRECTORY,
+    SFTPLocation,
+    check_connection_type,
+    path_error,
+    translate,
+)
 from airflow_outamation.readiness import FileState
 
 if TYPE_CHECKING:
@@ -80,6 +82,28 @@ def _is_connection_broken(exc: BaseException, ssh: asyncssh.SSHClientConnection)
     return True
 
 
+@dataclass(frozen=True)
+class SSHOverrides:
+    """
+    Settings that win over the Airflow connection's, e.g. a :class:`PooledSFTPHook`'s resolved ones.
+
+    :param host: the server's host
+    :param port: the server's port
+    :param username: the login
+    :param credentials: login, password and key (replace the connection's)
+    :param no_host_key_check: skip host key verification (``True``) or enforce it (``False``)
+    :param ciphers: ciphers in order of preference (otherwise the connection's ``ciphers`` extra,
+        then :data:`PREFERRED_CIPHERS`)
+    """
+
+    host: str | None = None
+    port: int | None = None
+    username: str | None = None
+    credentials: SSHCredentials | None = None
+    no_host_key_check: bool | None = None
+    ciphers: tuple[str, ...] | None = None
+
+
 class _PoolKey(NamedTuple):
     """Which pool a connection belongs to: its id and every setting that shapes the SSH session."""
 
@@ -95,18 +119,22 @@ class _SettingsKeyedSFTPClientPool(SFTPClientPool):
     # ones (wrong password, unknown host key) at once, not after the stock pool's retries.
     _create_connection_max_retries = 0
     timeout: float
+    overrides: SSHOverrides
 
-    def __new__(cls, key: _PoolKey, pool_size: int, timeout: float) -> _SettingsKeyedSFTPClientPool:
+    def __new__(
+        cls, key: _PoolKey, pool_size: int, timeout: float, overrides: SSHOverrides
+    ) -> _SettingsKeyedSFTPClientPool:
         with cls._lock:
             pool = cls._instances.get(key)
             if pool is None:
                 pool = object.__new__(cls)
                 pool._pre_init(key.conn_id, pool_size)
                 pool.timeout = timeout
+                pool.overrides = overrides  # part of the key's digest: the same for every user
                 cls._instances[key] = pool
             return pool
 
-    def __init__(self, key: _PoolKey, pool_size: int, timeout: float) -> None:
+    def __init__(self, key: _PoolKey, pool_size: int, timeout: float, overrides: SSHOverrides) -> None:
         super().__init__(key.conn_id, pool_size)
 
     @classmethod
@@ -125,7 +153,8 @@ class _SettingsKeyedSFTPClientPool(SFTPClientPool):
             return pools
 
     async def _create_connection(self) -> SFTPPair:
-        ssh = await asyncio.wait_for(PooledSFTPHookAsync(self.sftp_conn_id)._get_conn(), self.timeout)
+        hook = PooledSFTPHookAsync(self.sftp_conn_id, overrides=self.overrides)
+        ssh = await asyncio.wait_for(hook._get_conn(), self.timeout)
         try:
             sftp = await asyncio.wait_for(ssh.start_sftp_client(), self.timeout)
         except BaseException:
@@ -160,9 +189,9 @@ class _SettingsKeyedSFTPClientPool(SFTPClientPool):
         return pair
 
 
-def _settings_digest(conn: Connection) -> str:
-    """A digest of everything in an Airflow connection that shapes the SSH session (no secret in clear)."""
-    fields = (conn.conn_type, conn.host, conn.port, conn.login, conn.password, conn.extra)
+def _settings_digest(conn: Connection, overrides: SSHOverrides) -> str:
+    """A digest of everything in the connection and the overrides that shapes the SSH session."""
+    fields = (conn.conn_type, conn.host, conn.port, conn.login, conn.password, conn.extra, astuple(overrides))
     return hashlib.sha256(repr(fields).encode()).hexdigest()
 
 
@@ -186,12 +215,14 @@ class PooledSFTPHookAsync(SFTPHookAsync):
     Every inherited :class:`SFTPHookAsync` method runs on a pooled connection. This hook's own
     methods raise :class:`~airflow_outamation.exceptions.SFTPConnectError` for transient failures
     (refused, dropped, timed out: worth retrying) and ``SFTPAuthenticationError``,
-    ``SFTPHostKeyError`` or ``SFTPPathError`` for permanent ones, naming host:port and path.
+    ``SFTPHostKeyError``, ``SFTPPathError`` or ``SFTPConnectionTypeError`` (the connection is not
+    an SFTP connection with a host) for permanent ones, naming user@host:port, connection and path.
 
     :param sftp_conn_id: Airflow ``sftp`` connection; its host key is verified (``host_key`` or
         ``known_hosts`` extra) unless it sets ``no_host_key_check``
     :param pool_size: most SSH connections open at once for this connection (first user wins)
     :param timeout: seconds a connect or one SFTP request may take
+    :param overrides: settings that win over the connection's (the sync hook's, for its transfers)
     """
 
     def __init__(
@@ -199,29 +230,48 @@ class PooledSFTPHookAsync(SFTPHookAsync):
         sftp_conn_id: str = SFTPHookAsync.default_conn_name,
         pool_size: int = DEFAULT_POOL_SIZE,
         timeout: float = DEFAULT_TIMEOUT,
+        *,
+        overrides: SSHOverrides | None = None,
     ) -> None:
-        super().__init__(sftp_conn_id=sftp_conn_id)
+        self.overrides = overrides or SSHOverrides()
+        super().__init__(
+            sftp_conn_id=sftp_conn_id,
+            host=self.overrides.host,
+            port=self.overrides.port,
+            username=self.overrides.username,
+            no_host_key_check=self.overrides.no_host_key_check,
+        )
         self.pool_size = pool_size
         self.timeout = timeout
-        self.address = sftp_conn_id
+        self.location = SFTPLocation(None, None, None, sftp_conn_id)
+
+    @property
+    def address(self) -> str:
+        """``user@host:port`` of the server once the connection was read, for messages."""
+        return self.location.address
 
     async def _get_conn(self) -> asyncssh.SSHClientConnection:
         """
-        Connect as the provider's hook does, with :data:`PREFERRED_CIPHERS` and :class:`SSHCredentials`.
+        Connect as the provider's hook does, with :class:`SSHCredentials` and :attr:`overrides`.
 
         The provider's ``_get_conn`` passes a fixed set of options to ``asyncssh.connect``, so it is
         rebuilt here: host key checks from the provider's parsing of the extras, login, password
-        and unlocked key from the same resolution the sync hook uses.
+        and unlocked key from the same resolution the sync hook uses, ciphers from the overrides,
+        the connection's ``ciphers`` extra or :data:`PREFERRED_CIPHERS`.
         """
         conn = await get_async_connection(self.sftp_conn_id)
         self._parse_extras(conn)
-        credentials = SSHCredentials.from_connection(conn.login, conn.password, conn.extra_dejson)
+        credentials = self.overrides.credentials or SSHCredentials.from_connection(
+            conn.login, conn.password, conn.extra_dejson
+        )
         config: dict[str, Any] = {
             "host": _first(self.host, conn.host),
             "port": _first(self.port, conn.port, SSH_PORT),
             "username": _first(self.username, credentials.username),
             "password": _first(self.password, credentials.password),
-            "encryption_algs": PREFERRED_CIPHERS,
+            "encryption_algs": self.overrides.ciphers
+            or conn.extra_dejson.get("ciphers")
+            or PREFERRED_CIPHERS,
         }
         key = credentials.load_key()
         if key is not None:
@@ -235,16 +285,26 @@ class PooledSFTPHookAsync(SFTPHookAsync):
     async def _get_pool(self) -> _SettingsKeyedSFTPClientPool:
         """The pool for the connection's current settings; pools of edited settings get closed."""
         conn = await get_async_connection(self.sftp_conn_id)
-        self.address = f"{conn.host}:{conn.port or 22}"
-        key = _PoolKey(self.sftp_conn_id, _settings_digest(conn))
+        check_connection_type(self.sftp_conn_id, conn.conn_type, _first(self.host, conn.host))
+        self.location = SFTPLocation(
+            _first(self.username, conn.login),
+            _first(self.host, conn.host),
+            _first(self.port, conn.port, SSH_PORT),
+            self.sftp_conn_id,
+        )
+        key = _PoolKey(self.sftp_conn_id, _settings_digest(conn, self.overrides))
         for stale in _SettingsKeyedSFTPClientPool.retire_others(key):
             self.log.info("Connection %r was edited; closing its old pooled connections", self.sftp_conn_id)
             await stale.close()
-        return _SettingsKeyedSFTPClientPool(key, self.pool_size, self.timeout)
+        return _SettingsKeyedSFTPClientPool(key, self.pool_size, self.timeout, self.overrides)
 
     @asynccontextmanager
     async def get_managed_conn(self) -> AsyncGenerator[asyncssh.SFTPClient]:
-        """A pooled SFTP client, shared by nested uses on this hook and returned by the last one."""
+        """
+        A pooled SFTP client, shared by nested uses on this hook and returned by the last one.
+
+        :raises SFTPConnectError: the server cannot be reached, timed out or the connection went away
+        """
         async with self._conn_lock:
             if self.conn is None:
                 stack = AsyncExitStack()
@@ -274,32 +334,15 @@ class PooledSFTPHookAsync(SFTPHookAsync):
             async with self.get_managed_conn() as sftp:
                 yield sftp
         except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
-            raise self._translate(exc, path) from exc
-
-    def _translate(self, exc: BaseException, path: str) -> OutamationError:
-        """This package's exception for an asyncssh or socket error on ``path``."""
-        where = f"SFTP server {self.address} (connection {self.sftp_conn_id!r})"
-        if isinstance(exc, asyncssh.PermissionDenied):
-            return SFTPAuthenticationError(f"{where} rejected the connection's credentials")
-        if isinstance(exc, asyncssh.HostKeyNotVerifiable):
-            return SFTPHostKeyError(
-                f"{where} presented a host key the connection does not trust ({exc.reason}); "
-                "set the connection's host_key extra to the server's public host key"
-            )
-        if isinstance(exc, (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath)):
-            return SFTPPathError(f"{path} does not exist on {where}")
-        if isinstance(exc, asyncssh.SFTPPermissionDenied):
-            return SFTPPathError(f"permission denied on {path} on {where}")
-        if isinstance(exc, asyncssh.SFTPError) and not _is_connection_faulty(exc):
-            return SFTPPathError(f"{where} failed on {path}: {exc.reason}")
-        reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
-        return SFTPConnectError(f"lost or could not open {where} while accessing {path}: {reason}")
+            raise translate(exc, self.location, path, self.timeout) from exc
 
     async def list_directory_states(self, directory: str) -> dict[str, FileState]:
         """
         Read a directory once, with attributes: entry name -> size, mtime and whether it is a file.
 
         :param directory: path of the remote directory
+        :raises SFTPPathError: ``directory`` is missing or not permitted
+        :raises SFTPConnectError: the server cannot be reached, timed out or the connection went away
         """
         async with self._client_for(directory) as sftp:
             entries = await asyncio.wait_for(sftp.readdir(directory), self.timeout)
@@ -315,6 +358,8 @@ class PooledSFTPHookAsync(SFTPHookAsync):
         Size, mtime and type of one remote path (symbolic links followed).
 
         :param path: path of the remote file
+        :raises SFTPPathError: ``path`` is missing or not permitted
+        :raises SFTPConnectError: the server cannot be reached, timed out or the connection went away
         """
         async with self._client_for(path) as sftp:
             return _file_state(await asyncio.wait_for(sftp.stat(path), self.timeout))
@@ -330,6 +375,7 @@ class PooledSFTPHookAsync(SFTPHookAsync):
         :param remote_path: the remote file to create
         :param overwrite: replace an existing ``remote_path`` instead of failing
         :raises SFTPPathError: the local file is missing, or ``remote_path`` exists and not ``overwrite``
+        :raises SFTPConnectError: the server cannot be reached, timed out or the connection went away
         """
         if not os.path.isfile(local_path):
             raise SFTPPathError(f"local file to upload does not exist: {local_path}")
@@ -339,7 +385,7 @@ class PooledSFTPHookAsync(SFTPHookAsync):
         async with self._client_for(remote_path) as sftp:
             await sftp.makedirs(remote_dir, exist_ok=True)
             if not overwrite and await sftp.exists(remote_path):
-                refusal = f"refusing to overwrite {remote_path} on {self.address} (overwrite=False)"
+                refusal = f"refusing to overwrite {remote_path} on {self.location} (overwrite=False)"
             else:
                 try:
                     await sftp.put(local_path, temporary, max_requests=TRANSFER_REQUESTS)
@@ -350,7 +396,7 @@ class PooledSFTPHookAsync(SFTPHookAsync):
                         await sftp.remove(temporary)
                     if overwrite or not await sftp.exists(remote_path):
                         raise
-                    refusal = f"{remote_path} appeared on {self.address} during the upload"
+                    refusal = f"{remote_path} appeared on {self.location} during the upload"
         if refusal:  # raised outside the pool's context: the connection is fine
             raise SFTPPathError(refusal)
 
@@ -360,13 +406,15 @@ class PooledSFTPHookAsync(SFTPHookAsync):
 
         :param remote_path: the remote file (not a directory)
         :param local_path: the local file to write (replaced if it exists)
+        :raises SFTPPathError: ``remote_path`` is missing, a directory or not permitted
+        :raises SFTPConnectError: the server cannot be reached, timed out or the connection went away
         """
         async with self._client_for(remote_path) as sftp:
             is_directory = await sftp.isdir(remote_path)
             if not is_directory:
                 await sftp.get(remote_path, local_path, max_requests=TRANSFER_REQUESTS)
         if is_directory:  # raised outside the pool's context: the connection is fine
-            raise SFTPPathError(f"is a directory, not a file: {remote_path} on {self.address}")
+            raise path_error(IS_A_DIRECTORY, remote_path, self.location)
 
     @classmethod
     async def close_all(cls) -> None:

@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 from airflow_outamation.batching import as_limit
 from airflow_outamation.exceptions import OutamationError, SFTPConnectError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
+from airflow_outamation.hooks.sftp_errors import SFTPLocation, unreachable_error
 from airflow_outamation.triggers.sftp import ReadyFilesTrigger, error_from_event
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class ReadyFilesSensor(BaseSensorOperator):
         self.min_size = min_size
         self.max_files = max_files
         self.deferrable = deferrable
-        self._unreachable: tuple[float, SFTPConnectError] | None = None
+        self._unreachable: tuple[float, SFTPConnectError, SFTPLocation] | None = None
 
     def execute(self, context: Context) -> Any:
         """Look once; defer to the triggerer only when no file is ready yet (or poke without deferring)."""
@@ -87,11 +88,8 @@ class ReadyFilesSensor(BaseSensorOperator):
                     raise stop.__cause__ from None  # soft_fail skips an AirflowFailException: not ours
                 if self._unreachable is None:
                     raise
-                since, failure = self._unreachable
-                raise SFTPConnectError(
-                    f"gave up waiting for files in {self.directory}: the SFTP server was unreachable "
-                    f"for the last {time.monotonic() - since:.1f} s of the wait ({failure})"
-                ) from None
+                since, failure, where = self._unreachable
+                raise unreachable_error(self.directory, where, time.monotonic() - since, failure) from None
         first_look = self.poke(context)  # a backlog needs no round trip through the triggerer
         if first_look.is_done:
             return first_look.xcom_value
@@ -124,7 +122,7 @@ class ReadyFilesSensor(BaseSensorOperator):
         except SFTPConnectError as exc:
             self.log.warning("Transient SFTP failure, poking again: %s", exc)
             since = self._unreachable[0] if self._unreachable else time.monotonic()
-            self._unreachable = (since, exc)
+            self._unreachable = (since, exc, hook.location)
             return PokeReturnValue(is_done=False)
         self._unreachable = None
         files = [file.to_dict() for file in ready[: as_limit(self.max_files)]]

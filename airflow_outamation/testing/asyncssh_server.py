@@ -160,3 +160,8 @@ class AsyncsshSftpServer(SftpTestServer):
     def connections_active(self) -> int:
         with self._counters.lock:
             return len(self._counters.active)
+
+    def active_ciphers(self) -> set[str]:
+        """The ciphers the clients of the open connections negotiated for what they send."""
+        with self._counters.lock:
+            return {str(conn.get_extra_info("recv_cipher")) for conn in self._counters.active}

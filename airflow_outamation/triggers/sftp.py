@@ -13,6 +13,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_outamation import exceptions
 from airflow_outamation.exceptions import SFTPConnectError
 from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
+from airflow_outamation.hooks.sftp_errors import SFTPLocation, unreachable_error
 from airflow_outamation.readiness import FileState, RemoteFile, is_candidate, ready_files
 
 #: Longest wait between two attempts after transient failures (dropped connection, restart).
@@ -137,7 +138,7 @@ class ReadyFilesTrigger(BaseTrigger):
                 pending = self._has_pending(listing)
                 delay = min(self.poke_interval, self.stability_delay) if pending else self.poke_interval
             if self.deadline is not None and time.time() >= self.deadline:
-                yield self._timeout(hook.address, unreachable_since, last_failure)
+                yield self._timeout(hook.location, unreachable_since, last_failure)
                 return
             await asyncio.sleep(self._until_next_poll(delay))
 
@@ -148,7 +149,7 @@ class ReadyFilesTrigger(BaseTrigger):
         return max(0.0, min(delay, self.deadline - time.time()))
 
     def _timeout(
-        self, address: str, unreachable_since: float | None, last_failure: SFTPConnectError | None
+        self, where: SFTPLocation, unreachable_since: float | None, last_failure: SFTPConnectError | None
     ) -> TriggerEvent:
         """The deadline's event: whether the server answered at the end, and for how long it had not."""
         if unreachable_since is None:
@@ -156,11 +157,7 @@ class ReadyFilesTrigger(BaseTrigger):
             self.log.info(message)
             return TriggerEvent({"status": "timeout", "reachable": True, "message": message})
         unreachable_for = time.time() - unreachable_since
-        message = (
-            f"gave up waiting for files in {self.directory}: SFTP server {address} (connection "
-            f"{self.sftp_conn_id!r}) was unreachable for the last {unreachable_for:.1f} s of the wait "
-            f"({last_failure})"
-        )
+        message = str(unreachable_error(self.directory, where, unreachable_for, last_failure))
         self.log.error(message)
         return TriggerEvent(
             {

@@ -75,8 +75,9 @@ def test_missing_directory_is_a_path_error(
 ) -> None:
     with pytest.raises(SFTPPathError) as error:
         run(PooledSFTPHookAsync(sftp_conn_id).list_directory_states(f"{sftp_base}/missing"))
-    assert f"{sftp_base}/missing" in str(error.value)
-    assert f"{sftp_server.host}:{sftp_server.port}" in str(error.value)
+    server = f"{sftp_server.username}@{sftp_server.host}:{sftp_server.port}"
+    where = f"SFTP server {server} (connection {sftp_conn_id!r})"
+    assert str(error.value) == f"no such file or directory: {sftp_base}/missing on {where}"
 
 
 def test_wrong_credentials_fail_at_once_without_secrets(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -242,6 +244,43 @@ def test_upload_download_remove_with_awkward_names(
         hook.remove_file(remote)
         assert not sftp_server.local_path(remote).exists()
     assert sorted(os.listdir(sftp_server.local_path(f"{sftp_base}/out/deeper"))) == []
+
+
+def test_transfers_use_the_constructors_overrides(
+    sftp_server: SftpTestServer, sftp_base: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    conn = sftp_server.connection_dict()
+    conn["port"] = closed_port  # the connection points at a closed port, the constructor at the server
+    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_OVERRIDDEN_PORT", json.dumps(conn))
+    hook = PooledSFTPHook(ssh_conn_id="outamation_overridden_port", port=sftp_server.port)
+    local = tmp_path / "doc.pdf"
+    local.write_bytes(os.urandom(70_000))
+
+    remote = hook.upload_to_folder(str(local), f"{sftp_base}/out")
+    downloaded = hook.download_to_temp(remote)
+
+    assert sftp_server.local_path(remote).read_bytes() == local.read_bytes()
+    assert Path(downloaded).read_bytes() == local.read_bytes()
+
+
+@pytest.mark.parametrize("where", ["connection_extra", "constructor"])
+def test_transfers_use_the_ciphers_of_the_connection_or_the_constructor(
+    asyncssh_server: SftpTestServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, where: str
+) -> None:
+    ciphers = ["aes256-ctr"]  # not the package's first choice (aes128-ctr)
+    extra = {"ciphers": ciphers} if where == "connection_extra" else {}
+    conn_id = set_airflow_connection(monkeypatch, "outamation_ciphers", asyncssh_server, **extra)
+    hook = PooledSFTPHook(ssh_conn_id=conn_id, **({"ciphers": ciphers} if where == "constructor" else {}))
+    local = tmp_path / "doc.pdf"
+    local.write_bytes(os.urandom(1000))
+    asyncssh_server.drop_connections()
+
+    hook.upload_to_folder(str(local), asyncssh_server.remote_path(f"ciphers-{where}"))
+
+    assert asyncssh_server.active_ciphers() == {"aes256-ctr"}  # the transfer's pooled connection
 
 
 def test_upload_refuses_to_overwrite_unless_asked(

@@ -119,7 +119,9 @@ def test_missing_directory_ends_with_an_error_event(
     event = run(first_event(ReadyFilesTrigger(sftp_conn_id, f"{sftp_base}/nope", **FAST), timeout=10))
     assert event["status"] == "error"
     assert event["error_type"] == "SFTPPathError"
-    assert f"{sftp_base}/nope" in event["message"]
+    server = f"{sftp_server.username}@{sftp_server.host}:{sftp_server.port}"
+    where = f"SFTP server {server} (connection {sftp_conn_id!r})"
+    assert event["message"] == f"no such file or directory: {sftp_base}/nope on {where}"
 
 
 def test_wrong_credentials_end_with_an_error_event(

@@ -1,0 +1,172 @@
+"""
+SFTP errors of both transports (paramiko and asyncssh) in this package's terms.
+
+One place decides whether an error means the connection went away, and one place words each
+condition, with one way of naming the server: ``SFTP server user@host:port (connection 'id')``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass
+
+import asyncssh
+import paramiko
+from airflow.providers.sftp.pools.sftp import _is_connection_faulty
+
+from airflow_outamation.exceptions import (
+    OutamationError,
+    SFTPAuthenticationError,
+    SFTPConnectError,
+    SFTPConnectionTypeError,
+    SFTPHostKeyError,
+    SFTPPathError,
+)
+
+#: Airflow connection types whose host, port, login and extras describe an SSH server.
+SFTP_CONNECTION_TYPES = ("sftp", "ssh")
+
+NO_SUCH_PATH = "no such file or directory"
+PERMISSION_DENIED = "permission denied"
+NOT_A_DIRECTORY = "not a directory"
+IS_A_DIRECTORY = "is a directory, not a file"
+
+
+@dataclass(frozen=True)
+class SFTPLocation:
+    """
+    Which server and Airflow connection an error is about; never holds a secret.
+
+    :param username: the login
+    :param host: the server's host name or address
+    :param port: the server's port
+    :param conn_id: the Airflow connection id
+    """
+
+    username: str | None
+    host: str | None
+    port: int | None
+    conn_id: str | None
+
+    @property
+    def address(self) -> str:
+        """``user@host:port``."""
+        return f"{self.username}@{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"SFTP server {self.address} (connection {self.conn_id!r})"
+
+
+def path_error(condition: str, path: str, where: SFTPLocation) -> SFTPPathError:
+    """
+    The error for ``path`` on the server, worded ``<condition>: <path> on <where>``.
+
+    :param condition: what is wrong, e.g. :data:`NO_SUCH_PATH`
+    :param path: the remote path
+    :param where: the server and connection
+    """
+    return SFTPPathError(f"{condition}: {path} on {where}")
+
+
+def unreachable_error(
+    directory: str, where: SFTPLocation, seconds: float, failure: BaseException | None
+) -> SFTPConnectError:
+    """
+    The error of a wait for files that ended while the server was unreachable (never "no files").
+
+    :param directory: the watched directory
+    :param where: the server and connection
+    :param seconds: how long the server had been unreachable when the wait ended
+    :param failure: the last connection error
+    """
+    return SFTPConnectError(
+        f"gave up waiting for files in {directory}: {where} was unreachable for the last "
+        f"{seconds:.1f} s of the wait ({failure})"
+    )
+
+
+def check_connection_type(conn_id: str, conn_type: str | None, host: str | None) -> None:
+    """
+    Fail at once on an Airflow connection that cannot describe an SFTP server.
+
+    :param conn_id: the connection id
+    :param conn_type: the connection's type
+    :param host: the connection's host (or the hook's ``remote_host`` override)
+    :raises SFTPConnectionTypeError: the type is not ``sftp``/``ssh``, or there is no host
+    """
+    expected = "an 'sftp' (or 'ssh') connection with a host"
+    if conn_type not in SFTP_CONNECTION_TYPES:
+        raise SFTPConnectionTypeError(f"connection {conn_id!r} is of type {conn_type!r}; expected {expected}")
+    if not host:
+        raise SFTPConnectionTypeError(
+            f"connection {conn_id!r} of type {conn_type!r} has no host; expected {expected}"
+        )
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """
+    Whether ``exc`` says the connection went away (and not that the server refused the request).
+
+    :param exc: an error of paramiko, asyncssh, the socket or this package
+    """
+    if isinstance(exc, SFTPConnectError):  # translated: look at what it was
+        return exc.__cause__ is not None and is_connection_lost(exc.__cause__)
+    stale_types = (EOFError, paramiko.SSHException, socket.timeout, ConnectionError)
+    lost = (asyncssh.DisconnectError, asyncssh.SFTPNoConnection, asyncssh.SFTPConnectionLost)
+    if isinstance(exc, (*stale_types, *lost)):
+        return True
+    # paramiko raises OSError("Socket is closed") on a dead channel; SFTP status errors carry an errno
+    # or come as a plain IOError with the server's message, while the transport is still active.
+    return isinstance(exc, OSError) and exc.errno is None and "closed" in str(exc).lower()
+
+
+def translate(
+    exc: BaseException, where: SFTPLocation, path: str | None = None, timeout: float | None = None
+) -> OutamationError:
+    """
+    This package's exception for a paramiko, asyncssh or socket error, naming the server and path.
+
+    :param exc: the error
+    :param where: the server and connection
+    :param path: the remote path the operation was on, if any
+    :param timeout: the timeout in force, named in a timeout's message
+    """
+    if isinstance(exc, OutamationError):  # e.g. a key file that cannot be read
+        return type(exc)(f"{where}: {exc}")
+    if isinstance(exc, (paramiko.AuthenticationException, asyncssh.PermissionDenied)):
+        return SFTPAuthenticationError(f"{where} rejected the connection's credentials")
+    untrusted = _untrusted_host_key(exc)
+    if untrusted is not None:
+        return SFTPHostKeyError(
+            f"{where} presented a host key the connection does not trust ({untrusted}): set the "
+            "connection's host_key extra to the server's public host key (or add it to known_hosts)"
+        )
+    if path is not None:
+        if isinstance(exc, (FileNotFoundError, asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath)):
+            return path_error(NO_SUCH_PATH, path, where)
+        if isinstance(exc, (PermissionError, asyncssh.SFTPPermissionDenied)):
+            return path_error(PERMISSION_DENIED, path, where)
+        if isinstance(exc, asyncssh.SFTPError) and not _is_connection_faulty(exc):
+            return path_error(exc.reason, path, where)
+    if isinstance(exc, (socket.timeout, TimeoutError, asyncio.TimeoutError)):
+        after = f" after {timeout:g} s" if timeout is not None else ""
+        return SFTPConnectError(f"timed out{after} talking to {where}")
+    if isinstance(exc, paramiko.SSHException) and ("banner" in str(exc) or "No existing session" in str(exc)):
+        return SFTPConnectError(f"timed out or cut off in the SSH handshake with {where}")
+    reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+    during = f" while accessing {path}" if path is not None else ""
+    return SFTPConnectError(
+        f"could not open or lost the connection to {where}{during}: {type(exc).__name__}: {reason}"
+    )
+
+
+def _untrusted_host_key(exc: BaseException) -> str | None:
+    """Why the server's host key was not trusted, or ``None`` when ``exc`` is not about that."""
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return f"{exc.key.get_name()} {exc.key.fingerprint}, which differs from the connection's host_key"
+    if isinstance(exc, paramiko.SSHException) and "known_hosts" in str(exc):
+        return "unknown host key"
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+        return f"unknown or changed host key: {exc.reason}"
+    return None
