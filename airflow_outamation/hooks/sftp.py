@@ -561,6 +561,53 @@ class PooledSFTPHook(SFTPHook):
         with self.get_managed_conn() as sftp:
             return claims.claim_status(sftp, in_progress_dir, manifest_id)
 
+    @_reconnect_once
+    def relocate(
+        self,
+        claim_dir: str,
+        kind: str,
+        message_id: str,
+        files: Sequence[Mapping[str, Any]],
+        target_dir: str | None,
+        details: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """
+        Move (or delete, without ``target_dir``) a batch's files out of ``claim_dir``, crash-safe.
+
+        See :func:`airflow_outamation.claims.relocate`; a repeat carries out the same recorded plan.
+        """
+        with self.get_managed_conn() as sftp:
+            return claims.relocate(sftp, claim_dir, kind, message_id, files, target_dir, details)
+
+    @_reconnect_once
+    def record_batch(self, claim_dir: str, message_id: str, batch: Mapping[str, Any]) -> dict[str, Any]:
+        """Record a batch before its first send; see :func:`airflow_outamation.claims.record_batch`."""
+        with self.get_managed_conn() as sftp:
+            return claims.record_batch(sftp, claim_dir, message_id, batch)
+
+    def record_attempt(self, claim_dir: str, message_id: str, details: Mapping[str, Any]) -> int:
+        """Record a failed send of a batch; see :func:`airflow_outamation.claims.record_attempt`."""
+        with self.get_managed_conn() as sftp:
+            return claims.record_attempt(sftp, claim_dir, message_id, details)
+
+    @_reconnect_once
+    def message_ids(self, claim_dir: str, kind: str) -> set[str]:
+        """The message ids with a record of ``kind`` in ``claim_dir``; see :func:`claims.message_ids`."""
+        with self.get_managed_conn() as sftp:
+            return claims.message_ids(sftp, claim_dir, kind)
+
+    @_reconnect_once
+    def claim_folders(self, in_progress_root: str) -> list[str]:
+        """The dated claim folders under ``in_progress_root``; see :func:`claims.claim_folders`."""
+        with self.get_managed_conn() as sftp:
+            return claims.claim_folders(sftp, in_progress_root)
+
+    @_reconnect_once
+    def batch_records(self, claim_dir: str) -> dict[str, dict[str, Any]]:
+        """The recorded batches of ``claim_dir`` with their state; see :func:`claims.batch_records`."""
+        with self.get_managed_conn() as sftp:
+            return claims.batch_records(sftp, claim_dir)
+
 
 def _wrap_inherited_methods() -> None:
     """Give every connection-managed method of the stock hook the reconnect-once behaviour."""

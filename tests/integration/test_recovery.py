@@ -1,0 +1,238 @@
+"""Recovery on real servers: claim identity, the rejected folder, completion, automatic resend."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from airflow_outamation.exceptions import DocumentApiError, DocumentApiRejectedError
+from airflow_outamation.hooks.sftp import PooledSFTPHook
+from airflow_outamation.operators.document_api import ResendUnsentOperator, SubmitBatchesOperator
+from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, Reply
+from airflow_outamation.testing.server_base import SftpTestServer
+
+DATE = "11262026"
+MANIFEST = "ingest__run1"
+
+# Sends a claim with completion=move and dies (SIGKILL, as a killed worker) once the third batch
+# has its receipt, before its files are moved. Fault injection only: every receipt and move before
+# the kill is a real one on the server.
+KILLED_SEND_SCRIPT = """
+import json, os, signal, sys
+from airflow_outamation.operators import document_api
+
+api, sftp, claimed = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+real, done = document_api.complete_batch, []
+
+def dying(*args, **kwargs):
+    if len(done) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    done.append(real(*args, **kwargs))
+
+document_api.complete_batch = dying
+document_api.SubmitBatchesOperator(
+    task_id="send", claimed=claimed, uploaded_by="tester", source="SFTP", batch_size=2,
+    max_in_flight=1, document_api_conn_id=api, sftp_conn_id=sftp, completion="move",
+).execute({})
+"""
+
+
+@pytest.fixture(autouse=True)
+def _empty_pools() -> Iterator[None]:
+    PooledSFTPHook.close_all()
+    yield
+    PooledSFTPHook.close_all()
+
+
+def _claim(server: SftpTestServer, base: str, conn_id: str, count: int) -> list[dict[str, Any]]:
+    """Upload ``count`` documents to ``<base>/input`` and claim them into ``<base>/in_progress/<DATE>``."""
+    for i in range(count):
+        server.write(f"{base}/input/doc{i:03}.pdf", f"%PDF-1.7 document {i}".encode())
+    paths = [f"{base}/input/doc{i:03}.pdf" for i in range(count)]
+    claimed = PooledSFTPHook(conn_id).claim_files(paths, f"{base}/in_progress/{DATE}", MANIFEST)
+    return [file.to_dict() for file in claimed]
+
+
+def _submit(claimed: list[dict[str, Any]], api: str, sftp: str, **kwargs: Any) -> SubmitBatchesOperator:
+    return SubmitBatchesOperator(
+        task_id="submit_batches",
+        claimed=claimed,
+        uploaded_by="tester",
+        source="SFTP",
+        document_api_conn_id=api,
+        sftp_conn_id=sftp,
+        **kwargs,
+    )
+
+
+def _resend(base: str, api: str, sftp: str, **kwargs: Any) -> ResendUnsentOperator:
+    return ResendUnsentOperator(
+        task_id="resend_unsent", sftp_conn_id=sftp, base_path=base, document_api_conn_id=api, **kwargs
+    )
+
+
+def _documents(server: SftpTestServer, folder: str) -> list[str]:
+    local = server.local_path(folder)
+    return sorted(name for name in os.listdir(local) if name.endswith(".pdf")) if local.exists() else []
+
+
+def _accepted_files(receiver: DocumentApiReceiver) -> Counter[str]:
+    """How often the API accepted each file (by backup path)."""
+    return Counter(
+        f["filename"]
+        for r in receiver.requests
+        if r.valid and 200 <= r.reply.status < 300
+        for f in r.json()["files"]
+    )
+
+
+def test_claimed_files_carry_their_claim_folder_and_manifest_id(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    claimed = _claim(sftp_server, sftp_base, sftp_conn_id, 3)
+
+    assert {(c["claim_dir"], c["manifest_id"]) for c in claimed} == {
+        (f"{sftp_base}/in_progress/{DATE}", MANIFEST)
+    }
+
+
+def test_a_refused_batch_goes_to_the_rejected_folder_with_its_record_and_the_others_complete(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+) -> None:
+    claimed = _claim(sftp_server, sftp_base, sftp_conn_id, 10)
+    document_api_receiver.script_for_file("doc004.pdf", Reply(400, json.dumps({"error": "bad profile"})))
+
+    with pytest.raises(DocumentApiRejectedError) as failure:
+        _submit(claimed, document_api_conn_id, sftp_conn_id, batch_size=2).execute({})
+
+    rejected = f"{sftp_base}/rejected/{DATE}"
+    assert rejected in str(failure.value)
+    (refused,) = [r.message_id for r in document_api_receiver.requests if r.reply.status == 400]
+    assert _documents(sftp_server, rejected) == ["doc004.pdf", "doc005.pdf"]
+    record = json.loads(sftp_server.local_path(f"{rejected}/{refused}.json").read_bytes())
+    assert (record["message_id"], record["status"], record["attempts"]) == (refused, 400, 1)
+    assert "bad profile" in record["answer"]
+    assert len(record["answer"]) <= 500
+    assert record["time"]
+    in_progress = f"{sftp_base}/in_progress/{DATE}"
+    assert _documents(sftp_server, in_progress) == [f"doc{i:03}.pdf" for i in range(10) if i not in (4, 5)]
+    hook = PooledSFTPHook(sftp_conn_id)
+    assert hook.sent_message_ids(in_progress) == set(document_api_receiver.accepted_ids)
+    assert len(document_api_receiver.accepted_ids) == 4
+
+    again = _submit(claimed, document_api_conn_id, sftp_conn_id, batch_size=2).execute({})
+    assert (again["sent"], again["already_sent"], again["failed"]) == (0, 4, 0)
+    assert len(document_api_receiver.requests) == 5  # the rejected batch is not sent again
+
+
+@pytest.mark.parametrize("completion", ["move", "delete"])
+def test_completion_takes_only_sent_files_out_of_the_claim_folder(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    completion: str,
+) -> None:
+    claimed = _claim(sftp_server, sftp_base, sftp_conn_id, 10)
+    document_api_receiver.script_for_file("doc004.pdf", *[Reply(503)] * 4)  # unsent after all retries
+
+    with pytest.raises(DocumentApiError):
+        _submit(claimed, document_api_conn_id, sftp_conn_id, batch_size=2, completion=completion).execute({})
+
+    assert _documents(sftp_server, f"{sftp_base}/in_progress/{DATE}") == ["doc004.pdf", "doc005.pdf"]
+    processed = _documents(sftp_server, f"{sftp_base}/processed/{DATE}")
+    expected = [f"doc{i:03}.pdf" for i in range(10) if i not in (4, 5)]
+    assert processed == (expected if completion == "move" else [])
+    if completion == "move":
+        for name in processed:
+            content = sftp_server.local_path(f"{sftp_base}/processed/{DATE}/{name}").read_bytes()
+            assert content == f"%PDF-1.7 document {int(name[3:6])}".encode()
+
+
+def test_a_worker_killed_between_receipt_and_move_is_finished_by_the_next_run(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+) -> None:
+    claimed = _claim(sftp_server, sftp_base, sftp_conn_id, 10)
+    worker = subprocess.run(
+        [sys.executable, "-c", KILLED_SEND_SCRIPT, document_api_conn_id, sftp_conn_id, json.dumps(claimed)],
+        capture_output=True,
+        timeout=120,
+    )
+    assert worker.returncode == -9, worker.stderr.decode()[-2000:]
+    in_progress = f"{sftp_base}/in_progress/{DATE}"
+    assert len(PooledSFTPHook(sftp_conn_id).sent_message_ids(in_progress)) == 3
+    assert len(_documents(sftp_server, f"{sftp_base}/processed/{DATE}")) == 4  # two batches moved
+
+    _resend(sftp_base, document_api_conn_id, sftp_conn_id, completion="move").execute({})
+    summary = _submit(claimed, document_api_conn_id, sftp_conn_id, batch_size=2, completion="move").execute(
+        {}
+    )
+
+    assert summary["already_sent"] >= 3
+    assert _documents(sftp_server, in_progress) == []
+    assert _documents(sftp_server, f"{sftp_base}/processed/{DATE}") == [f"doc{i:03}.pdf" for i in range(10)]
+    assert set(_accepted_files(document_api_receiver).values()) == {1}
+    assert sorted(_accepted_files(document_api_receiver)) == [f"doc{i:03}.pdf" for i in range(10)]
+
+
+def test_a_batch_the_send_task_gave_up_on_is_resent_under_its_id_once_the_api_is_back(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+) -> None:
+    claimed = _claim(sftp_server, sftp_base, sftp_conn_id, 6)
+    document_api_receiver.script_for_file("doc002.pdf", *[Reply(503)] * 4)  # every retry of the task
+
+    with pytest.raises(DocumentApiError) as failure:
+        _submit(claimed, document_api_conn_id, sftp_conn_id, batch_size=2).execute({})
+    assert not isinstance(failure.value, DocumentApiRejectedError)
+    (gave_up,) = {r.message_id for r in document_api_receiver.requests if r.reply.status == 503}
+
+    summary = _resend(sftp_base, document_api_conn_id, sftp_conn_id).execute({})
+
+    assert (summary["resent"], summary["failed"], summary["rejected"]) == (1, 0, 0)
+    assert document_api_receiver.accepted_ids[-1] == gave_up
+    assert Counter(document_api_receiver.accepted_ids).most_common(1)[0][1] == 1
+    assert _accepted_files(document_api_receiver) == Counter(f"doc{i:03}.pdf" for i in range(6))
+    assert _resend(sftp_base, document_api_conn_id, sftp_conn_id).execute({})["resent"] == 0
+
+
+def test_resend_waits_for_resend_after_and_gives_up_after_max_attempts(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+) -> None:
+    claimed = _claim(sftp_server, sftp_base, sftp_conn_id, 4)
+    document_api_receiver.script_for_file("doc000.pdf", *[Reply(503)] * 8)
+    with pytest.raises(DocumentApiError):
+        _submit(claimed, document_api_conn_id, sftp_conn_id, batch_size=2).execute({})
+
+    waiting = _resend(sftp_base, document_api_conn_id, sftp_conn_id, resend_after=3600).execute({})
+    assert (waiting["resent"], waiting["waiting"]) == (0, 1)
+    with pytest.raises(DocumentApiRejectedError) as failure:
+        _resend(sftp_base, document_api_conn_id, sftp_conn_id, max_attempts=2).execute({})
+
+    assert f"{sftp_base}/rejected/{DATE}" in str(failure.value)
+    assert _documents(sftp_server, f"{sftp_base}/rejected/{DATE}") == ["doc000.pdf", "doc001.pdf"]
+    assert _resend(sftp_base, document_api_conn_id, sftp_conn_id).execute({})["resent"] == 0
+    assert _accepted_files(document_api_receiver) == Counter(["doc002.pdf", "doc003.pdf"])
