@@ -603,6 +603,24 @@ class PooledSFTPHook(SFTPHook):
             return claims.claim_folders(sftp, in_progress_root)
 
     @_reconnect_once
+    def purge_finished(self, claim_dir: str, max_age: float, completion: str = "keep") -> list[str]:
+        """Remove the records of finished claims older than ``max_age`` s (:func:`claims.purge_finished`)."""
+        with self.get_managed_conn() as sftp:
+            return claims.purge_finished(sftp, claim_dir, max_age, time.time(), completion)
+
+    @_reconnect_once
+    def project_status(
+        self,
+        base_path: str,
+        source_dir: str = "input",
+        in_progress_dir: str = "in_progress",
+        dates: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """Ready, claimed, sent, unsent, rejected, completed files (:func:`claims.project_status`)."""
+        with self.get_managed_conn() as sftp:
+            return claims.project_status(sftp, base_path, source_dir, in_progress_dir, dates)
+
+    @_reconnect_once
     def batch_records(self, claim_dir: str) -> dict[str, dict[str, Any]]:
         """The recorded batches of ``claim_dir`` with their state; see :func:`claims.batch_records`."""
         with self.get_managed_conn() as sftp:

@@ -430,6 +430,8 @@ class ResendUnsentOperator(_BatchSending):
     :param in_progress_dir: in-progress folder under ``base_path`` (templated)
     :param resend_after: seconds a batch must have been recorded before it is resent (0: next run)
     :param max_attempts: failed sends after which a batch is given up and moved to the rejected folder
+    :param retention_days: days after which the records (manifest, placement, receipts, ...) of a
+        finished claim are removed; ``None`` keeps them
     """
 
     template_fields: Sequence[str] = ("base_path", "in_progress_dir")
@@ -443,9 +445,11 @@ class ResendUnsentOperator(_BatchSending):
         in_progress_dir: str = "in_progress",
         resend_after: float = 0,
         max_attempts: int = 5,
+        retention_days: float | None = 30,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.retention_days = retention_days
         self.sftp_conn_id = sftp_conn_id
         self.base_path = base_path
         self.in_progress_dir = in_progress_dir
@@ -453,11 +457,12 @@ class ResendUnsentOperator(_BatchSending):
         self.max_attempts = max_attempts
 
     def execute(self, context: Context) -> dict[str, Any]:
-        """Resend what is due; return ``{"resent", "failed", "rejected", "waiting"}`` (counts of batches)."""
+        """Resend what is due, then apply retention; return counts (``resent``, ``failed``, ...)."""
         sftp = PooledSFTPHook(self.sftp_conn_id)
         root = posixpath.join(self.base_path, self.in_progress_dir)
         records: dict[str, dict[str, Any]] = {}
-        for folder in sftp.claim_folders(root):
+        folders = sftp.claim_folders(root)
+        for folder in folders:
             records.update(sftp.batch_records(folder))
         files_of = {message_id: record["files"] for message_id, record in records.items()}
         for message_id, record in records.items():
@@ -482,15 +487,20 @@ class ResendUnsentOperator(_BatchSending):
             if isinstance(f[0], DocumentApiRejectedError) or f[1] >= self.max_attempts
         )
         moved = self._reject(sftp, rejected, files_of)
+        purged = []
+        if self.retention_days is not None:
+            for folder in folders:
+                purged += sftp.purge_finished(folder, self.retention_days * 86400, self.completion)
         summary = {
             "resent": len(pending) - len(failures),
             "failed": len(failures),
             "rejected": len(moved),
             "waiting": len(unsent) - len(due),
+            "purged_claims": len(purged),
         }
         self.log.info(
             "Under %s: %d unsent batch(es); resent %d, %d failed, %d moved to the rejected folder, "
-            "%d waiting for resend_after (%s s)",
+            "%d waiting for resend_after (%s s); records of %d finished claim(s) removed",
             root,
             len(unsent),
             summary["resent"],
@@ -498,6 +508,7 @@ class ResendUnsentOperator(_BatchSending):
             summary["rejected"],
             summary["waiting"],
             self.resend_after,
+            len(purged),
         )
         if moved:
             folders = sorted({folder for targets in moved.values() for folder in targets})

@@ -6,8 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from airflow_outamation.exceptions import DocumentApiError, DocumentApiRejectedError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.operators.document_api import ResendUnsentOperator, SubmitBatchesOperator
+from airflow_outamation.operators.sftp import ProjectStatusOperator
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, Reply
 from airflow_outamation.testing.server_base import SftpTestServer
 
@@ -51,12 +54,15 @@ def _empty_pools() -> Iterator[None]:
     PooledSFTPHook.close_all()
 
 
-def _claim(server: SftpTestServer, base: str, conn_id: str, count: int) -> list[dict[str, Any]]:
+def _claim(
+    server: SftpTestServer, base: str, conn_id: str, count: int, first: int = 0, manifest_id: str = MANIFEST
+) -> list[dict[str, Any]]:
     """Upload ``count`` documents to ``<base>/input`` and claim them into ``<base>/in_progress/<DATE>``."""
-    for i in range(count):
+    numbers = range(first, first + count)
+    for i in numbers:
         server.write(f"{base}/input/doc{i:03}.pdf", f"%PDF-1.7 document {i}".encode())
-    paths = [f"{base}/input/doc{i:03}.pdf" for i in range(count)]
-    claimed = PooledSFTPHook(conn_id).claim_files(paths, f"{base}/in_progress/{DATE}", MANIFEST)
+    paths = [f"{base}/input/doc{i:03}.pdf" for i in numbers]
+    claimed = PooledSFTPHook(conn_id).claim_files(paths, f"{base}/in_progress/{DATE}", manifest_id)
     return [file.to_dict() for file in claimed]
 
 
@@ -236,3 +242,75 @@ def test_resend_waits_for_resend_after_and_gives_up_after_max_attempts(
     assert _documents(sftp_server, f"{sftp_base}/rejected/{DATE}") == ["doc000.pdf", "doc001.pdf"]
     assert _resend(sftp_base, document_api_conn_id, sftp_conn_id).execute({})["resent"] == 0
     assert _accepted_files(document_api_receiver) == Counter(["doc002.pdf", "doc003.pdf"])
+
+
+def _age(server: SftpTestServer, folder: str, days: float) -> None:
+    """Make every record under ``<folder>/.claims`` ``days`` old."""
+    old = time.time() - days * 86400
+    for directory, _, names in os.walk(server.local_path(f"{folder}/.claims")):
+        for name in names:
+            os.utime(os.path.join(directory, name), (old, old))
+
+
+def _records(server: SftpTestServer, folder: str) -> list[str]:
+    """Every file under ``<folder>/.claims``, relative to it."""
+    root = server.local_path(f"{folder}/.claims")
+    return sorted(os.path.relpath(os.path.join(d, n), root) for d, _, names in os.walk(root) for n in names)
+
+
+def test_retention_removes_old_records_of_finished_claims_only(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+) -> None:
+    folder = f"{sftp_base}/in_progress/{DATE}"
+    finished = _claim(sftp_server, sftp_base, sftp_conn_id, 4, manifest_id="ingest__old_done")
+    _submit(finished, document_api_conn_id, sftp_conn_id, batch_size=2).execute({})
+    unfinished = _claim(sftp_server, sftp_base, sftp_conn_id, 4, first=4, manifest_id="ingest__old_unsent")
+    document_api_receiver.script_for_file("doc006.pdf", *[Reply(503)] * 4)
+    with pytest.raises(DocumentApiError):
+        _submit(unfinished, document_api_conn_id, sftp_conn_id, batch_size=2).execute({})
+    _age(sftp_server, folder, 31)
+    young = _claim(sftp_server, sftp_base, sftp_conn_id, 2, first=8, manifest_id="ingest__young_done")
+    _submit(young, document_api_conn_id, sftp_conn_id, batch_size=2).execute({})
+    before = _records(sftp_server, folder)
+    hook = PooledSFTPHook(sftp_conn_id)
+    finished_ids = {r.message_id for r in document_api_receiver.requests[:2]}
+    assert len(finished_ids) == 2
+
+    assert hook.purge_finished(folder, 30 * 86400) == ["ingest__old_done"]
+
+    after = _records(sftp_server, folder)
+    removed = sorted(set(before) - set(after))
+    assert removed == sorted(
+        ["ingest__old_done.json", "ingest__old_done.placed.json"]
+        + [f"{kind}/{i}.json" for kind in ("batches", "sent") for i in finished_ids]
+    )
+    assert {"ingest__old_unsent.json", "ingest__young_done.json"} <= set(after)
+    assert _documents(sftp_server, folder) == [f"doc{i:03}.pdf" for i in range(10)]  # keep: files stay
+    assert hook.purge_finished(folder, 30 * 86400) == []
+
+
+def test_project_status_counts_ready_claimed_sent_unsent_rejected_and_completed(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+) -> None:
+    claimed = _claim(sftp_server, sftp_base, sftp_conn_id, 10)
+    sftp_server.write(f"{sftp_base}/input/new1.pdf")
+    sftp_server.write(f"{sftp_base}/input/new2.pdf")
+    document_api_receiver.script_for_file("doc000.pdf", Reply(400, "no"))
+    document_api_receiver.script_for_file("doc002.pdf", *[Reply(503)] * 4)
+    with pytest.raises(DocumentApiError):
+        _submit(claimed, document_api_conn_id, sftp_conn_id, batch_size=2, completion="move").execute({})
+
+    status = ProjectStatusOperator(
+        task_id="project_status", sftp_conn_id=sftp_conn_id, base_path=sftp_base, days=2
+    ).execute({"logical_date": datetime(2026, 11, 27, tzinfo=timezone.utc)})  # type: ignore[arg-type]
+
+    counts = {"claimed": 10, "sent": 6, "unsent": 2, "rejected": 2, "completed": 6}
+    assert status == {"ready": 2, "folders": {DATE: counts}, "total": counts}
