@@ -314,7 +314,9 @@ class SubmitBatchesOperator(_BatchSending):
         prepared = [api.prepare_batch(b, self.uploaded_by, self.source, self.profile_code) for b in batches]
         files_of = {p.message_id: b for p, b in zip(prepared, batches, strict=True)}
         already = self._recorded(sftp, batches, SENT_DIR) & files_of.keys()
-        rejected_before = self._recorded(sftp, batches, REJECTED_DIR) & files_of.keys() - already
+        rejected_before = self._gone(
+            sftp, self._recorded(sftp, batches, REJECTED_DIR) & files_of.keys(), files_of
+        )
         pending = [p for p in prepared if p.message_id not in already | rejected_before]
         self.log.info(
             "%d file(s) in %d batch(es) of up to %s; %d already sent (receipts), %d rejected before, "
@@ -375,6 +377,19 @@ class SubmitBatchesOperator(_BatchSending):
         for batch in pending:
             files = [dict(item) for item in files_of[batch.message_id]]
             sftp.record_batch(claim_dir_of(files[0]), batch.message_id, {"files": files, **fields})
+
+    @staticmethod
+    def _gone(
+        sftp: PooledSFTPHook | None,
+        message_ids: set[str],
+        files_of: Mapping[str, Sequence[Mapping[str, Any]]],
+    ) -> set[str]:
+        """The batches of ``message_ids`` none of whose files is in its claim folder (moved back: sent)."""
+        if sftp is None or not message_ids:
+            return set()
+        folders = {folder for i in message_ids for folder in _folders(files_of[i])}
+        present = {posixpath.join(folder, name) for folder in folders for name in sftp.list_directory(folder)}
+        return {i for i in message_ids if not any(f["backup_path"] in present for f in files_of[i])}
 
     @staticmethod
     def _recorded(sftp: PooledSFTPHook | None, batches: list[list[dict[str, Any]]], kind: str) -> set[str]:

@@ -314,3 +314,25 @@ def test_project_status_counts_ready_claimed_sent_unsent_rejected_and_completed(
 
     counts = {"claimed": 10, "sent": 6, "unsent": 2, "rejected": 2, "completed": 6}
     assert status == {"ready": 2, "folders": {DATE: counts}, "total": counts}
+
+
+def test_files_moved_back_from_the_rejected_folder_are_sent_again(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+) -> None:
+    claimed = _claim(sftp_server, sftp_base, sftp_conn_id, 1)
+    document_api_receiver.script_for_file("doc000.pdf", Reply(400, "bad"))
+    with pytest.raises(DocumentApiRejectedError):
+        _submit(claimed, document_api_conn_id, sftp_conn_id).execute({})
+    rejected = sftp_server.local_path(f"{sftp_base}/rejected/{DATE}/doc000.pdf")
+    os.rename(rejected, sftp_server.local_path(f"{sftp_base}/input/doc000.pdf"))  # what the user does
+
+    paths = [f"{sftp_base}/input/doc000.pdf"]
+    again = PooledSFTPHook(sftp_conn_id).claim_files(paths, f"{sftp_base}/in_progress/{DATE}", "ingest__run2")
+    summary = _submit([c.to_dict() for c in again], document_api_conn_id, sftp_conn_id).execute({})
+
+    assert (summary["sent"], summary["failed"]) == (1, 0)
+    assert _accepted_files(document_api_receiver) == Counter(["doc000.pdf"])
