@@ -757,11 +757,17 @@ def record_attempt(
     return len(done) + 1
 
 
-def batch_records(sftp: paramiko.SFTPClient, claim_dir: str) -> dict[str, dict[str, Any]]:
+def open_batches(
+    sftp: paramiko.SFTPClient, claim_dir: str, completion: str = "keep"
+) -> dict[str, dict[str, Any]]:
     """
-    Every recorded batch of ``claim_dir`` with its state: ``sent``, ``rejected``, ``completed``, ``attempts``.
+    The recorded batches of ``claim_dir`` that still need work: unsent, or sent but not yet completed.
 
-    :return: message id -> the batch record plus those four keys and ``recorded_at`` (its mtime)
+    Only their records are read (a done batch costs a listing entry, no read).
+
+    :param completion: the completion strategy; with ``keep`` a sent batch needs no more work
+    :return: message id -> the batch record plus ``sent``, ``completed``, ``attempts`` and
+        ``recorded_at`` (the record's mtime)
     """
     listed = {
         kind: _present(sftp, record_dir(claim_dir, kind))
@@ -770,7 +776,12 @@ def batch_records(sftp: paramiko.SFTPClient, claim_dir: str) -> dict[str, dict[s
     attempts = _listdir(sftp, record_dir(claim_dir, ATTEMPTS_DIR))
     batches = {}
     for name, entry in listed[BATCHES_DIR].items():
-        if not name.endswith(".json"):
+        sent, completed = name in listed[SENT_DIR], name in listed[COMPLETED_DIR]
+        if (
+            not name.endswith(".json")
+            or name in listed[REJECTED_DIR]
+            or (sent and (completed or completion == "keep"))
+        ):
             continue
         record = _read_json(sftp, posixpath.join(record_dir(claim_dir, BATCHES_DIR), name))
         if record is None:
@@ -779,9 +790,8 @@ def batch_records(sftp: paramiko.SFTPClient, claim_dir: str) -> dict[str, dict[s
         batches[message_id] = {
             **record,
             "recorded_at": entry.st_mtime,
-            "sent": name in listed[SENT_DIR],
-            "rejected": name in listed[REJECTED_DIR],
-            "completed": name in listed[COMPLETED_DIR],
+            "sent": sent,
+            "completed": completed,
             "attempts": sum(1 for other in attempts if other.startswith(f"{message_id}.")),
         }
     return batches

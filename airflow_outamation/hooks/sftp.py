@@ -621,10 +621,10 @@ class PooledSFTPHook(SFTPHook):
             return claims.project_status(sftp, base_path, source_dir, in_progress_dir, dates)
 
     @_reconnect_once
-    def batch_records(self, claim_dir: str) -> dict[str, dict[str, Any]]:
-        """The recorded batches of ``claim_dir`` with their state; see :func:`claims.batch_records`."""
+    def open_batches(self, claim_dir: str, completion: str = "keep") -> dict[str, dict[str, Any]]:
+        """The batches of ``claim_dir`` still needing work; see :func:`claims.open_batches`."""
         with self.get_managed_conn() as sftp:
-            return claims.batch_records(sftp, claim_dir)
+            return claims.open_batches(sftp, claim_dir, completion)
 
 
 def _wrap_inherited_methods() -> None:

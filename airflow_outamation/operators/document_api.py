@@ -478,12 +478,12 @@ class ResendUnsentOperator(_BatchSending):
         records: dict[str, dict[str, Any]] = {}
         folders = sftp.claim_folders(root)
         for folder in folders:
-            records.update(sftp.batch_records(folder))
+            records.update(sftp.open_batches(folder, self.completion))
         files_of = {message_id: record["files"] for message_id, record in records.items()}
         for message_id, record in records.items():
             if record["sent"] and not record["completed"]:
                 complete_batch(sftp, message_id, record["files"], self.completion, self.processed_dir)
-        unsent = {i: r for i, r in records.items() if not r["sent"] and not r["rejected"]}
+        unsent = {i: r for i, r in records.items() if not r["sent"]}
         due = {i: r for i, r in unsent.items() if time.time() - r["recorded_at"] >= self.resend_after}
         given_up = {i: r for i, r in due.items() if r["attempts"] >= self.max_attempts}
         api = DocumentApiHook(self.document_api_conn_id, **self.hook_kwargs)
