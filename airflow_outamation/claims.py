@@ -766,8 +766,8 @@ def open_batches(
     Only their records are read (a done batch costs a listing entry, no read).
 
     :param completion: the completion strategy; with ``keep`` a sent batch needs no more work
-    :return: message id -> the batch record plus ``sent``, ``completed``, ``attempts`` and
-        ``recorded_at`` (the record's mtime)
+    :return: message id -> the batch record plus ``sent``, ``completed``, ``attempts``,
+        ``last_failure`` (the last attempt's record or ``None``) and ``recorded_at`` (the record's mtime)
     """
     listed = {
         kind: _present(sftp, record_dir(claim_dir, kind))
@@ -787,12 +787,22 @@ def open_batches(
         if record is None:
             continue
         message_id = name.removesuffix(".json")
+        failed = sorted(
+            (other for other in attempts if other.startswith(f"{message_id}.")),
+            key=lambda other: int(other.split(".")[1]),
+        )
+        last = (
+            _read_json(sftp, posixpath.join(record_dir(claim_dir, ATTEMPTS_DIR), failed[-1]))
+            if failed
+            else None
+        )
         batches[message_id] = {
             **record,
             "recorded_at": entry.st_mtime,
             "sent": sent,
             "completed": completed,
-            "attempts": sum(1 for other in attempts if other.startswith(f"{message_id}.")),
+            "attempts": len(failed),
+            "last_failure": last,
         }
     return batches
 

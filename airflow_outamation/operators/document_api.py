@@ -174,6 +174,13 @@ class SubmitBatchOperator(BaseOperator):
         return result.summary()
 
 
+def _given_up(record: Mapping[str, Any]) -> DocumentApiError:
+    """Why a batch is given up: its failed sends, and the last one's status and answer."""
+    last = record.get("last_failure") or {}
+    answer = f"; last: {last['answer']}" if last.get("answer") else ""
+    return DocumentApiError(f"gave up after {record['attempts']} failed send(s){answer}", last.get("status"))
+
+
 class _BatchSending(BaseOperator):
     """What the send and resend operators share: send prepared batches, then settle each on the server."""
 
@@ -492,10 +499,7 @@ class ResendUnsentOperator(_BatchSending):
             failures = self._send(api, sftp, pending, files_of)
         finally:
             api.close()
-        rejected = {
-            i: (DocumentApiError(f"gave up after {r['attempts']} failed send(s)"), r["attempts"])
-            for i, r in given_up.items()
-        }
+        rejected = {i: (_given_up(r), r["attempts"]) for i, r in given_up.items()}
         rejected.update(
             (i, f)
             for i, f in failures.items()

@@ -240,6 +240,12 @@ def test_resend_waits_for_resend_after_and_gives_up_after_max_attempts(
 
     assert f"{sftp_base}/rejected/{DATE}" in str(failure.value)
     assert _documents(sftp_server, f"{sftp_base}/rejected/{DATE}") == ["doc000.pdf", "doc001.pdf"]
+    (record,) = [
+        json.loads(path.read_bytes())
+        for path in sftp_server.local_path(f"{sftp_base}/rejected/{DATE}").glob("*.json")
+    ]
+    assert (record["status"], record["attempts"]) == (503, 2)
+    assert "503" in record["answer"]
     assert _resend(sftp_base, document_api_conn_id, sftp_conn_id).execute({})["resent"] == 0
     assert _accepted_files(document_api_receiver) == Counter(["doc002.pdf", "doc003.pdf"])
 
@@ -336,3 +342,28 @@ def test_files_moved_back_from_the_rejected_folder_are_sent_again(
 
     assert (summary["sent"], summary["failed"]) == (1, 0)
     assert _accepted_files(document_api_receiver) == Counter(["doc000.pdf"])
+
+
+def test_a_batch_over_the_attempt_limit_is_given_up_without_another_send(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+) -> None:
+    claimed = _claim(sftp_server, sftp_base, sftp_conn_id, 2)
+    document_api_receiver.script(*[Reply(503, "busy")] * 4)
+    with pytest.raises(DocumentApiError):
+        _submit(claimed, document_api_conn_id, sftp_conn_id).execute({})
+    sends = len(document_api_receiver.requests)
+
+    with pytest.raises(DocumentApiRejectedError):
+        _resend(sftp_base, document_api_conn_id, sftp_conn_id, max_attempts=1).execute({})
+
+    assert len(document_api_receiver.requests) == sends
+    rejected = sftp_server.local_path(f"{sftp_base}/rejected/{DATE}")
+    (record,) = [json.loads(path.read_bytes()) for path in rejected.glob("*.json")]
+    assert (record["status"], record["attempts"]) == (503, 1)
+    assert record["answer"].startswith("gave up after 1 failed send(s); last: ")
+    assert "busy" in record["answer"]
+    assert _documents(sftp_server, f"{sftp_base}/rejected/{DATE}") == ["doc000.pdf", "doc001.pdf"]
