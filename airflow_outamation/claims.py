@@ -57,6 +57,8 @@ REJECTED_DIR = "rejected"
 COMPLETED_DIR = "completed"
 #: One record per failed send of a batch, under ``<dir>/.claims/``.
 ATTEMPTS_DIR = "attempts"
+#: A move or delete planned but not known to be finished: ``<kind>/<message_id>.json.plan``.
+PLAN_SUFFIX = ".plan"
 #: SFTP requests kept in flight while renaming.
 PIPELINE_DEPTH = 64
 #: The longest file name, in bytes, the servers take (Linux ``NAME_MAX``).
@@ -626,14 +628,16 @@ def sent_message_ids(sftp: paramiko.SFTPClient, in_progress_dir: str) -> set[str
     return message_ids(sftp, in_progress_dir, SENT_DIR)
 
 
-def message_ids(sftp: paramiko.SFTPClient, claim_dir: str, kind: str) -> set[str]:
+def message_ids(sftp: paramiko.SFTPClient, claim_dir: str, kind: str, planned: bool = False) -> set[str]:
     """
     The message ids of the batches with a record of ``kind`` in ``claim_dir`` (one listing, no file read).
 
     :param kind: ``SENT_DIR``, ``REJECTED_DIR``, ``COMPLETED_DIR`` or ``BATCHES_DIR``
+    :param planned: the batches whose move or delete of ``kind`` is planned but not finished instead
     """
-    folder = record_dir(claim_dir, kind)
-    return {name.removesuffix(".json") for name in _listdir(sftp, folder) if name.endswith(".json")}
+    suffix = f".json{PLAN_SUFFIX}" if planned else ".json"
+    names = _listdir(sftp, record_dir(claim_dir, kind))
+    return {name.removesuffix(suffix) for name in names if name.endswith(suffix)}
 
 
 def _present(sftp: paramiko.SFTPClient, folder: str) -> dict[str, paramiko.SFTPAttributes]:
@@ -657,10 +661,12 @@ def relocate(
     Move a batch's files out of ``claim_dir`` into ``target_dir`` (or delete them when it is ``None``).
 
     The plan (each file's path, size, mtime and new path) is written first, once, to
-    ``<claim_dir>/.claims/<kind>/<message_id>.json``; a repeat, after a crash too, carries out that
-    same plan. A file is renamed (never copied, never over another) or removed only while it is
-    still at its path with the size and mtime the plan names; a ``target_dir`` batch also gets the
-    record beside its files, ``<target_dir>/<message_id>.json``. Returns the record.
+    ``<claim_dir>/.claims/<kind>/<message_id>.json.plan``; a repeat, after a crash too, carries out
+    that same plan. Once every file is handled the plan becomes ``<kind>/<message_id>.json``, the
+    record that the batch is done (:func:`message_ids` lists those; ``planned=True`` the others).
+    A file is renamed (never copied, never over another) or removed only while it is still at its
+    path with the size and mtime the plan names; a ``target_dir`` batch also gets the record beside
+    its files, ``<target_dir>/<message_id>.json``. Returns the record.
 
     :param kind: ``REJECTED_DIR`` or ``COMPLETED_DIR``
     :param files: the batch's claimed files (dicts with ``backup_path``, ``size``, ``mtime``)
@@ -669,8 +675,9 @@ def relocate(
     :raises SFTPClaimError: the server refused a rename, a removal or a record
     """
     path = record_path(claim_dir, kind, message_id)
+    plan = f"{path}{PLAN_SUFFIX}"
     try:
-        record = _read_json(sftp, path)
+        record = _read_json(sftp, path) or _read_json(sftp, plan)
         if record is None:
             taken = set(_present(sftp, target_dir)) if target_dir else set()
             planned = []
@@ -691,7 +698,7 @@ def relocate(
                 )
             makedirs(sftp, record_dir(claim_dir, kind))
             content = {"message_id": message_id, **(details or {}), "files": planned}
-            record = _write_json_once(sftp, path, content)
+            record = _write_json_once(sftp, plan, content)
         if target_dir:
             makedirs(sftp, target_dir)
         here = _present(sftp, claim_dir)
@@ -705,6 +712,9 @@ def relocate(
                 sftp.rename(item["path"], item["to"])
         if target_dir:
             _write_json_once(sftp, posixpath.join(target_dir, f"{message_id}.json"), record)
+        _write_json_once(sftp, path, record)
+        with contextlib.suppress(FileNotFoundError):
+            sftp.remove(plan)
     except OSError as exc:
         raise SFTPClaimError(
             f"moving batch {message_id} out of {claim_dir} ({kind}) failed: {type(exc).__name__}: {exc}; "
@@ -766,7 +776,8 @@ def open_batches(
     Only their records are read (a done batch costs a listing entry, no read).
 
     :param completion: the completion strategy; with ``keep`` a sent batch needs no more work
-    :return: message id -> the batch record plus ``sent``, ``completed``, ``attempts``,
+    :return: message id -> the batch record plus ``sent``, ``completed``, ``rejecting`` (a move to
+        the rejected folder was cut short), ``attempts``,
         ``last_failure`` (the last attempt's record or ``None``) and ``recorded_at`` (the record's mtime)
     """
     listed = {
@@ -783,6 +794,7 @@ def open_batches(
             or (sent and (completed or completion == "keep"))
         ):
             continue
+        rejecting = f"{name}{PLAN_SUFFIX}" in listed[REJECTED_DIR]
         record = _read_json(sftp, posixpath.join(record_dir(claim_dir, BATCHES_DIR), name))
         if record is None:
             continue
@@ -801,6 +813,7 @@ def open_batches(
             "recorded_at": entry.st_mtime,
             "sent": sent,
             "completed": completed,
+            "rejecting": rejecting,
             "attempts": len(failed),
             "last_failure": last,
         }
@@ -884,8 +897,10 @@ def purge_finished(
         owned = set((_read_json(sftp, marker) or {}).get("batches", []))
         for kind in kinds:
             for message_id in sorted(owned & set(paths[kind])):
-                with contextlib.suppress(FileNotFoundError):
-                    sftp.remove(record_path(claim_dir, kind, message_id))
+                record = record_path(claim_dir, kind, message_id)
+                for path in (record, f"{record}{PLAN_SUFFIX}"):
+                    with contextlib.suppress(FileNotFoundError):
+                        sftp.remove(path)
         for attempt in sorted(_listdir(sftp, record_dir(claim_dir, ATTEMPTS_DIR))):
             if attempt.split(".", 1)[0] in owned:
                 sftp.remove(posixpath.join(record_dir(claim_dir, ATTEMPTS_DIR), attempt))

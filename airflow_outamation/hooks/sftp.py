@@ -591,10 +591,10 @@ class PooledSFTPHook(SFTPHook):
             return claims.record_attempt(sftp, claim_dir, message_id, details)
 
     @_reconnect_once
-    def message_ids(self, claim_dir: str, kind: str) -> set[str]:
+    def message_ids(self, claim_dir: str, kind: str, planned: bool = False) -> set[str]:
         """The message ids with a record of ``kind`` in ``claim_dir``; see :func:`claims.message_ids`."""
         with self.get_managed_conn() as sftp:
-            return claims.message_ids(sftp, claim_dir, kind)
+            return claims.message_ids(sftp, claim_dir, kind, planned)
 
     @_reconnect_once
     def claim_folders(self, in_progress_root: str) -> list[str]:

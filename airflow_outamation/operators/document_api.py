@@ -19,7 +19,7 @@ from airflow_outamation.claims import (
     claim_dir_of,
     sibling_dir,
 )
-from airflow_outamation.exceptions import DocumentApiError, DocumentApiRejectedError
+from airflow_outamation.exceptions import DocumentApiError, DocumentApiRejectedError, SFTPClaimError
 from airflow_outamation.hooks.document_api import BatchSubmission, DocumentApiHook, PreparedBatch
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 
@@ -232,7 +232,10 @@ class _BatchSending(BaseOperator):
             self.log.info("%s", _accepted_line(outcome, files))
             if sftp is not None:
                 record_receipts(sftp, batch.message_id, files)
-                complete_batch(sftp, batch.message_id, files, self.completion, self.processed_dir)
+                try:
+                    complete_batch(sftp, batch.message_id, files, self.completion, self.processed_dir)
+                except SFTPClaimError as exc:  # the batch is sent; the next run finishes its completion
+                    self.log.warning("Batch %s: %s; resend_unsent finishes it", batch.message_id, exc)
         return failures
 
     def _reject(
@@ -321,7 +324,8 @@ class SubmitBatchesOperator(_BatchSending):
         prepared = [api.prepare_batch(b, self.uploaded_by, self.source, self.profile_code) for b in batches]
         files_of = {p.message_id: b for p, b in zip(prepared, batches, strict=True)}
         already = self._recorded(sftp, batches, SENT_DIR) & files_of.keys()
-        rejected_before = self._gone(
+        rejecting = self._recorded(sftp, batches, REJECTED_DIR, planned=True) & files_of.keys()
+        rejected_before = rejecting | self._gone(
             sftp, self._recorded(sftp, batches, REJECTED_DIR) & files_of.keys(), files_of
         )
         pending = [p for p in prepared if p.message_id not in already | rejected_before]
@@ -339,6 +343,10 @@ class SubmitBatchesOperator(_BatchSending):
         if sftp is not None:
             for message_id in sorted(already):  # finishes a completion a crash interrupted
                 complete_batch(sftp, message_id, files_of[message_id], self.completion, self.processed_dir)
+            unfinished = DocumentApiError(
+                "a move to the rejected folder was cut short"
+            )  # its plan has the reason
+            self._reject(sftp, {i: (unfinished, 0) for i in rejecting}, files_of)
             self._record_batches(api, sftp, pending, files_of)
         try:
             failures = self._send(api, sftp, pending, files_of)
@@ -399,12 +407,14 @@ class SubmitBatchesOperator(_BatchSending):
         return {i for i in message_ids if not any(f["backup_path"] in present for f in files_of[i])}
 
     @staticmethod
-    def _recorded(sftp: PooledSFTPHook | None, batches: list[list[dict[str, Any]]], kind: str) -> set[str]:
+    def _recorded(
+        sftp: PooledSFTPHook | None, batches: list[list[dict[str, Any]]], kind: str, planned: bool = False
+    ) -> set[str]:
         """The message ids with a record of ``kind`` in this claim's folders (none without sftp)."""
         if sftp is None:
             return set()
         folders = {folder for batch in batches for folder in _folders(batch)}
-        return set().union(*(sftp.message_ids(folder, kind) for folder in sorted(folders)))
+        return set().union(*(sftp.message_ids(folder, kind, planned) for folder in sorted(folders)))
 
     @staticmethod
     def _failure_message(
@@ -490,7 +500,7 @@ class ResendUnsentOperator(_BatchSending):
         for message_id, record in records.items():
             if record["sent"] and not record["completed"]:
                 complete_batch(sftp, message_id, record["files"], self.completion, self.processed_dir)
-        unsent = {i: r for i, r in records.items() if not r["sent"]}
+        unsent = {i: r for i, r in records.items() if not r["sent"] and not r["rejecting"]}
         due = {i: r for i, r in unsent.items() if time.time() - r["recorded_at"] >= self.resend_after}
         given_up = {i: r for i, r in due.items() if r["attempts"] >= self.max_attempts}
         api = DocumentApiHook(self.document_api_conn_id, **self.hook_kwargs)
@@ -499,7 +509,8 @@ class ResendUnsentOperator(_BatchSending):
             failures = self._send(api, sftp, pending, files_of)
         finally:
             api.close()
-        rejected = {i: (_given_up(r), r["attempts"]) for i, r in given_up.items()}
+        cut_short = {i: r for i, r in records.items() if r["rejecting"]}  # their plan has the reason
+        rejected = {i: (_given_up(r), r["attempts"]) for i, r in {**given_up, **cut_short}.items()}
         rejected.update(
             (i, f)
             for i, f in failures.items()

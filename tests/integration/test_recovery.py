@@ -46,6 +46,28 @@ document_api.SubmitBatchesOperator(
 ).execute({})
 """
 
+# Sends a claim and dies (SIGKILL) right after the first rename into the folder named by argv[4]
+# (processed or rejected): the move's plan is written and one file of the batch has moved.
+KILLED_MOVE_SCRIPT = """
+import json, os, signal, sys
+import paramiko
+from airflow_outamation.operators.document_api import SubmitBatchesOperator
+
+api, sftp, claimed, folder = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+real = paramiko.SFTPClient.rename
+
+def dying(self, old, new):
+    real(self, old, new)
+    if f"/{folder}/" in new and new.endswith(".pdf"):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+paramiko.SFTPClient.rename = dying
+SubmitBatchesOperator(
+    task_id="send", claimed=claimed, uploaded_by="tester", source="SFTP", batch_size=2,
+    max_in_flight=1, document_api_conn_id=api, sftp_conn_id=sftp, completion="move",
+).execute({})
+"""
+
 
 @pytest.fixture(autouse=True)
 def _empty_pools() -> Iterator[None]:
@@ -367,3 +389,70 @@ def test_a_batch_over_the_attempt_limit_is_given_up_without_another_send(
     assert record["answer"].startswith("gave up after 1 failed send(s); last: ")
     assert "busy" in record["answer"]
     assert _documents(sftp_server, f"{sftp_base}/rejected/{DATE}") == ["doc000.pdf", "doc001.pdf"]
+
+
+def test_a_failed_move_does_not_stop_the_sends_and_the_next_run_finishes_it(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+) -> None:
+    claimed = _claim(sftp_server, sftp_base, sftp_conn_id, 4)
+    sftp_server.write(f"{sftp_base}/processed", b"a file where the processed folder should be")
+
+    summary = _submit(claimed, document_api_conn_id, sftp_conn_id, batch_size=1, completion="move").execute(
+        {}
+    )
+
+    assert (summary["sent"], summary["failed"]) == (4, 0)
+    in_progress = f"{sftp_base}/in_progress/{DATE}"
+    assert len(PooledSFTPHook(sftp_conn_id).sent_message_ids(in_progress)) == 4
+    assert _documents(sftp_server, in_progress) == [f"doc{i:03}.pdf" for i in range(4)]
+    sftp_server.local_path(f"{sftp_base}/processed").unlink()
+
+    _resend(sftp_base, document_api_conn_id, sftp_conn_id, completion="move").execute({})
+
+    assert _documents(sftp_server, in_progress) == []
+    assert _documents(sftp_server, f"{sftp_base}/processed/{DATE}") == [f"doc{i:03}.pdf" for i in range(4)]
+    assert len(document_api_receiver.accepted_ids) == 4
+
+
+@pytest.mark.parametrize("folder", ["processed", "rejected"])
+def test_a_worker_killed_in_the_middle_of_a_move_is_finished_by_the_next_run(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    folder: str,
+) -> None:
+    claimed = _claim(sftp_server, sftp_base, sftp_conn_id, 2)
+    if folder == "rejected":
+        document_api_receiver.script(Reply(400, "bad"))
+    worker = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            KILLED_MOVE_SCRIPT,
+            document_api_conn_id,
+            sftp_conn_id,
+            json.dumps(claimed),
+            folder,
+        ],
+        capture_output=True,
+        timeout=120,
+    )
+    assert worker.returncode == -9, worker.stderr.decode()[-2000:]
+    in_progress = f"{sftp_base}/in_progress/{DATE}"
+    assert len(_documents(sftp_server, in_progress)) == 1  # cut short: one file moved, one not
+
+    if folder == "rejected":
+        with pytest.raises(DocumentApiRejectedError):
+            _resend(sftp_base, document_api_conn_id, sftp_conn_id, completion="move").execute({})
+    else:
+        _resend(sftp_base, document_api_conn_id, sftp_conn_id, completion="move").execute({})
+
+    assert _documents(sftp_server, in_progress) == []
+    assert _documents(sftp_server, f"{sftp_base}/{folder}/{DATE}") == ["doc000.pdf", "doc001.pdf"]
+    assert len(document_api_receiver.requests) == 1  # sent once, never again
