@@ -32,6 +32,7 @@ import hashlib
 import json
 import posixpath
 import re
+import stat
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -48,6 +49,16 @@ from airflow_outamation.sftp_paths import makedirs
 CLAIMS_DIR = ".claims"
 #: Receipts of batches the API accepted, under ``<dir>/.claims/``.
 SENT_DIR = "sent"
+#: Records of batches as first sent (files, payload fields), under ``<dir>/.claims/``.
+BATCHES_DIR = "batches"
+#: Records of batches moved to the rejected folder, under ``<dir>/.claims/``.
+REJECTED_DIR = "rejected"
+#: Records of accepted batches moved or deleted after their receipt, under ``<dir>/.claims/``.
+COMPLETED_DIR = "completed"
+#: One record per failed send of a batch, under ``<dir>/.claims/``.
+ATTEMPTS_DIR = "attempts"
+#: A move or delete planned but not known to be finished: ``<kind>/<message_id>.json.plan``.
+PLAN_SUFFIX = ".plan"
 #: SFTP requests kept in flight while renaming.
 PIPELINE_DEPTH = 64
 #: The longest file name, in bytes, the servers take (Linux ``NAME_MAX``).
@@ -56,6 +67,8 @@ NAME_MAX = 255
 _EXT_MAX = 32
 #: Characters of the readable part of a manifest id.
 _MANIFEST_PREFIX_MAX = 100
+#: A claim's manifest (not its placement, purge or returned-file records, nor a temporary file).
+_MANIFEST_NAME = re.compile(r"(?!.*\.(?:purging|returned\.\d+)\.json$)[^/]+\.json")
 #: Skipped files named in one log line; the rest are counted.
 LOGGED_SKIPS = 20
 
@@ -69,6 +82,8 @@ class ClaimedFile:
     backup_path: str
     size: int | None = None
     mtime: float | None = None
+    claim_dir: str | None = None
+    manifest_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,6 +103,42 @@ class Claim:
 
     claimed: list[ClaimedFile]
     skipped: list[SkippedFile]
+
+
+def claims_folder(claim_dir: str) -> str:
+    """``<claim_dir>/.claims``: the records of every claim into ``claim_dir``."""
+    return posixpath.join(claim_dir, CLAIMS_DIR)
+
+
+def manifest_path(claim_dir: str, manifest_id: str) -> str:
+    """The manifest of claim ``manifest_id``: ``<claim_dir>/.claims/<manifest_id>.json``."""
+    return posixpath.join(claims_folder(claim_dir), f"{manifest_id}.json")
+
+
+def placed_path(claim_dir: str, manifest_id: str) -> str:
+    """The placement record of claim ``manifest_id``: ``<claim_dir>/.claims/<manifest_id>.placed.json``."""
+    return posixpath.join(claims_folder(claim_dir), f"{manifest_id}.placed.json")
+
+
+def record_dir(claim_dir: str, kind: str) -> str:
+    """The folder of one kind of batch record (``SENT_DIR``, ``BATCHES_DIR``, ...) of ``claim_dir``."""
+    return posixpath.join(claims_folder(claim_dir), kind)
+
+
+def record_path(claim_dir: str, kind: str, message_id: str) -> str:
+    """``<claim_dir>/.claims/<kind>/<message_id>.json``: one batch's record of one kind."""
+    return posixpath.join(record_dir(claim_dir, kind), f"{message_id}.json")
+
+
+def sibling_dir(claim_dir: str, folder: str) -> str:
+    """``<base>/<folder>/<date>`` for the claim folder ``<base>/<in_progress>/<date>``."""
+    in_progress, date = posixpath.split(claim_dir.rstrip("/"))
+    return posixpath.join(posixpath.dirname(in_progress), folder, date)
+
+
+def claim_dir_of(item: Mapping[str, Any]) -> str:
+    """The claim folder of a claimed file (XCom dict): ``claim_dir``, else the folder of ``backup_path``."""
+    return str(item.get("claim_dir") or posixpath.dirname(str(item["backup_path"])))
 
 
 def manifest_id_for(dag_id: str, run_id: str) -> str:
@@ -273,22 +324,24 @@ def claim(
     :param manifest_id: names this claim's manifest, e.g. :func:`manifest_id_for` of the DAG run
     :raises SFTPClaimError: the server refused a directory or a record of the claim (permission denied, ...)
     """
-    claims_dir = posixpath.join(in_progress_dir, CLAIMS_DIR)
+    claims_dir = claims_folder(in_progress_dir)
     staging_dir = posixpath.join(claims_dir, manifest_id)
     try:
         makedirs(sftp, claims_dir)
-        manifest_path = posixpath.join(claims_dir, f"{manifest_id}.json")
-        manifest = _read_json(sftp, manifest_path)
+        manifest = _read_json(sftp, manifest_path(in_progress_dir, manifest_id))
         if manifest is None:
             manifest = _write_json_once(
-                sftp, manifest_path, {"manifest_id": manifest_id, "files": intended_files(files)}
+                sftp,
+                manifest_path(in_progress_dir, manifest_id),
+                {"manifest_id": manifest_id, "files": intended_files(files)},
             )
         wanted, staged_names = _load_manifest(manifest)
-        placed_path = posixpath.join(claims_dir, f"{manifest_id}.placed.json")
-        placed = _read_json(sftp, placed_path)
+        placed = _read_json(sftp, placed_path(in_progress_dir, manifest_id))
         if placed is None:
             placed = _write_json_once(
-                sftp, placed_path, _stage_and_place(sftp, wanted, staged_names, staging_dir, in_progress_dir)
+                sftp,
+                placed_path(in_progress_dir, manifest_id),
+                _stage_and_place(sftp, wanted, staged_names, staging_dir, in_progress_dir),
             )
         placements, skipped_before = _load_placements(placed)
         claimed, returned = _move(
@@ -471,6 +524,8 @@ def _move(
             backup_path=targets[staged],
             size=placements[staged]["size"],
             mtime=placements[staged]["mtime"],
+            claim_dir=in_progress_dir,
+            manifest_id=manifest_id,
         )
         for staged in staged_names
         if staged in placements and staged not in returned
@@ -520,8 +575,8 @@ def record_sent(
     :param files: the batch's claimed files (dicts with ``backup_path``, ``size``, ``mtime``) or
         their paths (size and mtime are then read from the server)
     """
-    sent_dir = posixpath.join(in_progress_dir, CLAIMS_DIR, SENT_DIR)
-    path = posixpath.join(sent_dir, f"{message_id}.json")
+    sent_dir = record_dir(in_progress_dir, SENT_DIR)
+    path = record_path(in_progress_dir, SENT_DIR, message_id)
     entries = sorted((_receipt_entry(sftp, item) for item in files), key=lambda entry: entry["path"])
     try:
         makedirs(sftp, sent_dir)
@@ -541,11 +596,10 @@ def claim_status(sftp: paramiko.SFTPClient, in_progress_dir: str, manifest_id: s
 
     :raises SFTPClaimError: there is no claim ``manifest_id`` in ``in_progress_dir``
     """
-    claims_dir = posixpath.join(in_progress_dir, CLAIMS_DIR)
-    if _read_json(sftp, posixpath.join(claims_dir, f"{manifest_id}.json")) is None:
+    if _read_json(sftp, manifest_path(in_progress_dir, manifest_id)) is None:
         raise SFTPClaimError(f"no claim {manifest_id} in {in_progress_dir}")
     claimed = claim_files(sftp, [], in_progress_dir, manifest_id)
-    sent_dir = posixpath.join(claims_dir, SENT_DIR)
+    sent_dir = record_dir(in_progress_dir, SENT_DIR)
     receipts: dict[str, list[Mapping[str, Any]]] = {}
     for name in _listdir(sftp, sent_dir):
         if name.endswith(".json"):
@@ -571,5 +625,354 @@ def sent_message_ids(sftp: paramiko.SFTPClient, in_progress_dir: str) -> set[str
 
     :param in_progress_dir: the dated in-progress directory
     """
-    sent_dir = posixpath.join(in_progress_dir, CLAIMS_DIR, SENT_DIR)
-    return {name.removesuffix(".json") for name in _listdir(sftp, sent_dir) if name.endswith(".json")}
+    return message_ids(sftp, in_progress_dir, SENT_DIR)
+
+
+def message_ids(sftp: paramiko.SFTPClient, claim_dir: str, kind: str, planned: bool = False) -> set[str]:
+    """
+    The message ids of the batches with a record of ``kind`` in ``claim_dir`` (one listing, no file read).
+
+    :param kind: ``SENT_DIR``, ``REJECTED_DIR``, ``COMPLETED_DIR`` or ``BATCHES_DIR``
+    :param planned: the batches whose move or delete of ``kind`` is planned but not finished instead
+    """
+    suffix = f".json{PLAN_SUFFIX}" if planned else ".json"
+    names = _listdir(sftp, record_dir(claim_dir, kind))
+    return {name.removesuffix(suffix) for name in names if name.endswith(suffix)}
+
+
+def _present(sftp: paramiko.SFTPClient, folder: str) -> dict[str, paramiko.SFTPAttributes]:
+    """The entries of ``folder`` by name (none when it is missing)."""
+    try:
+        return {entry.filename: entry for entry in sftp.listdir_attr(folder)}
+    except FileNotFoundError:
+        return {}
+
+
+def relocate(
+    sftp: paramiko.SFTPClient,
+    claim_dir: str,
+    kind: str,
+    message_id: str,
+    files: Iterable[Mapping[str, Any]],
+    target_dir: str | None,
+    details: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """
+    Move a batch's files out of ``claim_dir`` into ``target_dir`` (or delete them when it is ``None``).
+
+    The plan (each file's path, size, mtime and new path) is written first, once, to
+    ``<claim_dir>/.claims/<kind>/<message_id>.json.plan``; a repeat, after a crash too, carries out
+    that same plan. Once every file is handled the plan becomes ``<kind>/<message_id>.json``, the
+    record that the batch is done (:func:`message_ids` lists those; ``planned=True`` the others).
+    A file is renamed (never copied, never over another) or removed only while it is still at its
+    path with the size and mtime the plan names; a ``target_dir`` batch also gets the record beside
+    its files, ``<target_dir>/<message_id>.json``. Returns the record.
+
+    :param kind: ``REJECTED_DIR`` or ``COMPLETED_DIR``
+    :param files: the batch's claimed files (dicts with ``backup_path``, ``size``, ``mtime``)
+    :param target_dir: where the files go (created when missing); ``None`` deletes them
+    :param details: more fields of the record (status, answer, attempts, ...)
+    :raises SFTPClaimError: the server refused a rename, a removal or a record
+    """
+    path = record_path(claim_dir, kind, message_id)
+    plan = f"{path}{PLAN_SUFFIX}"
+    try:
+        record = _read_json(sftp, path) or _read_json(sftp, plan)
+        if record is None:
+            taken = set(_present(sftp, target_dir)) if target_dir else set()
+            planned = []
+            for item in sorted(files, key=lambda entry: str(entry["backup_path"])):
+                target = None
+                if target_dir:
+                    target = posixpath.join(
+                        target_dir, unique_name(posixpath.basename(item["backup_path"]), taken)
+                    )
+                    taken.add(posixpath.basename(target))
+                planned.append(
+                    {
+                        "path": item["backup_path"],
+                        "size": item.get("size"),
+                        "mtime": item.get("mtime"),
+                        "to": target,
+                    }
+                )
+            makedirs(sftp, record_dir(claim_dir, kind))
+            content = {"message_id": message_id, **(details or {}), "files": planned}
+            record = _write_json_once(sftp, plan, content)
+        if target_dir:
+            makedirs(sftp, target_dir)
+        here = _present(sftp, claim_dir)
+        for item in record["files"]:
+            entry = here.get(posixpath.basename(item["path"]))
+            if entry is None or differences(item["size"], item["mtime"], entry.st_size, entry.st_mtime):
+                continue  # done by an earlier call
+            if item["to"] is None:
+                sftp.remove(item["path"])
+            else:
+                sftp.rename(item["path"], item["to"])
+        if target_dir:
+            _write_json_once(sftp, posixpath.join(target_dir, f"{message_id}.json"), record)
+        _write_json_once(sftp, path, record)
+        with contextlib.suppress(FileNotFoundError):
+            sftp.remove(plan)
+    except OSError as exc:
+        raise SFTPClaimError(
+            f"moving batch {message_id} out of {claim_dir} ({kind}) failed: {type(exc).__name__}: {exc}; "
+            "its files are in one place, a repeat finishes the move"
+        ) from exc
+    return record
+
+
+def record_batch(
+    sftp: paramiko.SFTPClient, claim_dir: str, message_id: str, batch: Mapping[str, Any]
+) -> dict[str, Any]:
+    """
+    Record a batch before its first send (files and payload fields), so it can be rebuilt; written once.
+
+    :param claim_dir: the claim folder of the batch's files
+    :param batch: ``{"files": [...], "uploaded_by", "source", "profile_code"}``
+    :return: the record on the server (the first one written wins)
+    """
+    path = record_path(claim_dir, BATCHES_DIR, message_id)
+    try:
+        existing = _read_json(sftp, path)
+        if existing is not None:
+            return dict(existing)
+        makedirs(sftp, record_dir(claim_dir, BATCHES_DIR))
+        return dict(_write_json_once(sftp, path, {"message_id": message_id, **batch}))
+    except OSError as exc:
+        raise SFTPClaimError(f"writing the batch record {path} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def record_attempt(
+    sftp: paramiko.SFTPClient, claim_dir: str, message_id: str, details: Mapping[str, Any]
+) -> int:
+    """
+    Record one more failed send of a batch (``.claims/attempts/<id>.<n>.json``); return how many there are.
+
+    :param details: what the failure was (status, answer, time)
+    """
+    folder = record_dir(claim_dir, ATTEMPTS_DIR)
+    try:
+        makedirs(sftp, folder)
+        done = {name for name in _listdir(sftp, folder) if name.startswith(f"{message_id}.")}
+        number = len(done) + 1
+        while f"{message_id}.{number}.json" in done:
+            number += 1
+        _write_json_once(sftp, posixpath.join(folder, f"{message_id}.{number}.json"), dict(details))
+    except OSError as exc:
+        raise SFTPClaimError(
+            f"recording a failed send in {folder} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    return len(done) + 1
+
+
+def open_batches(
+    sftp: paramiko.SFTPClient, claim_dir: str, completion: str = "keep"
+) -> dict[str, dict[str, Any]]:
+    """
+    The recorded batches of ``claim_dir`` that still need work: unsent, or sent but not yet completed.
+
+    Only their records are read (a done batch costs a listing entry, no read).
+
+    :param completion: the completion strategy; with ``keep`` a sent batch needs no more work
+    :return: message id -> the batch record plus ``sent``, ``completed``, ``rejecting`` (a move to
+        the rejected folder was cut short), ``attempts``,
+        ``last_failure`` (the last attempt's record or ``None``) and ``recorded_at`` (the record's mtime)
+    """
+    listed = {
+        kind: _present(sftp, record_dir(claim_dir, kind))
+        for kind in (BATCHES_DIR, SENT_DIR, REJECTED_DIR, COMPLETED_DIR)
+    }
+    attempts = _listdir(sftp, record_dir(claim_dir, ATTEMPTS_DIR))
+    batches = {}
+    for name, entry in listed[BATCHES_DIR].items():
+        sent, completed = name in listed[SENT_DIR], name in listed[COMPLETED_DIR]
+        if (
+            not name.endswith(".json")
+            or name in listed[REJECTED_DIR]
+            or (sent and (completed or completion == "keep"))
+        ):
+            continue
+        rejecting = f"{name}{PLAN_SUFFIX}" in listed[REJECTED_DIR]
+        record = _read_json(sftp, posixpath.join(record_dir(claim_dir, BATCHES_DIR), name))
+        if record is None:
+            continue
+        message_id = name.removesuffix(".json")
+        failed = sorted(
+            (other for other in attempts if other.startswith(f"{message_id}.")),
+            key=lambda other: int(other.split(".")[1]),
+        )
+        last = (
+            _read_json(sftp, posixpath.join(record_dir(claim_dir, ATTEMPTS_DIR), failed[-1]))
+            if failed
+            else None
+        )
+        batches[message_id] = {
+            **record,
+            "recorded_at": entry.st_mtime,
+            "sent": sent,
+            "completed": completed,
+            "rejecting": rejecting,
+            "attempts": len(failed),
+            "last_failure": last,
+        }
+    return batches
+
+
+def claim_folders(sftp: paramiko.SFTPClient, in_progress_root: str) -> list[str]:
+    """
+    The dated claim folders under ``in_progress_root`` (``<base>/<in_progress>``), sorted; none when missing.
+
+    :param in_progress_root: the project's in-progress folder
+    """
+    return sorted(
+        posixpath.join(in_progress_root, name)
+        for name, entry in _present(sftp, in_progress_root).items()
+        if not name.startswith(".") and stat.S_ISDIR(entry.st_mode or 0)
+    )
+
+
+def _records(sftp: paramiko.SFTPClient, claim_dir: str, kind: str) -> dict[str, dict[str, Any]]:
+    """The batch records of one kind in ``claim_dir`` by message id."""
+    folder = record_dir(claim_dir, kind)
+    found = {}
+    for message_id in message_ids(sftp, claim_dir, kind):
+        record = _read_json(sftp, posixpath.join(folder, f"{message_id}.json"))
+        if record is not None:
+            found[message_id] = record
+    return found
+
+
+def _paths(records: Mapping[str, Mapping[str, Any]]) -> dict[str, set[str]]:
+    """The file paths each record lists (receipt, rejected, completed and batch records)."""
+    return {
+        message_id: {
+            str(entry if isinstance(entry, str) else entry.get("path") or entry.get("backup_path"))
+            for entry in record.get("files", [])
+        }
+        for message_id, record in records.items()
+    }
+
+
+def purge_finished(
+    sftp: paramiko.SFTPClient, claim_dir: str, max_age: float, now: float, completion: str = "keep"
+) -> list[str]:
+    """
+    Remove the records of the claims in ``claim_dir`` that are finished and older than ``max_age`` seconds.
+
+    A claim is finished when each of its files has a receipt or a rejected record and, unless
+    ``completion`` is ``keep``, every receipt of its files a completed record; its manifest must be
+    older than ``max_age``. Its batch records go first (nothing is resent), then receipts, rejected,
+    completed and attempt records, placement record and manifest. A ``<id>.purging.json`` marker
+    lets a repeat finish a purge a crash interrupted. Returns the purged manifest ids.
+
+    :param max_age: seconds since the manifest was written
+    :param now: the current time (epoch seconds)
+    :param completion: the project's completion strategy
+    """
+    folder = claims_folder(claim_dir)
+    entries = _present(sftp, folder)
+    kinds = (BATCHES_DIR, SENT_DIR, REJECTED_DIR, COMPLETED_DIR)
+    paths = {kind: _paths(_records(sftp, claim_dir, kind)) for kind in kinds}
+    purged = []
+    for name, entry in sorted(entries.items()):
+        if not _MANIFEST_NAME.fullmatch(name) or name.endswith(".placed.json"):
+            continue
+        manifest_id = name.removesuffix(".json")
+        purging = f"{manifest_id}.purging.json" in entries
+        if not purging and now - (entry.st_mtime or now) < max_age:
+            continue
+        claimed = set() if purging else {f.backup_path for f in claim_files(sftp, [], claim_dir, manifest_id)}
+        mine = {kind: {i for i, listed in paths[kind].items() if listed & claimed} for kind in kinds}
+        sent = [paths[SENT_DIR][i] for i in mine[SENT_DIR]]
+        done = set().union(*sent, *(paths[REJECTED_DIR][i] for i in mine[REJECTED_DIR]))
+        uncompleted = mine[SENT_DIR] - mine[COMPLETED_DIR] if completion != "keep" else set()
+        if not purging and (not claimed <= done or uncompleted):
+            continue
+        marker = posixpath.join(folder, f"{manifest_id}.purging.json")
+        _write_json_once(
+            sftp, marker, {"manifest_id": manifest_id, "batches": sorted(set().union(*mine.values()))}
+        )
+        owned = set((_read_json(sftp, marker) or {}).get("batches", []))
+        for kind in kinds:
+            for message_id in sorted(owned & set(paths[kind])):
+                record = record_path(claim_dir, kind, message_id)
+                for path in (record, f"{record}{PLAN_SUFFIX}"):
+                    with contextlib.suppress(FileNotFoundError):
+                        sftp.remove(path)
+        for attempt in sorted(_listdir(sftp, record_dir(claim_dir, ATTEMPTS_DIR))):
+            if attempt.split(".", 1)[0] in owned:
+                sftp.remove(posixpath.join(record_dir(claim_dir, ATTEMPTS_DIR), attempt))
+        for other in sorted(entries):
+            if other.startswith(f"{manifest_id}.returned.") or other == f"{manifest_id}.placed.json":
+                sftp.remove(posixpath.join(folder, other))
+        sftp.remove(manifest_path(claim_dir, manifest_id))
+        sftp.remove(marker)
+        purged.append(manifest_id)
+    for name in sorted(entries):  # a purge a crash cut short after removing the manifest
+        if name.endswith(".purging.json") and f"{name.removesuffix('.purging.json')}.json" not in entries:
+            sftp.remove(posixpath.join(folder, name))
+    return purged
+
+
+def folder_status(sftp: paramiko.SFTPClient, claim_dir: str) -> dict[str, int]:
+    """
+    How many files of ``claim_dir`` are claimed, sent, unsent, rejected and completed (read only).
+
+    ``claimed`` counts the files the claims placed there (a file returned to the input folder
+    excluded); ``sent`` those a receipt lists; ``rejected`` and ``completed`` those moved or
+    deleted by :func:`relocate`; ``unsent`` the claimed ones neither sent nor rejected.
+    """
+    entries = _listdir(sftp, claims_folder(claim_dir))
+    claimed = 0
+    for name in entries:
+        if name.endswith(".placed.json"):
+            placements, _ = _load_placements(
+                _read_json(sftp, posixpath.join(claims_folder(claim_dir), name)) or {}
+            )
+            manifest_id = name.removesuffix(".placed.json")
+            claimed += len(placements) - sum(
+                1 for other in entries if other.startswith(f"{manifest_id}.returned.")
+            )
+    counts = {
+        kind: len(set().union(*_paths(_records(sftp, claim_dir, kind)).values()))
+        for kind in (SENT_DIR, REJECTED_DIR, COMPLETED_DIR)
+    }
+    return {
+        "claimed": claimed,
+        "sent": counts[SENT_DIR],
+        "unsent": max(claimed - counts[SENT_DIR] - counts[REJECTED_DIR], 0),
+        "rejected": counts[REJECTED_DIR],
+        "completed": counts[COMPLETED_DIR],
+    }
+
+
+def project_status(
+    sftp: paramiko.SFTPClient,
+    base_path: str,
+    source_dir: str = "input",
+    in_progress_dir: str = "in_progress",
+    dates: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """
+    A project at a glance: files ready in the input folder, and :func:`folder_status` per date folder.
+
+    :param base_path: the project's folder
+    :param dates: the date folders to count (e.g. the last days in the project's format); all when ``None``
+    :return: ``{"ready": n, "folders": {date: counts}, "total": counts summed}``
+    """
+    wanted = None if dates is None else set(dates)
+    ready = sum(
+        1
+        for name, entry in _present(sftp, posixpath.join(base_path, source_dir)).items()
+        if not name.startswith(".") and stat.S_ISREG(entry.st_mode or 0)
+    )
+    folders = {}
+    for folder in claim_folders(sftp, posixpath.join(base_path, in_progress_dir)):
+        date = posixpath.basename(folder)
+        if wanted is None or date in wanted:
+            folders[date] = folder_status(sftp, folder)
+    keys = ("claimed", "sent", "unsent", "rejected", "completed")
+    total = {key: sum(counts[key] for counts in folders.values()) for key in keys}
+    return {"ready": ready, "folders": folders, "total": total}

@@ -63,6 +63,8 @@ class Project:
     api_url: str | None = None
     completion: str = "keep"
     resend_after: float | None = None
+    max_send_attempts: int = 5
+    retention_days: float = 30
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,8 @@ SCHEMA: dict[str, Check] = {
     "api_url": _api_url,
     "completion": _one_of(*COMPLETIONS),
     "resend_after": _optional(_number(0, low_open=True)),
+    "max_send_attempts": _number(1, 100, integer=True),
+    "retention_days": _number(0, low_open=True),
 }
 
 

@@ -1,7 +1,16 @@
 """
 Outamation SFTP ingestion: one DAG per project, scheduled and triggerable from the UI.
 
-    wait_for_files (deferrable) -> claim_files -> submit_batches (every batch, 8 in flight)
+    resend_unsent -> wait_for_files (deferrable) -> claim_files -> submit_batches (every batch, 8 in flight)
+        -> project_status -> check_run
+
+``resend_unsent`` comes first, so it never races this run's own sends (one run at a time by
+default), and it runs every run, also when no new file arrives and the rest is skipped: it resends
+the batches earlier runs left unsent (under their original ids), finishes interrupted moves and
+deletes, gives up on a batch after ``max_send_attempts`` failed sends (rejected folder) and
+removes the records of claims finished more than ``retention_days`` ago. ``project_status`` logs
+the project at a glance whatever happened before; ``check_run`` then fails the run if any task
+failed (a run ending with a successful status task would otherwise count as a success).
 
 A run claims at most ``max_files_per_run`` files (5,000 by default; the rest wait in the input folder
 for the next run) and sends all their batches in one task, so a backlog costs a handful of Airflow
@@ -26,13 +35,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Param, TriggerRule
 from airflow.sdk.bases.operator import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_outamation.assets import in_progress_asset
-from airflow_outamation.operators.document_api import SubmitBatchesOperator
-from airflow_outamation.operators.sftp import ClaimFilesOperator
+from airflow_outamation.operators.document_api import ResendUnsentOperator, SubmitBatchesOperator
+from airflow_outamation.operators.sftp import ClaimFilesOperator, ProjectStatusOperator
 from airflow_outamation.projects import EVENT_SCHEDULE, InvalidEntry, Project, confine_path, parse_projects
 from airflow_outamation.sensors.sftp import ReadyFilesSensor
 
@@ -143,11 +152,17 @@ def project_doc(project: Project) -> str:
 | Schedule | {schedule}; one run at a time: {project.max_active_runs} |
 | Asset | `{asset.uri}`: `schedule=[in_progress_asset("{project.project_id}")]` |
 
-wait_for_files -> claim_files -> submit_batches. Each accepted batch gets a receipt in
-`<in_progress>/<date>/.claims/sent/`. **Resending a batch**: clear `submit_batches` of its run; it
-sends only the batches without a receipt, under their original message ids (the API can
-de-duplicate them). A failure the run cannot heal (credentials, host key, missing folder, HTTP 4xx)
-fails at once without retries: fix the cause, then clear the task.
+resend_unsent -> wait_for_files -> claim_files -> submit_batches -> project_status -> check_run.
+Each accepted batch gets a receipt in `<in_progress>/<date>/.claims/sent/`; then its files are
+handled per `completion` (`{project.completion}`): kept, moved to `{project.base_path}/processed/<date>/`,
+or deleted. A batch the API refuses for good (HTTP 4xx but 408/429), or that failed
+{project.max_send_attempts} times, is moved to `{project.base_path}/rejected/<date>/` with a
+`<message id>.json` beside its files; move the files (not the .json) back to
+`{project.base_path}/{project.source_dir}` to send them again. **Resending a batch**: automatic,
+every run's `resend_unsent` resends the batches without a receipt under their original message ids
+(the API can de-duplicate them); clearing `submit_batches` of a run does the same at once. A
+failure the run cannot heal (credentials, host key, missing folder) fails at once without retries:
+fix the cause, then clear the task.
 """
 
 
@@ -168,8 +183,23 @@ def build_dag(project: Project) -> DAG:
         doc_md=project_doc(project),
         user_defined_macros={"project_folder": folder_macro(project.base_path)},
     ) as dag:
+        resend_unsent = ResendUnsentOperator(
+            task_id="resend_unsent",
+            sftp_conn_id=project.sftp_conn_id,
+            base_path=PROJECT_FOLDER,
+            in_progress_dir=project.in_progress_dir,
+            document_api_conn_id=project.document_api_conn_id,
+            api_url=project.api_url,
+            max_in_flight=project.max_in_flight,
+            completion=project.completion,
+            resend_after=project.resend_after or 0,
+            max_attempts=project.max_send_attempts,
+            retention_days=project.retention_days,
+            retries=0,  # the next run tries again
+        )
         wait_for_files = ReadyFilesSensor(
             task_id="wait_for_files",
+            trigger_rule=TriggerRule.ALL_DONE,  # new files are claimed even if the resend failed
             sftp_conn_id=project.sftp_conn_id,
             directory=f"{PROJECT_FOLDER}/{project.source_dir}",
             pattern=project.pattern,
@@ -193,8 +223,9 @@ def build_dag(project: Project) -> DAG:
             max_files="{{ params.max_files_per_run }}",
             outlets=[in_progress_asset(project_id)],
         )
-        SubmitBatchesOperator(
+        submit_batches = SubmitBatchesOperator(
             task_id="submit_batches",
+            completion=project.completion,
             claimed=claim_files.output,
             document_api_conn_id=project.document_api_conn_id,
             api_url=project.api_url,
@@ -208,7 +239,30 @@ def build_dag(project: Project) -> DAG:
             retry_delay=timedelta(minutes=2),
             retry_exponential_backoff=True,
         )
+        project_status = ProjectStatusOperator(
+            task_id="project_status",
+            sftp_conn_id=project.sftp_conn_id,
+            base_path=PROJECT_FOLDER,
+            source_dir=project.source_dir,
+            in_progress_dir=project.in_progress_dir,
+            date_format=project.date_format,
+            timezone=project.timezone,
+            trigger_rule=TriggerRule.ALL_DONE,
+            retries=0,
+        )
+        check_run = RunOutcomeOperator(task_id="check_run", trigger_rule=TriggerRule.ONE_FAILED, retries=0)
+        resend_unsent >> wait_for_files
+        submit_batches >> project_status
+        [resend_unsent, wait_for_files, claim_files, submit_batches, project_status] >> check_run
     return dag
+
+
+class RunOutcomeOperator(BaseOperator):
+    """Fail the run when a task before it failed (runs only then: trigger rule ``one_failed``)."""
+
+    def execute(self, context: object) -> None:
+        """Fail, so that the run's state shows the failure despite its later successful tasks."""
+        raise AirflowFailException("a task of this run failed; see its log (project_status logged the state)")
 
 
 class InvalidEntryOperator(BaseOperator):

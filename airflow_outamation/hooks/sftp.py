@@ -586,6 +586,71 @@ class PooledSFTPHook(SFTPHook):
         with self.get_managed_conn() as sftp:
             return claims.claim_status(sftp, in_progress_dir, manifest_id)
 
+    @_reconnect_once
+    def relocate(
+        self,
+        claim_dir: str,
+        kind: str,
+        message_id: str,
+        files: Sequence[Mapping[str, Any]],
+        target_dir: str | None,
+        details: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """
+        Move (or delete, without ``target_dir``) a batch's files out of ``claim_dir``, crash-safe.
+
+        See :func:`airflow_outamation.claims.relocate`; a repeat carries out the same recorded plan.
+        """
+        with self.get_managed_conn() as sftp:
+            return claims.relocate(sftp, claim_dir, kind, message_id, files, target_dir, details)
+
+    @_reconnect_once
+    def record_batch(self, claim_dir: str, message_id: str, batch: Mapping[str, Any]) -> dict[str, Any]:
+        """Record a batch before its first send; see :func:`airflow_outamation.claims.record_batch`."""
+        with self.get_managed_conn() as sftp:
+            return claims.record_batch(sftp, claim_dir, message_id, batch)
+
+    def record_attempt(self, claim_dir: str, message_id: str, details: Mapping[str, Any]) -> int:
+        """Record a failed send of a batch; see :func:`airflow_outamation.claims.record_attempt`."""
+        with self.get_managed_conn() as sftp:
+            return claims.record_attempt(sftp, claim_dir, message_id, details)
+
+    @_reconnect_once
+    def message_ids(self, claim_dir: str, kind: str, planned: bool = False) -> set[str]:
+        """The message ids with a record of ``kind`` in ``claim_dir``; see :func:`claims.message_ids`."""
+        with self.get_managed_conn() as sftp:
+            return claims.message_ids(sftp, claim_dir, kind, planned)
+
+    @_reconnect_once
+    def claim_folders(self, in_progress_root: str) -> list[str]:
+        """The dated claim folders under ``in_progress_root``; see :func:`claims.claim_folders`."""
+        with self.get_managed_conn() as sftp:
+            return claims.claim_folders(sftp, in_progress_root)
+
+    @_reconnect_once
+    def purge_finished(self, claim_dir: str, max_age: float, completion: str = "keep") -> list[str]:
+        """Remove the records of finished claims older than ``max_age`` s (:func:`claims.purge_finished`)."""
+        with self.get_managed_conn() as sftp:
+            return claims.purge_finished(sftp, claim_dir, max_age, time.time(), completion)
+
+    @_reconnect_once
+    def project_status(
+        self,
+        base_path: str,
+        source_dir: str = "input",
+        in_progress_dir: str = "in_progress",
+        dates: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """Ready, claimed, sent, unsent, rejected, completed files (:func:`claims.project_status`)."""
+        with self.get_managed_conn() as sftp:
+            return claims.project_status(sftp, base_path, source_dir, in_progress_dir, dates)
+
+    @_reconnect_once
+    def open_batches(self, claim_dir: str, completion: str = "keep") -> dict[str, dict[str, Any]]:
+        """The batches of ``claim_dir`` still needing work; see :func:`claims.open_batches`."""
+        with self.get_managed_conn() as sftp:
+            return claims.open_batches(sftp, claim_dir, completion)
+
 
 def _wrap_inherited_methods() -> None:
     """Give the stock hook's methods of :data:`RECONNECTING_METHODS` the reconnect-once behaviour."""

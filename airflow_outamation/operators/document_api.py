@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import posixpath
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context, XComArg
 
 from airflow_outamation.batching import DEFAULT_BATCH_SIZE, split_into_batches
-from airflow_outamation.exceptions import DocumentApiError, DocumentApiRejectedError
-from airflow_outamation.hooks.document_api import BatchSubmission, DocumentApiHook
+from airflow_outamation.claims import (
+    COMPLETED_DIR,
+    REJECTED_DIR,
+    SENT_DIR,
+    claim_dir_of,
+    sibling_dir,
+)
+from airflow_outamation.exceptions import DocumentApiError, DocumentApiRejectedError, SFTPClaimError
+from airflow_outamation.hooks.document_api import BatchSubmission, DocumentApiHook, PreparedBatch
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 
 #: Batch requests one send task keeps in flight (per project: one task per run).
 DEFAULT_MAX_IN_FLIGHT = 8
 #: Failed batches named in a send task's error message.
 FAILURES_NAMED = 20
+#: What happens to an accepted batch's files: stay, go to the processed folder, or are deleted.
+COMPLETIONS = ("keep", "move", "delete")
+#: Characters of the API's answer kept in a rejected batch's record.
+ANSWER_CHARS = 500
 
 
 def batch_label(batch: Sequence[Mapping[str, Any]]) -> str:
@@ -36,11 +49,65 @@ def _accepted_line(result: BatchSubmission, batch: Sequence[Mapping[str, Any]]) 
 
 
 def _folders(batch: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
-    """The in-progress folders of a batch's files, with the files in each."""
+    """The claim folders of a batch's files, with the files in each."""
     by_folder: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for item in batch:
-        by_folder[posixpath.dirname(item["backup_path"])].append(item)
+        by_folder[claim_dir_of(item)].append(item)
     return by_folder
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def complete_batch(
+    sftp: PooledSFTPHook,
+    message_id: str,
+    batch: Sequence[Mapping[str, Any]],
+    completion: str,
+    processed_dir: str,
+) -> None:
+    """
+    Apply the completion strategy to a batch that has its receipt: keep, move to processed, or delete.
+
+    :param completion: one of ``COMPLETIONS``
+    :param processed_dir: name of the folder beside the in-progress one (``<base>/<processed_dir>/<date>``)
+    """
+    if completion == "keep":
+        return
+    for folder, files in _folders(batch).items():
+        target = sibling_dir(folder, processed_dir) if completion == "move" else None
+        sftp.relocate(
+            folder, COMPLETED_DIR, message_id, files, target, {"completion": completion, "time": _now()}
+        )
+
+
+def reject_batch(
+    sftp: PooledSFTPHook,
+    message_id: str,
+    batch: Sequence[Mapping[str, Any]],
+    error: DocumentApiError,
+    attempts: int,
+    rejected_dir: str,
+) -> list[str]:
+    """
+    Move a refused batch's files to ``<base>/<rejected_dir>/<date>/`` with its record; return those folders.
+
+    :param error: why (its text is already free of secrets), cut to ``ANSWER_CHARS``
+    :param attempts: the failed sends of the batch so far
+    """
+    details = {
+        "status": error.status,
+        "answer": str(error)[:ANSWER_CHARS],
+        "attempts": attempts,
+        "time": _now(),
+    }
+    targets = []
+    for folder, files in _folders(batch).items():
+        target = sibling_dir(folder, rejected_dir)
+        sftp.relocate(folder, REJECTED_DIR, message_id, files, target, details)
+        targets.append(target)
+    return targets
 
 
 def record_receipts(sftp: PooledSFTPHook, message_id: str, batch: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -107,18 +174,102 @@ class SubmitBatchOperator(BaseOperator):
         return result.summary()
 
 
-class SubmitBatchesOperator(BaseOperator):
+def _given_up(record: Mapping[str, Any]) -> DocumentApiError:
+    """Why a batch is given up: its failed sends, and the last one's status and answer."""
+    last = record.get("last_failure") or {}
+    answer = f"; last: {last['answer']}" if last.get("answer") else ""
+    return DocumentApiError(f"gave up after {record['attempts']} failed send(s){answer}", last.get("status"))
+
+
+class _BatchSending(BaseOperator):
+    """What the send and resend operators share: send prepared batches, then settle each on the server."""
+
+    def __init__(
+        self,
+        *,
+        max_in_flight: int | str = DEFAULT_MAX_IN_FLIGHT,
+        document_api_conn_id: str = DocumentApiHook.default_conn_name,
+        api_url: str | None = None,
+        hook_kwargs: Mapping[str, Any] | None = None,
+        completion: str = "keep",
+        processed_dir: str = "processed",
+        rejected_dir: str = "rejected",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if completion not in COMPLETIONS:
+            raise ValueError(f"completion must be one of {', '.join(COMPLETIONS)}, got {completion!r}")
+        self.max_in_flight = max_in_flight
+        self.document_api_conn_id = document_api_conn_id
+        self.hook_kwargs = {**({"api_url": api_url} if api_url else {}), **(hook_kwargs or {})}
+        self.completion = completion
+        self.processed_dir = processed_dir
+        self.rejected_dir = rejected_dir
+
+    def _send(
+        self,
+        api: DocumentApiHook,
+        sftp: PooledSFTPHook | None,
+        pending: Sequence[PreparedBatch],
+        files_of: Mapping[str, Sequence[Mapping[str, Any]]],
+    ) -> dict[str, tuple[DocumentApiError, int]]:
+        """Send ``pending``; give accepted batches receipt and completion; return failures with attempts."""
+        failures: dict[str, tuple[DocumentApiError, int]] = {}
+        for batch, outcome in api.send_batches(pending, int(self.max_in_flight)):
+            files = files_of[batch.message_id]
+            if isinstance(outcome, DocumentApiError):
+                self.log.error("Batch %s: %s failed: %s", batch.message_id, batch_label(files), outcome)
+                attempts = 1
+                if sftp is not None:
+                    details = {
+                        "status": outcome.status,
+                        "answer": str(outcome)[:ANSWER_CHARS],
+                        "time": _now(),
+                    }
+                    attempts = sftp.record_attempt(claim_dir_of(files[0]), batch.message_id, details)
+                failures[batch.message_id] = (outcome, attempts)
+                continue
+            self.log.info("%s", _accepted_line(outcome, files))
+            if sftp is not None:
+                record_receipts(sftp, batch.message_id, files)
+                try:
+                    complete_batch(sftp, batch.message_id, files, self.completion, self.processed_dir)
+                except SFTPClaimError as exc:  # the batch is sent; the next run finishes its completion
+                    self.log.warning("Batch %s: %s; resend_unsent finishes it", batch.message_id, exc)
+        return failures
+
+    def _reject(
+        self,
+        sftp: PooledSFTPHook,
+        rejected: Mapping[str, tuple[DocumentApiError, int]],
+        files_of: Mapping[str, Sequence[Mapping[str, Any]]],
+    ) -> dict[str, list[str]]:
+        """Move every batch of ``rejected`` to its rejected folder; return the folders by message id."""
+        moved = {}
+        for message_id, (error, attempts) in rejected.items():
+            moved[message_id] = reject_batch(
+                sftp, message_id, files_of[message_id], error, attempts, self.rejected_dir
+            )
+            self.log.error("Batch %s moved to %s", message_id, ", ".join(moved[message_id]))
+        return moved
+
+
+class SubmitBatchesOperator(_BatchSending):
     """
     Split claimed files into batches and post every batch in this one task, several at a time.
 
     The cost of a claim does not grow with Airflow tasks: all batches go over one keep-alive
     session with ``max_in_flight`` requests in flight. Each batch keeps its content-derived message
     id, a fresh signature per attempt and its retries (a ``Retry-After`` slows every sender).
-    With ``sftp_conn_id`` (recommended) each accepted batch gets its receipt on the server at once,
-    and a retried or cleared task sends only the batches without a receipt, under the same ids.
-    A failing batch does not stop the others: all are attempted, then the task fails naming the
-    failed batches and where their files are; without Airflow retries when the API refused every
-    failed batch (HTTP 4xx), with them when any failure may heal (unreachable, 408, 429, 5xx).
+    With ``sftp_conn_id`` (recommended) each batch is recorded before its first send
+    (``.claims/batches/<id>.json``: files and payload fields, so :class:`ResendUnsentOperator` can
+    rebuild it exactly), each accepted batch gets its receipt at once and then its ``completion``
+    (keep, move to ``<base>/<processed_dir>/<date>/``, delete), and a retried or cleared task sends
+    only the batches without a receipt, under the same ids. A failing batch does not stop the
+    others: all are attempted; a batch the API refused for good (HTTP 4xx but 408/429) then moves to
+    ``<base>/<rejected_dir>/<date>/`` with a JSON record beside its files, and the task fails naming
+    the failed batches and where their files are; without Airflow retries when the API refused
+    every failed batch, with them when any failure may heal (unreachable, 408, 429, 5xx).
 
     :param claimed: the claim step's result, ``[{"filename", "backup_path", ...}]`` (templated)
     :param uploaded_by: who uploaded the files (templated)
@@ -127,9 +278,12 @@ class SubmitBatchesOperator(BaseOperator):
     :param batch_size: files per API call (templated; 5, as in the seed)
     :param max_in_flight: API requests in flight at once (templated)
     :param document_api_conn_id: the ``outamation_document_api`` connection
-    :param sftp_conn_id: the ``sftp`` connection holding the files; receipts are written there
+    :param sftp_conn_id: the ``sftp`` connection holding the files; records and receipts are written there
     :param api_url: the API's URL, overriding the connection's (a project entry's ``api_url``)
     :param hook_kwargs: extra ``DocumentApiHook`` arguments (``timeout``, ``max_retries``, ...)
+    :param completion: what happens to an accepted batch's files: ``keep`` (default), ``move``, ``delete``
+    :param processed_dir: folder beside the in-progress one that ``move`` puts files in (dated like the claim)
+    :param rejected_dir: folder beside the in-progress one that refused batches go to (dated like the claim)
     """
 
     template_fields: Sequence[str] = (
@@ -150,11 +304,7 @@ class SubmitBatchesOperator(BaseOperator):
         source: str,
         profile_code: str | None = None,
         batch_size: int | str = DEFAULT_BATCH_SIZE,
-        max_in_flight: int | str = DEFAULT_MAX_IN_FLIGHT,
-        document_api_conn_id: str = DocumentApiHook.default_conn_name,
         sftp_conn_id: str | None = None,
-        api_url: str | None = None,
-        hook_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -163,10 +313,7 @@ class SubmitBatchesOperator(BaseOperator):
         self.source = source
         self.profile_code = profile_code
         self.batch_size = batch_size
-        self.max_in_flight = max_in_flight
-        self.document_api_conn_id = document_api_conn_id
         self.sftp_conn_id = sftp_conn_id
-        self.hook_kwargs = {**({"api_url": api_url} if api_url else {}), **(hook_kwargs or {})}
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Send every unsent batch; return ``{"batches", "sent", "already_sent", "failed", ...}``."""
@@ -176,68 +323,245 @@ class SubmitBatchesOperator(BaseOperator):
         sftp = PooledSFTPHook(self.sftp_conn_id) if self.sftp_conn_id else None
         prepared = [api.prepare_batch(b, self.uploaded_by, self.source, self.profile_code) for b in batches]
         files_of = {p.message_id: b for p, b in zip(prepared, batches, strict=True)}
-        already = self._receipted(sftp, batches) & files_of.keys()
-        pending = [p for p in prepared if p.message_id not in already]
+        already = self._recorded(sftp, batches, SENT_DIR) & files_of.keys()
+        rejecting = self._recorded(sftp, batches, REJECTED_DIR, planned=True) & files_of.keys()
+        rejected_before = rejecting | self._gone(
+            sftp, self._recorded(sftp, batches, REJECTED_DIR) & files_of.keys(), files_of
+        )
+        pending = [p for p in prepared if p.message_id not in already | rejected_before]
         self.log.info(
-            "%d file(s) in %d batch(es) of up to %s; %d already sent (receipts), sending %d, %s at a time",
+            "%d file(s) in %d batch(es) of up to %s; %d already sent (receipts), %d rejected before, "
+            "sending %d, %s at a time",
             len(files),
             len(batches),
             self.batch_size,
             len(already),
+            len(rejected_before),
             len(pending),
             self.max_in_flight,
         )
-        failures: dict[str, DocumentApiError] = {}
+        if sftp is not None:
+            for message_id in sorted(already):  # finishes a completion a crash interrupted
+                complete_batch(sftp, message_id, files_of[message_id], self.completion, self.processed_dir)
+            unfinished = DocumentApiError(
+                "a move to the rejected folder was cut short"
+            )  # its plan has the reason
+            self._reject(sftp, {i: (unfinished, 0) for i in rejecting}, files_of)
+            self._record_batches(api, sftp, pending, files_of)
         try:
-            for batch, outcome in api.send_batches(pending, int(self.max_in_flight)):
-                label = batch_label(files_of[batch.message_id])
-                if isinstance(outcome, DocumentApiError):
-                    failures[batch.message_id] = outcome
-                    self.log.error("Batch %s: %s failed: %s", batch.message_id, label, outcome)
-                    continue
-                self.log.info("%s", _accepted_line(outcome, files_of[batch.message_id]))
-                if sftp is not None:
-                    record_receipts(sftp, batch.message_id, files_of[batch.message_id])
+            failures = self._send(api, sftp, pending, files_of)
         finally:
             api.close()
+        refused = {i: f for i, f in failures.items() if isinstance(f[0], DocumentApiRejectedError)}
+        moved = self._reject(sftp, refused, files_of) if sftp is not None else {}
         summary = {
             "batches": len(batches),
             "files": len(files),
             "sent": len(pending) - len(failures),
             "already_sent": len(already),
             "failed": len(failures),
+            "rejected": len(moved),
             "message_ids": [p.message_id for p in prepared],
             "failed_ids": sorted(failures),
         }
         self.log.info(
-            "Sent %(sent)d batch(es), %(already_sent)d already sent, %(failed)d failed, of %(batches)d",
+            "Sent %(sent)d batch(es), %(already_sent)d already sent, %(failed)d failed "
+            "(%(rejected)d moved to the rejected folder), of %(batches)d",
             summary,
         )
         if failures:
-            message = self._failure_message(failures, files_of)
-            if all(isinstance(error, DocumentApiRejectedError) for error in failures.values()):
+            message = self._failure_message({i: f[0] for i, f in failures.items()}, files_of, moved)
+            if len(refused) == len(failures):
                 raise DocumentApiRejectedError(message)  # no Airflow retry: every batch was refused
             raise DocumentApiError(message)
         return summary
 
-    def _receipted(self, sftp: PooledSFTPHook | None, batches: list[list[dict[str, Any]]]) -> set[str]:
-        """The message ids with a receipt in every in-progress folder of this claim (none without sftp)."""
+    def _record_batches(
+        self,
+        api: DocumentApiHook,
+        sftp: PooledSFTPHook,
+        pending: Sequence[PreparedBatch],
+        files_of: Mapping[str, Sequence[Mapping[str, Any]]],
+    ) -> None:
+        """Record each pending batch (files, payload fields) before its first send, for the resend."""
+        fields = {
+            "uploaded_by": self.uploaded_by,
+            "source": self.source,
+            "profile_code": self.profile_code or api.settings.profile_code,
+        }
+        for batch in pending:
+            files = [dict(item) for item in files_of[batch.message_id]]
+            sftp.record_batch(claim_dir_of(files[0]), batch.message_id, {"files": files, **fields})
+
+    @staticmethod
+    def _gone(
+        sftp: PooledSFTPHook | None,
+        message_ids: set[str],
+        files_of: Mapping[str, Sequence[Mapping[str, Any]]],
+    ) -> set[str]:
+        """The batches of ``message_ids`` none of whose files is in its claim folder (moved back: sent)."""
+        if sftp is None or not message_ids:
+            return set()
+        folders = {folder for i in message_ids for folder in _folders(files_of[i])}
+        present = {posixpath.join(folder, name) for folder in folders for name in sftp.list_directory(folder)}
+        return {i for i in message_ids if not any(f["backup_path"] in present for f in files_of[i])}
+
+    @staticmethod
+    def _recorded(
+        sftp: PooledSFTPHook | None, batches: list[list[dict[str, Any]]], kind: str, planned: bool = False
+    ) -> set[str]:
+        """The message ids with a record of ``kind`` in this claim's folders (none without sftp)."""
         if sftp is None:
             return set()
         folders = {folder for batch in batches for folder in _folders(batch)}
-        return set().union(*(sftp.sent_message_ids(folder) for folder in sorted(folders)))
+        return set().union(*(sftp.message_ids(folder, kind, planned) for folder in sorted(folders)))
 
     @staticmethod
     def _failure_message(
-        failures: Mapping[str, DocumentApiError], files_of: Mapping[str, Sequence[Mapping[str, Any]]]
+        failures: Mapping[str, DocumentApiError],
+        files_of: Mapping[str, Sequence[Mapping[str, Any]]],
+        moved: Mapping[str, Sequence[str]],
     ) -> str:
         lines = []
         for message_id, error in list(failures.items())[:FAILURES_NAMED]:
             folders = ", ".join(sorted(_folders(files_of[message_id])))
+            if message_id in moved:
+                folders += f", moved to {', '.join(moved[message_id])}"
             status = f"HTTP {error.status}" if error.status else "no answer"
             lines.append(f"{message_id} ({status}; {batch_label(files_of[message_id])} in {folders})")
         more = f" and {len(failures) - FAILURES_NAMED} more" if len(failures) > FAILURES_NAMED else ""
-        return (
-            f"{len(failures)} batch(es) failed: {'; '.join(lines)}{more}. Their files stay where they are "
-            "and have no receipt; clearing this task resends only them, under the same ids"
+        advice = []
+        if moved:
+            advice.append(
+                f"{len(moved)} refused batch(es) were moved to the rejected folder with a <message id>.json "
+                "record beside their files; move the files (not the .json) back to the input folder to "
+                "send them again"
+            )
+        if len(moved) < len(failures):
+            advice.append(
+                "the other failed files stay where they are and have no receipt; clearing this task, or the "
+                "next run's resend_unsent, resends only them, under the same ids"
+            )
+        return f"{len(failures)} batch(es) failed: {'; '.join(lines)}{more}. {'; '.join(advice)}"
+
+
+class ResendUnsentOperator(_BatchSending):
+    """
+    Resend, under their original message ids, the batches of a project left unsent by earlier runs.
+
+    Looks at every claim folder ``<base_path>/<in_progress_dir>/<date>/``: a batch recorded by
+    :class:`SubmitBatchesOperator` (``.claims/batches/<id>.json``) that has neither a receipt nor
+    a rejected record, and was recorded at least ``resend_after`` seconds ago, is rebuilt exactly
+    (same files, payload fields, hence the same id) and sent; accepted, it gets its receipt and
+    ``completion``. A batch the API refuses for good, or that failed ``max_attempts`` times (task
+    tries and resend runs), moves to the rejected folder and the task fails naming it. A failure
+    that may heal is logged; the next run tries again. Completions a crash left undone are finished.
+
+    :param sftp_conn_id: the ``sftp`` connection holding the files
+    :param base_path: the project's folder (templated)
+    :param in_progress_dir: in-progress folder under ``base_path`` (templated)
+    :param resend_after: seconds a batch must have been recorded before it is resent (0: next run)
+    :param max_attempts: failed sends after which a batch is given up and moved to the rejected folder
+    :param retention_days: days after which the records (manifest, placement, receipts, ...) of a
+        finished claim are removed; ``None`` keeps them
+    """
+
+    template_fields: Sequence[str] = ("base_path", "in_progress_dir")
+    ui_color = "#d7ecf9"
+
+    def __init__(
+        self,
+        *,
+        sftp_conn_id: str,
+        base_path: str,
+        in_progress_dir: str = "in_progress",
+        resend_after: float = 0,
+        max_attempts: int = 5,
+        retention_days: float | None = 30,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.retention_days = retention_days
+        self.sftp_conn_id = sftp_conn_id
+        self.base_path = base_path
+        self.in_progress_dir = in_progress_dir
+        self.resend_after = resend_after
+        self.max_attempts = max_attempts
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Resend what is due, then apply retention; return counts (``resent``, ``failed``, ...)."""
+        sftp = PooledSFTPHook(self.sftp_conn_id)
+        root = posixpath.join(self.base_path, self.in_progress_dir)
+        records: dict[str, dict[str, Any]] = {}
+        folders = sftp.claim_folders(root)
+        for folder in folders:
+            records.update(sftp.open_batches(folder, self.completion))
+        files_of = {message_id: record["files"] for message_id, record in records.items()}
+        for message_id, record in records.items():
+            if record["sent"] and not record["completed"]:
+                complete_batch(sftp, message_id, record["files"], self.completion, self.processed_dir)
+        unsent = {i: r for i, r in records.items() if not r["sent"] and not r["rejecting"]}
+        due = {i: r for i, r in unsent.items() if time.time() - r["recorded_at"] >= self.resend_after}
+        given_up = {i: r for i, r in due.items() if r["attempts"] >= self.max_attempts}
+        api = DocumentApiHook(self.document_api_conn_id, **self.hook_kwargs)
+        try:
+            pending = self._rebuild(api, {i: r for i, r in due.items() if i not in given_up})
+            failures = self._send(api, sftp, pending, files_of)
+        finally:
+            api.close()
+        cut_short = {i: r for i, r in records.items() if r["rejecting"]}  # their plan has the reason
+        rejected = {i: (_given_up(r), r["attempts"]) for i, r in {**given_up, **cut_short}.items()}
+        rejected.update(
+            (i, f)
+            for i, f in failures.items()
+            if isinstance(f[0], DocumentApiRejectedError) or f[1] >= self.max_attempts
         )
+        moved = self._reject(sftp, rejected, files_of)
+        purged = []
+        if self.retention_days is not None:
+            for folder in folders:
+                purged += sftp.purge_finished(folder, self.retention_days * 86400, self.completion)
+        summary = {
+            "resent": len(pending) - len(failures),
+            "failed": len(failures),
+            "rejected": len(moved),
+            "waiting": len(unsent) - len(due),
+            "purged_claims": len(purged),
+        }
+        self.log.info(
+            "Under %s: %d unsent batch(es); resent %d, %d failed, %d moved to the rejected folder, "
+            "%d waiting for resend_after (%s s); records of %d finished claim(s) removed",
+            root,
+            len(unsent),
+            summary["resent"],
+            summary["failed"],
+            summary["rejected"],
+            summary["waiting"],
+            self.resend_after,
+            len(purged),
+        )
+        if moved:
+            folders = sorted({folder for targets in moved.values() for folder in targets})
+            raise DocumentApiRejectedError(
+                f"{len(moved)} batch(es) given up or refused by the API, moved with a <message id>.json "
+                f"record to {', '.join(folders)} ({', '.join(sorted(moved))}); move the files back to "
+                "the input folder to send them again"
+            )
+        return summary
+
+    def _rebuild(self, api: DocumentApiHook, due: Mapping[str, Mapping[str, Any]]) -> list[PreparedBatch]:
+        """The due batches rebuilt from their records; one whose id no longer matches is logged and left."""
+        rebuilt = []
+        for message_id, record in sorted(due.items()):
+            batch = api.prepare_batch(
+                record["files"], record["uploaded_by"], record["source"], record["profile_code"]
+            )
+            if batch.message_id != message_id:
+                self.log.error(
+                    "Batch %s rebuilt as %s: not resent (its record was changed)",
+                    message_id,
+                    batch.message_id,
+                )
+                continue
+            rebuilt.append(batch)
+        return rebuilt

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,7 +16,7 @@ from airflow_outamation.claims import ClaimedFile, describe_skipped, intended_fi
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.readiness import DEFAULT_PATTERN, DEFAULT_STABILITY_DELAY, RemoteFile
 
-__all__ = ["ClaimFilesOperator", "asset_event_extra", "manifest_id_for", "run_date"]
+__all__ = ["ClaimFilesOperator", "ProjectStatusOperator", "asset_event_extra", "manifest_id_for", "run_date"]
 
 
 def run_date(context: Context, timezone: str | None = None) -> datetime:
@@ -135,3 +135,67 @@ class ClaimFilesOperator(BaseOperator):
             if isinstance(outlet, Asset):
                 context["outlet_events"][outlet].extra = extra
         return [file.to_dict() for file in result.claimed]
+
+
+class ProjectStatusOperator(BaseOperator):
+    """
+    Log a project at a glance: files ready in the input folder; claimed, sent, unsent, rejected, completed.
+
+    Counts the date folders of the last ``days`` days up to the run's date (see
+    :meth:`PooledSFTPHook.project_status`); returns the summary.
+
+    :param sftp_conn_id: Airflow ``sftp`` connection
+    :param base_path: the project's folder on the server (templated)
+    :param source_dir: input folder under ``base_path``
+    :param in_progress_dir: in-progress folder under ``base_path``
+    :param date_format: ``strftime`` format of the dated folders
+    :param timezone: IANA time zone of the dated folders (``None``: UTC)
+    :param days: how many days back, the run's day included
+    """
+
+    template_fields: Sequence[str] = ("base_path",)
+    ui_color = "#fdebd0"
+
+    def __init__(
+        self,
+        *,
+        sftp_conn_id: str,
+        base_path: str,
+        source_dir: str = "input",
+        in_progress_dir: str = "in_progress",
+        date_format: str = "%m%d%Y",
+        timezone: str | None = None,
+        days: int = 7,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sftp_conn_id = sftp_conn_id
+        self.base_path = base_path
+        self.source_dir = source_dir
+        self.in_progress_dir = in_progress_dir
+        self.date_format = date_format
+        self.timezone = timezone
+        self.days = days
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Count and log; return ``{"ready", "folders": {date: counts}, "total": counts}``."""
+        day = run_date(context, self.timezone)
+        dates = [(day - timedelta(days=back)).strftime(self.date_format) for back in range(self.days)]
+        hook = PooledSFTPHook(ssh_conn_id=self.sftp_conn_id)
+        status = hook.project_status(self.base_path, self.source_dir, self.in_progress_dir, dates)
+        total = status["total"]
+        self.log.info(
+            "%s, last %d day(s): %d ready in %s; claimed %d, sent %d, unsent %d, rejected %d, completed %d",
+            self.base_path,
+            self.days,
+            status["ready"],
+            self.source_dir,
+            total["claimed"],
+            total["sent"],
+            total["unsent"],
+            total["rejected"],
+            total["completed"],
+        )
+        for date, counts in sorted(status["folders"].items()):
+            self.log.info("  %s/%s: %s", self.in_progress_dir, date, counts)
+        return status

@@ -40,7 +40,15 @@ def test_dags_folder_has_no_import_errors() -> None:
     bag = DagBag(dag_folder=str(REPO / "dags"))
     assert bag.import_errors == {}
     dag = bag.dags["outamation_sftp_ingest_example"]
-    assert dag.task_ids == ["wait_for_files", "claim_files", "submit_batches"]
+    assert dag.task_ids == [
+        "resend_unsent",
+        "wait_for_files",
+        "claim_files",
+        "submit_batches",
+        "project_status",
+        "check_run",
+    ]
+    assert dag.get_task("resend_unsent").downstream_task_ids == {"wait_for_files", "check_run"}
     assert dag.max_active_runs == 1
     assert dag.catchup is False
 
@@ -131,6 +139,9 @@ def test_full_run_claims_batches_and_sends_signed_calls(
         folder, manifest_id_for(dag.dag_id, dag_run.run_id)
     )
     assert status == {"sent": sorted(sent), "unsent": []}
+    (at_a_glance,) = xcom_values(dag.dag_id, dag_run.run_id, "project_status")
+    assert at_a_glance["ready"] == 1  # growing.pdf
+    assert at_a_glance["total"] == {"claimed": 7, "sent": 7, "unsent": 0, "rejected": 0, "completed": 0}
 
 
 def _project(base: str, api_conn_id: str, **settings: object) -> dict[str, object]:
@@ -431,7 +442,10 @@ def test_an_api_400_fails_the_submit_without_retries(
 
     assert dag_run.state == "failed"
     assert _task_tries(dag_run)["submit_batches"] == ("failed", 1)
+    assert _task_tries(dag_run)["project_status"] == ("success", 1)  # logged despite the failure
     assert len(document_api_receiver.requests) == 1
+    (folder,) = os.listdir(asyncssh_server.local_path(f"{base}/rejected"))
+    assert "a.pdf" in os.listdir(asyncssh_server.local_path(f"{base}/rejected/{folder}"))
 
 
 @pytest.mark.slow

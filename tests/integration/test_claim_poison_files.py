@@ -154,6 +154,8 @@ def test_a_file_replaced_after_it_was_found_ready_is_not_claimed(
         "backup_path": f"{target}/other.pdf",
         "size": 5,
         "mtime": int(other_stat.st_mtime),
+        "claim_dir": target,
+        "manifest_id": "dag__run",
     }
     assert sftp_server.local_path(scan).read_bytes() == b"re-uploaded!"
     _assert_no_staging_left(sftp_server, target)

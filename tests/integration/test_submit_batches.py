@@ -93,7 +93,7 @@ def test_every_batch_is_sent_once_with_a_receipt_and_a_rerun_sends_nothing(
     assert len(document_api_receiver.requests) == 5
 
 
-def test_a_refused_batch_fails_the_task_by_name_and_only_it_is_resent(
+def test_a_refused_batch_fails_the_task_by_name_and_is_not_sent_again(
     sftp_server: SftpTestServer,
     sftp_base: str,
     sftp_conn_id: str,
@@ -117,10 +117,12 @@ def test_a_refused_batch_fails_the_task_by_name_and_only_it_is_resent(
     assert len(accepted) == 4
     assert _receipted(sftp_conn_id, claimed) == accepted  # the others are sent and receipted
 
+    assert f"{sftp_base}/rejected/11262026" in message  # its files were moved there
+
     document_api_receiver.reset()
     summary = _operator(claimed, document_api_conn_id, sftp_conn_id, batch_size=2).execute({})
-    assert (summary["sent"], summary["already_sent"]) == (1, 4)
-    assert document_api_receiver.accepted_ids == refused  # only the refused batch, under its id
+    assert (summary["sent"], summary["already_sent"], summary["failed"]) == (0, 4, 0)
+    assert document_api_receiver.requests == []  # the refused batch is in the rejected folder
 
 
 def test_retry_after_on_one_batch_holds_back_every_sender(

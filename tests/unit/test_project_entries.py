@@ -88,6 +88,9 @@ def test_every_problem_of_an_entry_is_named() -> None:
         ("api_url", "ftp://x"),
         ("completion", "archive"),
         ("resend_after", 0),
+        ("max_send_attempts", 0),
+        ("max_send_attempts", 2.5),
+        ("retention_days", 0),
         ("base_path", "/upload/../etc"),
     ],
 )
@@ -108,6 +111,8 @@ def test_bad_values_are_refused(key: str, bad: Any) -> None:
         ("api_url", "https://api.example.com/v1/process"),
         ("resend_after", None),
         ("completion", "delete"),
+        ("max_send_attempts", 3),
+        ("retention_days", 7.5),
         ("min_age", 2.5),
     ],
 )
