@@ -5,13 +5,14 @@ Starts the in-process asyncssh SFTP server with sample PDFs in ``input/`` (one o
 written), the signature-verifying document API receiver, a throw-away ``AIRFLOW_HOME`` with both
 Airflow connections, and runs the example DAG with ``airflow dags test`` (the sensor finds the waiting
 files at its first look; it would defer into the in-process triggerer otherwise), which sends every
-batch from one task. Prints what happened and exits non-zero if any step did not.
+batch from one task. The API refuses one batch (HTTP 400): its files go to ``rejected/<date>/`` and
+the run fails naming it; the demo then moves them back to ``input/``, as a user would, and a second
+run sends them. Prints where every file ended up and exits non-zero if any step did not happen.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import subprocess
@@ -21,13 +22,15 @@ import time
 from pathlib import Path
 
 from airflow_outamation.testing.asyncssh_server import AsyncsshSftpServer
-from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
+from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, Reply
 
 DAGS_FOLDER = Path(__file__).resolve().parent.parent / "dags"
 PROJECT_ID = "demo"
 BASE_PATH = "/upload/demo"
 SAMPLE_FILES = 12
 STILL_WRITING = "scan_still_uploading.pdf"
+#: The API refuses the batch holding this file in the first run.
+REFUSED = "invoice_006.pdf"
 #: Log messages of Airflow's output worth showing while the DAG runs.
 PROGRESS_MARKERS = ("ready file", "Claimed", "batch(es)", "accepted, HTTP", "DEFERRED", "rror")
 #: Airflow's console log line: timestamp, [level], message, [logger], key=value pairs.
@@ -92,6 +95,7 @@ def main() -> int:
             "uploaded_by": "Admin",
             "source": "Demo SFTP",
             "poke_interval": 1,
+            "completion": "move",
         }
         projects.write_text(json.dumps([project]))
         env = {
@@ -111,50 +115,89 @@ def main() -> int:
             return 1
 
         dag_id = f"outamation_sftp_ingest_{PROJECT_ID}"
-        _say(f"airflow dags test {dag_id} ...")
+        test_run = ["dags", "test", dag_id, "--conf", json.dumps({"stability_delay": 1.0})]
+        api.script_for_file(REFUSED, Reply(400, json.dumps({"error": "page 3 is unreadable"})))
+        _say(f"run 1: airflow dags test {dag_id}; the API will refuse the batch holding {REFUSED} ...")
         started = time.monotonic()
         with sftp.growing_file(f"{BASE_PATH}/input/{STILL_WRITING}", interval=0.1):
             _say(f"{STILL_WRITING} is still being written into {BASE_PATH}/input while the DAG runs")
-            code = _run_airflow(
-                ["dags", "test", dag_id, "--conf", json.dumps({"stability_delay": 1.0})], env, log, True
-            )
-        return _summarise(sftp, api, code, time.monotonic() - started, log)
+            first = _run_airflow(test_run, env, log, True)
+            refused = _move_back_from_rejected(sftp)
+            _say(f"run 2: the refused files are back in input/ ({len(refused)}); airflow dags test again ...")
+            second = _run_airflow(test_run, env, log, True)
+        return _summarise(sftp, api, first, second, refused, time.monotonic() - started, log)
+
+
+def _move_back_from_rejected(sftp: AsyncsshSftpServer) -> list[str]:
+    """Move the documents of ``rejected/<date>/`` back to ``input/``, as the README tells a user to."""
+    rejected = sftp.local_path(f"{BASE_PATH}/rejected")
+    moved = []
+    for document in sorted(rejected.glob("*/*.pdf")) if rejected.is_dir() else []:
+        document.rename(sftp.local_path(f"{BASE_PATH}/input/{document.name}"))
+        moved.append(document.name)
+    return moved
+
+
+def _where(sftp: AsyncsshSftpServer) -> dict[str, list[str]]:
+    """Every PDF under the project's folder, by the folder it is in (``.claims`` records left out)."""
+    base = sftp.local_path(BASE_PATH)
+    places: dict[str, list[str]] = {}
+    for document in sorted(base.rglob("*.pdf")):
+        folder = str(document.parent.relative_to(base))
+        if ".claims" not in folder:
+            places.setdefault(folder, []).append(document.name)
+    return places
 
 
 def _summarise(
-    sftp: AsyncsshSftpServer, api: DocumentApiReceiver, code: int, seconds: float, log: Path
+    sftp: AsyncsshSftpServer,
+    api: DocumentApiReceiver,
+    first: int,
+    second: int,
+    refused: list[str],
+    seconds: float,
+    log: Path,
 ) -> int:
-    """Print what happened; return 0 only if every step did."""
-    in_progress = sftp.local_path(f"{BASE_PATH}/in_progress")
-    dated = sorted(p for p in in_progress.iterdir() if p.is_dir()) if in_progress.is_dir() else []
-    claimed = sorted(p.name for d in dated for p in d.iterdir() if p.suffix == ".pdf")
-    left = sorted(p.name for p in sftp.local_path(f"{BASE_PATH}/input").iterdir())
+    """Print what happened and where every file is; return 0 only if every step happened."""
+    places = _where(sftp)
+    processed = sorted(
+        name for folder, names in places.items() if folder.startswith("processed") for name in names
+    )
+    waiting = ", ".join(places.get("input", [])) or "nothing"
     requests = api.requests
     valid = [r for r in requests if r.valid]
-    sent = sorted(f["filename"] for r in valid for f in r.json()["files"])
-    expected_batches = math.ceil(SAMPLE_FILES / 5)
+    accepted = [r for r in valid if r.reply.status < 300]
+    sent = sorted(f["filename"] for r in accepted for f in r.json()["files"])
+    expected = [f"invoice_{number:03}.pdf" for number in range(1, SAMPLE_FILES + 1)]
     checks = {
-        f"airflow dags test succeeded ({seconds:.0f} s)": code == 0,
-        f"found and claimed {len(claimed)} ready PDFs into in_progress/{dated[0].name if dated else '?'}": (
-            len(claimed) == SAMPLE_FILES and len(dated) == 1
+        f"run 1 failed visibly, naming the rejected folder ({seconds:.0f} s for both runs)": first != 0
+        and "rejected" in log.read_text(),
+        f"the API refused 1 batch; its {len(refused)} files went to rejected/<date>/": (
+            REFUSED in refused and len([r for r in valid if r.reply.status == 400]) == 1
         ),
-        f"sent {len(requests)} batches (of up to 5) to the document API": len(requests) == expected_batches,
+        "run 2 succeeded with the files moved back to input/": second == 0,
         f"{len(valid)} of {len(requests)} signatures verified by the receiver": (
             len(valid) == len(requests) and bool(requests)
         ),
-        "every claimed file was sent exactly once": sent == claimed,
-        f"left in input/ for a later run: {', '.join(left) or 'nothing'} (still being written)": (
-            left == [STILL_WRITING]
+        f"every one of the {SAMPLE_FILES} PDFs was accepted exactly once": sent == expected,
+        f"accepted files moved to processed/<date>/ (completion: move): {len(processed)}": (
+            processed == expected
         ),
+        f"left in input/ for a later run: {waiting} (still being written)": waiting == STILL_WRITING,
     }
     print()
     _say("summary")
     for text, ok in checks.items():
         print(f"  {'ok  ' if ok else 'FAIL'} {text}")
     for request in valid:
-        print(f"       batch {request.message_id}: {[f['filename'] for f in request.json()['files']]}")
+        answer = "accepted" if request.reply.status < 300 else f"refused (HTTP {request.reply.status})"
+        names = [f["filename"] for f in request.json()["files"]]
+        print(f"       batch {request.message_id} {answer}: {names}")
+    _say(f"where every file is now, under {BASE_PATH}:")
+    for folder, names in places.items():
+        print(f"       {folder}/: {', '.join(names)}")
     if all(checks.values()):
-        _say(f"done: the files are now in {BASE_PATH}/in_progress/{dated[0].name}/ on the SFTP server")
+        _say("done")
         return 0
     _say(f"something did not happen; the end of Airflow's output:\n{log.read_text()[-4000:]}")
     return 1

@@ -15,6 +15,7 @@ def test_demo_succeeds_and_prints_its_summary() -> None:
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "FAIL" not in result.stdout
-    assert "ok   found and claimed 12 ready PDFs" in result.stdout
-    assert "ok   3 of 3 signatures verified by the receiver" in result.stdout
-    assert "scan_still_uploading.pdf (still being written)" in result.stdout
+    assert "ok   the API refused 1 batch; its 5 files went to rejected/<date>/" in result.stdout
+    assert "ok   every one of the 12 PDFs was accepted exactly once" in result.stdout
+    assert "ok   4 of 4 signatures verified by the receiver" in result.stdout
+    assert "input/: scan_still_uploading.pdf\n" in result.stdout
