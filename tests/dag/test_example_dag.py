@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
@@ -92,29 +93,50 @@ def test_params_reject_bad_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert dag.params.get_param("batch_size").resolve(7) == 7
 
 
-@pytest.mark.slow
-def test_full_run_claims_batches_and_sends_signed_calls(
+@dataclass
+class ExampleProject:
+    """The example DAG run against the asyncssh server (connection set) and the receiver's connection."""
+
+    server: SftpTestServer
+    api_conn_id: str
+    tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch
+
+    def base(self, prefix: str) -> str:
+        """A project folder of this test on the server."""
+        return self.server.remote_path(f"{prefix}-{self.tmp_path.name}")
+
+    def load_entries(self, projects: list[dict[str, object]]) -> ModuleType:
+        """The example DAG file loaded with these project entries."""
+        return _load_example_dag(projects, self.tmp_path, self.monkeypatch)
+
+    def load(self, base: str, **settings: object) -> ModuleType:
+        """The example DAG file loaded with the one project ``dagtest`` at ``base``."""
+        return self.load_entries([_project(base, self.api_conn_id, **settings)])
+
+
+@pytest.fixture
+def example(
     airflow_db: str,
     asyncssh_server: SftpTestServer,
-    document_api_receiver: DocumentApiReceiver,
     document_api_conn_id: str,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
-) -> None:
-    base = asyncssh_server.remote_path(f"example-{tmp_path.name}")
-    for i in range(7):
-        asyncssh_server.write(f"{base}/input/doc{i}.pdf", b"%PDF-1.7 " + bytes([i]) * 100)
+) -> ExampleProject:
     monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
-    project = {
-        "project_id": "dagtest",
-        "sftp_conn_id": "outamation_example_sftp",
-        "document_api_conn_id": document_api_conn_id,
-        "base_path": base,
-        "profile_code": "intake",
-        "poke_interval": 0.3,
-    }
-    dag = _load_example_dag([project], tmp_path, monkeypatch).outamation_sftp_ingest_dagtest
-    with asyncssh_server.growing_file(f"{base}/input/growing.pdf"):
+    return ExampleProject(asyncssh_server, document_api_conn_id, tmp_path, monkeypatch)
+
+
+@pytest.mark.slow
+def test_full_run_claims_batches_and_sends_signed_calls(
+    example: ExampleProject,
+    document_api_receiver: DocumentApiReceiver,
+) -> None:
+    base = example.base("example")
+    for i in range(7):
+        example.server.write(f"{base}/input/doc{i}.pdf", b"%PDF-1.7 " + bytes([i]) * 100)
+    dag = example.load(base).outamation_sftp_ingest_dagtest
+    with example.server.growing_file(f"{base}/input/growing.pdf"):
         dag_run = dag.test(run_conf={"stability_delay": 0.4, "batch_size": 3, "uploaded_by": "tester"})
 
     assert dag_run.state == "success"
@@ -122,7 +144,7 @@ def test_full_run_claims_batches_and_sends_signed_calls(
     assert sorted(c["filename"] for c in claimed) == [f"doc{i}.pdf" for i in range(7)]
     folder = os.path.dirname(claimed[0]["backup_path"])
     assert folder.startswith(f"{base}/in_progress/")
-    assert os.listdir(asyncssh_server.local_path(f"{base}/input")) == ["growing.pdf"]  # still being written
+    assert os.listdir(example.server.local_path(f"{base}/input")) == ["growing.pdf"]  # still being written
     (summary,) = xcom_values(dag.dag_id, dag_run.run_id, "submit_batches")
     assert (summary["batches"], summary["sent"], summary["failed"]) == (3, 3, 0)
     requests = document_api_receiver.requests
@@ -158,45 +180,35 @@ def _project(base: str, api_conn_id: str, **settings: object) -> dict[str, objec
 
 @pytest.mark.slow
 def test_a_run_beyond_max_map_length_sends_every_file(
-    airflow_db: str,
-    asyncssh_server: SftpTestServer,
+    example: ExampleProject,
     document_api_receiver: DocumentApiReceiver,
-    document_api_conn_id: str,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
 ) -> None:
     """60 batches of 1 with Airflow's max_map_length at 10: the 0.1 DAG claimed all and sent none."""
-    base = asyncssh_server.remote_path(f"maplen-{tmp_path.name}")
+    base = example.base("maplen")
     for i in range(60):
-        asyncssh_server.write(f"{base}/input/doc{i:02}.pdf", b"%PDF-1.7 " + bytes([i]))
-    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
-    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "10")
-    dag = _load_example_dag([_project(base, document_api_conn_id)], tmp_path, monkeypatch)
+        example.server.write(f"{base}/input/doc{i:02}.pdf", b"%PDF-1.7 " + bytes([i]))
+    example.monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "10")
+    dag = example.load(base)
     dag_run = dag.outamation_sftp_ingest_dagtest.test(run_conf={"stability_delay": 0.3, "batch_size": 1})
 
     assert dag_run.state == "success"
     sent = [f["filename"] for r in document_api_receiver.requests for f in r.json()["files"]]
     assert sorted(sent) == [f"doc{i:02}.pdf" for i in range(60)]
     assert len(set(document_api_receiver.accepted_ids)) == 60
-    assert os.listdir(asyncssh_server.local_path(f"{base}/input")) == []
+    assert os.listdir(example.server.local_path(f"{base}/input")) == []
 
 
 @pytest.mark.slow
 def test_max_files_per_run_leaves_the_rest_in_input_for_the_next_runs(
-    airflow_db: str,
-    asyncssh_server: SftpTestServer,
+    example: ExampleProject,
     document_api_receiver: DocumentApiReceiver,
-    document_api_conn_id: str,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
 ) -> None:
-    base = asyncssh_server.remote_path(f"cap-{tmp_path.name}")
+    base = example.base("cap")
     for i in range(12):
-        asyncssh_server.write(f"{base}/input/doc{i:02}.pdf", b"%PDF-1.7 " + bytes([i]))
-    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
-    project = _project(base, document_api_conn_id, max_files_per_run=5)
-    dag = _load_example_dag([project], tmp_path, monkeypatch).outamation_sftp_ingest_dagtest
-    input_dir = asyncssh_server.local_path(f"{base}/input")
+        example.server.write(f"{base}/input/doc{i:02}.pdf", b"%PDF-1.7 " + bytes([i]))
+    project = _project(base, example.api_conn_id, max_files_per_run=5)
+    dag = example.load_entries([project]).outamation_sftp_ingest_dagtest
+    input_dir = example.server.local_path(f"{base}/input")
 
     remaining = []
     for _ in range(3):
@@ -213,20 +225,15 @@ def test_max_files_per_run_leaves_the_rest_in_input_for_the_next_runs(
 @pytest.mark.parametrize("escape", ["{base}/../beta", "/", "{base}/../../", "../beta", "{base}-beta"])
 def test_base_path_from_the_trigger_form_cannot_leave_the_project_folder(
     escape: str,
-    airflow_db: str,
-    asyncssh_server: SftpTestServer,
+    example: ExampleProject,
     document_api_receiver: DocumentApiReceiver,
-    document_api_conn_id: str,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
 ) -> None:
     """The probe moved beta's files and posted them under acme's profile with base_path=<acme>/../beta."""
-    root = asyncssh_server.remote_path(f"confine-{tmp_path.name}")
+    root = example.base("confine")
     base = f"{root}/acme"
     for folder in (f"{root}/beta/input", f"{root}/acme-beta/input", f"{base}/input"):
-        asyncssh_server.write(f"{folder}/secret.pdf", b"%PDF-1.7 not acme's")
-    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
-    dag = _load_example_dag([_project(base, document_api_conn_id)], tmp_path, monkeypatch)
+        example.server.write(f"{folder}/secret.pdf", b"%PDF-1.7 not acme's")
+    dag = example.load(base)
 
     dag_run = dag.outamation_sftp_ingest_dagtest.test(
         run_conf={"base_path": escape.format(base=base), "stability_delay": 0.3}
@@ -235,22 +242,17 @@ def test_base_path_from_the_trigger_form_cannot_leave_the_project_folder(
     assert dag_run.state == "failed"
     assert document_api_receiver.requests == []
     for folder in ("beta", "acme-beta", "acme"):
-        assert os.listdir(asyncssh_server.local_path(f"{root}/{folder}/input")) == ["secret.pdf"]
+        assert os.listdir(example.server.local_path(f"{root}/{folder}/input")) == ["secret.pdf"]
 
 
 @pytest.mark.slow
 def test_base_path_may_name_a_subfolder_of_the_project(
-    airflow_db: str,
-    asyncssh_server: SftpTestServer,
+    example: ExampleProject,
     document_api_receiver: DocumentApiReceiver,
-    document_api_conn_id: str,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
 ) -> None:
-    base = asyncssh_server.remote_path(f"sub-{tmp_path.name}")
-    asyncssh_server.write(f"{base}/east/input/a.pdf", b"%PDF-1.7 east")
-    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
-    dag = _load_example_dag([_project(base, document_api_conn_id)], tmp_path, monkeypatch)
+    base = example.base("sub")
+    example.server.write(f"{base}/east/input/a.pdf", b"%PDF-1.7 east")
+    dag = example.load(base)
 
     dag_run = dag.outamation_sftp_ingest_dagtest.test(run_conf={"base_path": "east", "stability_delay": 0.3})
 
@@ -320,18 +322,13 @@ def _task_tries(dag_run: DagRun) -> dict[str, tuple[str, int]]:
 
 @pytest.mark.slow
 def test_the_date_folder_is_the_runs_date_in_the_projects_timezone(
-    airflow_db: str,
-    asyncssh_server: SftpTestServer,
+    example: ExampleProject,
     document_api_receiver: DocumentApiReceiver,
-    document_api_conn_id: str,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
 ) -> None:
-    base = asyncssh_server.remote_path(f"tz-{tmp_path.name}")
-    asyncssh_server.write(f"{base}/input/a.pdf", b"%PDF-1.7 a")
-    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
-    project = _project(base, document_api_conn_id, timezone="America/New_York")
-    dag = _load_example_dag([project], tmp_path, monkeypatch).outamation_sftp_ingest_dagtest
+    base = example.base("tz")
+    example.server.write(f"{base}/input/a.pdf", b"%PDF-1.7 a")
+    project = _project(base, example.api_conn_id, timezone="America/New_York")
+    dag = example.load_entries([project]).outamation_sftp_ingest_dagtest
 
     dag_run = dag.test(logical_date=NIGHT_IN_NEW_YORK, run_conf={"stability_delay": 0.3})
 
@@ -342,19 +339,14 @@ def test_the_date_folder_is_the_runs_date_in_the_projects_timezone(
 
 @pytest.mark.slow
 def test_payload_values_arrive_exactly_and_a_renamed_file_keeps_its_uploaded_name(
-    airflow_db: str,
-    asyncssh_server: SftpTestServer,
+    example: ExampleProject,
     document_api_receiver: DocumentApiReceiver,
-    document_api_conn_id: str,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
 ) -> None:
     """The native-object DAG sent profile_code "007" as 7 and the clash name "a (1).pdf" as filename."""
-    base = asyncssh_server.remote_path(f"exact-{tmp_path.name}")
-    asyncssh_server.write(f"{base}/in_progress/11262026/a.pdf", b"%PDF-1.7 claimed this morning")
-    asyncssh_server.write(f"{base}/input/a.pdf", b"%PDF-1.7 uploaded again")
-    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
-    dag = _load_example_dag([_project(base, document_api_conn_id)], tmp_path, monkeypatch)
+    base = example.base("exact")
+    example.server.write(f"{base}/in_progress/11262026/a.pdf", b"%PDF-1.7 claimed this morning")
+    example.server.write(f"{base}/input/a.pdf", b"%PDF-1.7 uploaded again")
+    dag = example.load(base)
 
     conf = {"stability_delay": 0.3, "profile_code": "007", "uploaded_by": "2024", "source": "True"}
     dag_run = dag.outamation_sftp_ingest_dagtest.test(logical_date=NIGHT_IN_NEW_YORK, run_conf=conf)
@@ -373,25 +365,20 @@ def test_payload_values_arrive_exactly_and_a_renamed_file_keeps_its_uploaded_nam
         "source": "True",
         "profile_code": "007",
     }
-    stored = asyncssh_server.local_path(f"{base}/in_progress/11262026/a (1).pdf")
+    stored = example.server.local_path(f"{base}/in_progress/11262026/a (1).pdf")
     assert Path(stored).read_bytes() == b"%PDF-1.7 uploaded again"
 
 
 @pytest.mark.slow
 def test_the_entrys_api_url_beats_the_connection_and_doc_ai_api_url(
-    airflow_db: str,
-    asyncssh_server: SftpTestServer,
+    example: ExampleProject,
     document_api_receiver: DocumentApiReceiver,
-    document_api_conn_id: str,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
 ) -> None:
-    base = asyncssh_server.remote_path(f"url-{tmp_path.name}")
-    asyncssh_server.write(f"{base}/input/a.pdf", b"%PDF-1.7 a")
-    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
-    monkeypatch.setenv("DOC_AI_API_URL", document_api_receiver.url.replace("/process", "/env"))
+    base = example.base("url")
+    example.server.write(f"{base}/input/a.pdf", b"%PDF-1.7 a")
+    example.monkeypatch.setenv("DOC_AI_API_URL", document_api_receiver.url.replace("/process", "/env"))
     api_url = document_api_receiver.url.replace("/process", "/acme")
-    dag = _load_example_dag([_project(base, document_api_conn_id, api_url=api_url)], tmp_path, monkeypatch)
+    dag = example.load(base, api_url=api_url)
 
     dag_run = dag.outamation_sftp_ingest_dagtest.test(run_conf={"stability_delay": 0.3})
 
@@ -401,20 +388,16 @@ def test_the_entrys_api_url_beats_the_connection_and_doc_ai_api_url(
 
 @pytest.mark.slow
 def test_a_wrong_sftp_password_fails_the_run_without_retries(
-    airflow_db: str,
-    asyncssh_server: SftpTestServer,
+    example: ExampleProject,
     document_api_receiver: DocumentApiReceiver,
-    document_api_conn_id: str,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
 ) -> None:
-    base = asyncssh_server.remote_path(f"auth-{tmp_path.name}")
-    asyncssh_server.write(f"{base}/input/a.pdf", b"%PDF-1.7 a")
-    conn = asyncssh_server.connection_dict()
+    base = example.base("auth")
+    example.server.write(f"{base}/input/a.pdf", b"%PDF-1.7 a")
+    conn = example.server.connection_dict()
     conn["password"] = "not-the-password-42"
     del conn["extra"]["key_file"]
-    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", json.dumps(conn))
-    dag = _load_example_dag([_project(base, document_api_conn_id)], tmp_path, monkeypatch)
+    example.monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", json.dumps(conn))
+    dag = example.load(base)
 
     dag_run = dag.outamation_sftp_ingest_dagtest.test(run_conf={"stability_delay": 0.3})
 
@@ -425,18 +408,13 @@ def test_a_wrong_sftp_password_fails_the_run_without_retries(
 
 @pytest.mark.slow
 def test_an_api_400_fails_the_submit_without_retries(
-    airflow_db: str,
-    asyncssh_server: SftpTestServer,
+    example: ExampleProject,
     document_api_receiver: DocumentApiReceiver,
-    document_api_conn_id: str,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
 ) -> None:
-    base = asyncssh_server.remote_path(f"api400-{tmp_path.name}")
-    asyncssh_server.write(f"{base}/input/a.pdf", b"%PDF-1.7 a")
-    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
+    base = example.base("api400")
+    example.server.write(f"{base}/input/a.pdf", b"%PDF-1.7 a")
     document_api_receiver.script(400, 400, 400, 400)
-    dag = _load_example_dag([_project(base, document_api_conn_id)], tmp_path, monkeypatch)
+    dag = example.load(base)
 
     dag_run = dag.outamation_sftp_ingest_dagtest.test(run_conf={"stability_delay": 0.3})
 
@@ -444,30 +422,25 @@ def test_an_api_400_fails_the_submit_without_retries(
     assert _task_tries(dag_run)["submit_batches"] == ("failed", 1)
     assert _task_tries(dag_run)["project_status"] == ("success", 1)  # logged despite the failure
     assert len(document_api_receiver.requests) == 1
-    (folder,) = os.listdir(asyncssh_server.local_path(f"{base}/rejected"))
-    assert "a.pdf" in os.listdir(asyncssh_server.local_path(f"{base}/rejected/{folder}"))
+    (folder,) = os.listdir(example.server.local_path(f"{base}/rejected"))
+    assert "a.pdf" in os.listdir(example.server.local_path(f"{base}/rejected/{folder}"))
 
 
 @pytest.mark.slow
 def test_the_claims_asset_event_names_the_folder_and_the_uploaded_files(
-    airflow_db: str,
-    asyncssh_server: SftpTestServer,
+    example: ExampleProject,
     document_api_receiver: DocumentApiReceiver,
-    document_api_conn_id: str,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
 ) -> None:
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
 
     from airflow_outamation.assets import in_progress_asset
 
-    base = asyncssh_server.remote_path(f"asset-{tmp_path.name}")
-    asyncssh_server.write(f"{base}/in_progress/11262026/b.pdf", b"%PDF-1.7 earlier b")
+    base = example.base("asset")
+    example.server.write(f"{base}/in_progress/11262026/b.pdf", b"%PDF-1.7 earlier b")
     for name in ("a.pdf", "b.pdf"):
-        asyncssh_server.write(f"{base}/input/{name}", b"%PDF-1.7 " + name.encode())
-    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_EXAMPLE_SFTP", asyncssh_server.connection_json())
-    dag = _load_example_dag([_project(base, document_api_conn_id)], tmp_path, monkeypatch)
+        example.server.write(f"{base}/input/{name}", b"%PDF-1.7 " + name.encode())
+    dag = example.load(base)
 
     dag_run = dag.outamation_sftp_ingest_dagtest.test(
         logical_date=NIGHT_IN_NEW_YORK, run_conf={"stability_delay": 0.3}
