@@ -34,3 +34,42 @@ def as_limit(value: int | str | None) -> int | None:
     if limit < 1:
         raise ValueError(f"a file cap must be at least 1, got {limit}")
     return limit
+
+
+#: File names one log line lists at most.
+NAMES_LOGGED = 10
+
+
+def name_list(names: Sequence[str], limit: int = NAMES_LOGGED) -> str:
+    """
+    ``a.pdf, b.pdf, c.pdf``, or the first ``limit`` names and ``… and N more``: a bounded list for logs.
+
+    :param names: the names, in the order to list them
+    :param limit: names listed at most
+    """
+    shown = ", ".join(names[:limit])
+    more = len(names) - limit
+    return f"{shown} … and {more} more" if more > 0 else shown
+
+
+def _span(names: Sequence[str]) -> str:
+    """``first.pdf … last.pdf``, or the one name."""
+    return names[0] if len(names) == 1 else f"{names[0]} … {names[-1]}"
+
+
+def batch_label(batch: Sequence[Mapping[str, Any]]) -> str:
+    """``first.pdf … last.pdf (5)``: a batch's file names, bounded, for logs and mapped task labels."""
+    names = [str(item["filename"]) for item in batch]
+    return f"{_span(names)} ({len(names)})"
+
+
+def describe_batch(batch: Sequence[Mapping[str, Any]], number: int, total: int) -> str:
+    """
+    ``batch 2/3: a.pdf … e.pdf (5 files): a.pdf, b.pdf, c.pdf, d.pdf, e.pdf``: one log line per batch.
+
+    :param batch: the batch's files, each with ``filename``
+    :param number: the batch's number, from 1
+    :param total: how many batches the claim has
+    """
+    names = [str(item["filename"]) for item in batch]
+    return f"batch {number}/{total}: {_span(names)} ({len(names)} files): {name_list(names)}"

@@ -119,3 +119,28 @@ def ready_files(
             continue
         ready.append(RemoteFile(path=posixpath.join(directory, name), size=state.size, mtime=state.mtime))
     return ready
+
+
+def waiting_files(
+    previous: Listing | None, listing: Listing, pattern: str = "*.pdf", min_size: int = 1
+) -> tuple[list[str], list[str]]:
+    """
+    The candidates of ``listing`` that are not passed on yet, by name: those still growing, the others.
+
+    A candidate (see :func:`is_candidate`) is still growing when it is new or changed since ``previous``
+    (every one is when there is no ``previous``); the others wait to be stable long or old enough.
+
+    :param previous: the listing before ``listing``, if any
+    :param listing: the latest listing
+    :param pattern: case-insensitive glob the names must match
+    :param min_size: smallest size in bytes that counts
+    """
+    growing: list[str] = []
+    settling: list[str] = []
+    for name in sorted(listing):
+        state = listing[name]
+        if not is_candidate(name, state, pattern, min_size):
+            continue
+        before = previous.get(name) if previous is not None else None
+        (settling if before is not None and is_stable(before, state) else growing).append(name)
+    return growing, settling

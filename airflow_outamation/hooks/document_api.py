@@ -39,7 +39,7 @@ from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential, wait_random
 
-from airflow_outamation import __version__
+from airflow_outamation import __version__, metrics
 from airflow_outamation.api_answers import ExpectedAnswer
 from airflow_outamation.exceptions import DocumentApiError, DocumentApiRejectedError
 from airflow_outamation.redaction import Scrubber, secret_variants, url_secrets
@@ -249,6 +249,8 @@ class DocumentApiHook(BaseHook):
     :param backoff_initial: first backoff in seconds; overrides the connection's
     :param backoff_max: longest wait between attempts in seconds; overrides the connection's
     :param api_url: the API's URL; overrides the connection's (and ``DOC_AI_API_URL``)
+    :param project: the project its API calls are timed for (``outamation.api.call.duration``);
+        the connection id when not given
     """
 
     conn_name_attr = "document_api_conn_id"
@@ -265,10 +267,12 @@ class DocumentApiHook(BaseHook):
         backoff_initial: float | None = None,
         backoff_max: float | None = None,
         api_url: str | None = None,
+        project: str | None = None,
     ) -> None:
         super().__init__()
         self.document_api_conn_id = document_api_conn_id
         self.api_url = api_url
+        self.project = project or document_api_conn_id
         self._overrides: dict[str, float | int | None] = {
             "timeout": timeout,
             "max_retries": max_retries,
@@ -504,14 +508,15 @@ class DocumentApiHook(BaseHook):
         self._pause.wait()
         headers = sign(msg_id, body, settings.secret, scheme=settings.scheme)
         try:
-            response = self.get_conn().post(
-                settings.url,
-                data=body,
-                headers=headers,
-                timeout=settings.timeout,
-                allow_redirects=False,
-                verify=settings.verify,
-            )
+            with metrics.timed(metrics.API_CALL_DURATION, self.project):
+                response = self.get_conn().post(
+                    settings.url,
+                    data=body,
+                    headers=headers,
+                    timeout=settings.timeout,
+                    allow_redirects=False,
+                    verify=settings.verify,
+                )
         except requests.RequestException as exc:
             failure: DocumentApiError | None = self._request_failure(exc, where)
         else:

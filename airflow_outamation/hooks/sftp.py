@@ -51,6 +51,7 @@ from airflow_outamation.hooks.sftp_pool import (
     PooledClient,
     TrackedSFTPClient,
 )
+from airflow_outamation.hooks.ssh_logging import set_ssh_log_level
 from airflow_outamation.readiness import FileState, RemoteFile
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -131,6 +132,7 @@ class PooledSFTPHook(SFTPHook):
         pool_timeout: float = DEFAULT_CHECKOUT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
+        set_ssh_log_level()
         extra: dict[str, Any] = {}
         if ssh_conn_id:
             conn = self.get_connection(ssh_conn_id)

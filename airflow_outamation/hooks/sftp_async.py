@@ -34,6 +34,7 @@ from airflow_outamation.hooks.sftp_errors import (
     path_error,
     translate,
 )
+from airflow_outamation.hooks.ssh_logging import set_ssh_log_level
 from airflow_outamation.readiness import FileState
 
 if TYPE_CHECKING:
@@ -233,6 +234,7 @@ class PooledSFTPHookAsync(SFTPHookAsync):
         *,
         overrides: SSHOverrides | None = None,
     ) -> None:
+        set_ssh_log_level()
         self.overrides = overrides or SSHOverrides()
         super().__init__(
             sftp_conn_id=sftp_conn_id,

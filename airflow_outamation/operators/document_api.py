@@ -11,7 +11,14 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context, XComArg
 
-from airflow_outamation.batching import DEFAULT_BATCH_SIZE, split_into_batches
+from airflow_outamation import metrics
+from airflow_outamation.batching import (
+    DEFAULT_BATCH_SIZE,
+    batch_label,
+    describe_batch,
+    name_list,
+    split_into_batches,
+)
 from airflow_outamation.claims import (
     COMPLETED_DIR,
     REJECTED_DIR,
@@ -31,13 +38,21 @@ FAILURES_NAMED = 20
 COMPLETIONS = ("keep", "move", "delete")
 #: Characters of the API's answer kept in a rejected batch's record.
 ANSWER_CHARS = 500
+#: Batches a send task lists one line each before it starts sending.
+BATCHES_LISTED = 100
+#: How a mapped ``SubmitBatchOperator`` names its task instances: ``batch 2: a.pdf … e.pdf (5)``.
+BATCH_MAP_INDEX_TEMPLATE = "batch {{ ti.map_index + 1 }}: {{ task.batch_label }}"
 
-
-def batch_label(batch: Sequence[Mapping[str, Any]]) -> str:
-    """``first.pdf … last.pdf (5)``: a batch's file names, bounded, for logs."""
-    names = [str(item["filename"]) for item in batch]
-    span = names[0] if len(names) == 1 else f"{names[0]} … {names[-1]}"
-    return f"{span} ({len(names)})"
+__all__ = [
+    "BATCH_MAP_INDEX_TEMPLATE",
+    "ResendUnsentOperator",
+    "SubmitBatchOperator",
+    "SubmitBatchesOperator",
+    "batch_label",
+    "complete_batch",
+    "record_receipts",
+    "reject_batch",
+]
 
 
 def _accepted_line(result: BatchSubmission, batch: Sequence[Mapping[str, Any]]) -> str:
@@ -120,7 +135,9 @@ class SubmitBatchOperator(BaseOperator):
     Post one batch of claimed files to the document API and return a small summary.
 
     Map it over the batches of ``BatchFilesOperator`` when you want one task per batch:
-    ``SubmitBatchOperator.partial(task_id=..., uploaded_by=..., source=...).expand(batch=batches)``.
+    ``SubmitBatchOperator.partial(task_id=..., uploaded_by=..., source=...).expand(batch=batches)``;
+    each mapped task is then labelled ``batch 2: a.pdf … e.pdf (5)`` in the UI
+    (:data:`BATCH_MAP_INDEX_TEMPLATE`, unless ``map_index_template`` is given).
     At volume use :class:`SubmitBatchesOperator`, which sends every batch of a claim in one task.
     The batch's message id is derived from its content, so a cleared and re-run task resends it
     under the same id and the API can de-duplicate it. With ``sftp_conn_id``, a batch the API
@@ -134,6 +151,7 @@ class SubmitBatchOperator(BaseOperator):
     :param document_api_conn_id: the ``outamation_document_api`` connection
     :param hook_kwargs: extra ``DocumentApiHook`` arguments (``timeout``, ``max_retries``, ...)
     :param sftp_conn_id: the ``sftp`` connection holding the files; when given, sent batches get a receipt
+    :param map_index_template: how a mapped task is labelled in the UI; :data:`BATCH_MAP_INDEX_TEMPLATE`
     """
 
     template_fields: Sequence[str] = ("uploaded_by", "source", "profile_code")
@@ -149,9 +167,10 @@ class SubmitBatchOperator(BaseOperator):
         document_api_conn_id: str = DocumentApiHook.default_conn_name,
         hook_kwargs: Mapping[str, Any] | None = None,
         sftp_conn_id: str | None = None,
+        map_index_template: str | None = BATCH_MAP_INDEX_TEMPLATE,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(map_index_template=map_index_template, **kwargs)
         self.batch = batch
         self.uploaded_by = uploaded_by
         self.source = source
@@ -160,13 +179,25 @@ class SubmitBatchOperator(BaseOperator):
         self.hook_kwargs = dict(hook_kwargs or {})
         self.sftp_conn_id = sftp_conn_id
 
+    @property
+    def batch_label(self) -> str:
+        """The batch's files, bounded: ``first.pdf … last.pdf (5)``."""
+        return batch_label(self.batch)
+
     def execute(self, context: Context) -> dict[str, Any]:
         """Submit the batch; return ``{"message_id", "status", "file_count", "attempts"}``."""
-        hook = DocumentApiHook(self.document_api_conn_id, **self.hook_kwargs)
+        project = metrics.project_of(context)
+        self.log.info("Sending %s: %s", self.batch_label, name_list([str(f["filename"]) for f in self.batch]))
+        hook = DocumentApiHook(self.document_api_conn_id, **{"project": project, **self.hook_kwargs})
         try:
-            result = hook.submit_batch(self.batch, self.uploaded_by, self.source, self.profile_code)
+            with metrics.timed(metrics.SEND_DURATION, project):
+                result = hook.submit_batch(self.batch, self.uploaded_by, self.source, self.profile_code)
+        except DocumentApiError:
+            metrics.count(metrics.FILES_FAILED, len(self.batch), project)
+            raise
         finally:
             hook.close()
+        metrics.count(metrics.FILES_SENT, result.file_count, project)
         self.log.info("%s", _accepted_line(result, self.batch))
         if self.sftp_conn_id:
             for receipt in record_receipts(PooledSFTPHook(self.sftp_conn_id), result.message_id, self.batch):
@@ -205,6 +236,20 @@ class _BatchSending(BaseOperator):
         self.completion = completion
         self.processed_dir = processed_dir
         self.rejected_dir = rejected_dir
+        self._project = ""
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Run the send, timed as ``outamation.send.duration`` of the DAG's project."""
+        self._project = metrics.project_of(context)
+        with metrics.timed(metrics.SEND_DURATION, self._project):
+            return self._run(context)
+
+    def _run(self, context: Context) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _api(self) -> DocumentApiHook:
+        """A document API hook for this task's connection, its API calls timed for the project."""
+        return DocumentApiHook(self.document_api_conn_id, **{"project": self._project, **self.hook_kwargs})
 
     def _send(
         self,
@@ -219,6 +264,7 @@ class _BatchSending(BaseOperator):
             files = files_of[batch.message_id]
             if isinstance(outcome, DocumentApiError):
                 self.log.error("Batch %s: %s failed: %s", batch.message_id, batch_label(files), outcome)
+                metrics.count(metrics.FILES_FAILED, len(files), self._project)
                 attempts = 1
                 if sftp is not None:
                     details = {
@@ -230,6 +276,7 @@ class _BatchSending(BaseOperator):
                 failures[batch.message_id] = (outcome, attempts)
                 continue
             self.log.info("%s", _accepted_line(outcome, files))
+            metrics.count(metrics.FILES_SENT, len(files), self._project)
             if sftp is not None:
                 record_receipts(sftp, batch.message_id, files)
                 try:
@@ -251,6 +298,7 @@ class _BatchSending(BaseOperator):
                 sftp, message_id, files_of[message_id], error, attempts, self.rejected_dir
             )
             self.log.error("Batch %s moved to %s", message_id, ", ".join(moved[message_id]))
+            metrics.count(metrics.FILES_REJECTED, len(files_of[message_id]), self._project)
         return moved
 
 
@@ -315,11 +363,11 @@ class SubmitBatchesOperator(_BatchSending):
         self.batch_size = batch_size
         self.sftp_conn_id = sftp_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def _run(self, context: Context) -> dict[str, Any]:
         """Send every unsent batch; return ``{"batches", "sent", "already_sent", "failed", ...}``."""
         files = [dict(item) for item in self.claimed or []]  # type: ignore[union-attr]  # resolved by now
         batches = split_into_batches(files, int(self.batch_size))
-        api = DocumentApiHook(self.document_api_conn_id, **self.hook_kwargs)
+        api = self._api()
         sftp = PooledSFTPHook(self.sftp_conn_id) if self.sftp_conn_id else None
         prepared = [api.prepare_batch(b, self.uploaded_by, self.source, self.profile_code) for b in batches]
         files_of = {p.message_id: b for p, b in zip(prepared, batches, strict=True)}
@@ -340,6 +388,7 @@ class SubmitBatchesOperator(_BatchSending):
             len(pending),
             self.max_in_flight,
         )
+        self._list_batches(batches, {p.message_id for p in pending}, [p.message_id for p in prepared])
         if sftp is not None:
             for message_id in sorted(already):  # finishes a completion a crash interrupted
                 complete_batch(sftp, message_id, files_of[message_id], self.completion, self.processed_dir)
@@ -375,6 +424,17 @@ class SubmitBatchesOperator(_BatchSending):
                 raise DocumentApiRejectedError(message)  # no Airflow retry: every batch was refused
             raise DocumentApiError(message)
         return summary
+
+    def _list_batches(
+        self, batches: Sequence[Sequence[Mapping[str, Any]]], pending: set[str], message_ids: Sequence[str]
+    ) -> None:
+        """Log a line per batch (the first ``BATCHES_LISTED``): its number, files, whether it is sent now."""
+        for number, (batch, message_id) in enumerate(zip(batches, message_ids, strict=True), start=1):
+            if number > BATCHES_LISTED:
+                self.log.info("… and %d more batch(es)", len(batches) - BATCHES_LISTED)
+                break
+            state = "sending" if message_id in pending else "not sent again (sent or rejected before)"
+            self.log.info("%s; %s as %s", describe_batch(batch, number, len(batches)), state, message_id)
 
     def _record_batches(
         self,
@@ -488,7 +548,7 @@ class ResendUnsentOperator(_BatchSending):
         self.resend_after = resend_after
         self.max_attempts = max_attempts
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def _run(self, context: Context) -> dict[str, Any]:
         """Resend what is due, then apply retention; return counts (``resent``, ``failed``, ...)."""
         sftp = PooledSFTPHook(self.sftp_conn_id)
         root = posixpath.join(self.base_path, self.in_progress_dir)
@@ -503,7 +563,7 @@ class ResendUnsentOperator(_BatchSending):
         unsent = {i: r for i, r in records.items() if not r["sent"] and not r["rejecting"]}
         due = {i: r for i, r in unsent.items() if time.time() - r["recorded_at"] >= self.resend_after}
         given_up = {i: r for i, r in due.items() if r["attempts"] >= self.max_attempts}
-        api = DocumentApiHook(self.document_api_conn_id, **self.hook_kwargs)
+        api = self._api()
         try:
             pending = self._rebuild(api, {i: r for i, r in due.items() if i not in given_up})
             failures = self._send(api, sftp, pending, files_of)

@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 
 from airflow.sdk import Asset, BaseOperator, Context, XComArg
 
+from airflow_outamation import metrics
 from airflow_outamation.assets import EVENT_FILES_LISTED
-from airflow_outamation.batching import as_limit
+from airflow_outamation.batching import as_limit, name_list
 from airflow_outamation.claims import ClaimedFile, describe_skipped, intended_files, manifest_id_for
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.readiness import DEFAULT_PATTERN, DEFAULT_STABILITY_DELAY, RemoteFile
@@ -124,9 +125,17 @@ class ClaimFilesOperator(BaseOperator):
                 "Claiming the first %d ready file(s) by name; the others wait for the next run", len(files)
             )
         manifest_id = manifest_id_for(context["dag_run"].dag_id, context["run_id"])
-        result = hook.claim(files, target, manifest_id)
+        project = metrics.project_of(context)
+        with metrics.timed(metrics.CLAIM_DURATION, project):
+            result = hook.claim(files, target, manifest_id)
+        metrics.count(metrics.FILES_CLAIMED, len(result.claimed), project)
         self.log.info(
-            "Claimed %d of %d file(s) from %s into %s", len(result.claimed), len(files), source, target
+            "Claimed %d of %d file(s) from %s into %s: %s",
+            len(result.claimed),
+            len(files),
+            source,
+            target,
+            name_list([posixpath.basename(file.source_path) for file in result.claimed]),
         )
         if result.skipped:
             self.log.warning("Skipped %d file(s): %s", len(result.skipped), describe_skipped(result.skipped))

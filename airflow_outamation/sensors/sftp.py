@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
-from airflow_outamation.batching import as_limit
+from airflow_outamation import metrics
+from airflow_outamation.batching import as_limit, name_list
 from airflow_outamation.exceptions import OutamationError, SFTPConnectError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.hooks.sftp_errors import SFTPLocation, unreachable_error
-from airflow_outamation.triggers.sftp import ReadyFilesTrigger, error_from_event
+from airflow_outamation.triggers.sftp import ReadyFilesTrigger, error_from_event, progress_line
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -77,9 +78,18 @@ class ReadyFilesSensor(BaseSensorOperator):
         self.max_files = max_files
         self.deferrable = deferrable
         self._unreachable: tuple[float, SFTPConnectError, SFTPLocation] | None = None
+        self._progress = ""
 
     def execute(self, context: Context) -> Any:
         """Look once; defer to the triggerer only when no file is ready yet (or poke without deferring)."""
+        self.log.info(
+            "Watching %s for %s every %g s for up to %g s (a file is ready once unchanged for %s s)",
+            self.directory,
+            self.pattern,
+            self.poke_interval,
+            self.timeout,
+            self.stability_delay,
+        )
         if not self.deferrable:
             try:
                 return super().execute(context)
@@ -126,8 +136,25 @@ class ReadyFilesSensor(BaseSensorOperator):
             return PokeReturnValue(is_done=False)
         self._unreachable = None
         files = [file.to_dict() for file in ready[: as_limit(self.max_files)]]
-        self.log.info("%d ready file(s) in %s, passing on %d", len(ready), self.directory, len(files))
+        if files:
+            self._passed_on(files, len(ready), metrics.project_of(context))
+        else:
+            line = progress_line(self.pattern, self.directory, self.poke_interval, 0)
+            if line != self._progress:  # only what changed, not every poke
+                self.log.info(line)
+                self._progress = line
         return PokeReturnValue(is_done=bool(files), xcom_value=files)
+
+    def _passed_on(self, files: list[dict[str, Any]], ready: int, project: str) -> None:
+        """Log and count the ready files passed on to the claim step."""
+        self.log.info(
+            "%d ready file(s) in %s, passing on %d: %s",
+            ready,
+            self.directory,
+            len(files),
+            name_list([str(file["filename"]) for file in files]),
+        )
+        metrics.count(metrics.FILES_READY, len(files), project)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
         """Return the trigger's ready files, or raise the error or timeout it reported."""
@@ -135,7 +162,7 @@ class ReadyFilesSensor(BaseSensorOperator):
             raise AirflowSensorTimeout(event["message"])
         if event.get("status") != "success":
             raise error_from_event(event)
-        self.log.info(event["message"])
+        self._passed_on(event["files"], len(event["files"]), metrics.project_of(context))
         return event["files"]
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:

@@ -11,13 +11,40 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_outamation import exceptions
+from airflow_outamation.batching import name_list
 from airflow_outamation.exceptions import SFTPConnectError
 from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
 from airflow_outamation.hooks.sftp_errors import SFTPLocation, unreachable_error
-from airflow_outamation.readiness import FileState, RemoteFile, is_candidate, ready_files
+from airflow_outamation.readiness import FileState, RemoteFile, is_candidate, ready_files, waiting_files
 
 #: Longest wait between two attempts after transient failures (dropped connection, restart).
 MAX_RETRY_DELAY = 60.0
+
+
+def progress_line(
+    pattern: str,
+    directory: str,
+    interval: float,
+    ready: int,
+    growing: list[str] | None = None,
+    settling: list[str] | None = None,
+) -> str:
+    """
+    ``Waiting for *.pdf in /in every 30 s: 0 ready, 1 still growing (x.pdf)``: a wait's state, for logs.
+
+    :param pattern: the watched pattern
+    :param directory: the watched folder
+    :param interval: seconds between looks
+    :param ready: how many files are ready
+    :param growing: names of the files still being written (new or changed since the last look)
+    :param settling: names of the unchanged files not ready yet (not stable or old enough so far)
+    """
+    line = f"Waiting for {pattern} in {directory} every {interval:g} s: {ready} ready"
+    if growing:
+        line += f", {len(growing)} still growing ({name_list(growing)})"
+    if settling:
+        line += f", {len(settling)} settling ({name_list(settling)})"
+    return line
 
 
 class ReadyFilesTrigger(BaseTrigger):
@@ -96,6 +123,15 @@ class ReadyFilesTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until files are ready (``success``), a permanent error (``error``) or the deadline."""
         hook = PooledSFTPHookAsync(sftp_conn_id=self.sftp_conn_id)
+        self.log.info(
+            "Waiting for %s in %s every %g s (a file is ready once unchanged for %g s)",
+            self.pattern,
+            self.directory,
+            self.poke_interval,
+            self.stability_delay,
+        )
+        previous: dict[str, FileState] | None = None
+        progress = ""
         baseline: dict[str, FileState] | None = None
         baseline_at = 0.0
         failures = 0
@@ -135,6 +171,12 @@ class ReadyFilesTrigger(BaseTrigger):
                             yield self._success(ready)
                             return
                     baseline, baseline_at = listing, time.monotonic()
+                growing, settling = waiting_files(previous, listing, self.pattern, self.min_size)
+                line = progress_line(self.pattern, self.directory, self.poke_interval, 0, growing, settling)
+                if line != progress:  # only what changed, not every poll
+                    self.log.info(line)
+                    progress = line
+                previous = listing
                 pending = self._has_pending(listing)
                 delay = min(self.poke_interval, self.stability_delay) if pending else self.poke_interval
             if self.deadline is not None and time.time() >= self.deadline:

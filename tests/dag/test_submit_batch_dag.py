@@ -74,6 +74,12 @@ def test_mapped_submit_sends_three_signed_batches(
     submitted = [ti for ti in dag_run.get_task_instances() if ti.task_id == "submit_batch"]
     assert sorted(ti.map_index for ti in submitted) == [0, 1, 2]
     assert {ti.state for ti in submitted} == {"success"}
+    # Each mapped task is named after its batch in the UI (the default map_index_template).
+    assert sorted(ti.rendered_map_index for ti in submitted) == [
+        "batch 1: doc00.pdf … doc04.pdf (5)",
+        "batch 2: doc10.pdf … doc14.pdf (5)",
+        "batch 3: doc20.pdf … doc21.pdf (2)",
+    ]
     requests = document_api_receiver.requests
     assert all(r.valid for r in requests), [r.signature_error for r in requests]
     accepted = [r for r in requests if r.reply == Reply()]
