@@ -133,6 +133,13 @@ def get_provider_info() -> dict[str, Any]:
                         "e.g. id, status. Empty: any JSON.",
                         "schema": {"type": ["string", "null"]},
                     },
+                    "verify_path": {
+                        "label": "Verification path",
+                        "description": "A path of the API that checks signatures (e.g. /verify): the Test "
+                        "button sends it a signed GET and reports whether the secret was accepted. "
+                        "Empty: Test only checks that the URL answers.",
+                        "schema": {"type": ["string", "null"]},
+                    },
                 },
             },
         ],

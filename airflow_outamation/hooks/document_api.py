@@ -6,8 +6,9 @@ in ``password`` and, in ``extra``: ``profile_code``, ``signature_scheme`` (``sta
 ``hex-hmac``), ``signature_header`` (for ``hex-hmac``), ``timeout`` (seconds), ``max_retries``
 (retries after the first attempt), ``backoff_initial`` and ``backoff_max`` (seconds), ``ca_bundle``
 (a CA certificate file or directory to verify the API's TLS certificate with), ``expected_content_type``
-(what a 2xx answer must be to accept a batch; ``application/json`` by default, ``*`` for anything) and
-``expected_json_keys`` (keys that answer's JSON object must hold).
+(what a 2xx answer must be to accept a batch; ``application/json`` by default, ``*`` for anything),
+``expected_json_keys`` (keys that answer's JSON object must hold) and ``verify_path`` (a path of the
+API that checks signatures, for the connection test: a signed ``GET`` there must get a 2xx answer).
 The URL is taken from the hook's ``api_url`` argument (a project entry's), else from the connection;
 the ``DOC_AI_API_URL`` environment variable, the seed's setting, only fills in when neither has one.
 
@@ -24,13 +25,14 @@ import posixpath
 import ssl
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from airflow.sdk import BaseHook
@@ -92,6 +94,7 @@ class DocumentApiSettings:
     backoff_max: float
     ca_bundle: str | None = None
     expected_answer: ExpectedAnswer = field(default_factory=ExpectedAnswer)
+    verify_path: str | None = None
 
     @property
     def verify(self) -> str | bool:
@@ -316,6 +319,7 @@ class DocumentApiHook(BaseHook):
                 expected_answer=ExpectedAnswer.from_extras(
                     extra.get("expected_content_type"), extra.get("expected_json_keys")
                 ),
+                verify_path=(extra.get("verify_path") or "").strip() or None,
             )
         except (TypeError, ValueError) as exc:
             raise DocumentApiError(f"connection {self.document_api_conn_id!r}: {exc}") from None
@@ -598,9 +602,17 @@ class DocumentApiHook(BaseHook):
         return self._settings.scrub(text) if self._settings else text
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the connection's settings and that the API answers a HEAD request at its URL."""
+        """
+        Say what could be proved: the URL answers an unsigned HEAD, or the API accepts a signed request.
+
+        Without the extra ``verify_path`` only reachability is checked (the secret is not). With it, a
+        ``GET`` of that path (relative to the URL), signed like a batch over an empty body, must be
+        accepted (2xx); 401 or 403 means the API refused the signature.
+        """
         try:
             settings = self.settings
+            if settings.verify_path:
+                return self._test_signed(settings)
             response = self.get_conn().head(
                 settings.url, timeout=settings.timeout, allow_redirects=False, verify=settings.verify
             )
@@ -608,6 +620,25 @@ class DocumentApiHook(BaseHook):
             return False, self._scrub(str(exc))
         where = display_url(settings.url)
         if response.status_code >= 500 or response.status_code in (401, 403, 404):
-            return False, f"{where} answered HTTP {response.status_code} to HEAD"
-        scheme = settings.scheme.name
-        return True, f"{where} is reachable (HTTP {response.status_code} to HEAD); signing with {scheme}"
+            return False, f"{where} answered HTTP {response.status_code} to an unsigned HEAD"
+        return True, (
+            f"{where}: reachable only (unsigned HEAD answered {response.status_code}); the HMAC secret was "
+            "not checked: set the extra verify_path to a path of the API that checks signatures to test it"
+        )
+
+    def _test_signed(self, settings: DocumentApiSettings) -> tuple[bool, str]:
+        """Send a signed ``GET`` of ``verify_path``; say whether the API accepted its signature."""
+        url = urljoin(settings.url, settings.verify_path)
+        headers = sign(f"connection-test-{uuid.uuid4().hex}", b"", settings.secret, scheme=settings.scheme)
+        response = self.get_conn().get(
+            url, headers=headers, timeout=settings.timeout, allow_redirects=False, verify=settings.verify
+        )
+        where = f"{display_url(url)} ({settings.scheme.name} signature)"
+        if 200 <= response.status_code < 300:
+            return True, f"signed request accepted: {where} answered HTTP {response.status_code}"
+        if response.status_code in (401, 403):
+            return False, (
+                f"signature refused: check the HMAC secret (password) and signature scheme of connection "
+                f"{self.document_api_conn_id!r}: {where} answered HTTP {response.status_code}"
+            )
+        return False, f"{where} answered HTTP {response.status_code} to the signed test request"

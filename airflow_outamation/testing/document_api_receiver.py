@@ -7,7 +7,8 @@ a bad signature is answered 401. ``script(...)`` queues the next answers: status
 :class:`Reply` objects with a body, ``Retry-After``, a delay (for client timeouts) or a dropped
 connection, or a chosen content type. When the script is empty a valid request gets 200 with
 ``{"status": "accepted", ...}`` as ``application/json``. Given a certificate and key (see
-:func:`write_self_signed_certificate`), it serves HTTPS.
+:func:`write_self_signed_certificate`), it serves HTTPS. A signed ``GET`` of its verification path
+(``/verify``) is answered 204 when the signature verifies and 401 when not, for connection tests.
 """
 
 from __future__ import annotations
@@ -141,6 +142,23 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._send(204, b"", None, with_body=False)
 
+    def do_GET(self) -> None:
+        """The verification path: 204 when signed with the secret, 401 when not; 404 elsewhere."""
+        receiver = self.server.receiver
+        if self.path != receiver.verify_path:
+            self._send(404, b"", None)
+            return
+        try:
+            verify(
+                dict(self.headers.items()), b"", receiver.secret, receiver.tolerance, scheme=receiver.scheme
+            )
+        except SignatureError as exc:
+            receiver.record_verification(False)
+            self._send(401, json.dumps({"error": str(exc)}).encode("utf-8"), None)
+            return
+        receiver.record_verification(True)
+        self._send(204, b"", None, with_body=False)
+
     def do_POST(self) -> None:
         receiver = self.server.receiver
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -216,6 +234,7 @@ class DocumentApiReceiver:
     :param tcp_nodelay: set ``TCP_NODELAY`` on accepted connections (``False`` shows Nagle's stalls)
     :param tls_cert: PEM certificate to serve HTTPS with (see :func:`write_self_signed_certificate`)
     :param tls_key: PEM private key of ``tls_cert``
+    :param verify_path: the URL path whose signed ``GET`` answers 204 or 401 (connection tests)
     """
 
     def __init__(
@@ -227,8 +246,11 @@ class DocumentApiReceiver:
         tcp_nodelay: bool = True,
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
+        verify_path: str = "/verify",
     ) -> None:
         self.secret = secret or new_secret()
+        self.verify_path = verify_path
+        self.verifications: list[bool] = []
         self.scheme = scheme or SigningScheme()
         self.tolerance = tolerance
         self.path = path
@@ -318,6 +340,11 @@ class DocumentApiReceiver:
         with self._lock:
             self._requests.append(request)
 
+    def record_verification(self, valid: bool) -> None:
+        """Remember a request of the verification path and whether its signature verified."""
+        with self._lock:
+            self.verifications.append(valid)
+
     def count_connection(self) -> None:
         """Count an accepted TCP connection."""
         with self._lock:
@@ -352,6 +379,7 @@ class DocumentApiReceiver:
             self._replies.clear()
             self._file_replies.clear()
             self._connections = 0
+            self.verifications.clear()
 
     def connection_dict(self, **extras: Any) -> dict[str, Any]:
         """An Airflow ``outamation_document_api`` connection for this receiver, with ``extras``."""
