@@ -72,4 +72,5 @@ def describe_batch(batch: Sequence[Mapping[str, Any]], number: int, total: int) 
     :param total: how many batches the claim has
     """
     names = [str(item["filename"]) for item in batch]
-    return f"batch {number}/{total}: {_span(names)} ({len(names)} files): {name_list(names)}"
+    files = "1 file" if len(names) == 1 else f"{len(names)} files"
+    return f"batch {number}/{total}: {_span(names)} ({files}): {name_list(names)}"

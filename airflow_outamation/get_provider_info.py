@@ -54,6 +54,22 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             },
         ],
+        "config": {
+            "outamation": {
+                "description": "Settings of the Outamation provider.",
+                "options": {
+                    "ssh_log_level": {
+                        "description": "Log level of the SSH libraries (asyncssh, paramiko) in tasks and "
+                        "the triggerer, e.g. DEBUG to see every connection's handshake. Empty: WARNING, "
+                        "unless Airflow's logging configuration sets these loggers.",
+                        "version_added": "0.2.0",
+                        "type": "string",
+                        "example": "DEBUG",
+                        "default": "",
+                    },
+                },
+            },
+        },
         "connection-types": [
             {
                 "connection-type": "outamation_document_api",

@@ -1,4 +1,4 @@
-"""A real DAG run on real Airflow processes sends the provider's metrics to StatsD, as ``[metrics]`` says."""
+"""A real DAG run on real Airflow processes: metrics reach StatsD as ``[metrics]`` says, logs name files."""
 
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def airflow(
         processes.stop()
 
 
-def test_a_run_sends_file_counts_and_timings_per_project(
+def test_a_run_sends_metrics_per_project_and_logs_file_names(
     airflow: AirflowProcesses,
     asyncssh_server: SftpTestServer,
     receiver: DocumentApiReceiver,
@@ -150,3 +150,17 @@ def test_a_run_sends_file_counts_and_timings_per_project(
     sends = statsd.values(f"airflow.{metrics.SEND_DURATION}", "ms")
     assert len(sends) == 2  # resend_unsent and submit_batches
     assert all(ms > 0 for ms in api_calls + sends)
+
+    def task_log(task_id: str) -> str:
+        (path,) = (airflow.home / "logs").glob(f"dag_id={DAG_ID}/run_id=*/task_id={task_id}/attempt=1.log")
+        return path.read_text()
+
+    claim_log = task_log("claim_files")
+    assert all(f"doc{i}.pdf" in claim_log for i in range(FILES)), claim_log
+    submit_log = task_log("submit_batches")
+    for number, names in enumerate(
+        (["doc0.pdf", "doc1.pdf", "doc2.pdf"], ["doc3.pdf", "doc4.pdf", "doc5.pdf"]), 1
+    ):
+        assert f"batch {number}/3: {names[0]}" in submit_log, submit_log
+        assert f"(3 files): {', '.join(names)}" in submit_log
+    assert f"batch 3/3: {REFUSED} (1 file): {REFUSED}" in submit_log

@@ -24,6 +24,7 @@ def test_batch_lines() -> None:
     batch = _files("invoice_006.pdf", "invoice_007.pdf", "invoice_010.pdf")
     assert batch_label(batch) == "invoice_006.pdf … invoice_010.pdf (3)"
     assert batch_label(_files("one.pdf")) == "one.pdf (1)"
+    assert describe_batch(_files("one.pdf"), 3, 3) == "batch 3/3: one.pdf (1 file): one.pdf"
     assert describe_batch(batch, 2, 3) == (
         "batch 2/3: invoice_006.pdf … invoice_010.pdf (3 files): "
         "invoice_006.pdf, invoice_007.pdf, invoice_010.pdf"
