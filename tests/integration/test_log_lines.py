@@ -16,6 +16,7 @@ from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.hooks.ssh_logging import SSH_LOGGERS
 from airflow_outamation.operators.document_api import SubmitBatchesOperator
 from airflow_outamation.operators.sftp import ClaimFilesOperator
+from airflow_outamation.sensors.sftp import ReadyFilesSensor
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.event_loops import run
 from airflow_outamation.testing.server_base import SftpTestServer
@@ -154,6 +155,34 @@ def test_trigger_says_what_it_watches_and_logs_progress_only_when_it_changes(
     growing = f"Waiting for *.pdf in {sftp_base} every 0.2 s: 0 ready, 1 still growing (x.pdf)"
     assert logs.count(growing) == 1  # about ten polls saw it growing; the line is written once
     assert "1 ready file(s)" in logs
+
+
+def test_poking_sensor_says_what_it_watches_and_repeats_no_progress_line(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
+    caplog.set_level(logging.INFO)
+    sensor = ReadyFilesSensor(
+        task_id="wait_for_files",
+        sftp_conn_id=sftp_conn_id,
+        directory=sftp_base,
+        deferrable=False,
+        stability_delay=0.3,
+        poke_interval=0.2,
+        timeout=2,
+    )
+
+    with pytest.raises(AirflowSensorTimeout):
+        sensor.execute(_context())
+
+    logs = _logs(caplog, capfd)
+    assert logs.count(f"Watching {sftp_base} for *.pdf every 0.2 s for up to 2 s") == 1
+    assert logs.count(f"Waiting for *.pdf in {sftp_base} every 0.2 s: 0 ready") == 1  # several pokes
 
 
 def test_ssh_libraries_log_warnings_only_by_default(
