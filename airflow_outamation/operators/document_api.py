@@ -43,17 +43,6 @@ BATCHES_LISTED = 100
 #: How a mapped ``SubmitBatchOperator`` names its task instances: ``batch 2: a.pdf … e.pdf (5)``.
 BATCH_MAP_INDEX_TEMPLATE = "batch {{ ti.map_index + 1 }}: {{ task.batch_label }}"
 
-__all__ = [
-    "BATCH_MAP_INDEX_TEMPLATE",
-    "ResendUnsentOperator",
-    "SubmitBatchOperator",
-    "SubmitBatchesOperator",
-    "batch_label",
-    "complete_batch",
-    "record_receipts",
-    "reject_batch",
-]
-
 
 def _accepted_line(result: BatchSubmission, batch: Sequence[Mapping[str, Any]]) -> str:
     """One log line for an accepted batch: id, files, status, attempts."""
