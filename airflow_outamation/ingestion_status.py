@@ -136,8 +136,8 @@ def failure_reason(records: Iterable[Mapping[str, Any]], limit: int = REASON_LIM
     """
     Why a task failed, from its structured log records: the last exception's type and message.
 
-    Airflow's task runner logs "Task failed with exception" with an ``error_detail`` list (the chain,
-    causes flagged ``is_cause``); without one, the last error record's text is the reason.
+    Airflow's task runner logs "Task failed with exception" with an ``error_detail`` list: the raised
+    exception first, then its causes and contexts; without one, the last error record's text is the reason.
 
     :param records: the log's records (``event``, ``level``, ``error_detail``, ...)
     :param limit: longest reason returned; longer ones are cut with an ellipsis
@@ -146,9 +146,8 @@ def failure_reason(records: Iterable[Mapping[str, Any]], limit: int = REASON_LIM
     for record in records:
         details = record.get("error_detail")
         if isinstance(details, list) and details:
-            raised = [d for d in details if isinstance(d, dict) and not d.get("is_cause")] or details
-            last = raised[-1] if isinstance(raised[-1], dict) else {}
-            reason = f"{last.get('exc_type', 'Error')}: {last.get('exc_value', '')}".rstrip(": ")
+            raised = details[0] if isinstance(details[0], dict) else {}
+            reason = f"{raised.get('exc_type', 'Error')}: {raised.get('exc_value', '')}".rstrip(": ")
         elif str(record.get("level", "")).lower() in ("error", "critical") and record.get("event"):
             reason = str(record["event"])
     if reason is not None and len(reason) > limit:
