@@ -17,7 +17,13 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, wait
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
+
+from airflow.models.dagrun import DagRun
+from airflow.models.taskinstance import TaskInstance
+from airflow.utils.log.log_reader import TaskLogReader
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.ingestion_status import (
@@ -30,9 +36,6 @@ from airflow_outamation.ingestion_status import (
     status_dates,
 )
 from airflow_outamation.projects import InvalidEntry, Project, parse_projects, seed_defaults
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
 T = TypeVar("T")
 #: The file the example DAG reads its projects from when ``OUTAMATION_PROJECTS_FILE`` is not set.
@@ -112,10 +115,6 @@ def _read_error(project: Project, exc: BaseException) -> str:
 
 def last_runs(session: Session, dag_ids: Iterable[str]) -> dict[str, LastRun]:
     """The most recent run of each DAG, with its first failed task and that task's error."""
-    from airflow.models.dagrun import DagRun
-    from airflow.models.taskinstance import TaskInstance
-    from sqlalchemy import select
-
     runs = {}
     for dag_id in dag_ids:
         run = session.scalars(
@@ -144,10 +143,8 @@ def last_runs(session: Session, dag_ids: Iterable[str]) -> dict[str, LastRun]:
     return runs
 
 
-def _task_error(instance: Any) -> str | None:
+def _task_error(instance: TaskInstance) -> str | None:
     """The failure reason in a task instance's log, or ``None`` when the log cannot be read."""
-    from airflow.utils.log.log_reader import TaskLogReader
-
     try:
         stream, _ = TaskLogReader().read_log_chunks(instance, instance.try_number, {"end_of_log": False})
         return failure_reason(message.model_dump() for message in stream)

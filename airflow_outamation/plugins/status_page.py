@@ -18,6 +18,7 @@ from airflow.configuration import conf
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
 from airflow_outamation.ingestion_status import STATUS_DAYS, ProjectRow, dag_id_of, placeholder_dag_id
@@ -73,18 +74,24 @@ time shows an error in its row.</p>
 </body></html>"""
 
 
+def dag_page(dag_id: str) -> str:
+    """A DAG's page in the UI."""
+    return ui_path(f"/dags/{dag_id}")
+
+
+def rows_for(user: BaseUser, session: Session) -> tuple[list[ProjectRow], float]:
+    """The rows of the projects whose DAG ``user`` may read, and the SFTP timeout they were read with."""
+    projects, invalid = read_projects(projects_file(conf.get("core", "dags_folder")))
+    readable = get_auth_manager().get_authorized_dag_ids(user=user, method="GET")
+    projects = [p for p in projects if dag_id_of(p.project_id) in readable]
+    invalid = [e for e in invalid if placeholder_dag_id(e.project_id, e.index) in readable]
+    timeout = conf.getfloat("outamation", "status_page_timeout", fallback=DEFAULT_TIMEOUT)
+    return project_rows(session, projects, invalid, dag_page, timeout), timeout
+
+
 def create_app() -> FastAPI:
     """The FastAPI app of the page and its JSON twin."""
     app = FastAPI(title="Outamation ingestion status", docs_url=None, redoc_url=None, openapi_url=None)
-
-    def rows_for(user: BaseUser, session: Any) -> tuple[list[ProjectRow], float]:
-        projects, invalid = read_projects(projects_file(conf.get("core", "dags_folder")))
-        readable = get_auth_manager().get_authorized_dag_ids(user=user, method="GET")
-        projects = [p for p in projects if dag_id_of(p.project_id) in readable]
-        invalid = [e for e in invalid if placeholder_dag_id(e.project_id, e.index) in readable]
-        timeout = conf.getfloat("outamation", "status_page_timeout", fallback=DEFAULT_TIMEOUT)
-        dag_url = lambda dag_id: ui_path(f"/dags/{dag_id}")  # noqa: E731
-        return project_rows(session, projects, invalid, dag_url, timeout), timeout
 
     @app.exception_handler(HTTPException)
     async def login_first(request: Request, exc: HTTPException) -> Response:
