@@ -256,6 +256,19 @@ def parse_entry(entry: Any, index: int, defaults: Mapping[str, Any] | None = Non
     return Project(**settings)
 
 
+def seed_defaults(environ: Mapping[str, str]) -> dict[str, str | None]:
+    """
+    The defaults the seed's environment variables give every entry (the example DAG's ``ENV_DEFAULTS``).
+
+    :param environ: the environment (``SOURCE_FILES``, ``IN_Progress_Path``, ``PROFILE_CODE``)
+    """
+    return {
+        "source_dir": environ.get("SOURCE_FILES"),
+        "in_progress_dir": environ.get("IN_Progress_Path"),
+        "profile_code": environ.get("PROFILE_CODE") or None,
+    }
+
+
 def parse_projects(
     entries: Any, defaults: Mapping[str, Any] | None = None
 ) -> tuple[list[Project], list[InvalidEntry]]:

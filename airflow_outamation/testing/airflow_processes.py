@@ -8,6 +8,7 @@ Everything listens on 127.0.0.1 only; ``stop()`` ends every process group it sta
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -38,10 +39,19 @@ class AirflowProcesses:
     :param home: an empty directory to use as ``AIRFLOW_HOME``
     :param dags_folder: the DAGs to serve
     :param env: more environment (connections as ``AIRFLOW_CONN_*``, ...)
+    :param users: user name -> password of the simple auth manager's admins, who must log in;
+        ``None``: no login, everyone is admin (``SIMPLE_AUTH_MANAGER_ALL_ADMINS``)
     """
 
-    def __init__(self, home: Path, dags_folder: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        dags_folder: Path,
+        env: dict[str, str] | None = None,
+        users: dict[str, str] | None = None,
+    ) -> None:
         self.home = home
+        self.users = users
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -59,10 +69,21 @@ class AirflowProcesses:
             "AIRFLOW__API__SECRET_KEY": os.urandom(24).hex(),
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            **(self._login_env(users) if users else {}),
             **(env or {}),
         }
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._session = requests.Session()
+
+    def _login_env(self, users: dict[str, str]) -> dict[str, str]:
+        """The simple auth manager's settings for ``users``, their passwords file written in ``home``."""
+        passwords = self.home / "simple_auth_manager_passwords.json"
+        passwords.write_text(json.dumps(users))
+        return {
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{name}:admin" for name in users),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        }
 
     def _airflow(self, *args: str) -> list[str]:
         return [str(Path(sys.executable).parent / "airflow"), *args]
@@ -86,7 +107,14 @@ class AirflowProcesses:
                     start_new_session=True,
                 )
         self._wait_healthy(timeout)
-        token = self._session.get(f"{self.base_url}/auth/token", timeout=10).json()["access_token"]
+        if self.users:
+            username, password = next(iter(self.users.items()))
+            answer = self._session.post(
+                f"{self.base_url}/auth/token", json={"username": username, "password": password}, timeout=10
+            )
+        else:
+            answer = self._session.get(f"{self.base_url}/auth/token", timeout=10)
+        token = answer.json()["access_token"]
         self._session.headers["Authorization"] = f"Bearer {token}"
         return self
 

@@ -1,0 +1,195 @@
+"""
+Where the status page's rows come from: the projects file, the SFTP folders, Airflow's metadata database.
+
+Each project's folders are read through :class:`PooledSFTPHook` in a thread of its own, all at once,
+and the page waits for them at most ``timeout`` seconds: a silent or broken server shows an error
+in its row instead of holding the page. A read still running from an earlier page is waited for
+again rather than started twice, so a hung server costs one thread, not one per page view.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, wait
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from airflow.models.dagrun import DagRun
+from airflow.models.taskinstance import TaskInstance
+from airflow.utils.log.log_reader import TaskLogReader
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from airflow_outamation.hooks.sftp import PooledSFTPHook
+from airflow_outamation.ingestion_status import (
+    LastRun,
+    ProjectRow,
+    dag_id_of,
+    failure_reason,
+    placeholder_dag_id,
+    project_row,
+    status_dates,
+)
+from airflow_outamation.projects import InvalidEntry, Project, parse_projects, seed_defaults
+
+T = TypeVar("T")
+#: The file the example DAG reads its projects from when ``OUTAMATION_PROJECTS_FILE`` is not set.
+PROJECTS_FILE_NAME = "outamation_projects.json"
+
+
+def projects_file(dags_folder: str) -> Path:
+    """``OUTAMATION_PROJECTS_FILE``, else ``outamation_projects.json`` in ``dags_folder``."""
+    return Path(os.environ.get("OUTAMATION_PROJECTS_FILE") or Path(dags_folder) / PROJECTS_FILE_NAME)
+
+
+def read_projects(path: Path) -> tuple[list[Project], list[InvalidEntry]]:
+    """Read and check the projects file as the example DAG does (the seed's variables as defaults)."""
+    try:
+        return parse_projects(json.loads(path.read_text()), seed_defaults(os.environ))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"projects file {path}: {exc}") from None
+
+
+class BoundedReads:
+    """Run calls in daemon threads, wait for them a bounded time, never run one key twice at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[str, Future[Any]] = {}
+
+    def run(self, calls: Mapping[str, Callable[[], T]], timeout: float) -> dict[str, T | BaseException]:
+        """
+        Start every call (or join the one of its key still running) and wait at most ``timeout`` s.
+
+        :param calls: key -> call
+        :param timeout: seconds to wait for all of them together
+        :return: key -> the call's result, its exception, or a :class:`TimeoutError`
+        """
+        futures: dict[str, Future[Any]] = {}
+        with self._lock:
+            for key, call in calls.items():
+                future = self._running.get(key)
+                if future is None:
+                    future = self._running[key] = Future()
+                    threading.Thread(
+                        target=self._work, args=(key, future, call), name=f"status-{key}", daemon=True
+                    ).start()
+                futures[key] = future
+        wait(futures.values(), timeout=timeout)
+        results: dict[str, T | BaseException] = {}
+        for key, future in futures.items():
+            if not future.done():
+                results[key] = TimeoutError(f"no answer within {timeout:g} s")
+            else:
+                results[key] = future.exception() or future.result()
+        return results
+
+    def _work(self, key: str, future: Future[Any], call: Callable[[], Any]) -> None:
+        try:
+            future.set_result(call())
+        except BaseException as exc:
+            future.set_exception(exc)
+        finally:
+            with self._lock:
+                self._running.pop(key, None)
+
+
+READS = BoundedReads()
+
+
+def _folder_counts(project: Project, dates: list[str]) -> dict[str, Any]:
+    hook = PooledSFTPHook(ssh_conn_id=project.sftp_conn_id)
+    return hook.project_status(project.base_path, project.source_dir, project.in_progress_dir, dates)
+
+
+def _read_error(project: Project, exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"SFTP connection {project.sftp_conn_id!r} ({project.base_path}): {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def last_runs(session: Session, dag_ids: Iterable[str]) -> dict[str, LastRun]:
+    """The most recent run of each DAG, with its first failed task and that task's error."""
+    runs = {}
+    for dag_id in dag_ids:
+        run = session.scalars(
+            select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.run_after.desc()).limit(1)
+        ).first()
+        if run is None:
+            continue
+        failed = session.scalars(
+            select(TaskInstance)
+            .where(
+                TaskInstance.dag_id == dag_id,
+                TaskInstance.run_id == run.run_id,
+                TaskInstance.state == "failed",
+            )
+            .order_by(TaskInstance.end_date)
+            .limit(1)
+        ).first()
+        started = run.run_after.isoformat() if run.run_after else None
+        runs[dag_id] = LastRun(
+            run.run_id,
+            str(run.state),
+            started,
+            failed.task_id if failed else None,
+            _task_error(failed) if failed else None,
+        )
+    return runs
+
+
+def _task_error(instance: TaskInstance) -> str | None:
+    """The failure reason in a task instance's log, or ``None`` when the log cannot be read."""
+    try:
+        stream, _ = TaskLogReader().read_log_chunks(instance, instance.try_number, {"end_of_log": False})
+        return failure_reason(message.model_dump() for message in stream)
+    except Exception:  # a missing or remote log must not break the page
+        return None
+
+
+def project_rows(
+    session: Session,
+    projects: list[Project],
+    invalid: list[InvalidEntry],
+    dag_url: Callable[[str], str],
+    timeout: float,
+) -> list[ProjectRow]:
+    """
+    Every project's row: folder counts read concurrently (at most ``timeout`` s), last run from the database.
+
+    :param session: a metadata database session
+    :param projects: the valid entries to show
+    :param invalid: the invalid entries to show (with their problems)
+    :param dag_url: DAG id -> its page in the UI
+    :param timeout: seconds the page waits for the SFTP servers
+    """
+    now = datetime.now(timezone.utc)
+    dates = {p.project_id: status_dates(now, p.timezone, p.date_format) for p in projects}
+    counts = READS.run(
+        {p.project_id: functools.partial(_folder_counts, p, dates[p.project_id]) for p in projects}, timeout
+    )
+    runs = last_runs(session, [dag_id_of(p.project_id) for p in projects])
+    rows = []
+    for p in projects:
+        result = counts[p.project_id]
+        failed = isinstance(result, BaseException)
+        rows.append(
+            project_row(
+                p.project_id,
+                dag_url(dag_id_of(p.project_id)),
+                None if failed else result,  # type: ignore[arg-type]
+                dates[p.project_id][0],
+                runs.get(dag_id_of(p.project_id)),
+                _read_error(p, result) if failed else None,  # type: ignore[arg-type]
+            )
+        )
+    for entry in invalid:
+        name = entry.project_id or f"entry{entry.index}"
+        url = dag_url(placeholder_dag_id(entry.project_id, entry.index))
+        rows.append(project_row(name, url, None, "", None, entry.message))
+    return rows
