@@ -244,11 +244,12 @@ def test_triggered_run_logs_its_claim(browser: Any, tour_run: dict[str, str]) ->
     assert "Success" in _task_log(browser, tour_run["page"], "submit_batches", "Post Execute")
 
 
-@pytest.mark.xfail(strict=True, reason="claim_files logs file names from the issue-16 logging branch on")
-def test_claim_log_names_the_claimed_files(browser: Any, tour_run: dict[str, str]) -> None:
+def test_claim_and_send_logs_name_the_files(browser: Any, tour_run: dict[str, str]) -> None:
     log = _task_log(browser, tour_run["page"], "claim_files", "Claimed 3 of 3 file(s)")
-    for i in range(3):
-        assert f"tour_{i}.pdf" in log
+    assert "tour_0.pdf, tour_1.pdf, tour_2.pdf" in log
+    log = _task_log(browser, tour_run["page"], "submit_batches", "batch 2/2:")
+    assert "batch 1/2: tour_0.pdf … tour_1.pdf (2 files)" in log  # the tour's batch size is 2
+    assert "batch 2/2: tour_2.pdf (1 file)" in log
 
 
 def test_connection_form_of_the_document_api_type(airflow: AirflowProcesses, browser: Any) -> None:
