@@ -219,26 +219,27 @@ class ReadyFilesEventTrigger(BaseEventTrigger):
         )
 
     def _log_failure(self, failed: _Failed) -> None:
-        """One line naming project, server and folder; an error when it cannot heal by itself."""
+        """One line naming project, folder and server; an error when it cannot heal by itself."""
+        message = str(failed.error)
+        if failed.location not in message:  # this package's errors name the server already
+            message = f"{message} (on {failed.location})"
         if failed.permanent:
             self.log.error(
-                "Project %s cannot watch %s on %s: %s (%s); retrying in %.0f s",
+                "Project %s cannot watch %s: %s: %s; retrying in %.0f s",
                 self.project_id,
                 self.directory,
-                failed.location,
-                failed.error,
                 type(failed.error).__name__,
+                message,
                 failed.retry_in,
             )
         else:
             self.log.warning(
-                "Project %s: transient failure watching %s on %s (attempt %d), retrying in %.1f s: %s",
+                "Project %s: transient failure watching %s (attempt %d), retrying in %.1f s: %s",
                 self.project_id,
                 self.directory,
-                failed.location,
                 failed.attempt,
                 failed.retry_in,
-                failed.error,
+                message,
             )
 
     async def _load_announced(self) -> dict[str, Announcement]:
