@@ -12,6 +12,11 @@ removes the records of claims finished more than ``retention_days`` ago. ``proje
 the project at a glance whatever happened before; ``check_run`` then fails the run if any task
 failed (a run ending with a successful status task would otherwise count as a success).
 
+An entry with ``"schedule": "event"`` is scheduled on its input folder's Asset instead of a clock: the
+Asset's watcher (:class:`~airflow_outamation.triggers.sftp.ReadyFilesEventTrigger`, in the triggerer)
+starts a run when files finished uploading, and ``wait_for_files`` then looks once, without waiting,
+and skips the run if an earlier one took the files. Manual runs of such a DAG do the same.
+
 A run claims at most ``max_files_per_run`` files (5,000 by default; the rest wait in the input folder
 for the next run) and sends all their batches in one task, so a backlog costs a handful of Airflow
 tasks per run, not one per batch. ``base_path`` given in the trigger form may only narrow the
