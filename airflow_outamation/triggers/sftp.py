@@ -13,11 +13,11 @@ from airflow_outamation import exceptions
 from airflow_outamation.exceptions import SFTPConnectError
 from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
 from airflow_outamation.hooks.sftp_errors import SFTPLocation, unreachable_error
-from airflow_outamation.polling import MAX_RETRY_DELAY, retry_delay
+from airflow_outamation.polling import retry_delay
 from airflow_outamation.readiness import FileState, RemoteFile, StabilityTracker, is_candidate
 from airflow_outamation.triggers.sftp_event import ReadyFilesEventTrigger
 
-__all__ = ["MAX_RETRY_DELAY", "ReadyFilesEventTrigger", "ReadyFilesTrigger", "error_from_event"]
+__all__ = ["ReadyFilesEventTrigger", "ReadyFilesTrigger", "error_from_event"]
 
 
 class ReadyFilesTrigger(BaseTrigger):
