@@ -201,8 +201,8 @@ class ReadyFilesEventTrigger(BaseEventTrigger):
                     file_count=len(announced),
                     files=[file.to_dict() for file in announced[:EVENT_FILES_LISTED]],
                 )
-            # Stored after the event was handed over: a restart loses at most one poll's announcements,
-            # which are then announced again (a duplicate run finds nothing to claim).
+            # Stored once the event is handed to the triggerer, which writes it to the database within
+            # about a second; should it die in between, the file is announced again reannounce_after later.
             current = announcements.to_json(STORED_ANNOUNCEMENTS)
             if current != stored:
                 await self._store_announced(current)
