@@ -35,7 +35,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "Outamation document intake",
-                "python-modules": ["airflow_outamation.triggers.sftp"],
+                "python-modules": [
+                    "airflow_outamation.triggers.sftp",
+                    "airflow_outamation.triggers.sftp_event",
+                ],
             },
         ],
         "sensors": [

@@ -144,3 +144,56 @@ def waiting_files(
         before = previous.get(name) if previous is not None else None
         (settling if before is not None and is_stable(before, state) else growing).append(name)
     return growing, settling
+
+
+class StabilityTracker:
+    """
+    Decide readiness over a series of listings of one directory, as a polling trigger takes them.
+
+    It keeps the last listing that may serve as the earlier look (a baseline), so a file unchanged
+    across two polls at least ``stability_delay`` apart is ready without an extra wait.
+
+    :param directory: the listed directory
+    :param stability_delay: seconds a file's size and mtime must stay unchanged
+    :param pattern: case-insensitive glob the names must match
+    :param min_size: smallest size in bytes that counts
+    :param min_age: seconds since the last modification a file must have
+    """
+
+    def __init__(
+        self, directory: str, stability_delay: float, pattern: str, min_size: int, min_age: float
+    ) -> None:
+        self.directory = directory
+        self.stability_delay = stability_delay
+        self.pattern = pattern
+        self.min_size = min_size
+        self.min_age = min_age
+        self._baseline: Listing | None = None
+        self._baseline_at = 0.0
+
+    def observe(
+        self, listing: Listing, started: float, finished: float, now: float
+    ) -> list[RemoteFile] | None:
+        """
+        The ready files of ``listing``; ``None`` when it came too soon after the baseline to tell.
+
+        :param listing: the new listing
+        :param started: monotonic time the listing was requested
+        :param finished: monotonic time it was received (a later listing may compare with it from then)
+        :param now: the current time (epoch seconds), for ``min_age``
+        """
+        if self._baseline is not None and started - self._baseline_at < self.stability_delay:
+            return None
+        ready: list[RemoteFile] = []
+        if self._baseline is not None:
+            ready = ready_files(
+                self.directory,
+                self._baseline,
+                listing,
+                now=now,
+                pattern=self.pattern,
+                min_size=self.min_size,
+                min_age=self.min_age,
+            )
+        self._baseline, self._baseline_at = listing, finished
+        return ready

@@ -12,6 +12,11 @@ removes the records of claims finished more than ``retention_days`` ago. ``proje
 the project at a glance whatever happened before; ``check_run`` then fails the run if any task
 failed (a run ending with a successful status task would otherwise count as a success).
 
+An entry with ``"schedule": "event"`` is scheduled on its input folder's Asset instead of a clock: the
+Asset's watcher (:class:`~airflow_outamation.triggers.sftp.ReadyFilesEventTrigger`, in the triggerer)
+starts a run when files finished uploading, and ``wait_for_files`` then looks once, without waiting,
+and skips the run if an earlier one took the files. Manual runs of such a DAG do the same.
+
 A run claims at most ``max_files_per_run`` files (5,000 by default; the rest wait in the input folder
 for the next run) and sends all their batches in one task, so a backlog costs a handful of Airflow
 tasks per run, not one per batch. ``base_path`` given in the trigger form may only narrow the
@@ -30,30 +35,35 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import warnings
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from airflow.sdk import DAG, Param, TriggerRule
+from airflow.sdk import DAG, Asset, Param, TriggerRule
 from airflow.sdk.bases.operator import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_outamation.assets import in_progress_asset
+from airflow_outamation.assets import in_progress_asset, ready_files_asset
 from airflow_outamation.operators.document_api import ResendUnsentOperator, SubmitBatchesOperator
 from airflow_outamation.operators.sftp import ClaimFilesOperator, ProjectStatusOperator
-from airflow_outamation.projects import EVENT_SCHEDULE, InvalidEntry, Project, confine_path, parse_projects
+from airflow_outamation.projects import (
+    EVENT_SCHEDULE,
+    InvalidEntry,
+    Project,
+    confine_path,
+    parse_projects,
+    seed_defaults,
+)
 from airflow_outamation.sensors.sftp import ReadyFilesSensor
+from airflow_outamation.triggers.sftp import ReadyFilesEventTrigger
 
 PROJECTS_FILE = Path(
     os.environ.get("OUTAMATION_PROJECTS_FILE", Path(__file__).with_name("outamation_projects.json"))
 )
 #: The seed's environment variables, defaults of every entry.
-ENV_DEFAULTS = {
-    "source_dir": os.environ.get("SOURCE_FILES"),
-    "in_progress_dir": os.environ.get("IN_Progress_Path"),  # noqa: SIM112 (the seed's name)
-    "profile_code": os.environ.get("PROFILE_CODE") or None,
-}
+ENV_DEFAULTS = seed_defaults(os.environ)
 #: How long a run waits for files before it ends as skipped (nothing to do this time).
 WAIT_TIMEOUT = timedelta(minutes=int(os.environ.get("OUTAMATION_WAIT_MINUTES", "10")))
 #: The run's project folder: the ``base_path`` param, confined to the entry's ``base_path``.
@@ -134,10 +144,33 @@ def project_params(project: Project) -> dict[str, Param]:
     }
 
 
+def watched_asset(project: Project) -> Asset:
+    """The Asset of an event-mode project's input folder, with the watcher that announces ready files."""
+    directory = posixpath.join(confine_path(project.base_path, project.base_path), project.source_dir)
+    trigger = ReadyFilesEventTrigger(
+        sftp_conn_id=project.sftp_conn_id,
+        directory=directory,
+        project_id=project.project_id,
+        pattern=project.pattern,
+        stability_delay=project.stability_delay,
+        min_age=project.min_age,
+        min_size=project.min_size,
+        max_files=project.max_files_per_run,
+        poke_interval=project.poke_interval,
+    )
+    return ready_files_asset(project.project_id, trigger)
+
+
 def project_doc(project: Project) -> str:
     """The DAG's documentation: where its files come from and go, and how to resend a batch."""
     asset = in_progress_asset(project.project_id)
-    schedule = f"`{project.schedule}`" if project.schedule else "none (triggered by hand)"
+    if project.schedule == EVENT_SCHEDULE:
+        schedule = (
+            f"when files are ready (watcher of `outamation://{project.project_id}/input`, "
+            f"polling every {project.poke_interval:g} s); a run claims what is ready and ends"
+        )
+    else:
+        schedule = f"`{project.schedule}`" if project.schedule else "none (triggered by hand)"
     url = f" (URL `{project.api_url}`)" if project.api_url else ""
     claimed_into = f"{project.base_path}/{project.in_progress_dir}/<{project.date_format}>"
     return f"""\
@@ -169,11 +202,12 @@ fix the cause, then clear the task.
 def build_dag(project: Project) -> DAG:
     """The ingestion DAG of one valid project entry."""
     project_id = project.project_id
+    event_mode = project.schedule == EVENT_SCHEDULE
     with DAG(
         dag_id=f"outamation_sftp_ingest_{project_id}",
         dag_display_name=f"Outamation SFTP ingest: {project_id}",
         description=f"SFTP {project.base_path}/{project.source_dir} -> document API, project {project_id}",
-        schedule=project.schedule,
+        schedule=[watched_asset(project)] if event_mode else project.schedule,
         start_date=START_DATE,
         catchup=False,
         max_active_runs=project.max_active_runs,
@@ -208,7 +242,10 @@ def build_dag(project: Project) -> DAG:
             min_size=project.min_size,
             max_files="{{ params.max_files_per_run }}",
             poke_interval=project.poke_interval,
-            timeout=WAIT_TIMEOUT.total_seconds(),
+            # Event mode: the watcher started this run for ready files: look once, skip if a run before
+            # took them. Otherwise wait in the triggerer for files to arrive.
+            deferrable=not event_mode,
+            timeout=0 if event_mode else WAIT_TIMEOUT.total_seconds(),
             soft_fail=True,
         )
         claim_files = ClaimFilesOperator(
@@ -305,17 +342,8 @@ def load_projects(path: Path) -> tuple[list[Project], list[InvalidEntry]]:
         raise ValueError(f"projects file {path}: {exc}") from None
 
 
-def event_schedule_entry(project: Project) -> InvalidEntry:
-    """The entry's error while event-driven schedules are not available yet."""
-    problem = f"schedule {EVENT_SCHEDULE!r} (AssetWatcher-driven) is not supported yet; use a cron or null"
-    return InvalidEntry(None, project.project_id, (problem,))
-
-
 _projects, _invalid = load_projects(PROJECTS_FILE)
 for _project in _projects:
-    if _project.schedule == EVENT_SCHEDULE:
-        _invalid.append(event_schedule_entry(_project))
-        continue
     globals()[f"outamation_sftp_ingest_{_project.project_id}"] = build_dag(_project)
 for _entry in _invalid:
     _dag = invalid_entry_dag(_entry)

@@ -94,18 +94,7 @@ class AirflowProcesses:
             self._airflow("db", "migrate"), env=self.env, check=True, capture_output=True, timeout=300
         )
         for component in COMPONENTS:
-            args = [component]
-            if component == "api-server":
-                args += ["--host", "127.0.0.1", "--port", str(self.port)]
-            with (self.home / f"{component}.log").open("wb") as log:
-                self._processes[component] = subprocess.Popen(
-                    self._airflow(*args),
-                    env=self.env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            self._spawn(component)
         self._wait_healthy(timeout)
         if self.users:
             username, password = next(iter(self.users.items()))
@@ -117,6 +106,32 @@ class AirflowProcesses:
         token = answer.json()["access_token"]
         self._session.headers["Authorization"] = f"Bearer {token}"
         return self
+
+    def _spawn(self, component: str) -> None:
+        """Start one component in its own process group, appending to its log."""
+        args = [component]
+        if component == "api-server":
+            args += ["--host", "127.0.0.1", "--port", str(self.port)]
+        with (self.home / f"{component}.log").open("ab") as log:
+            self._processes[component] = subprocess.Popen(
+                self._airflow(*args),
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def restart(self, component: str, timeout: float = 180) -> None:
+        """
+        Stop one component (SIGTERM, SIGKILL after 20 s) and start it again; wait until all are healthy.
+
+        :param component: one of :data:`COMPONENTS`, e.g. ``"triggerer"``
+        :param timeout: seconds to wait for health after the start
+        """
+        self._stop_process(self._processes.pop(component))
+        self._spawn(component)
+        self._wait_healthy(timeout)
 
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -218,13 +233,20 @@ class AirflowProcesses:
                 os.killpg(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + 20
         for process in self._processes.values():
-            with suppress(subprocess.TimeoutExpired):
-                process.wait(max(0.1, deadline - time.monotonic()))
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # workers or helpers left behind
-            process.wait()
+            self._stop_process(process, deadline)
         self._processes.clear()
         self._session.close()
+
+    @staticmethod
+    def _stop_process(process: subprocess.Popen[bytes], deadline: float | None = None) -> None:
+        """End a component's process group: SIGTERM, then SIGKILL for what is left at ``deadline``."""
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(max(0.1, (deadline or time.monotonic() + 20) - time.monotonic()))
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # workers or helpers left behind
+        process.wait()
 
     def __enter__(self) -> AirflowProcesses:
         return self.start()

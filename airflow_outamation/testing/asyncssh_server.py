@@ -157,6 +157,9 @@ class AsyncsshSftpServer(SftpTestServer):
         with self._counters.lock:
             return self._counters.opened
 
+    def connection_attempts(self) -> int:
+        return self.connections_opened()  # counted when the connection is made, before authentication
+
     def connections_active(self) -> int:
         with self._counters.lock:
             return len(self._counters.active)

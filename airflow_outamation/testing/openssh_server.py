@@ -215,3 +215,8 @@ class OpenSshServer(SftpTestServer):
 
     def connections_active(self) -> int:
         return len(self._children())
+
+    def connection_attempts(self) -> int:
+        pattern = re.compile(r"Connection from \S+ port \d+ on ")
+        with self._log_lock:
+            return sum(1 for line in self._log_lines if pattern.search(line))

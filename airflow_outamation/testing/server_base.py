@@ -63,6 +63,10 @@ class SftpTestServer:
         """SSH connections open right now."""
         raise NotImplementedError
 
+    def connection_attempts(self) -> int:
+        """SSH connections clients opened since the server was created, authenticated or not."""
+        raise NotImplementedError
+
     def restart(self) -> None:
         """Stop and start again on the same port; every client connection is dropped."""
         self.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,10 +14,11 @@ from airflow_outamation.batching import name_list
 from airflow_outamation.exceptions import SFTPConnectError
 from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
 from airflow_outamation.hooks.sftp_errors import SFTPLocation, unreachable_error
-from airflow_outamation.readiness import FileState, RemoteFile, is_candidate, ready_files, waiting_files
+from airflow_outamation.polling import retry_delay
+from airflow_outamation.readiness import FileState, RemoteFile, StabilityTracker, is_candidate, waiting_files
+from airflow_outamation.triggers.sftp_event import ReadyFilesEventTrigger
 
-#: Longest wait between two attempts after transient failures (dropped connection, restart).
-MAX_RETRY_DELAY = 60.0
+__all__ = ["ReadyFilesEventTrigger", "ReadyFilesTrigger", "error_from_event"]
 
 
 def progress_line(
@@ -112,10 +112,6 @@ class ReadyFilesTrigger(BaseTrigger):
             },
         )
 
-    def _retry_delay(self, failures: int) -> float:
-        """Backoff from ``poke_interval`` doubling up to MAX_RETRY_DELAY, jittered to spread triggers out."""
-        return min(self.poke_interval * 2 ** (failures - 1), MAX_RETRY_DELAY) * random.uniform(0.5, 1.0)
-
     def _has_pending(self, listing: dict[str, FileState]) -> bool:
         """Whether a file that may become ready (name, type and size fit) is in the listing."""
         return any(is_candidate(name, state, self.pattern, self.min_size) for name, state in listing.items())
@@ -130,10 +126,11 @@ class ReadyFilesTrigger(BaseTrigger):
             self.poke_interval,
             self.stability_delay,
         )
+        tracker = StabilityTracker(
+            self.directory, self.stability_delay, self.pattern, self.min_size, self.min_age
+        )
         previous: dict[str, FileState] | None = None
         progress = ""
-        baseline: dict[str, FileState] | None = None
-        baseline_at = 0.0
         failures = 0
         unreachable_since: float | None = None
         last_failure: SFTPConnectError | None = None
@@ -145,7 +142,7 @@ class ReadyFilesTrigger(BaseTrigger):
                 failures += 1
                 unreachable_since = unreachable_since or time.time()
                 last_failure = exc
-                delay = self._retry_delay(failures)
+                delay = retry_delay(self.poke_interval, failures)
                 self.log.warning(
                     "Transient SFTP failure (attempt %d), retrying in %.1f s: %s", failures, delay, exc
                 )
@@ -155,22 +152,10 @@ class ReadyFilesTrigger(BaseTrigger):
                 return
             else:
                 failures, unreachable_since = 0, None
-                # Compare only with a listing finished at least stability_delay before this one started.
-                if baseline is None or started - baseline_at >= self.stability_delay:
-                    if baseline is not None:
-                        ready = ready_files(
-                            self.directory,
-                            baseline,
-                            listing,
-                            now=time.time(),
-                            pattern=self.pattern,
-                            min_size=self.min_size,
-                            min_age=self.min_age,
-                        )
-                        if ready:
-                            yield self._success(ready)
-                            return
-                    baseline, baseline_at = listing, time.monotonic()
+                ready = tracker.observe(listing, started, time.monotonic(), time.time())
+                if ready:
+                    yield self._success(ready)
+                    return
                 growing, settling = waiting_files(previous, listing, self.pattern, self.min_size)
                 line = progress_line(self.pattern, self.directory, self.poke_interval, 0, growing, settling)
                 if line != progress:  # only what changed, not every poll

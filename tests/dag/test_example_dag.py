@@ -490,3 +490,51 @@ def test_each_dag_shows_its_project(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         "Files per API call (1 to 100).",
     )
     assert dag.params.get_param("stability_delay").value == 1.2
+
+
+def test_an_event_mode_entry_is_scheduled_on_its_watched_input_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.sdk import Asset
+
+    from airflow_outamation.assets import in_progress_asset
+    from airflow_outamation.triggers.sftp import ReadyFilesEventTrigger
+
+    entries = [
+        {
+            "project_id": project_id,
+            "sftp_conn_id": "sftp_acme",
+            "document_api_conn_id": "api",
+            "base_path": "/acme/",
+            "profile_code": "intake",
+            "schedule": schedule,
+            "poke_interval": 3,
+            "max_files_per_run": 50,
+        }
+        for project_id, schedule in (("acme", "event"), ("cron", "*/15 * * * *"))
+    ]
+    module = _load_example_dag(entries, tmp_path, monkeypatch)
+    dag = module.outamation_sftp_ingest_acme
+    (asset,) = dag.timetable.asset_condition.objects
+    assert isinstance(asset, Asset)
+    assert (asset.name, asset.uri) == ("outamation_ready_files_acme", "outamation://acme/input")
+    assert (asset.name, asset.uri) != (in_progress_asset("acme").name, in_progress_asset("acme").uri)
+    (watcher,) = asset.watchers
+    assert isinstance(watcher.trigger, ReadyFilesEventTrigger)
+    assert watcher.trigger.serialize()[1] == {
+        "sftp_conn_id": "sftp_acme",
+        "directory": "/acme/input",
+        "project_id": "acme",
+        "pattern": "*.pdf",
+        "stability_delay": 1.2,
+        "min_age": 0.0,
+        "min_size": 1,
+        "max_files": 50,
+        "poke_interval": 3,
+        "reannounce_after": 600.0,
+    }
+    sensor = dag.get_task("wait_for_files")
+    assert (sensor.deferrable, sensor.timeout, sensor.soft_fail) == (False, 0, True)
+    cron = module.outamation_sftp_ingest_cron
+    assert cron.get_task("wait_for_files").deferrable is True
+    assert not hasattr(module, "outamation_sftp_ingest_acme_invalid")
