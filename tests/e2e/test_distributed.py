@@ -1,0 +1,268 @@
+"""
+The example DAG scaled out: PostgreSQL, Redis, CeleryExecutor with two workers, two triggerers.
+
+One test bed (module fixture) serves every test: 20 projects, half on OpenSSH sshd, half on the
+asyncssh server, one SFTP connection per server. Each test puts its own files (names prefixed with
+the test's tag, ``uploaded_by`` = the tag) and checks that every file reached the document API under
+exactly one message id and was accepted, whatever fault it injected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from airflow_outamation.hooks.sftp_pool import DEFAULT_POOL_SIZE
+from airflow_outamation.testing.airflow_processes import AirflowProcesses
+from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
+from airflow_outamation.testing.postgres_server import PostgresServer, postgres_available
+from airflow_outamation.testing.redis_server import RedisServer, redis_available
+from airflow_outamation.testing.server_base import SftpTestServer
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECTS = 20
+FILES_PER_PROJECT = 50
+WORKERS = 2
+WORKER_CONCURRENCY = 4  # AirflowProcesses' [celery] worker_concurrency
+TRIGGERERS = 2
+#: Test-bed cluster policy: retries keep their number but wait 5 s at most (the DAG's submit task
+#: waits 2 min, then 4 min, for an API outage to pass), so a fault test does not wait for minutes.
+LOCAL_SETTINGS = """
+from datetime import timedelta
+
+
+def task_policy(task):
+    task.max_retry_delay = timedelta(seconds=5)
+"""
+
+pytestmark = [pytest.mark.slow, pytest.mark.sshd]
+
+
+@dataclass
+class Bed:
+    """The running test bed and what its projects are."""
+
+    airflow: AirflowProcesses
+    redis: RedisServer
+    postgres: PostgresServer
+    receiver: DocumentApiReceiver
+    servers: dict[str, SftpTestServer]
+    bases: dict[str, tuple[str, str]]  # project id -> (server kind, base path)
+
+    def dag_id(self, project: str) -> str:
+        return f"outamation_sftp_ingest_{project}"
+
+    def put_files(self, tag: str, projects: list[str] | None = None) -> dict[str, set[str]]:
+        """Write 50 ready PDFs into each project's input folder; return project -> file names."""
+        names = {}
+        for project in projects or list(self.bases):
+            kind, base = self.bases[project]
+            names[project] = {f"{tag}_{project}_{i:03d}.pdf" for i in range(FILES_PER_PROJECT)}
+            for name in names[project]:
+                self.servers[kind].write(f"{base}/input/{name}", b"%PDF-1.7 " + name.encode())
+        return names
+
+    def trigger_all(self, tag: str, projects: list[str] | None = None) -> dict[str, str]:
+        """Trigger a run of each project through the REST API; return project -> run id."""
+        conf = {"batch_size": 5, "stability_delay": 0.5, "uploaded_by": tag}
+        return {p: self.airflow.trigger(self.dag_id(p), conf) for p in projects or list(self.bases)}
+
+    def wait_all(self, runs: dict[str, str]) -> None:
+        """Wait until every run finished and assert that each succeeded."""
+        for project, run_id in runs.items():
+            state = self.airflow.wait_for_run(self.dag_id(project), run_id, timeout=900)
+            assert state == "success", (project, self.airflow.task_states(self.dag_id(project), run_id))
+
+    def assert_sent_exactly_once(self, tag: str, names: dict[str, set[str]]) -> Counter[str]:
+        """
+        Every file of ``tag`` was accepted under exactly one message id, its batch's, and left input/.
+
+        :return: how many accepted requests each message id got (more than one: a resend, same id)
+        """
+        accepted = [r for r in self.receiver.requests if r.valid and r.reply.status == 200]
+        ids_per_file: dict[str, set[str]] = {}
+        answers: Counter[str] = Counter()
+        for request in accepted:
+            payload = request.json()
+            if payload["uploaded_by"] != tag:
+                continue
+            answers[str(request.message_id)] += 1
+            for item in payload["files"]:
+                ids_per_file.setdefault(item["filename"], set()).add(str(request.message_id))
+        expected = set().union(*names.values())
+        assert set(ids_per_file) == expected
+        assert {name: len(ids) for name, ids in ids_per_file.items() if len(ids) != 1} == {}
+        for project in names:
+            kind, base = self.bases[project]
+            assert list(self.servers[kind].local_path(f"{base}/input").iterdir()) == []
+        return answers
+
+
+class ConnectionSampler:
+    """Samples a server's open SSH connections every 0.1 s in a thread; ``peak`` is the most seen."""
+
+    def __init__(self, server: SftpTestServer) -> None:
+        self.server = server
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self.peak = max(self.peak, self.server.connections_active())
+
+    def __enter__(self) -> ConnectionSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture(scope="module")
+def bed(
+    openssh_server: SftpTestServer,
+    asyncssh_server: SftpTestServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Bed]:
+    if not (postgres_available() and redis_available()):
+        message = "PostgreSQL or Redis is not installed (apt-get install postgresql redis-server)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message}; CI=true requires the distributed tests to run")
+        pytest.skip(message)
+    home = tmp_path_factory.mktemp("airflow-celery-home")
+    servers = {"openssh": openssh_server, "asyncssh": asyncssh_server}
+    bases = {}
+    projects = []
+    for i in range(PROJECTS):
+        kind = "openssh" if i % 2 == 0 else "asyncssh"
+        project = f"dist{i:02d}"
+        base = servers[kind].remote_path(f"dist-{home.name}/{project}")
+        servers[kind].makedirs(f"{base}/input")
+        bases[project] = (kind, base)
+        projects.append(
+            {
+                "project_id": project,
+                "sftp_conn_id": f"outamation_dist_{kind}",
+                "document_api_conn_id": "outamation_dist_api",
+                "base_path": base,
+                "profile_code": f"profile_{project}",
+                "poke_interval": 1,
+            }
+        )
+    (home / "projects.json").write_text(json.dumps(projects))
+    (home / "config").mkdir()
+    (home / "config" / "airflow_local_settings.py").write_text(LOCAL_SETTINGS)
+    dags = home / "dags"
+    dags.mkdir()
+    shutil.copy(REPO / "dags" / "outamation_sftp_ingest.py", dags)
+    with DocumentApiReceiver() as receiver, PostgresServer() as postgres, RedisServer() as redis:
+        env = {
+            "OUTAMATION_PROJECTS_FILE": str(home / "projects.json"),
+            "AIRFLOW_CONN_OUTAMATION_DIST_OPENSSH": openssh_server.connection_json(),
+            "AIRFLOW_CONN_OUTAMATION_DIST_ASYNCSSH": asyncssh_server.connection_json(),
+            "AIRFLOW_CONN_OUTAMATION_DIST_API": receiver.connection_json(backoff_initial=0.1, backoff_max=1),
+            "AIRFLOW__CORE__PARALLELISM": "32",
+            "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "16",
+        }
+        airflow = AirflowProcesses(
+            home,
+            dags,
+            env,
+            executor="CeleryExecutor",
+            database_url=postgres.url,
+            broker_url=redis.url,
+            celery_workers=WORKERS,
+            triggerers=TRIGGERERS,
+        )
+        try:
+            airflow.start(timeout=400)
+            for project in bases:
+                airflow.wait_for_dag(f"outamation_sftp_ingest_{project}", timeout=300)
+            yield Bed(airflow, redis, postgres, receiver, servers, bases)
+        finally:
+            airflow.stop()
+
+
+def _listening(pids: set[int]) -> list[str]:
+    """The listening TCP sockets (``ss -ltnpH`` lines) of the given processes."""
+    lines = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout.splitlines()
+    return [line for line in lines if any(f"pid={pid}," in line for pid in pids)]
+
+
+def _process_tree(root: int) -> set[int]:
+    pids, pending = set(), [root]
+    while pending:
+        pid = pending.pop()
+        pids.add(pid)
+        try:
+            pending += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            continue
+    return pids
+
+
+def test_every_component_runs_and_listens_on_loopback_only(bed: Bed) -> None:
+    assert set(bed.airflow.components) == {
+        "api-server",
+        "scheduler",
+        "dag-processor",
+        "triggerer-1",
+        "triggerer-2",
+        "celery-worker-1",
+        "celery-worker-2",
+    }
+    pids: set[int] = set()
+    for process in bed.airflow._processes.values():
+        pids |= _process_tree(process.pid)
+    postgres_pid = int((bed.postgres.data_dir / "postmaster.pid").read_text().split()[0])
+    redis_pid = bed.redis._process.pid if bed.redis._process else 0
+    pids |= _process_tree(postgres_pid) | {redis_pid}
+    sockets = _listening(pids)
+    local = {line.split()[3] for line in sockets}
+    assert f"127.0.0.1:{bed.airflow.port}" in local
+    assert f"127.0.0.1:{bed.postgres.port}" in local
+    assert f"127.0.0.1:{bed.redis.port}" in local
+    assert [address for address in local if not address.startswith("127.0.0.1:")] == []
+    workers = bed.airflow.api("GET", "/jobs?job_type=TriggererJob&is_alive=true")["jobs"]
+    assert len({job["hostname"] + str(job["id"]) for job in workers}) == TRIGGERERS
+
+
+def test_twenty_projects_on_two_servers_send_every_file_once(bed: Bed) -> None:
+    tag = "plain"
+    opened_before = {kind: server.connections_opened() for kind, server in bed.servers.items()}
+    names = bed.put_files(tag)
+    started = time.monotonic()
+    with (
+        ConnectionSampler(bed.servers["openssh"]) as openssh,
+        ConnectionSampler(bed.servers["asyncssh"]) as asy,
+    ):
+        runs = bed.trigger_all(tag)
+        bed.wait_all(runs)
+    elapsed = time.monotonic() - started
+    answers = bed.assert_sent_exactly_once(tag, names)
+    assert set(answers.values()) == {1}  # no fault: not even a resend under the same id
+    assert len(answers) == PROJECTS * FILES_PER_PROJECT // 5
+    # Connections: each task process has its own pools (SFTP and transfers, DEFAULT_POOL_SIZE each per
+    # connection id), each triggerer one async pool; at most WORKERS * WORKER_CONCURRENCY tasks run
+    # at once. Every server is one connection id here.
+    peak_bound = WORKERS * WORKER_CONCURRENCY * 2 * DEFAULT_POOL_SIZE + TRIGGERERS * DEFAULT_POOL_SIZE
+    opened = {kind: server.connections_opened() - opened_before[kind] for kind, server in bed.servers.items()}
+    peaks = {"openssh": openssh.peak, "asyncssh": asy.peak}
+    # resend_unsent, wait_for_files, claim_files, submit_batches, project_status: 5 SFTP tasks a run
+    tasks_per_server = PROJECTS // 2 * 5
+    print(f"\n{PROJECTS}x{FILES_PER_PROJECT} files in {elapsed:.1f} s; SSH opened {opened}, peak {peaks}")
+    for kind in bed.servers:
+        assert 0 < peaks[kind] <= peak_bound
+        assert opened[kind] <= tasks_per_server * 2 * DEFAULT_POOL_SIZE + TRIGGERERS * DEFAULT_POOL_SIZE
