@@ -9,6 +9,7 @@ exactly one message id and was accepted, whatever fault it injected.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,15 +17,17 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import psutil
 import pytest
 
 from airflow_outamation.hooks.sftp_pool import DEFAULT_POOL_SIZE
 from airflow_outamation.testing.airflow_processes import AirflowProcesses
-from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
+from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, Reply
 from airflow_outamation.testing.postgres_server import PostgresServer, postgres_available
 from airflow_outamation.testing.redis_server import RedisServer, redis_available
 from airflow_outamation.testing.server_base import SftpTestServer
@@ -266,3 +269,151 @@ def test_twenty_projects_on_two_servers_send_every_file_once(bed: Bed) -> None:
     for kind in bed.servers:
         assert 0 < peaks[kind] <= peak_bound
         assert opened[kind] <= tasks_per_server * 2 * DEFAULT_POOL_SIZE + TRIGGERERS * DEFAULT_POOL_SIZE
+
+
+def _task_instances(bed: Bed, project: str, run_id: str) -> list[dict[str, Any]]:
+    return bed.airflow.api("GET", f"/dags/{bed.dag_id(project)}/dagRuns/{run_id}/taskInstances")[
+        "task_instances"
+    ]
+
+
+def _wait_until(condition: Callable[[], Any], what: str, timeout: float = 300) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := condition():
+            return result
+        time.sleep(0.2)
+    raise TimeoutError(f"{what} not within {timeout:g} s")
+
+
+def test_a_worker_killed_while_sending_batches_loses_and_duplicates_nothing(bed: Bed) -> None:
+    tag = "workerkill"
+    projects = list(bed.bases)[:6]
+    names = bed.put_files(tag, projects)
+    # A slow API: each answer takes 3 s, so the sends are still running when the worker dies.
+    bed.receiver.script(*[Reply(delay=3.0)] * (len(projects) * FILES_PER_PROJECT // 5))
+    runs = bed.trigger_all(tag, projects)
+    alive = [name for name in bed.airflow.components if name.startswith("celery-worker-")]
+
+    def sending_worker() -> str | None:
+        """The worker running a submit_batches whose batches the API has begun to receive."""
+        if not any(r.json()["uploaded_by"] == tag for r in bed.receiver.requests):
+            return None
+        for project, run_id in runs.items():
+            for ti in _task_instances(bed, project, run_id):
+                if ti["task_id"] == "submit_batches" and ti["state"] == "running" and ti["pid"]:
+                    for worker in alive:
+                        if ti["pid"] in _process_tree(bed.airflow._processes[worker].pid):
+                            return worker
+        return None
+
+    victim = _wait_until(sending_worker, "a worker sending batches")
+    bed.airflow.kill(victim)
+    bed.wait_all(runs)
+    answers = bed.assert_sent_exactly_once(tag, names)
+    retried = [
+        ti
+        for project, run_id in runs.items()
+        for ti in _task_instances(bed, project, run_id)
+        if ti["task_id"] == "submit_batches" and ti["try_number"] > 1
+    ]
+    assert retried  # the killed worker's sends were retried (on the other worker)
+    print(
+        f"\nkilled {victim}; {len(retried)} submit tasks retried; resends under the same id: "
+        f"{sum(n - 1 for n in answers.values())}"
+    )
+
+
+def test_sshd_restarted_while_claims_run_loses_and_duplicates_nothing(bed: Bed) -> None:
+    tag = "sshdrestart"
+    projects = [project for project, (kind, _) in bed.bases.items() if kind == "openssh"][:6]
+    names = bed.put_files(tag, projects)
+    runs = bed.trigger_all(tag, projects)
+
+    def claim_states() -> list[str]:
+        return [
+            ti["state"]
+            for project, run_id in runs.items()
+            for ti in _task_instances(bed, project, run_id)
+            if ti["task_id"] == "claim_files"
+        ]
+
+    _wait_until(lambda: "running" in claim_states(), "a running claim")
+    restarts = 0
+    while "running" in claim_states() and restarts < 5:
+        bed.servers["openssh"].restart()
+        restarts += 1
+        time.sleep(1)
+    bed.wait_all(runs)
+    bed.assert_sent_exactly_once(tag, names)
+    print(f"\nsshd restarted {restarts} time(s) while claims ran")
+
+
+def test_redis_stopped_for_a_few_seconds_loses_and_duplicates_nothing(bed: Bed) -> None:
+    tag = "redisstop"
+    projects = list(bed.bases)[6:12]
+    names = bed.put_files(tag, projects)
+    runs = bed.trigger_all(tag, projects)
+    _wait_until(
+        lambda: any(
+            ti["task_id"] == "claim_files" and ti["state"] in ("queued", "running", "success")
+            for project, run_id in runs.items()
+            for ti in _task_instances(bed, project, run_id)
+        ),
+        "a claim on its way",
+    )
+    bed.redis.stop()  # queued messages are lost too: the broker keeps nothing on disk
+    time.sleep(5)
+    bed.redis.start()
+    bed.wait_all(runs)
+    bed.assert_sent_exactly_once(tag, names)
+
+
+def test_a_triggerer_killed_while_sensors_wait_on_it_hands_them_over(bed: Bed) -> None:
+    tag = "triggererkill"
+    projects = list(bed.bases)[12:18]
+    runs = bed.trigger_all(tag, projects)
+    for project, run_id in runs.items():  # every sensor waits in a triggerer (no file yet) ...
+        bed.airflow.wait_for_task_state(
+            bed.dag_id(project), run_id, "wait_for_files", "deferred", timeout=300
+        )
+        bed.airflow.wait_for_log(  # ... and the scheduler saw it defer (see test_airflow_processes)
+            "scheduler",
+            "Received executor event with state success for task instance "
+            f"TaskInstanceKey(dag_id='{bed.dag_id(project)}', task_id='wait_for_files', run_id='{run_id}'",
+            timeout=300,
+        )
+    triggerers = [name for name in bed.airflow.components if name.startswith("triggerer-")]
+    ports = {server.port for server in bed.servers.values()}
+
+    def sftp_connections(name: str) -> int:
+        """SSH connections a triggerer (its trigger runner) holds open to the SFTP servers."""
+        count = 0
+        for pid in _process_tree(bed.airflow._processes[name].pid):
+            with contextlib.suppress(psutil.Error):
+                count += sum(
+                    1 for c in psutil.Process(pid).net_connections("tcp") if c.raddr and c.raddr.port in ports
+                )
+        return count
+
+    # The triggerer polling the SFTP servers for the sensors is the one running their triggers.
+    victim = _wait_until(
+        lambda: max(triggerers, key=sftp_connections) if any(map(sftp_connections, triggerers)) else None,
+        "a triggerer running the sensors' triggers",
+    )
+    bed.airflow.kill(victim)
+    names = bed.put_files(tag, projects)
+    bed.wait_all(runs)
+    bed.assert_sent_exactly_once(tag, names)
+    # A trigger's log is <attempt>.log.trigger.<triggerer job id>.log: the victim's triggers have two.
+    trigger_logs = {
+        run_id: list(
+            (bed.airflow.home / "logs").glob(f"dag_id=*/run_id={run_id}/task_id=wait_for_files/*.trigger.*")
+        )
+        for run_id in runs.values()
+    }
+    assert any(len(logs) == 2 for logs in trigger_logs.values()), trigger_logs
+    found = [log for logs in trigger_logs.values() for log in logs if "ready file(s)" in log.read_text()]
+    assert len(found) == len(
+        projects
+    )  # each run's trigger found its files once, the victim's in the survivor
