@@ -10,16 +10,13 @@ exactly one message id and was accepted, whatever fault it injected.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shutil
 import subprocess
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -28,11 +25,11 @@ import pytest
 from airflow_outamation.hooks.sftp_pool import DEFAULT_POOL_SIZE
 from airflow_outamation.testing.airflow_processes import AirflowProcesses
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, Reply
+from airflow_outamation.testing.many_projects import ManyProjects, many_projects, process_tree
 from airflow_outamation.testing.postgres_server import PostgresServer, postgres_available
 from airflow_outamation.testing.redis_server import RedisServer, redis_available
 from airflow_outamation.testing.server_base import SftpTestServer
 
-REPO = Path(__file__).resolve().parents[2]
 PROJECTS = 20
 FILES_PER_PROJECT = 50
 WORKERS = 2
@@ -53,27 +50,27 @@ pytestmark = [pytest.mark.slow, pytest.mark.sshd]
 
 @dataclass
 class Bed:
-    """The running test bed and what its projects are."""
+    """The running test bed and its projects."""
 
     airflow: AirflowProcesses
     redis: RedisServer
     postgres: PostgresServer
     receiver: DocumentApiReceiver
-    servers: dict[str, SftpTestServer]
-    bases: dict[str, tuple[str, str]]  # project id -> (server kind, base path)
+    projects: ManyProjects
 
-    def dag_id(self, project: str) -> str:
-        return f"outamation_sftp_ingest_{project}"
+    @property
+    def bases(self) -> dict[str, tuple[str, str]]:
+        return self.projects.bases
+
+    @property
+    def servers(self) -> dict[str, SftpTestServer]:
+        return self.projects.servers
+
+    dag_id = staticmethod(ManyProjects.dag_id)
 
     def put_files(self, tag: str, projects: list[str] | None = None) -> dict[str, set[str]]:
         """Write 50 ready PDFs into each project's input folder; return project -> file names."""
-        names = {}
-        for project in projects or list(self.bases):
-            kind, base = self.bases[project]
-            names[project] = {f"{tag}_{project}_{i:03d}.pdf" for i in range(FILES_PER_PROJECT)}
-            for name in names[project]:
-                self.servers[kind].write(f"{base}/input/{name}", b"%PDF-1.7 " + name.encode())
-        return names
+        return self.projects.put_files(tag, FILES_PER_PROJECT, projects)
 
     def trigger_all(self, tag: str, projects: list[str] | None = None) -> dict[str, str]:
         """Trigger a run of each project through the REST API; return project -> run id."""
@@ -145,43 +142,19 @@ def bed(
             pytest.fail(f"{message}; CI=true requires the distributed tests to run")
         pytest.skip(message)
     home = tmp_path_factory.mktemp("airflow-celery-home")
-    servers = {"openssh": openssh_server, "asyncssh": asyncssh_server}
-    bases = {}
-    projects = []
-    for i in range(PROJECTS):
-        kind = "openssh" if i % 2 == 0 else "asyncssh"
-        project = f"dist{i:02d}"
-        base = servers[kind].remote_path(f"dist-{home.name}/{project}")
-        servers[kind].makedirs(f"{base}/input")
-        bases[project] = (kind, base)
-        projects.append(
-            {
-                "project_id": project,
-                "sftp_conn_id": f"outamation_dist_{kind}",
-                "document_api_conn_id": "outamation_dist_api",
-                "base_path": base,
-                "profile_code": f"profile_{project}",
-                "poke_interval": 1,
-            }
-        )
-    (home / "projects.json").write_text(json.dumps(projects))
     (home / "config").mkdir()
     (home / "config" / "airflow_local_settings.py").write_text(LOCAL_SETTINGS)
-    dags = home / "dags"
-    dags.mkdir()
-    shutil.copy(REPO / "dags" / "outamation_sftp_ingest.py", dags)
+    servers = {"openssh": openssh_server, "asyncssh": asyncssh_server}
     with DocumentApiReceiver() as receiver, PostgresServer() as postgres, RedisServer() as redis:
+        projects = many_projects(home, servers, receiver, PROJECTS)
         env = {
-            "OUTAMATION_PROJECTS_FILE": str(home / "projects.json"),
-            "AIRFLOW_CONN_OUTAMATION_DIST_OPENSSH": openssh_server.connection_json(),
-            "AIRFLOW_CONN_OUTAMATION_DIST_ASYNCSSH": asyncssh_server.connection_json(),
-            "AIRFLOW_CONN_OUTAMATION_DIST_API": receiver.connection_json(backoff_initial=0.1, backoff_max=1),
+            **projects.env,
             "AIRFLOW__CORE__PARALLELISM": "32",
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "16",
         }
         airflow = AirflowProcesses(
             home,
-            dags,
+            projects.dags,
             env,
             executor="CeleryExecutor",
             database_url=postgres.url,
@@ -191,9 +164,9 @@ def bed(
         )
         try:
             airflow.start(timeout=400)
-            for project in bases:
-                airflow.wait_for_dag(f"outamation_sftp_ingest_{project}", timeout=300)
-            yield Bed(airflow, redis, postgres, receiver, servers, bases)
+            for project in projects.bases:
+                airflow.wait_for_dag(projects.dag_id(project), timeout=300)
+            yield Bed(airflow, redis, postgres, receiver, projects)
         finally:
             airflow.stop()
 
@@ -202,18 +175,6 @@ def _listening(pids: set[int]) -> list[str]:
     """The listening TCP sockets (``ss -ltnpH`` lines) of the given processes."""
     lines = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout.splitlines()
     return [line for line in lines if any(f"pid={pid}," in line for pid in pids)]
-
-
-def _process_tree(root: int) -> set[int]:
-    pids, pending = set(), [root]
-    while pending:
-        pid = pending.pop()
-        pids.add(pid)
-        try:
-            pending += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-        except OSError:
-            continue
-    return pids
 
 
 def test_every_component_runs_and_listens_on_loopback_only(bed: Bed) -> None:
@@ -228,10 +189,10 @@ def test_every_component_runs_and_listens_on_loopback_only(bed: Bed) -> None:
     }
     pids: set[int] = set()
     for process in bed.airflow._processes.values():
-        pids |= _process_tree(process.pid)
+        pids |= process_tree(process.pid)
     postgres_pid = int((bed.postgres.data_dir / "postmaster.pid").read_text().split()[0])
     redis_pid = bed.redis._process.pid if bed.redis._process else 0
-    pids |= _process_tree(postgres_pid) | {redis_pid}
+    pids |= process_tree(postgres_pid) | {redis_pid}
     sockets = _listening(pids)
     local = {line.split()[3] for line in sockets}
     assert f"127.0.0.1:{bed.airflow.port}" in local
@@ -303,7 +264,7 @@ def test_a_worker_killed_while_sending_batches_loses_and_duplicates_nothing(bed:
             for ti in _task_instances(bed, project, run_id):
                 if ti["task_id"] == "submit_batches" and ti["state"] == "running" and ti["pid"]:
                     for worker in alive:
-                        if ti["pid"] in _process_tree(bed.airflow._processes[worker].pid):
+                        if ti["pid"] in process_tree(bed.airflow._processes[worker].pid):
                             return worker
         return None
 
@@ -389,7 +350,7 @@ def test_a_triggerer_killed_while_sensors_wait_on_it_hands_them_over(bed: Bed) -
     def sftp_connections(name: str) -> int:
         """SSH connections a triggerer (its trigger runner) holds open to the SFTP servers."""
         count = 0
-        for pid in _process_tree(bed.airflow._processes[name].pid):
+        for pid in process_tree(bed.airflow._processes[name].pid):
             with contextlib.suppress(psutil.Error):
                 count += sum(
                     1 for c in psutil.Process(pid).net_connections("tcp") if c.raddr and c.raddr.port in ports
