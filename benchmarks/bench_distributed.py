@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import json
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -110,6 +111,7 @@ def measure(executor: str, projects: int, files: int) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix=f"outamation-bench-{executor}-"))
     servers: dict[str, SftpTestServer] = {"openssh": OpenSshServer(), "asyncssh": AsyncsshSftpServer()}
     with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, home, True)
         for server in servers.values():
             stack.enter_context(server)
         receiver = stack.enter_context(DocumentApiReceiver())
