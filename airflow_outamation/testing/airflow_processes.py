@@ -1,9 +1,13 @@
 """
 Real Airflow processes on a throw-away ``AIRFLOW_HOME``: API server, scheduler, DAG processor, triggerer.
 
-For end-to-end tests of DAGs as production runs them (LocalExecutor, SQLite): runs are triggered
-through the REST API, as the UI's trigger form does, sensors defer into the real triggerer.
-Everything listens on 127.0.0.1 only; ``stop()`` ends every process group it started.
+For end-to-end tests of DAGs as production runs them: runs are triggered through the REST API, as
+the UI's trigger form does, sensors defer into the real triggerer(s). By default LocalExecutor on
+SQLite; with ``executor="CeleryExecutor"`` a database URL (PostgreSQL) and a broker URL (Redis), it
+also starts Celery workers, and any number of triggerers (which take over each other's triggers).
+Everything listens on 127.0.0.1 only (the components' log servers are not started: they bind to
+every interface, and every component writes its logs into the one ``AIRFLOW_HOME`` anyway);
+``stop()`` ends every process group it started.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from typing import Any
 
 import requests
 
-COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 FINISHED_STATES = ("success", "failed")
 
 
@@ -32,13 +35,64 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _components(port: int, executor: str, celery_workers: int, triggerers: int) -> dict[str, list[str]]:
+    """Component name -> its ``airflow`` command line; no component serves logs (they bind to ``::``)."""
+    components = {
+        "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(port)],
+        "scheduler": ["scheduler", "--skip-serve-logs"],
+        "dag-processor": ["dag-processor"],
+    }
+    names = ["triggerer"] if triggerers == 1 else [f"triggerer-{i}" for i in range(1, triggerers + 1)]
+    components.update({name: ["triggerer", "--skip-serve-logs"] for name in names})
+    if executor == "CeleryExecutor":
+        for i in range(1, celery_workers + 1):
+            name = f"celery-worker-{i}"
+            components[name] = ["celery", "worker", "--celery-hostname", name, "--skip-serve-logs"]
+    return components
+
+
+def _distributed_settings(
+    executor: str, database_url: str | None, broker_url: str | None, triggerers: int
+) -> dict[str, str]:
+    """Settings of a CeleryExecutor deployment and of triggerers taking over each other's triggers."""
+    settings: dict[str, str] = {}
+    if executor == "CeleryExecutor":
+        settings |= {
+            "AIRFLOW__CELERY__BROKER_URL": str(broker_url),
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{database_url}",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+            # a task whose worker died is failed (then retried) after 30 s without a heartbeat
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+            # a task whose broker message was lost (Redis restarted) is queued again after 60 s
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "60",
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "10",
+        }
+    if triggerers > 1:
+        settings |= {
+            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
+        }
+    return settings
+
+
 class AirflowProcesses:
     """
-    Start the four Airflow 3 components with a LocalExecutor on a SQLite database in ``home``.
+    Start the Airflow 3 components, by default with a LocalExecutor on a SQLite database in ``home``.
+
+    Components are ``api-server``, ``scheduler``, ``dag-processor`` and ``triggerer``; with several
+    triggerers they are ``triggerer-1``, ``triggerer-2``, ..., and Celery workers are ``celery-worker-1``,
+    ... (also their Celery hostnames).
 
     :param home: an empty directory to use as ``AIRFLOW_HOME``
     :param dags_folder: the DAGs to serve
-    :param env: more environment (connections as ``AIRFLOW_CONN_*``, ...)
+    :param env: more environment (connections as ``AIRFLOW_CONN_*``, ...); it wins over the defaults
+    :param executor: ``LocalExecutor`` or ``CeleryExecutor``
+    :param database_url: the metadata database's SQLAlchemy URL; SQLite in ``home`` when not given
+    :param broker_url: the Celery broker (``redis://...``); required with ``CeleryExecutor``
+    :param celery_workers: how many Celery workers to start (``CeleryExecutor`` only)
+    :param triggerers: how many triggerers to start; with more than one, a triggerer whose heartbeat
+        is 10 s old counts as dead and the others take its triggers over
     :param users: user name -> password of the simple auth manager's admins, who must log in;
         ``None``: no login, everyone is admin (``SIMPLE_AUTH_MANAGER_ALL_ADMINS``)
     """
@@ -48,8 +102,16 @@ class AirflowProcesses:
         home: Path,
         dags_folder: Path,
         env: dict[str, str] | None = None,
+        *,
+        executor: str = "LocalExecutor",
+        database_url: str | None = None,
+        broker_url: str | None = None,
+        celery_workers: int = 2,
+        triggerers: int = 1,
         users: dict[str, str] | None = None,
     ) -> None:
+        if executor == "CeleryExecutor" and not (broker_url and database_url):
+            raise ValueError("CeleryExecutor needs a broker_url and a database_url (SQLite cannot be shared)")
         self.home = home
         self.users = users
         self.port = _free_port()
@@ -58,20 +120,22 @@ class AirflowProcesses:
             **os.environ,
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": executor,
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url or f"sqlite:///{home}/airflow.db",
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(24).hex(),
             "AIRFLOW__API__SECRET_KEY": os.urandom(24).hex(),
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             **(self._login_env(users) if users else {}),
+            **_distributed_settings(executor, database_url, broker_url, triggerers),
             **(env or {}),
         }
+        self.components = _components(self.port, executor, celery_workers, triggerers)
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._session = requests.Session()
 
@@ -90,12 +154,18 @@ class AirflowProcesses:
 
     def start(self, timeout: float = 180) -> AirflowProcesses:
         """Migrate the database, start the components and wait until all report healthy."""
-        subprocess.run(
-            self._airflow("db", "migrate"), env=self.env, check=True, capture_output=True, timeout=300
+        migrate = subprocess.run(
+            self._airflow("db", "migrate"), env=self.env, capture_output=True, timeout=300, check=False
         )
-        for component in COMPONENTS:
+        if migrate.returncode != 0:
+            output = migrate.stderr.decode(errors="replace")[-3000:]
+            raise RuntimeError(f"airflow db migrate failed (exit {migrate.returncode}): {output}")
+        for component in self.components:
             self._spawn(component)
         self._wait_healthy(timeout)
+        for component in self.components:
+            if component.startswith("celery-worker-"):
+                self.wait_for_log(component, f"celery@{component} ready.", timeout)
         if self.users:
             username, password = next(iter(self.users.items()))
             answer = self._session.post(
@@ -109,12 +179,9 @@ class AirflowProcesses:
 
     def _spawn(self, component: str) -> None:
         """Start one component in its own process group, appending to its log."""
-        args = [component]
-        if component == "api-server":
-            args += ["--host", "127.0.0.1", "--port", str(self.port)]
         with (self.home / f"{component}.log").open("ab") as log:
             self._processes[component] = subprocess.Popen(
-                self._airflow(*args),
+                self._airflow(*self.components[component]),
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -126,7 +193,7 @@ class AirflowProcesses:
         """
         Stop one component (SIGTERM, SIGKILL after 20 s) and start it again; wait until all are healthy.
 
-        :param component: one of :data:`COMPONENTS`, e.g. ``"triggerer"``
+        :param component: a name of :attr:`components`, e.g. ``"triggerer"``
         :param timeout: seconds to wait for health after the start
         """
         self._stop_process(self._processes.pop(component))
@@ -225,6 +292,13 @@ class AirflowProcesses:
         for instance in instances:
             states.setdefault(instance["task_id"], []).append(instance["state"])
         return states
+
+    def kill(self, component: str) -> None:
+        """SIGKILL a component and every process it started, as the loss of its machine would."""
+        process = self._processes.pop(component)
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
     def stop(self) -> None:
         """Terminate every component and its children; kill what does not stop within 20 s."""
