@@ -65,10 +65,18 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Log level of the SSH libraries (asyncssh, paramiko) in tasks and "
                         "the triggerer, e.g. DEBUG to see every connection's handshake. Empty: WARNING, "
                         "unless Airflow's logging configuration sets these loggers.",
-                        "version_added": "0.2.0",
+                        "version_added": "0.3.0",
                         "type": "string",
                         "example": "DEBUG",
                         "default": "",
+                    },
+                    "status_page_timeout": {
+                        "description": "Seconds the ingestion status page waits for each project's SFTP "
+                        "server; a server that answers later shows an error in its row.",
+                        "version_added": "0.3.0",
+                        "type": "float",
+                        "example": "5",
+                        "default": "10",
                     },
                 },
             },
