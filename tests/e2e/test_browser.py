@@ -136,9 +136,11 @@ def _status_rows(airflow: AirflowProcesses) -> dict[str, dict[str, Any]]:
 
 
 def _wait(browser: Any) -> Any:
+    """Wait up to WAIT s; an element React re-rendered meanwhile (stale) is looked up again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(browser, WAIT)
+    return WebDriverWait(browser, WAIT, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def _log_in(browser: Any, airflow: AirflowProcesses) -> None:
@@ -167,6 +169,16 @@ def _open_dialog(browser: Any) -> Any:
     return _wait(browser).until(
         lambda b: next(iter(b.find_elements(By.CSS_SELECTOR, "[role=dialog][data-state=open]")), None)
     )
+
+
+def _dialog_text_once_it_shows(browser: Any, *labels: str) -> str:
+    """The open dialog's text once it shows every label, read afresh each time (React re-renders it)."""
+
+    def text_with_labels(b: Any) -> str | None:
+        text = str(_open_dialog(b).text)
+        return text if all(label in text for label in labels) else None
+
+    return str(_wait(browser).until(text_with_labels))
 
 
 def test_status_page_refuses_requests_without_a_login(airflow: AirflowProcesses) -> None:
@@ -263,14 +275,13 @@ def test_connection_form_of_the_document_api_type(airflow: AirflowProcesses, bro
     kind = form.find_element(By.CSS_SELECTOR, "input[role=combobox]")
     kind.send_keys("Outamation Document API")
     kind.send_keys(Keys.ENTER)
-    _wait(browser).until(lambda b: "HMAC secret" in form.text)
-    for label in ("API URL", "HMAC secret", "Scheme (when the URL has none)"):
-        assert label in form.text
-    assert "Login" not in form.text  # hidden for this type
-    _button(form, "Extra Fields").click()
-    _wait(browser).until(lambda b: "Signature scheme" in form.text)
-    for label in ("Profile code", "Retry count", "Expected content type"):
-        assert label in form.text
+    # The form re-renders for the chosen type: read the open dialog afresh each time.
+    text = _dialog_text_once_it_shows(browser, "API URL", "HMAC secret", "Scheme (when the URL has none)")
+    assert "Login" not in text  # hidden for this type
+    _wait(browser).until(lambda b: _button(_open_dialog(b), "Extra Fields")).click()
+    _dialog_text_once_it_shows(
+        browser, "Signature scheme", "Profile code", "Retry count", "Expected content type"
+    )
 
 
 def test_status_page_counts_an_unsent_batch_and_shows_a_failed_run(
