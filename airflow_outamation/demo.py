@@ -74,6 +74,7 @@ class Outcome:
 
 
 def _sample_pdf(number: int) -> bytes:
+    """A small PDF-looking document, different for every ``number``."""
     text = f"Outamation demo document {number}"
     return (
         b"%PDF-1.7\n1 0 obj <</Type /Catalog /Pages 2 0 R>> endobj\n"
@@ -85,6 +86,7 @@ def _sample_pdf(number: int) -> bytes:
 
 
 def _say(message: str) -> None:
+    """Print a line of the demo's progress."""
     print(f"[demo] {message}", flush=True)
 
 
@@ -99,6 +101,7 @@ def _now() -> str:
 
 
 def _seconds(start: str | None, end: str | None) -> float:
+    """Seconds between two API timestamps; 0 when one is missing."""
     if not (start and end):
         return 0.0
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
@@ -313,10 +316,11 @@ def _where(sftp: AsyncsshSftpServer) -> dict[str, list[str]]:
 
 
 def _names(request: ReceivedRequest) -> list[str]:
+    """The file names of a batch the receiver got."""
     return [str(f["filename"]) for f in request.json()["files"]]
 
 
-def checks(outcome: Outcome) -> dict[str, bool]:
+def _checks(outcome: Outcome) -> dict[str, bool]:
     """Each step of the demo's story and whether it happened."""
     runs = outcome.runs + [RunReport(0, "", "")] * (3 - len(outcome.runs))
     valid = [r for r in outcome.requests if r.valid]
@@ -363,7 +367,7 @@ def _summarise(outcome: Outcome) -> int:
     """Print what happened and where every file is; return 0 only if every step happened."""
     print()
     _say("summary")
-    results = checks(outcome)
+    results = _checks(outcome)
     for text, ok in results.items():
         print(f"  {'ok  ' if ok else 'FAIL'} {text}")
     for request in (r for r in outcome.requests if r.valid):
