@@ -15,12 +15,7 @@ failed (a run ending with a successful status task would otherwise count as a su
 An entry with ``"schedule": "event"`` is scheduled on its input folder's Asset instead of a clock: the
 Asset's watcher (:class:`~airflow_outamation.triggers.sftp.ReadyFilesEventTrigger`, in the triggerer)
 starts a run when files finished uploading, and ``wait_for_files`` then looks once, without waiting,
-and skips the run if an earlier one took the files. Manual runs of such a DAG do the same. There
-``resend_unsent`` comes after ``submit_batches`` (and runs whatever became of it), so a new file's
-way to the API is three tasks, not four; it still never races the run's own sends.
-
-    wait_for_files (looks once) -> claim_files -> submit_batches -> resend_unsent -> project_status
-        -> check_run
+and skips the run if an earlier one took the files. Manual runs of such a DAG do the same.
 
 A run claims at most ``max_files_per_run`` files (5,000 by default; the rest wait in the input folder
 for the next run) and sends all their batches in one task, so a backlog costs a handful of Airflow
@@ -235,8 +230,6 @@ def build_dag(project: Project) -> DAG:
             max_attempts=project.max_send_attempts,
             retention_days=project.retention_days,
             retries=0,  # the next run tries again
-            # Event mode resends after this run's own sends, whatever became of them (see below).
-            trigger_rule=TriggerRule.ALL_DONE if event_mode else TriggerRule.ALL_SUCCESS,
         )
         wait_for_files = ReadyFilesSensor(
             task_id="wait_for_files",
@@ -295,11 +288,8 @@ def build_dag(project: Project) -> DAG:
             retries=0,
         )
         check_run = RunOutcomeOperator(task_id="check_run", trigger_rule=TriggerRule.ONE_FAILED, retries=0)
-        if event_mode:  # new files first: the resend is not on the path of a file just uploaded
-            submit_batches >> resend_unsent >> project_status
-        else:
-            resend_unsent >> wait_for_files
-            submit_batches >> project_status
+        resend_unsent >> wait_for_files
+        submit_batches >> project_status
         [resend_unsent, wait_for_files, claim_files, submit_batches, project_status] >> check_run
     return dag
 

@@ -535,11 +535,6 @@ def test_an_event_mode_entry_is_scheduled_on_its_watched_input_folder(
     }
     sensor = dag.get_task("wait_for_files")
     assert (sensor.deferrable, sensor.timeout, sensor.soft_fail) == (False, 0, True)
-    # A new file's way to the API is wait -> claim -> submit; the resend follows the run's own sends.
-    assert dag.get_task("wait_for_files").upstream_task_ids == set()
-    assert dag.get_task("resend_unsent").upstream_task_ids == {"submit_batches"}
-    assert dag.get_task("project_status").upstream_task_ids == {"resend_unsent"}
     cron = module.outamation_sftp_ingest_cron
     assert cron.get_task("wait_for_files").deferrable is True
-    assert cron.get_task("wait_for_files").upstream_task_ids == {"resend_unsent"}
     assert not hasattr(module, "outamation_sftp_ingest_acme_invalid")
