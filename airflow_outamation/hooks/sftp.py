@@ -56,6 +56,8 @@ from airflow_outamation.readiness import FileState, RemoteFile
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: What paramiko's AuthenticationException says when the server closed the connection before answering.
+PARAMIKO_LOST_IN_AUTH = "transport shut down or saw EOF"
 #: The stock SFTPHook methods that open a connection per call (``@handle_connection_management``):
 #: here they run on a pooled connection and are retried once when it went away.
 RECONNECTING_METHODS = (
@@ -244,10 +246,31 @@ class PooledSFTPHook(SFTPHook):
         return ssh
 
     def _open_client(self) -> PooledClient:
-        """Open a new SSH connection and SFTP session; connection failures become clear exceptions."""
-        ssh: paramiko.SSHClient | None = None
+        """
+        Open a new SSH connection and SFTP session; connection failures become clear exceptions.
+
+        paramiko reports a connection the server closed before answering the credentials (sshd
+        restarting) as an ``AuthenticationException``: that case is tried once more, so an outage
+        does not fail a task for good as wrong credentials; a second refusal is one.
+        """
         try:
-            ssh = self._connect()
+            return self._open_client_once()
+        except paramiko.AuthenticationException as exc:
+            if PARAMIKO_LOST_IN_AUTH not in str(exc):
+                raise translate(exc, self.location, timeout=self.conn_timeout) from None
+            self.log.warning("%s closed the connection while authenticating; connecting again", self.location)
+        except Exception as exc:
+            raise translate(exc, self.location, timeout=self.conn_timeout) from None
+        time.sleep(1)
+        try:
+            return self._open_client_once()
+        except Exception as exc:
+            raise translate(exc, self.location, timeout=self.conn_timeout) from None
+
+    def _open_client_once(self) -> PooledClient:
+        """One attempt of :meth:`_open_client`, raising paramiko's or the socket's error."""
+        ssh = self._connect()
+        try:
             transport = ssh.get_transport()
             assert transport is not None
             transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
@@ -255,10 +278,9 @@ class PooledSFTPHook(SFTPHook):
             if sftp is None:
                 raise paramiko.SSHException("the server refused to open an SFTP session")
             return PooledClient(ssh, sftp)
-        except Exception as exc:
-            if ssh is not None:
-                ssh.close()
-            raise translate(exc, self.location, timeout=self.conn_timeout) from None
+        except Exception:
+            ssh.close()
+            raise
 
     def _held(self) -> PooledClient | None:
         return getattr(self._local, "client", None) or self._lent

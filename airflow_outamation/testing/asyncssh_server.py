@@ -22,6 +22,7 @@ class _Counters:
         self.lock = threading.Lock()
         self.opened = 0
         self.active: set[asyncssh.SSHServerConnection] = set()
+        self.drops_during_auth = 0
 
 
 class _AuthServer(asyncssh.SSHServer):
@@ -44,6 +45,11 @@ class _AuthServer(asyncssh.SSHServer):
             self._counters.active.discard(self._conn)
 
     def begin_auth(self, username: str) -> bool:
+        with self._counters.lock:
+            drop = self._counters.drops_during_auth > 0
+            self._counters.drops_during_auth -= drop
+        if drop and self._conn is not None:
+            self._conn.abort()  # gone before answering the first credentials, as a restarting server is
         return True
 
     def password_auth_supported(self) -> bool:
@@ -118,6 +124,15 @@ class AsyncsshSftpServer(SftpTestServer):
             allow_scp=False,
             reuse_address=True,
         )
+
+    def drop_during_authentication(self, count: int = 1) -> None:
+        """
+        Abort the next ``count`` connections when they begin to authenticate, before any answer.
+
+        :param count: how many connections to drop that way
+        """
+        with self._counters.lock:
+            self._counters.drops_during_auth = count
 
     def drop_connections(self) -> None:
         """Abort every open client connection, as a network failure or a server crash would."""

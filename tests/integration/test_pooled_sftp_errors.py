@@ -19,6 +19,7 @@ from airflow_outamation.exceptions import (
     SFTPPathError,
 )
 from airflow_outamation.hooks.sftp import PooledSFTPHook
+from airflow_outamation.testing.asyncssh_server import AsyncsshSftpServer
 from airflow_outamation.testing.pytest_plugin import set_airflow_connection
 from airflow_outamation.testing.server_base import SftpTestServer
 
@@ -108,6 +109,21 @@ def test_connection_refused(asyncssh_server: SftpTestServer, monkeypatch: pytest
     monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_REFUSED", json.dumps(conn))
     with pytest.raises(SFTPConnectError, match=f"127.0.0.1:{closed_port}"):
         PooledSFTPHook(ssh_conn_id="outamation_refused").list_directory("/")
+
+
+def test_a_connection_lost_during_authentication_is_tried_again_not_reported_as_wrong_credentials(
+    asyncssh_server: AsyncsshSftpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found on the CeleryExecutor bed: sshd restarted while a sensor connected, and paramiko's
+    # "Authentication failed" for the dropped connection failed the task for good as wrong credentials.
+    conn = asyncssh_server.connection_dict()
+    conn["extra"] = {key: value for key, value in conn["extra"].items() if key != "key_file"}  # password
+    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_DROPPED", json.dumps(conn))
+    os.makedirs(os.path.join(asyncssh_server.root, "dropped"), exist_ok=True)
+    asyncssh_server.drop_during_authentication()
+    before = asyncssh_server.connections_opened()
+    assert "dropped" in PooledSFTPHook(ssh_conn_id="outamation_dropped").list_directory("/")
+    assert asyncssh_server.connections_opened() - before == 2  # the dropped one, then one that worked
 
 
 def test_silent_server_times_out(asyncssh_server: SftpTestServer, monkeypatch: pytest.MonkeyPatch) -> None:
