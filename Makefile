@@ -5,10 +5,13 @@ BIN := $(VENV)/bin
 
 .PHONY: test demo lint
 
-$(BIN)/.installed: pyproject.toml .ci/constraints.txt
+# Bytecode is compiled at install, as pip does by default (uv does not; with PYTHONDONTWRITEBYTECODE set
+# nothing would ever write it): every Airflow task process imports Airflow and parses the DAG file.
+$(BIN)/.installed: pyproject.toml .ci/constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -c .ci/constraints.txt -e ".[test]"
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib airflow_outamation >/dev/null
 	touch $@
 
 lint: $(BIN)/.installed

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import posixpath
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, AssetWatcher
+
+from airflow_outamation.readiness import FileState, Listing
 
 if TYPE_CHECKING:
     from airflow.triggers.base import BaseEventTrigger
@@ -45,3 +49,31 @@ def ready_files_asset(project_id: str, trigger: BaseEventTrigger) -> Asset:
         uri=f"outamation://{project_id}/input",
         watchers=[AssetWatcher(name=name, trigger=trigger)],
     )
+
+
+def announced_files(events: Iterable[Any], directory: str) -> Listing | None:
+    """
+    The files a watcher announced ready in ``directory``, from a run's triggering asset events.
+
+    Each ``ready`` event of a :func:`ready_files_asset` watches one folder and lists its files
+    (name, size, mtime) as it found them stable; a file announced twice counts as in the latest
+    event. ``None`` when no event announced files in
+    ``directory``, or one of them listed only part of its files: the run must then look for itself.
+
+    :param events: asset events with an ``extra`` dict, e.g. the values of the context's
+        ``triggering_asset_events``
+    :param directory: the folder the run reads
+    """
+    listing: dict[str, FileState] = {}
+    for event in sorted(events, key=lambda event: str(getattr(event, "timestamp", ""))):  # latest wins
+        payload = (getattr(event, "extra", None) or {}).get("payload")
+        if not isinstance(payload, dict) or payload.get("status") != "ready":
+            continue
+        if posixpath.normpath(str(payload.get("directory"))) != posixpath.normpath(directory):
+            continue
+        files = payload.get("files") or []
+        if payload.get("file_count", len(files)) > len(files):
+            return None
+        for file in files:
+            listing[str(file["filename"])] = FileState(size=int(file["size"]), mtime=float(file["mtime"]))
+    return listing or None

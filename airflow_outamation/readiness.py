@@ -88,6 +88,23 @@ def is_stable(before: FileState, after: FileState) -> bool:
     return before.size == after.size and before.mtime == after.mtime
 
 
+def unannounced(listing: Listing, announced: Listing, pattern: str = "*.pdf", min_size: int = 1) -> list[str]:
+    """
+    The candidates of ``listing`` not in ``announced`` as they are now (new, or changed since), by name.
+
+    :param listing: the directory's current listing
+    :param announced: files found stable earlier, e.g. by a watcher (name -> state)
+    :param pattern: case-insensitive glob the names must match
+    :param min_size: smallest size in bytes that counts
+    """
+    return [
+        name
+        for name in sorted(listing)
+        if is_candidate(name, listing[name], pattern, min_size)
+        and not (name in announced and is_stable(announced[name], listing[name]))
+    ]
+
+
 def ready_files(
     directory: str,
     before: Listing,

@@ -17,7 +17,8 @@ it - time its last byte was written. Then the other ``--projects`` - 1 projects 
 the same SFTP connection are unpaused and, after their DAGs were parsed again, an idle window of
 ``--idle`` seconds without any file counts the DAG runs created and the SSH connections to the server
 (opened during the window, and the most open at once). Printed: p50/p95/max latency, DAG runs, SSH
-connections, and the idle figures. Run:
+connections, the idle figures, and where the time goes: the mean seconds from a file's last byte
+to the watcher's asset event, from the event to its run, and before and in each task. Run:
 ``.venv/bin/python benchmarks/bench_latency.py [--modes event cron] [--quick]``.
 """
 
@@ -32,6 +33,7 @@ import statistics
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +117,44 @@ def count_runs(airflow: AirflowProcesses, dag_ids: list[str]) -> int:
     return sum(airflow.api("GET", f"/dags/{dag_id}/dagRuns?limit=1")["total_entries"] for dag_id in dag_ids)
 
 
+def stage_breakdown(
+    airflow: AirflowProcesses, dag_id: str, skip: int, last_byte: dict[str, float]
+) -> dict[str, float]:
+    """
+    Mean seconds of each step of a project's runs after the first ``skip``: from each file's last byte
+    (``last_byte``, epoch seconds by name) to the asset event announcing it, from the event that started
+    each run to the run, and for each task the wait before it (since the run was queued or the task
+    before ended) and its run.
+    """
+    runs = airflow.api("GET", f"/dags/{dag_id}/dagRuns?limit=100&order_by=run_after")["dag_runs"][skip:]
+    steps: dict[str, list[float]] = {}
+    for run in runs:
+        run_id = run["dag_run_id"]
+        instances = airflow.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100")
+        previous = _when(run["queued_at"])
+        # run_after of an asset-triggered run: the time of the event that started it.
+        steps.setdefault("asset event -> its run queued", []).append(previous - _when(run["run_after"]))
+        events = airflow.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]
+        for event in events:
+            for file in event["extra"].get("payload", {}).get("files", []):
+                if file["filename"] in last_byte:
+                    steps.setdefault("last byte -> asset event", []).append(
+                        _when(event["timestamp"]) - last_byte[file["filename"]]
+                    )
+        for instance in sorted(instances["task_instances"], key=lambda ti: ti["start_date"] or "~"):
+            if not instance["start_date"] or not instance["end_date"]:
+                continue
+            start, end = _when(instance["start_date"]), _when(instance["end_date"])
+            steps.setdefault(f"-> {instance['task_id']} starts", []).append(start - previous)
+            steps.setdefault(f"{instance['task_id']} runs", []).append(end - start)
+            previous = end
+    return {step: round(statistics.mean(values), 2) for step, values in steps.items()}
+
+
+def _when(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
 def measure(mode: str, args: argparse.Namespace, server: OpenSshServer) -> dict[str, Any]:
     """One mode on a fresh Airflow: the latency phase on one project, then the idle window on all."""
     home = Path(tempfile.mkdtemp(prefix=f"outamation-bench-latency-{mode}-"))
@@ -175,6 +215,9 @@ def measure(mode: str, args: argparse.Namespace, server: OpenSshServer) -> dict[
                 "runs": count_runs(airflow, dag_ids[:1]) - runs_before,
                 "ssh_connections_opened": server.connections_opened() - connections_before,
             }
+            wall = time.time() - time.monotonic()
+            last_byte = {name: wall + when for name, when in arrivals.last_byte.items()}
+            result["steps_mean_s"] = stage_breakdown(airflow, dag_ids[0], runs_before, last_byte)
             for dag_id in dag_ids[1:]:
                 airflow.wait_for_dag(dag_id)
             time.sleep(30)  # unpaused DAGs parsed again: their watchers (or cron runs) are on
@@ -222,6 +265,12 @@ def main(args: argparse.Namespace) -> None:
             f"| {r['runs']} | {r['ssh_connections_opened']} | {r['sent_more_than_once']} | {r['idle_runs']} "
             f"| {r['idle_ssh_opened']} | {r['idle_ssh_most_open']} |"
         )
+    print()
+    print("| step, mean s (runs of the latency phase) | " + " | ".join(r["mode"] for r in results) + " |")
+    print("|---|" + "---:|" * len(results))
+    steps = dict.fromkeys(step for r in results for step in r["steps_mean_s"])
+    for step in steps:
+        print(f"| {step} | " + " | ".join(str(r["steps_mean_s"].get(step, "")) for r in results) + " |")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ from airflow_outamation.hooks.sftp_pool import (
     TrackedSFTPClient,
 )
 from airflow_outamation.hooks.ssh_logging import set_ssh_log_level
-from airflow_outamation.readiness import FileState, RemoteFile
+from airflow_outamation.readiness import FileState, Listing, RemoteFile
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -446,26 +446,36 @@ class PooledSFTPHook(SFTPHook):
         stability_delay: float = 1.2,
         min_age: float = 0,
         min_size: int = 1,
+        announced: Listing | None = None,
     ) -> list[RemoteFile]:
         """
         List the ready files of ``directory``: two listings ``stability_delay`` apart, one wait in all.
 
         See :mod:`airflow_outamation.readiness` for the rules (unchanged, matching ``pattern``
         case-insensitively, regular, no dotfile or temporary upload name, ``min_size``, ``min_age``).
+        With ``announced`` (files a watcher found stable earlier, see
+        :func:`~airflow_outamation.assets.announced_files`), the wait is skipped when every
+        candidate of a first listing is an announced file, unchanged: those are ready at once.
 
         :param directory: full path to the remote directory
         :param pattern: glob the file names must match
         :param stability_delay: seconds between the two listings
         :param min_age: seconds since a file's last modification
         :param min_size: smallest size in bytes (1 leaves out empty files)
+        :param announced: files already known stable (name -> size and mtime)
         :raises SFTPPathError: ``directory`` is missing, not a directory or not permitted
         :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
-        before = self._list_states(directory)
-        time.sleep(stability_delay)
-        after = self._list_states(directory)
+        listing = self._list_states(directory)
+        before: Listing
+        if announced is not None and not readiness.unannounced(listing, announced, pattern, min_size):
+            before = announced  # the watcher's look, at least stability_delay before this one
+        else:
+            before = listing
+            time.sleep(stability_delay)
+            listing = self._list_states(directory)
         return readiness.ready_files(
-            directory, before, after, now=time.time(), pattern=pattern, min_size=min_size, min_age=min_age
+            directory, before, listing, now=time.time(), pattern=pattern, min_size=min_size, min_age=min_age
         )
 
     @_reconnect_once

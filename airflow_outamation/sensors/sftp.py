@@ -11,10 +11,12 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_outamation import metrics
+from airflow_outamation.assets import announced_files
 from airflow_outamation.batching import as_limit, name_list
 from airflow_outamation.exceptions import OutamationError, SFTPConnectError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.hooks.sftp_errors import SFTPLocation, unreachable_error
+from airflow_outamation.readiness import Listing
 from airflow_outamation.triggers.sftp import ReadyFilesTrigger, error_from_event, progress_line
 
 if TYPE_CHECKING:
@@ -33,7 +35,11 @@ class ReadyFilesSensor(BaseSensorOperator):
     sharing pooled SFTP connections with every other sensor there. With ``deferrable=False`` it pokes (or
     reschedules, with ``mode="reschedule"``) through ``PooledSFTPHook.list_ready_files``. Both
     apply :mod:`airflow_outamation.readiness` and push up to ``max_files`` ready files, as
-    ``RemoteFile.to_dict()`` dicts (path, filename, size, mtime), to XCom.
+    ``RemoteFile.to_dict()`` dicts (path, filename, size, mtime), to XCom. In a run started by the
+    watcher of ``directory`` (an event-mode project, see
+    :func:`~airflow_outamation.assets.ready_files_asset`), the files its events announced as
+    stable need no second look: when they are the only files waiting, unchanged, the run does not
+    wait ``stability_delay`` again.
 
     Transient SFTP failures are retried until ``timeout``. ``timeout`` and ``soft_fail`` work as in
     any sensor (with ``soft_fail`` a run that finds no file is skipped), but a permanent error
@@ -128,6 +134,7 @@ class ReadyFilesSensor(BaseSensorOperator):
                 stability_delay=float(self.stability_delay),
                 min_age=self.min_age,
                 min_size=self.min_size,
+                announced=self._announced(context),
             )
         except SFTPConnectError as exc:
             self.log.warning("Transient SFTP failure, poking again: %s", exc)
@@ -144,6 +151,26 @@ class ReadyFilesSensor(BaseSensorOperator):
                 self.log.info(line)
                 self._progress = line
         return PokeReturnValue(is_done=bool(files), xcom_value=files)
+
+    def _announced(self, context: Context) -> Listing | None:
+        """
+        The files the input folder's watcher announced in the events that started this run, if any.
+
+        The run still takes every ready file of the folder, announced or not: Airflow leaves events
+        that arrive while a run waits for ``max_active_runs`` out of that run and starts no run for
+        them until yet another event comes (apache/airflow#56050); their files are taken here.
+        """
+        events = context.get("triggering_asset_events") or {}
+        announced = announced_files(
+            [event for asset_events in events.values() for event in asset_events], self.directory
+        )
+        if announced:
+            self.log.info(
+                "The watcher announced %d file(s) in the events of this run: no second look when they "
+                "are the only files waiting, unchanged",
+                len(announced),
+            )
+        return announced
 
     def _passed_on(self, files: list[dict[str, Any]], ready: int, project: str) -> None:
         """Log and count the ready files passed on to the claim step."""

@@ -138,6 +138,11 @@ def test_a_file_still_being_written_starts_no_run_until_it_is_stable(
             assert _runs(airflow, "growing") == []
 
     _wait_until_sent(airflow, receiver, "growing", ["big.pdf"])
+    (log,) = (airflow.home / "logs").glob(
+        "dag_id=outamation_sftp_ingest_ev_growing/run_id=*/task_id=wait_for_files/attempt=1.log"
+    )
+    # The run trusts its event: the file is passed on without a second stability wait.
+    assert "The watcher announced 1 file(s)" in log.read_text()
 
 
 def test_a_file_landing_while_a_run_claims_is_sent_by_a_later_run(

@@ -6,10 +6,11 @@ import asyncio
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
-from airflow.sdk import Context
+from airflow.sdk import Asset, Context
 from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 
@@ -18,7 +19,7 @@ from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
 from airflow_outamation.sensors.sftp import DEFERRAL_GRACE, ReadyFilesSensor
 from airflow_outamation.testing.pytest_plugin import set_airflow_connection
 from airflow_outamation.testing.server_base import SftpTestServer
-from airflow_outamation.triggers.sftp import ReadyFilesTrigger
+from airflow_outamation.triggers.sftp import ReadyFilesEventTrigger, ReadyFilesTrigger
 
 CONTEXT = cast(Context, {})
 
@@ -29,7 +30,7 @@ def defer(sensor: ReadyFilesSensor) -> TaskDeferred:
     return deferred.value
 
 
-def trigger_event(trigger: ReadyFilesTrigger) -> dict[str, Any]:
+def trigger_event(trigger: ReadyFilesTrigger | ReadyFilesEventTrigger) -> dict[str, Any]:
     """Run the trigger as the triggerer would and return its first event's payload."""
 
     async def first() -> dict[str, Any]:
@@ -158,15 +159,8 @@ def test_deferral_timeout_honours_soft_fail(soft_fail: bool, expected: type[Exce
 
 
 def poke_sensor(conn_id: str, directory: str, **kwargs: Any) -> ReadyFilesSensor:
-    return ReadyFilesSensor(
-        task_id="wait",
-        sftp_conn_id=conn_id,
-        directory=directory,
-        deferrable=False,
-        stability_delay=0.3,
-        poke_interval=0.2,
-        **kwargs,
-    )
+    arguments = {"deferrable": False, "stability_delay": 0.3, "poke_interval": 0.2, **kwargs}
+    return ReadyFilesSensor(task_id="wait", sftp_conn_id=conn_id, directory=directory, **arguments)
 
 
 def test_poke_mode_returns_ready_files(
@@ -262,3 +256,87 @@ def test_deferred_wait_on_a_reachable_empty_folder_times_out_or_skips(
     )
     with pytest.raises(expected):
         resume(sensor, defer(sensor))
+
+
+#: A stability delay a test would notice being waited.
+STABILITY_NEVER_WAITED = 20.0
+
+
+def watcher_event(sftp_conn_id: str, directory: str, stamp: str) -> SimpleNamespace:
+    """The first event of the folder's real watcher, as a run started by it sees it in its context."""
+    trigger = ReadyFilesEventTrigger(sftp_conn_id, directory, project_id="acme", stability_delay=0.3)
+    payload = trigger_event(trigger)
+    assert payload["status"] == "ready"
+    # Airflow stores a watcher's event as an asset event with this extra (airflow.models.trigger).
+    return SimpleNamespace(extra={"from_trigger": True, "payload": payload}, timestamp=stamp)
+
+
+def event_mode_sensor(sftp_conn_id: str, directory: str, **kwargs: Any) -> ReadyFilesSensor:
+    """wait_for_files of an event-mode project: looks once, without deferring."""
+    return poke_sensor(sftp_conn_id, directory, timeout=0, soft_fail=True, **kwargs)
+
+
+def started_by(*events: SimpleNamespace) -> Context:
+    return cast(Context, {"triggering_asset_events": {Asset("outamation://acme/input"): list(events)}})
+
+
+def test_a_run_started_by_the_watcher_takes_its_announced_files_without_waiting_again(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    sftp_server.write(f"{sftp_base}/a.pdf", b"%PDF a")
+    event = watcher_event(sftp_conn_id, sftp_base, "2026-11-26T10:00:00")
+    sensor = event_mode_sensor(sftp_conn_id, sftp_base, stability_delay=STABILITY_NEVER_WAITED)
+
+    started = time.monotonic()
+    files = sensor.execute(started_by(event))
+
+    assert [(f["filename"], f["size"]) for f in files] == [("a.pdf", 6)]
+    assert time.monotonic() - started < STABILITY_NEVER_WAITED / 2, "waited stability_delay again"
+
+
+def test_a_ready_file_whose_event_the_run_did_not_consume_is_taken_too(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    # Workaround test for apache/airflow#56050: an event arriving while the run waited for
+    # max_active_runs is not among its triggering events and starts no run of its own.
+    sftp_server.write(f"{sftp_base}/a.pdf", b"%PDF a")
+    event = watcher_event(sftp_conn_id, sftp_base, "2026-11-26T10:00:00")
+    sftp_server.write(f"{sftp_base}/b.pdf", b"%PDF b")  # announced in an event this run did not get
+
+    files = event_mode_sensor(sftp_conn_id, sftp_base).execute(started_by(event))
+
+    assert [f["filename"] for f in files] == ["a.pdf", "b.pdf"]
+
+
+def test_a_file_still_growing_beside_the_announced_one_is_left_for_a_later_run(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    sftp_server.write(f"{sftp_base}/a.pdf", b"%PDF a")
+    event = watcher_event(sftp_conn_id, sftp_base, "2026-11-26T10:00:00")
+    with sftp_server.growing_file(f"{sftp_base}/upload.pdf"):
+        files = event_mode_sensor(sftp_conn_id, sftp_base).execute(started_by(event))
+
+    assert [f["filename"] for f in files] == ["a.pdf"]
+
+
+def test_an_announced_file_changed_since_is_looked_at_again(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    sftp_server.write(f"{sftp_base}/a.pdf", b"%PDF a")
+    event = watcher_event(sftp_conn_id, sftp_base, "2026-11-26T10:00:00")
+    sftp_server.write(f"{sftp_base}/a.pdf", b"%PDF a, rewritten")
+
+    files = event_mode_sensor(sftp_conn_id, sftp_base).execute(started_by(event))
+
+    assert [(f["filename"], f["size"]) for f in files] == [("a.pdf", 17)]
+
+
+def test_announced_files_an_earlier_run_took_leave_the_run_skipped(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    sftp_server.write(f"{sftp_base}/a.pdf", b"%PDF a")
+    event = watcher_event(sftp_conn_id, sftp_base, "2026-11-26T10:00:00")
+    sftp_server.local_path(f"{sftp_base}/a.pdf").unlink()  # claimed by an earlier run
+
+    with pytest.raises(AirflowSkipException):
+        event_mode_sensor(sftp_conn_id, sftp_base).execute(started_by(event))

@@ -10,6 +10,7 @@ from airflow_outamation.readiness import (
     is_temporary_name,
     matches_pattern,
     ready_files,
+    unannounced,
 )
 
 NOW = 1_800_000_000.0
@@ -84,3 +85,17 @@ def test_result_is_sorted_by_name_and_round_trips_through_xcom_dicts() -> None:
     assert [f.filename for f in files] == ["a (1).pdf", "b.pdf", "é.pdf"]
     assert [RemoteFile.from_dict(f.to_dict()) for f in files] == files
     assert files[0].to_dict() == {"path": "/in/a (1).pdf", "filename": "a (1).pdf", "size": 10, "mtime": OLD}
+
+
+def test_unannounced_lists_the_candidates_a_watcher_did_not_vouch_for_as_they_are_now() -> None:
+    announced = {"a.pdf": FileState(10, 100.0), "b.pdf": FileState(10, 100.0), "gone.pdf": FileState(1, 1.0)}
+    listing = {
+        "a.pdf": FileState(10, 100.0),  # as announced
+        "b.pdf": FileState(12, 101.0),  # grew since
+        "c.pdf": FileState(5, 100.0),  # new
+        "notes.txt": FileState(5, 100.0),  # no candidate
+        "d.pdf.part": FileState(5, 100.0),
+    }
+
+    assert unannounced(listing, announced) == ["b.pdf", "c.pdf"]
+    assert unannounced({"a.pdf": FileState(10, 100.0)}, announced) == []
