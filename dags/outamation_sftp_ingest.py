@@ -14,8 +14,9 @@ failed (a run ending with a successful status task would otherwise count as a su
 
 An entry with ``"schedule": "event"`` is scheduled on its input folder's Asset instead of a clock: the
 Asset's watcher (:class:`~airflow_outamation.triggers.sftp.ReadyFilesEventTrigger`, in the triggerer)
-starts a run when files finished uploading, and ``wait_for_files`` then looks once, without waiting,
-and skips the run if an earlier one took the files. Manual runs of such a DAG do the same.
+starts a run when files finished uploading, and ``wait_for_files`` then looks without deferring (one
+listing when only the files the watcher announced wait, unchanged) and skips the run if an earlier
+one took the files. Manual runs of such a DAG look the same way, with two listings.
 
 A run claims at most ``max_files_per_run`` files (5,000 by default; the rest wait in the input folder
 for the next run) and sends all their batches in one task, so a backlog costs a handful of Airflow
