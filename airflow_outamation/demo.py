@@ -30,11 +30,15 @@ from typing import Any
 
 import requests
 
-from airflow_outamation.testing.airflow_processes import FINISHED_STATES, AirflowProcesses
+from airflow_outamation.testing.airflow_processes import (
+    EXAMPLE_DAG,
+    FINISHED_STATES,
+    AirflowProcesses,
+    example_dag_home,
+)
 from airflow_outamation.testing.asyncssh_server import AsyncsshSftpServer
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, ReceivedRequest, Reply
 
-DAG_FILE = Path(__file__).resolve().parent.parent / "dags" / "outamation_sftp_ingest.py"
 PROJECT_ID = "demo"
 DAG_ID = f"outamation_sftp_ingest_{PROJECT_ID}"
 BASE_PATH = "/upload/demo"
@@ -195,8 +199,8 @@ class RunFollower:
 def run_demo() -> tuple[int, Outcome]:
     """Run the demo; return the exit code and what happened."""
     outcome = Outcome()
-    if not DAG_FILE.is_file():
-        _say(f"the example DAG is not at {DAG_FILE}: run the demo from a clone of the repository")
+    if not EXAMPLE_DAG.is_file():
+        _say(f"the example DAG is not at {EXAMPLE_DAG}: run the demo from a clone of the repository")
         return 2, outcome
     home = Path(tempfile.mkdtemp(prefix="outamation-demo-"))
     code = 1
@@ -258,9 +262,6 @@ def _play(
 
 def _airflow(home: Path, sftp: AsyncsshSftpServer, api: DocumentApiReceiver) -> AirflowProcesses:
     """Airflow on ``home`` with the demo's event-mode project and both connections."""
-    dags = home / "dags"
-    dags.mkdir()
-    shutil.copy(DAG_FILE, dags)
     project = {
         "project_id": PROJECT_ID,
         "sftp_conn_id": "outamation_sftp_demo",
@@ -274,9 +275,9 @@ def _airflow(home: Path, sftp: AsyncsshSftpServer, api: DocumentApiReceiver) -> 
         "stability_delay": 1,
         "completion": "move",
     }
-    (home / "projects.json").write_text(json.dumps([project]))
+    dags, projects_env = example_dag_home(home, [project])
     env = {
-        "OUTAMATION_PROJECTS_FILE": str(home / "projects.json"),
+        **projects_env,
         "AIRFLOW_CONN_OUTAMATION_SFTP_DEMO": sftp.connection_json(),
         "AIRFLOW_CONN_OUTAMATION_DOCUMENT_API_DEMO": api.connection_json(),
         # Watchers of a paused DAG do not run: unpaused from the first parse, it starts at once.

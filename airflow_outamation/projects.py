@@ -232,7 +232,7 @@ def parse_entry(entry: Any, index: int, defaults: Mapping[str, Any] | None = Non
 
     :param entry: the entry as read from JSON
     :param index: its position in the file, to name it in messages
-    :param defaults: defaults that replace the built-in ones (the seed's environment variables:
+    :param defaults: defaults that replace the built-in ones (``SftpService``'s environment variables:
         ``source_dir``, ``in_progress_dir``, ``profile_code``); ``None`` values are ignored
     """
     if not isinstance(entry, dict):
@@ -258,7 +258,7 @@ def parse_entry(entry: Any, index: int, defaults: Mapping[str, Any] | None = Non
 
 def seed_defaults(environ: Mapping[str, str]) -> dict[str, str | None]:
     """
-    The defaults the seed's environment variables give every entry (the example DAG's ``ENV_DEFAULTS``).
+    The defaults ``SftpService``'s environment variables give every entry (the DAG's ``ENV_DEFAULTS``).
 
     :param environ: the environment (``SOURCE_FILES``, ``IN_Progress_Path``, ``PROFILE_CODE``)
     """

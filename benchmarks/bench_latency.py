@@ -37,11 +37,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from airflow_outamation.testing.airflow_processes import AirflowProcesses
+from airflow_outamation.testing.airflow_processes import AirflowProcesses, example_dag_home
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.openssh_server import OpenSshServer
 
-REPO = Path(__file__).resolve().parents[1]
 SFTP_CONN, API_CONN = "outamation_bench_sftp", "outamation_bench_api"
 SCHEDULES = {"event": "event", "cron": "* * * * *"}
 STABILITY_DELAY = 1.2
@@ -158,9 +157,6 @@ def _when(text: str) -> float:
 def measure(mode: str, args: argparse.Namespace, server: OpenSshServer) -> dict[str, Any]:
     """One mode on a fresh Airflow: the latency phase on one project, then the idle window on all."""
     home = Path(tempfile.mkdtemp(prefix=f"outamation-bench-latency-{mode}-"))
-    dags = home / "dags"
-    dags.mkdir()
-    shutil.copy(REPO / "dags" / "outamation_sftp_ingest.py", dags)
     root = server.remote_path(f"bench-latency-{mode}-{home.name}")
     projects = [
         {
@@ -178,12 +174,12 @@ def measure(mode: str, args: argparse.Namespace, server: OpenSshServer) -> dict[
     ]
     for project in projects:
         server.makedirs(f"{project['base_path']}/input")
-    (home / "projects.json").write_text(json.dumps(projects))
+    dags, projects_env = example_dag_home(home, projects)
     dag_ids = [f"outamation_sftp_ingest_{p['project_id']}" for p in projects]
     inbox = f"{projects[0]['base_path']}/input"
     with DocumentApiReceiver() as receiver:
         env = {
-            "OUTAMATION_PROJECTS_FILE": str(home / "projects.json"),
+            **projects_env,
             f"AIRFLOW_CONN_{SFTP_CONN.upper()}": server.connection_json(),
             f"AIRFLOW_CONN_{API_CONN.upper()}": receiver.connection_json(),
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",

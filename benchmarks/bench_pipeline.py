@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 import threading
 import time
@@ -33,11 +32,10 @@ from typing import Any
 
 import psutil
 
-from airflow_outamation.testing.airflow_processes import AirflowProcesses
+from airflow_outamation.testing.airflow_processes import AirflowProcesses, example_dag_home
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.openssh_server import OpenSshServer
 
-REPO = Path(__file__).resolve().parents[1]
 SFTP_CONN, API_CONN = "outamation_bench_sftp", "outamation_bench_api"
 NEW_DAG, OLD_DAG = "outamation_sftp_ingest_bench", "outamation_bench_per_batch"
 
@@ -192,10 +190,6 @@ def measure(
 
 def main(args: argparse.Namespace) -> None:
     home = Path(tempfile.mkdtemp(prefix="outamation-bench-pipeline-"))
-    dags = home / "dags"
-    dags.mkdir()
-    shutil.copy(REPO / "dags" / "outamation_sftp_ingest.py", dags)
-    (dags / "per_batch.py").write_text(PER_BATCH_DAG)
     server = OpenSshServer().start()
     root = server.remote_path("bench-pipeline")
     project = {
@@ -207,11 +201,12 @@ def main(args: argparse.Namespace) -> None:
         "profile_code": "bench",
         "poke_interval": 1,
     }
-    (home / "projects.json").write_text(json.dumps([project]))
+    dags, projects_env = example_dag_home(home, [project])
+    (dags / "per_batch.py").write_text(PER_BATCH_DAG)
     results = []
     with DocumentApiReceiver() as receiver:
         env = {
-            "OUTAMATION_PROJECTS_FILE": str(home / "projects.json"),
+            **projects_env,
             f"AIRFLOW_CONN_{SFTP_CONN.upper()}": server.connection_json(),
             f"AIRFLOW_CONN_{API_CONN.upper()}": receiver.connection_json(),
         }

@@ -27,7 +27,7 @@ Projects are listed in ``outamation_projects.json`` beside this file (or the fil
 ``OUTAMATION_PROJECTS_FILE``): adding a project is adding an entry, checked against the schema of
 :mod:`airflow_outamation.projects`. An invalid entry does not stop the others: it becomes a paused,
 unscheduled DAG ``outamation_sftp_ingest_<project_id>_invalid`` whose description names the problem.
-Credentials live in the two Airflow connections each entry names. The seed's environment variables
+Credentials live in the two Airflow connections each entry names. ``SftpService``'s environment variables
 give defaults: ``SOURCE_FILES`` (input folder, ``input``), ``IN_Progress_Path`` (``in_progress``) and
 ``PROFILE_CODE``; ``DOC_AI_API_URL`` is used when neither the entry nor the connection has a URL.
 """
@@ -63,7 +63,7 @@ from airflow_outamation.triggers.sftp import ReadyFilesEventTrigger
 PROJECTS_FILE = Path(
     os.environ.get("OUTAMATION_PROJECTS_FILE", Path(__file__).with_name("outamation_projects.json"))
 )
-#: The seed's environment variables, defaults of every entry.
+#: ``SftpService``'s environment variables, defaults of every entry.
 ENV_DEFAULTS = seed_defaults(os.environ)
 #: How long a run waits for files before it ends as skipped (nothing to do this time).
 WAIT_TIMEOUT = timedelta(minutes=int(os.environ.get("OUTAMATION_WAIT_MINUTES", "10")))

@@ -10,7 +10,7 @@ in ``password`` and, in ``extra``: ``profile_code``, ``signature_scheme`` (``sta
 ``expected_json_keys`` (keys that answer's JSON object must hold) and ``verify_path`` (a path of the
 API that checks signatures, for the connection test: a signed ``GET`` there must get a 2xx answer).
 The URL is taken from the hook's ``api_url`` argument (a project entry's), else from the connection;
-the ``DOC_AI_API_URL`` environment variable, the seed's setting, only fills in when neither has one.
+the ``DOC_AI_API_URL`` environment variable, ``SftpService``'s setting, only fills in when neither has one.
 
 Nothing from outside (exception texts, response bodies) reaches a log or an error unscrubbed: the
 secret, its ``whsec_`` payload, runs of 8 or more of their characters, and the URL's query and user
@@ -197,7 +197,7 @@ def build_payload(
     files: Iterable[Mapping[str, Any]], uploaded_by: str, source: str, profile_code: str
 ) -> dict[str, Any]:
     """
-    Build the seed's request payload; every value is sent as a string, exactly as given.
+    Build ``SftpService``'s request payload; every value is sent as a string, exactly as given.
 
     Each file is sent as ``{"filename", "backup_path"}``: ``filename`` is the name the customer
     uploaded (the base name of its ``source_path`` when claimed), ``backup_path`` where it is stored

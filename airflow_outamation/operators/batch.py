@@ -18,7 +18,7 @@ class BatchFilesOperator(BaseOperator):
     nothing was claimed the list is empty and the mapped task is skipped, not failed.
 
     :param claimed: the claim step's result, ``[{"filename", "source_path", "backup_path"}]`` (templated)
-    :param batch_size: files per API call (templated; 5, as in the seed)
+    :param batch_size: files per API call (templated; 5, as in ``SftpService``)
     """
 
     template_fields: Sequence[str] = ("claimed", "batch_size")

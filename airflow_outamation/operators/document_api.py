@@ -312,7 +312,7 @@ class SubmitBatchesOperator(_BatchSending):
     :param uploaded_by: who uploaded the files (templated)
     :param source: where the files came from (templated)
     :param profile_code: processing profile (templated); the connection's ``profile_code`` when empty
-    :param batch_size: files per API call (templated; 5, as in the seed)
+    :param batch_size: files per API call (templated; 5, as in ``SftpService``)
     :param max_in_flight: API requests in flight at once (templated)
     :param document_api_conn_id: the ``outamation_document_api`` connection
     :param sftp_conn_id: the ``sftp`` connection holding the files; records and receipts are written there

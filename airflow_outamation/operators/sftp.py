@@ -60,7 +60,7 @@ class ClaimFilesOperator(BaseOperator):
         ``None`` the operator lists the ready files itself
     :param source_dir: input folder under ``base_path`` (templated)
     :param in_progress_dir: in-progress folder under ``base_path`` (templated)
-    :param date_format: ``strftime`` format of the dated folder (templated; ``%m%d%Y`` as the seed)
+    :param date_format: ``strftime`` format of the dated folder (templated; ``%m%d%Y`` as in ``SftpService``)
     :param timezone: IANA time zone the run's date is taken in for the dated folder (``None``: UTC)
     :param pattern: file pattern when listing ready files itself (templated)
     :param stability_delay: seconds between the two listings when listing ready files itself

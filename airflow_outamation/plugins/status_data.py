@@ -48,7 +48,7 @@ def projects_file(dags_folder: str) -> Path:
 
 
 def read_projects(path: Path) -> tuple[list[Project], list[InvalidEntry]]:
-    """Read and check the projects file as the example DAG does (the seed's variables as defaults)."""
+    """Read and check the projects file as the example DAG does (``SftpService``'s variables as defaults)."""
     try:
         return parse_projects(json.loads(path.read_text()), seed_defaults(os.environ))
     except (OSError, ValueError) as exc:

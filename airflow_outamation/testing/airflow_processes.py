@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +28,25 @@ from typing import Any
 import requests
 
 FINISHED_STATES = ("success", "failed")
+
+
+#: The repository's example DAG file, which the test bed runs as a user would.
+EXAMPLE_DAG = Path(__file__).resolve().parents[2] / "dags" / "outamation_sftp_ingest.py"
+
+
+def example_dag_home(home: Path, projects: list[dict[str, Any]]) -> tuple[Path, dict[str, str]]:
+    """
+    Give an Airflow home the example DAG and a projects file listing ``projects``.
+
+    :param home: the Airflow home (gets ``projects.json`` and ``dags/``)
+    :param projects: the entries of the projects file
+    :return: the DAGs folder, and the environment naming the projects file
+    """
+    (home / "projects.json").write_text(json.dumps(projects))
+    dags = home / "dags"
+    dags.mkdir(exist_ok=True)
+    shutil.copy(EXAMPLE_DAG, dags)
+    return dags, {"OUTAMATION_PROJECTS_FILE": str(home / "projects.json")}
 
 
 def _free_port() -> int:
@@ -193,10 +213,14 @@ class AirflowProcesses:
         """
         Stop one component (SIGTERM, SIGKILL after 20 s) and start it again; wait until all are healthy.
 
+        A component ended by :meth:`kill` is started again.
+
         :param component: a name of :attr:`components`, e.g. ``"triggerer"``
         :param timeout: seconds to wait for health after the start
         """
-        self._stop_process(self._processes.pop(component))
+        process = self._processes.pop(component, None)
+        if process is not None:
+            self._stop_process(process)
         self._spawn(component)
         self._wait_healthy(timeout)
 

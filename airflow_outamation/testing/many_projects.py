@@ -7,15 +7,12 @@ connection per server (``outamation_<prefix>_<kind>``) and one document API conn
 
 from __future__ import annotations
 
-import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from airflow_outamation.testing.airflow_processes import example_dag_home
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.server_base import SftpTestServer
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -92,12 +89,9 @@ def many_projects(
                 "poke_interval": 1,
             }
         )
-    (home / "projects.json").write_text(json.dumps(entries))
-    dags = home / "dags"
-    dags.mkdir(exist_ok=True)
-    shutil.copy(REPO / "dags" / "outamation_sftp_ingest.py", dags)
+    dags, projects_env = example_dag_home(home, entries)
     env = {
-        "OUTAMATION_PROJECTS_FILE": str(home / "projects.json"),
+        **projects_env,
         f"AIRFLOW_CONN_OUTAMATION_{prefix.upper()}_API": receiver.connection_json(
             backoff_initial=0.1, backoff_max=1
         ),

@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+from airflow_outamation.testing.processes import end_process
 from airflow_outamation.testing.server_base import SftpTestServer
 
 SSHD_PATH = "/usr/sbin/sshd"
@@ -195,12 +196,7 @@ class OpenSshServer(SftpTestServer):
         if self._process is None:
             return
         self.drop_connections()
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        end_process(self._process)
         self._process = None
 
     def close(self) -> None:

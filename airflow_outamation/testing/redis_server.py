@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from airflow_outamation.testing.processes import end_process
+
 REDIS_SERVER = "/usr/bin/redis-server"
 _UNPRIVILEGED_USER = "nobody"
 
@@ -104,12 +106,7 @@ class RedisServer:
         """Stop the server; every client connection is dropped."""
         if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        end_process(self._process)
         self._process = None
 
     def close(self) -> None:

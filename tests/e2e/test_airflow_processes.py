@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from airflow_outamation.testing.airflow_processes import AirflowProcesses
+from airflow_outamation.testing.airflow_processes import AirflowProcesses, example_dag_home
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.server_base import SftpTestServer
 
-REPO = Path(__file__).resolve().parents[2]
 PROJECTS = ("alpha", "beta")
 #: A DAG of another team, scheduled on alpha's claims: it returns the file names of its asset events.
 DOWNSTREAM_DAG = """
@@ -64,13 +61,10 @@ def airflow(
         }
         for name in PROJECTS
     ]
-    (home / "projects.json").write_text(json.dumps(projects))
-    dags = home / "dags"
-    dags.mkdir()
-    shutil.copy(REPO / "dags" / "outamation_sftp_ingest.py", dags)
+    dags, projects_env = example_dag_home(home, projects)
     (dags / "e2e_downstream.py").write_text(DOWNSTREAM_DAG)
     env = {
-        "OUTAMATION_PROJECTS_FILE": str(home / "projects.json"),
+        **projects_env,
         "AIRFLOW_CONN_OUTAMATION_E2E_SFTP": asyncssh_server.connection_json(),
         "AIRFLOW_CONN_OUTAMATION_E2E_API": receiver.connection_json(backoff_initial=0.1, backoff_max=1),
     }

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,12 +21,11 @@ import pytest
 import requests
 
 from airflow_outamation.projects import parse_projects
-from airflow_outamation.testing.airflow_processes import AirflowProcesses
+from airflow_outamation.testing.airflow_processes import EXAMPLE_DAG, AirflowProcesses, example_dag_home
 from airflow_outamation.testing.dag_runs import import_dag_file
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.server_base import SftpTestServer
 
-REPO = Path(__file__).resolve().parents[2]
 USER, PASSWORD = "ops", "not-the-default-password"
 #: tour: triggered from the UI; steady: one batch the API keeps failing; broken: refused, run fails;
 #: silent: its SFTP server accepts connections and never answers.
@@ -88,10 +86,7 @@ def airflow(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[AirflowProcesses]:
     home = tmp_path_factory.mktemp("airflow-home")
-    (home / "projects.json").write_text(json.dumps(projects))
-    dags = home / "dags"
-    dags.mkdir()
-    shutil.copy(REPO / "dags" / "outamation_sftp_ingest.py", dags)
+    dags, projects_env = example_dag_home(home, projects)
     silent = {
         "conn_type": "sftp",
         "host": "127.0.0.1",
@@ -101,7 +96,7 @@ def airflow(
         "extra": {"no_host_key_check": True},
     }
     env = {
-        "OUTAMATION_PROJECTS_FILE": str(home / "projects.json"),
+        **projects_env,
         "AIRFLOW_CONN_UI_SFTP": asyncssh_server.connection_json(),
         "AIRFLOW_CONN_UI_SILENT": json.dumps(silent),
         "AIRFLOW_CONN_UI_API": receiver.connection_json(backoff_initial=0.1, backoff_max=0.2, max_retries=1),
@@ -235,7 +230,7 @@ def test_trigger_form_shows_the_params_titles_and_descriptions(
     from selenium.webdriver.common.by import By
 
     monkeypatch.setenv("OUTAMATION_PROJECTS_FILE", str(airflow.home / "projects.json"))
-    example = import_dag_file(REPO / "dags" / "outamation_sftp_ingest.py")
+    example = import_dag_file(EXAMPLE_DAG)
     params = example.project_params(parse_projects([projects[0]])[0][0])
     _log_in(browser, airflow)
     browser.get(f"{airflow.base_url}/dags/{dag_id('tour')}")

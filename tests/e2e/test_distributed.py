@@ -280,6 +280,7 @@ def test_a_worker_killed_while_sending_batches_loses_and_duplicates_nothing(bed:
         if ti["task_id"] == "submit_batches" and ti["try_number"] > 1
     ]
     assert retried  # the killed worker's sends were retried (on the other worker)
+    bed.airflow.restart(victim)  # the next tests get the whole bed back
     print(
         f"\nkilled {victim}; {len(retried)} submit tasks retried; resends under the same id: "
         f"{sum(n - 1 for n in answers.values())}"
@@ -379,3 +380,4 @@ def test_a_triggerer_killed_while_sensors_wait_on_it_hands_them_over(bed: Bed) -
     assert len(found) == len(
         projects
     )  # each run's trigger found its files once, the victim's in the survivor
+    bed.airflow.restart(victim)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,11 +11,10 @@ from typing import Any
 
 import pytest
 
-from airflow_outamation.testing.airflow_processes import AirflowProcesses
+from airflow_outamation.testing.airflow_processes import AirflowProcesses, example_dag_home
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.server_base import SftpTestServer
 
-REPO = Path(__file__).resolve().parents[2]
 PROJECTS = ("pair", "growing", "claiming", "restart", "manual")
 #: Seconds without any file during which no run may be created (the idle check).
 IDLE_WINDOW = 20
@@ -51,12 +49,9 @@ def airflow(
     ]
     for project in projects:
         asyncssh_server.makedirs(f"{project['base_path']}/input")
-    (home / "projects.json").write_text(json.dumps(projects))
-    dags = home / "dags"
-    dags.mkdir()
-    shutil.copy(REPO / "dags" / "outamation_sftp_ingest.py", dags)
+    dags, projects_env = example_dag_home(home, projects)
     env = {
-        "OUTAMATION_PROJECTS_FILE": str(home / "projects.json"),
+        **projects_env,
         "AIRFLOW_CONN_OUTAMATION_EV_SFTP": asyncssh_server.connection_json(),
         "AIRFLOW_CONN_OUTAMATION_EV_API": receiver.connection_json(backoff_initial=0.1, backoff_max=1),
         # Watchers of a paused DAG do not run: unpaused from the first parse, they start at once.

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 import socket
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from airflow_outamation import metrics
-from airflow_outamation.testing.airflow_processes import AirflowProcesses
+from airflow_outamation.testing.airflow_processes import AirflowProcesses, example_dag_home
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.server_base import SftpTestServer
 
-REPO = Path(__file__).resolve().parents[2]
 PROJECT = "metrics"
 DAG_ID = f"outamation_sftp_ingest_{PROJECT}"
 FILES = 7
@@ -91,12 +87,9 @@ def airflow(
         "profile_code": "intake",
         "poke_interval": 1,
     }
-    (home / "projects.json").write_text(json.dumps([project]))
-    dags = home / "dags"
-    dags.mkdir()
-    shutil.copy(REPO / "dags" / "outamation_sftp_ingest.py", dags)
+    dags, projects_env = example_dag_home(home, [project])
     env = {
-        "OUTAMATION_PROJECTS_FILE": str(home / "projects.json"),
+        **projects_env,
         "AIRFLOW_CONN_OUTAMATION_METRICS_SFTP": asyncssh_server.connection_json(),
         "AIRFLOW_CONN_OUTAMATION_METRICS_API": receiver.connection_json(backoff_initial=0.1, backoff_max=1),
         "AIRFLOW__METRICS__STATSD_ON": "True",
