@@ -1,4 +1,7 @@
-"""Browser tests' set-up: headless Chromium from Debian, driven by Selenium; screenshots of failed tests."""
+"""
+The end-to-end tests' set-up: a signature-verifying document API per module, and for the browser
+tests headless Chromium from Debian, driven by Selenium, with screenshots of failed tests.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -28,6 +33,13 @@ CHROMIUM_FLAGS = (
 )
 #: Where failed browser tests leave a screenshot and the page's HTML.
 ARTIFACTS = Path(os.environ.get("OUTAMATION_TEST_ARTIFACTS") or REPO / "test-artifacts")
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[DocumentApiReceiver]:
+    """The document API of a test module's Airflow: a real HTTP server verifying signatures."""
+    with DocumentApiReceiver() as api:
+        yield api
 
 
 @pytest.hookimpl(wrapper=True)

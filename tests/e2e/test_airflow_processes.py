@@ -40,12 +40,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[DocumentApiReceiver]:
-    with DocumentApiReceiver() as api:
-        yield api
-
-
-@pytest.fixture(scope="module")
 def airflow(
     asyncssh_server: SftpTestServer, receiver: DocumentApiReceiver, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AirflowProcesses]:

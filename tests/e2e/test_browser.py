@@ -41,12 +41,6 @@ def dag_id(project: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[DocumentApiReceiver]:
-    with DocumentApiReceiver() as api:
-        yield api
-
-
-@pytest.fixture(scope="module")
 def silent_server() -> Iterator[socket.socket]:
     """A TCP port that accepts connections (the kernel's backlog) and never says a word."""
     with socket.create_server(("127.0.0.1", 0), backlog=16) as server:

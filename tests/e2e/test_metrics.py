@@ -66,12 +66,6 @@ def statsd() -> Iterator[StatsdListener]:
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[DocumentApiReceiver]:
-    with DocumentApiReceiver() as api:
-        yield api
-
-
-@pytest.fixture(scope="module")
 def airflow(
     asyncssh_server: SftpTestServer,
     receiver: DocumentApiReceiver,
