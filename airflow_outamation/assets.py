@@ -57,8 +57,8 @@ def announced_files(events: Iterable[Any], directory: str) -> Listing | None:
 
     Each ``ready`` event of a :func:`ready_files_asset` watches one folder and lists its files
     (name, size, mtime) as it found them stable; a file announced twice counts as in the latest
-    event. ``None`` when no event announced files in
-    ``directory``, or one of them listed only part of its files: the run must then look for itself.
+    event. ``None`` when no event announced files in ``directory``, or one of them listed only part
+    of its files: the run must then look for itself.
 
     :param events: asset events with an ``extra`` dict, e.g. the values of the context's
         ``triggering_asset_events``

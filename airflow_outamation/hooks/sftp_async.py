@@ -13,11 +13,12 @@ import asyncio
 import hashlib
 import os
 import posixpath
+import sys
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import astuple, dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import asyncssh
 from airflow.providers.common.compat.connection import get_async_connection
@@ -57,6 +58,24 @@ PREFERRED_CIPHERS = (
 TRANSFER_REQUESTS = 16
 
 SFTPPair = tuple[asyncssh.SSHClientConnection, asyncssh.SFTPClient]
+
+
+T = TypeVar("T")
+
+
+async def within(awaitable: Awaitable[T], timeout: float) -> T:
+    """
+    Await ``awaitable`` at most ``timeout`` seconds (then :class:`TimeoutError`), never losing a cancel.
+
+    ``asyncio.wait_for`` before Python 3.12 returns the result when the task is cancelled in the
+    same step as the result arrives, dropping the cancellation (CPython gh-86296): a watcher's poll
+    loop cancelled by the triggerer then ran on. ``asyncio.timeout`` (3.11+) does not; on 3.10 only
+    ``wait_for`` exists.
+    """
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(timeout):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, timeout)
 
 
 def _is_connection_broken(exc: BaseException, ssh: asyncssh.SSHClientConnection) -> bool:
@@ -155,9 +174,9 @@ class _SettingsKeyedSFTPClientPool(SFTPClientPool):
 
     async def _create_connection(self) -> SFTPPair:
         hook = PooledSFTPHookAsync(self.sftp_conn_id, overrides=self.overrides)
-        ssh = await asyncio.wait_for(hook._get_conn(), self.timeout)
+        ssh = await within(hook._get_conn(), self.timeout)
         try:
-            sftp = await asyncio.wait_for(ssh.start_sftp_client(), self.timeout)
+            sftp = await within(ssh.start_sftp_client(), self.timeout)
         except BaseException:
             ssh.close()
             raise
@@ -347,7 +366,7 @@ class PooledSFTPHookAsync(SFTPHookAsync):
         :raises SFTPConnectError: the server cannot be reached, timed out or the connection went away
         """
         async with self._client_for(directory) as sftp:
-            entries = await asyncio.wait_for(sftp.readdir(directory), self.timeout)
+            entries = await within(sftp.readdir(directory), self.timeout)
         states = {}
         for entry in entries:
             name = os.fsdecode(entry.filename)
@@ -364,7 +383,7 @@ class PooledSFTPHookAsync(SFTPHookAsync):
         :raises SFTPConnectError: the server cannot be reached, timed out or the connection went away
         """
         async with self._client_for(path) as sftp:
-            return _file_state(await asyncio.wait_for(sftp.stat(path), self.timeout))
+            return _file_state(await within(sftp.stat(path), self.timeout))
 
     async def upload_file(self, local_path: str, remote_path: str, overwrite: bool = False) -> None:
         """

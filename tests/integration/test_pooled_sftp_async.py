@@ -187,3 +187,34 @@ def test_inherited_calls_on_a_missing_file_keep_the_pooled_connection(
     before = sftp_server.connections_opened()
     run(fifty_misses())
     assert sftp_server.connections_opened() - before == 1
+
+
+def test_a_cancellation_arriving_as_a_listing_completes_is_not_swallowed(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fault injection: the triggerer cancels a watcher just as its listing's answer arrives. With
+    # asyncio.wait_for on Python < 3.12 (CPython gh-86296) the cancellation was lost and the
+    # watcher's poll loop went on forever (seen as a hung trigger test in CI).
+    sftp_server.write(f"{sftp_base}/a.pdf")
+    real_readdir = asyncssh.SFTPClient.readdir
+
+    async def scenario() -> bool:
+        lister: asyncio.Task[dict[str, FileState]] | None = None
+
+        async def readdir_then_cancel(self: asyncssh.SFTPClient, path: str) -> list[asyncssh.SFTPName]:
+            entries = await real_readdir(self, path)
+            assert lister is not None
+            lister.cancel()  # in the same step as the answer
+            return entries
+
+        monkeypatch.setattr(asyncssh.SFTPClient, "readdir", readdir_then_cancel)
+        lister = asyncio.create_task(PooledSFTPHookAsync(sftp_conn_id).list_directory_states(sftp_base))
+        try:
+            await asyncio.wait_for(asyncio.shield(lister), 10)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            await PooledSFTPHookAsync.close_all()
+        return lister.cancelled()
+
+    assert run(scenario()), "the cancellation was swallowed: the listing returned normally"
