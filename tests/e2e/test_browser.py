@@ -139,6 +139,8 @@ def _log_in(browser: Any, airflow: AirflowProcesses) -> None:
     browser.delete_all_cookies()  # the module's tests share one browser: each logs in anew
     browser.get(f"{airflow.base_url}/")
     _wait(browser).until(lambda b: "/auth/login" in b.current_url)
+    # The login page's form is rendered by script after the URL changed (it was missing once in CI).
+    _wait(browser).until(lambda b: b.find_elements(By.NAME, "username"))
     browser.find_element(By.NAME, "username").send_keys(USER)
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
