@@ -1,0 +1,95 @@
+"""
+The claim ledger: claiming ready files into a dated folder, and the records that follow each batch.
+
+- :mod:`~airflow_outamation.claims.protocol`: the claim itself (stage, place, move), crash-safe.
+- :mod:`~airflow_outamation.claims.ledger`: batch records, receipts, attempts, rejected and completed moves.
+- :mod:`~airflow_outamation.claims.housekeeping`: claim folders, retention, counts for the status.
+- :mod:`~airflow_outamation.claims.records` and :mod:`~airflow_outamation.claims.names`: where records
+  live and how names are chosen.
+"""
+
+from airflow_outamation.claims.housekeeping import (
+    claim_folders,
+    folder_status,
+    project_status,
+    purge_finished,
+)
+from airflow_outamation.claims.ledger import (
+    claim_status,
+    message_ids,
+    open_batches,
+    record_attempt,
+    record_batch,
+    record_sent,
+    relocate,
+    sent_message_ids,
+)
+from airflow_outamation.claims.names import NAME_MAX, differences, manifest_id_for, unique_name, with_suffix
+from airflow_outamation.claims.protocol import (
+    Claim,
+    ClaimedFile,
+    SkippedFile,
+    claim,
+    claim_files,
+    describe_skipped,
+    intended_files,
+)
+from airflow_outamation.claims.records import (
+    ATTEMPTS_DIR,
+    BATCHES_DIR,
+    CLAIMS_DIR,
+    COMPLETED_DIR,
+    PLAN_SUFFIX,
+    REJECTED_DIR,
+    SENT_DIR,
+    claim_dir_of,
+    claims_folder,
+    manifest_path,
+    pipelined_renames,
+    placed_path,
+    record_dir,
+    record_path,
+    sibling_dir,
+)
+
+__all__ = [
+    "ATTEMPTS_DIR",
+    "BATCHES_DIR",
+    "CLAIMS_DIR",
+    "COMPLETED_DIR",
+    "NAME_MAX",
+    "PLAN_SUFFIX",
+    "REJECTED_DIR",
+    "SENT_DIR",
+    "Claim",
+    "ClaimedFile",
+    "SkippedFile",
+    "claim",
+    "claim_dir_of",
+    "claim_files",
+    "claim_folders",
+    "claim_status",
+    "claims_folder",
+    "describe_skipped",
+    "differences",
+    "folder_status",
+    "intended_files",
+    "manifest_id_for",
+    "manifest_path",
+    "message_ids",
+    "open_batches",
+    "pipelined_renames",
+    "placed_path",
+    "project_status",
+    "purge_finished",
+    "record_attempt",
+    "record_batch",
+    "record_dir",
+    "record_path",
+    "record_sent",
+    "relocate",
+    "sent_message_ids",
+    "sibling_dir",
+    "unique_name",
+    "with_suffix",
+]

@@ -1,0 +1,192 @@
+"""Housekeeping of claim folders: which exist, retention of finished claims, counts for the status."""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import re
+import stat
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import paramiko
+
+from airflow_outamation.claims.ledger import message_ids
+from airflow_outamation.claims.protocol import claim_files, load_placements
+from airflow_outamation.claims.records import (
+    ATTEMPTS_DIR,
+    BATCHES_DIR,
+    COMPLETED_DIR,
+    PLAN_SUFFIX,
+    REJECTED_DIR,
+    SENT_DIR,
+    claims_folder,
+    listdir,
+    manifest_path,
+    present,
+    read_json,
+    record_dir,
+    record_path,
+    write_json_once,
+)
+
+#: A claim's manifest (not its placement, purge or returned-file records, nor a temporary file).
+_MANIFEST_NAME = re.compile(r"(?!.*\.(?:purging|returned\.\d+)\.json$)[^/]+\.json")
+
+
+def claim_folders(sftp: paramiko.SFTPClient, in_progress_root: str) -> list[str]:
+    """
+    The dated claim folders under ``in_progress_root`` (``<base>/<in_progress>``), sorted; none when missing.
+
+    :param in_progress_root: the project's in-progress folder
+    """
+    return sorted(
+        posixpath.join(in_progress_root, name)
+        for name, entry in present(sftp, in_progress_root).items()
+        if not name.startswith(".") and stat.S_ISDIR(entry.st_mode or 0)
+    )
+
+
+def _records(sftp: paramiko.SFTPClient, claim_dir: str, kind: str) -> dict[str, dict[str, Any]]:
+    """The batch records of one kind in ``claim_dir`` by message id."""
+    folder = record_dir(claim_dir, kind)
+    found = {}
+    for message_id in message_ids(sftp, claim_dir, kind):
+        record = read_json(sftp, posixpath.join(folder, f"{message_id}.json"))
+        if record is not None:
+            found[message_id] = record
+    return found
+
+
+def _paths(records: Mapping[str, Mapping[str, Any]]) -> dict[str, set[str]]:
+    """The file paths each record lists (receipt, rejected, completed and batch records)."""
+    return {
+        message_id: {
+            str(entry if isinstance(entry, str) else entry.get("path") or entry.get("backup_path"))
+            for entry in record.get("files", [])
+        }
+        for message_id, record in records.items()
+    }
+
+
+def purge_finished(
+    sftp: paramiko.SFTPClient, claim_dir: str, max_age: float, now: float, completion: str = "keep"
+) -> list[str]:
+    """
+    Remove the records of the claims in ``claim_dir`` that are finished and older than ``max_age`` seconds.
+
+    A claim is finished when each of its files has a receipt or a rejected record and, unless
+    ``completion`` is ``keep``, every receipt of its files a completed record; its manifest must be
+    older than ``max_age``. Its batch records go first (nothing is resent), then receipts, rejected,
+    completed and attempt records, placement record and manifest. A ``<id>.purging.json`` marker
+    lets a repeat finish a purge a crash interrupted. Returns the purged manifest ids.
+
+    :param max_age: seconds since the manifest was written
+    :param now: the current time (epoch seconds)
+    :param completion: the project's completion strategy
+    """
+    folder = claims_folder(claim_dir)
+    entries = present(sftp, folder)
+    kinds = (BATCHES_DIR, SENT_DIR, REJECTED_DIR, COMPLETED_DIR)
+    paths = {kind: _paths(_records(sftp, claim_dir, kind)) for kind in kinds}
+    purged = []
+    for name, entry in sorted(entries.items()):
+        if not _MANIFEST_NAME.fullmatch(name) or name.endswith(".placed.json"):
+            continue
+        manifest_id = name.removesuffix(".json")
+        purging = f"{manifest_id}.purging.json" in entries
+        if not purging and now - (entry.st_mtime or now) < max_age:
+            continue
+        claimed = set() if purging else {f.backup_path for f in claim_files(sftp, [], claim_dir, manifest_id)}
+        mine = {kind: {i for i, listed in paths[kind].items() if listed & claimed} for kind in kinds}
+        sent = [paths[SENT_DIR][i] for i in mine[SENT_DIR]]
+        done = set().union(*sent, *(paths[REJECTED_DIR][i] for i in mine[REJECTED_DIR]))
+        uncompleted = mine[SENT_DIR] - mine[COMPLETED_DIR] if completion != "keep" else set()
+        if not purging and (not claimed <= done or uncompleted):
+            continue
+        marker = posixpath.join(folder, f"{manifest_id}.purging.json")
+        write_json_once(
+            sftp, marker, {"manifest_id": manifest_id, "batches": sorted(set().union(*mine.values()))}
+        )
+        owned = set((read_json(sftp, marker) or {}).get("batches", []))
+        for kind in kinds:
+            for message_id in sorted(owned & set(paths[kind])):
+                record = record_path(claim_dir, kind, message_id)
+                for path in (record, f"{record}{PLAN_SUFFIX}"):
+                    with contextlib.suppress(FileNotFoundError):
+                        sftp.remove(path)
+        for attempt in sorted(listdir(sftp, record_dir(claim_dir, ATTEMPTS_DIR))):
+            if attempt.split(".", 1)[0] in owned:
+                sftp.remove(posixpath.join(record_dir(claim_dir, ATTEMPTS_DIR), attempt))
+        for other in sorted(entries):
+            if other.startswith(f"{manifest_id}.returned.") or other == f"{manifest_id}.placed.json":
+                sftp.remove(posixpath.join(folder, other))
+        sftp.remove(manifest_path(claim_dir, manifest_id))
+        sftp.remove(marker)
+        purged.append(manifest_id)
+    for name in sorted(entries):  # a purge a crash cut short after removing the manifest
+        if name.endswith(".purging.json") and f"{name.removesuffix('.purging.json')}.json" not in entries:
+            sftp.remove(posixpath.join(folder, name))
+    return purged
+
+
+def folder_status(sftp: paramiko.SFTPClient, claim_dir: str) -> dict[str, int]:
+    """
+    How many files of ``claim_dir`` are claimed, sent, unsent, rejected and completed (read only).
+
+    ``claimed`` counts the files the claims placed there (a file returned to the input folder
+    excluded); ``sent`` those a receipt lists; ``rejected`` and ``completed`` those moved or
+    deleted by :func:`relocate`; ``unsent`` the claimed ones neither sent nor rejected.
+    """
+    entries = listdir(sftp, claims_folder(claim_dir))
+    claimed = 0
+    for name in entries:
+        if name.endswith(".placed.json"):
+            placements, _ = load_placements(
+                read_json(sftp, posixpath.join(claims_folder(claim_dir), name)) or {}
+            )
+            manifest_id = name.removesuffix(".placed.json")
+            claimed += len(placements) - sum(
+                1 for other in entries if other.startswith(f"{manifest_id}.returned.")
+            )
+    counts = {
+        kind: len(set().union(*_paths(_records(sftp, claim_dir, kind)).values()))
+        for kind in (SENT_DIR, REJECTED_DIR, COMPLETED_DIR)
+    }
+    return {
+        "claimed": claimed,
+        "sent": counts[SENT_DIR],
+        "unsent": max(claimed - counts[SENT_DIR] - counts[REJECTED_DIR], 0),
+        "rejected": counts[REJECTED_DIR],
+        "completed": counts[COMPLETED_DIR],
+    }
+
+
+def project_status(
+    sftp: paramiko.SFTPClient,
+    base_path: str,
+    source_dir: str = "input",
+    in_progress_dir: str = "in_progress",
+    dates: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """
+    A project at a glance: files ready in the input folder, and :func:`folder_status` per date folder.
+
+    :param base_path: the project's folder
+    :param dates: the date folders to count (e.g. the last days in the project's format); all when ``None``
+    :return: ``{"ready": n, "folders": {date: counts}, "total": counts summed}``
+    """
+    wanted = None if dates is None else set(dates)
+    ready = sum(
+        1
+        for name, entry in present(sftp, posixpath.join(base_path, source_dir)).items()
+        if not name.startswith(".") and stat.S_ISREG(entry.st_mode or 0)
+    )
+    folders = {}
+    for folder in claim_folders(sftp, posixpath.join(base_path, in_progress_dir)):
+        date = posixpath.basename(folder)
+        if wanted is None or date in wanted:
+            folders[date] = folder_status(sftp, folder)
+    keys = ("claimed", "sent", "unsent", "rejected", "completed")
+    total = {key: sum(counts[key] for counts in folders.values()) for key in keys}
+    return {"ready": ready, "folders": folders, "total": total}

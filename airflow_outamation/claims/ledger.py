@@ -1,0 +1,299 @@
+"""The batch ledger of a claim folder: batch records, receipts, attempts, rejected and completed moves."""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import paramiko
+
+from airflow_outamation.claims.names import differences, unique_name
+from airflow_outamation.claims.protocol import ClaimedFile, claim_files
+from airflow_outamation.claims.records import (
+    ATTEMPTS_DIR,
+    BATCHES_DIR,
+    COMPLETED_DIR,
+    PLAN_SUFFIX,
+    REJECTED_DIR,
+    SENT_DIR,
+    listdir,
+    manifest_path,
+    present,
+    read_json,
+    record_dir,
+    record_path,
+    write_json_once,
+)
+from airflow_outamation.exceptions import SFTPClaimError
+from airflow_outamation.sftp_paths import makedirs
+
+
+def _receipt_entry(sftp: paramiko.SFTPClient, item: Mapping[str, Any] | str) -> dict[str, Any]:
+    """``{"path", "size", "mtime"}`` of a sent file: as claimed, or read from the server for a plain path."""
+    if isinstance(item, Mapping):
+        path, size, mtime = str(item["backup_path"]), item.get("size"), item.get("mtime")
+    else:
+        path, size, mtime = str(item), None, None
+    if size is None or mtime is None:
+        try:
+            attributes = sftp.stat(path)
+        except OSError as exc:
+            raise SFTPClaimError(f"reading {path} for a receipt failed: {type(exc).__name__}: {exc}") from exc
+        size, mtime = attributes.st_size, attributes.st_mtime
+    return {"path": path, "size": size, "mtime": mtime}
+
+
+def record_sent(
+    sftp: paramiko.SFTPClient,
+    in_progress_dir: str,
+    message_id: str,
+    files: Iterable[Mapping[str, Any] | str],
+) -> str:
+    """
+    Write the receipt of a batch the API accepted; return its path. A receipt is written once.
+
+    The receipt lists each file's path, size and mtime, so a later file at the same path is not
+    taken for a sent one.
+
+    :param in_progress_dir: the dated in-progress directory holding the batch's files
+    :param message_id: the batch's message id
+    :param files: the batch's claimed files (dicts with ``backup_path``, ``size``, ``mtime``) or
+        their paths (size and mtime are then read from the server)
+    """
+    sent_dir = record_dir(in_progress_dir, SENT_DIR)
+    path = record_path(in_progress_dir, SENT_DIR, message_id)
+    entries = sorted((_receipt_entry(sftp, item) for item in files), key=lambda entry: entry["path"])
+    try:
+        makedirs(sftp, sent_dir)
+        write_json_once(sftp, path, {"message_id": message_id, "files": entries})
+    except OSError as exc:
+        raise SFTPClaimError(f"writing the receipt {path} failed: {type(exc).__name__}: {exc}") from exc
+    return path
+
+
+def claim_status(sftp: paramiko.SFTPClient, in_progress_dir: str, manifest_id: str) -> dict[str, list[str]]:
+    """
+    A claim's files (their paths in ``in_progress_dir``) split into ``sent`` and ``unsent``.
+
+    A file is sent when a receipt of :func:`record_sent` lists its path with the size and mtime it
+    was claimed with (receipts and claims older than these identities compare paths only).
+    Completes the claim first if a crash interrupted it, as a retried claim would.
+
+    :raises SFTPClaimError: there is no claim ``manifest_id`` in ``in_progress_dir``
+    """
+    if read_json(sftp, manifest_path(in_progress_dir, manifest_id)) is None:
+        raise SFTPClaimError(f"no claim {manifest_id} in {in_progress_dir}")
+    claimed = claim_files(sftp, [], in_progress_dir, manifest_id)
+    sent_dir = record_dir(in_progress_dir, SENT_DIR)
+    receipts: dict[str, list[Mapping[str, Any]]] = {}
+    for name in listdir(sftp, sent_dir):
+        if name.endswith(".json"):
+            for entry in (read_json(sftp, posixpath.join(sent_dir, name)) or {}).get("files", []):
+                entry = {"path": entry} if isinstance(entry, str) else entry
+                receipts.setdefault(entry["path"], []).append(entry)
+
+    def is_sent(item: ClaimedFile) -> bool:
+        return any(
+            not differences(entry.get("size"), entry.get("mtime"), item.size, item.mtime)
+            for entry in receipts.get(item.backup_path, [])
+        )
+
+    return {
+        "sent": [item.backup_path for item in claimed if is_sent(item)],
+        "unsent": [item.backup_path for item in claimed if not is_sent(item)],
+    }
+
+
+def sent_message_ids(sftp: paramiko.SFTPClient, in_progress_dir: str) -> set[str]:
+    """
+    The message ids of the batches with a receipt in ``in_progress_dir`` (one listing, no file read).
+
+    :param in_progress_dir: the dated in-progress directory
+    """
+    return message_ids(sftp, in_progress_dir, SENT_DIR)
+
+
+def message_ids(sftp: paramiko.SFTPClient, claim_dir: str, kind: str, planned: bool = False) -> set[str]:
+    """
+    The message ids of the batches with a record of ``kind`` in ``claim_dir`` (one listing, no file read).
+
+    :param kind: ``SENT_DIR``, ``REJECTED_DIR``, ``COMPLETED_DIR`` or ``BATCHES_DIR``
+    :param planned: the batches whose move or delete of ``kind`` is planned but not finished instead
+    """
+    suffix = f".json{PLAN_SUFFIX}" if planned else ".json"
+    names = listdir(sftp, record_dir(claim_dir, kind))
+    return {name.removesuffix(suffix) for name in names if name.endswith(suffix)}
+
+
+def relocate(
+    sftp: paramiko.SFTPClient,
+    claim_dir: str,
+    kind: str,
+    message_id: str,
+    files: Iterable[Mapping[str, Any]],
+    target_dir: str | None,
+    details: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """
+    Move a batch's files out of ``claim_dir`` into ``target_dir`` (or delete them when it is ``None``).
+
+    The plan (each file's path, size, mtime and new path) is written first, once, to
+    ``<claim_dir>/.claims/<kind>/<message_id>.json.plan``; a repeat, after a crash too, carries out
+    that same plan. Once every file is handled the plan becomes ``<kind>/<message_id>.json``, the
+    record that the batch is done (:func:`message_ids` lists those; ``planned=True`` the others).
+    A file is renamed (never copied, never over another) or removed only while it is still at its
+    path with the size and mtime the plan names; a ``target_dir`` batch also gets the record beside
+    its files, ``<target_dir>/<message_id>.json``. Returns the record.
+
+    :param kind: ``REJECTED_DIR`` or ``COMPLETED_DIR``
+    :param files: the batch's claimed files (dicts with ``backup_path``, ``size``, ``mtime``)
+    :param target_dir: where the files go (created when missing); ``None`` deletes them
+    :param details: more fields of the record (status, answer, attempts, ...)
+    :raises SFTPClaimError: the server refused a rename, a removal or a record
+    """
+    path = record_path(claim_dir, kind, message_id)
+    plan = f"{path}{PLAN_SUFFIX}"
+    try:
+        record = read_json(sftp, path) or read_json(sftp, plan)
+        if record is None:
+            taken = set(present(sftp, target_dir)) if target_dir else set()
+            planned = []
+            for item in sorted(files, key=lambda entry: str(entry["backup_path"])):
+                target = None
+                if target_dir:
+                    target = posixpath.join(
+                        target_dir, unique_name(posixpath.basename(item["backup_path"]), taken)
+                    )
+                    taken.add(posixpath.basename(target))
+                planned.append(
+                    {
+                        "path": item["backup_path"],
+                        "size": item.get("size"),
+                        "mtime": item.get("mtime"),
+                        "to": target,
+                    }
+                )
+            makedirs(sftp, record_dir(claim_dir, kind))
+            content = {"message_id": message_id, **(details or {}), "files": planned}
+            record = write_json_once(sftp, plan, content)
+        if target_dir:
+            makedirs(sftp, target_dir)
+        here = present(sftp, claim_dir)
+        for item in record["files"]:
+            entry = here.get(posixpath.basename(item["path"]))
+            if entry is None or differences(item["size"], item["mtime"], entry.st_size, entry.st_mtime):
+                continue  # done by an earlier call
+            if item["to"] is None:
+                sftp.remove(item["path"])
+            else:
+                sftp.rename(item["path"], item["to"])
+        if target_dir:
+            write_json_once(sftp, posixpath.join(target_dir, f"{message_id}.json"), record)
+        write_json_once(sftp, path, record)
+        with contextlib.suppress(FileNotFoundError):
+            sftp.remove(plan)
+    except OSError as exc:
+        raise SFTPClaimError(
+            f"moving batch {message_id} out of {claim_dir} ({kind}) failed: {type(exc).__name__}: {exc}; "
+            "its files are in one place, a repeat finishes the move"
+        ) from exc
+    return record
+
+
+def record_batch(
+    sftp: paramiko.SFTPClient, claim_dir: str, message_id: str, batch: Mapping[str, Any]
+) -> dict[str, Any]:
+    """
+    Record a batch before its first send (files and payload fields), so it can be rebuilt; written once.
+
+    :param claim_dir: the claim folder of the batch's files
+    :param batch: ``{"files": [...], "uploaded_by", "source", "profile_code"}``
+    :return: the record on the server (the first one written wins)
+    """
+    path = record_path(claim_dir, BATCHES_DIR, message_id)
+    try:
+        existing = read_json(sftp, path)
+        if existing is not None:
+            return dict(existing)
+        makedirs(sftp, record_dir(claim_dir, BATCHES_DIR))
+        return dict(write_json_once(sftp, path, {"message_id": message_id, **batch}))
+    except OSError as exc:
+        raise SFTPClaimError(f"writing the batch record {path} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def record_attempt(
+    sftp: paramiko.SFTPClient, claim_dir: str, message_id: str, details: Mapping[str, Any]
+) -> int:
+    """
+    Record one more failed send of a batch (``.claims/attempts/<id>.<n>.json``); return how many there are.
+
+    :param details: what the failure was (status, answer, time)
+    """
+    folder = record_dir(claim_dir, ATTEMPTS_DIR)
+    try:
+        makedirs(sftp, folder)
+        done = {name for name in listdir(sftp, folder) if name.startswith(f"{message_id}.")}
+        number = len(done) + 1
+        while f"{message_id}.{number}.json" in done:
+            number += 1
+        write_json_once(sftp, posixpath.join(folder, f"{message_id}.{number}.json"), dict(details))
+    except OSError as exc:
+        raise SFTPClaimError(
+            f"recording a failed send in {folder} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    return len(done) + 1
+
+
+def open_batches(
+    sftp: paramiko.SFTPClient, claim_dir: str, completion: str = "keep"
+) -> dict[str, dict[str, Any]]:
+    """
+    The recorded batches of ``claim_dir`` that still need work: unsent, or sent but not yet completed.
+
+    Only their records are read (a done batch costs a listing entry, no read).
+
+    :param completion: the completion strategy; with ``keep`` a sent batch needs no more work
+    :return: message id -> the batch record plus ``sent``, ``completed``, ``rejecting`` (a move to
+        the rejected folder was cut short), ``attempts``,
+        ``last_failure`` (the last attempt's record or ``None``) and ``recorded_at`` (the record's mtime)
+    """
+    listed = {
+        kind: present(sftp, record_dir(claim_dir, kind))
+        for kind in (BATCHES_DIR, SENT_DIR, REJECTED_DIR, COMPLETED_DIR)
+    }
+    attempts = listdir(sftp, record_dir(claim_dir, ATTEMPTS_DIR))
+    batches = {}
+    for name, entry in listed[BATCHES_DIR].items():
+        sent, completed = name in listed[SENT_DIR], name in listed[COMPLETED_DIR]
+        if (
+            not name.endswith(".json")
+            or name in listed[REJECTED_DIR]
+            or (sent and (completed or completion == "keep"))
+        ):
+            continue
+        rejecting = f"{name}{PLAN_SUFFIX}" in listed[REJECTED_DIR]
+        record = read_json(sftp, posixpath.join(record_dir(claim_dir, BATCHES_DIR), name))
+        if record is None:
+            continue
+        message_id = name.removesuffix(".json")
+        failed = sorted(
+            (other for other in attempts if other.startswith(f"{message_id}.")),
+            key=lambda other: int(other.split(".")[1]),
+        )
+        last = (
+            read_json(sftp, posixpath.join(record_dir(claim_dir, ATTEMPTS_DIR), failed[-1]))
+            if failed
+            else None
+        )
+        batches[message_id] = {
+            **record,
+            "recorded_at": entry.st_mtime,
+            "sent": sent,
+            "completed": completed,
+            "rejecting": rejecting,
+            "attempts": len(failed),
+            "last_failure": last,
+        }
+    return batches
