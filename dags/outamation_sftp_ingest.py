@@ -26,7 +26,9 @@ project's folder (a subfolder), never point elsewhere.
 Projects are listed in ``outamation_projects.json`` beside this file (or the file named by
 ``OUTAMATION_PROJECTS_FILE``): adding a project is adding an entry, checked against the schema of
 :mod:`airflow_outamation.projects`. An invalid entry does not stop the others: it becomes a paused,
-unscheduled DAG ``outamation_sftp_ingest_<project_id>_invalid`` whose description names the problem.
+unscheduled DAG ``outamation_sftp_ingest-invalid-<entry index>-<project_id>`` whose description names
+the problem (two entries whose folders are equal or nested are both invalid). No URL's credentials or
+query show in what the UI shows of a DAG.
 Credentials live in the two Airflow connections each entry names. ``SftpService``'s environment variables
 give defaults: ``SOURCE_FILES`` (input folder, ``input``), ``IN_Progress_Path`` (``in_progress``) and
 ``PROFILE_CODE``; ``DOC_AI_API_URL`` is used when neither the entry nor the connection has a URL.
@@ -34,6 +36,7 @@ give defaults: ``SOURCE_FILES`` (input folder, ``input``), ``IN_Progress_Path`` 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import posixpath
@@ -47,6 +50,8 @@ from airflow.sdk.bases.operator import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_outamation.assets import in_progress_asset, ready_files_asset
+from airflow_outamation.hooks.document_api import display_url
+from airflow_outamation.ingestion_status import dag_id_of, placeholder_dag_id
 from airflow_outamation.operators.document_api import ResendUnsentOperator, SubmitBatchesOperator
 from airflow_outamation.operators.sftp import ClaimFilesOperator, ProjectStatusOperator
 from airflow_outamation.projects import (
@@ -56,6 +61,7 @@ from airflow_outamation.projects import (
     confine_path,
     parse_projects,
     seed_defaults,
+    url_scrubber,
 )
 from airflow_outamation.sensors.sftp import ReadyFilesSensor
 from airflow_outamation.triggers.sftp import ReadyFilesEventTrigger
@@ -86,15 +92,18 @@ def folder_macro(root: str) -> Callable[[str], str]:
 
 def project_params(project: Project) -> dict[str, Param]:
     """The trigger form of a project's DAG: titled params, defaults from its entry."""
+    scrub = url_scrubber(dataclasses.astuple(project))
     return {
         "base_path": Param(
             project.base_path,
             type="string",
             minLength=1,
             title="Project folder",
-            description=f"Folder on the SFTP server: {project.base_path} or a folder inside it. Files are "
-            f"read from its '{project.source_dir}' folder and claimed into "
-            f"'{project.in_progress_dir}/<{project.date_format}>'.",
+            description=scrub(
+                f"Folder on the SFTP server: {project.base_path} or a folder inside it. Files are "
+                f"read from its '{project.source_dir}' folder and claimed into "
+                f"'{project.in_progress_dir}/<{project.date_format}>'."
+            ),
         ),
         "profile_code": Param(
             project.profile_code,
@@ -172,9 +181,9 @@ def project_doc(project: Project) -> str:
         )
     else:
         schedule = f"`{project.schedule}`" if project.schedule else "none (triggered by hand)"
-    url = f" (URL `{project.api_url}`)" if project.api_url else ""
+    url = f" (URL `{display_url(project.api_url)}`)" if project.api_url else ""
     claimed_into = f"{project.base_path}/{project.in_progress_dir}/<{project.date_format}>"
-    return f"""\
+    return url_scrubber(dataclasses.astuple(project))(f"""\
 ### Project `{project.project_id}`
 
 | | |
@@ -197,7 +206,7 @@ every run's `resend_unsent` resends the batches without a receipt under their or
 (the API can de-duplicate them); clearing `submit_batches` of a run does the same at once. A
 failure the run cannot heal (credentials, host key, missing folder) fails at once without retries:
 fix the cause, then clear the task.
-"""
+""")
 
 
 def build_dag(project: Project) -> DAG:
@@ -205,7 +214,7 @@ def build_dag(project: Project) -> DAG:
     project_id = project.project_id
     event_mode = project.schedule == EVENT_SCHEDULE
     with DAG(
-        dag_id=f"outamation_sftp_ingest_{project_id}",
+        dag_id=dag_id_of(project_id),
         dag_display_name=f"Outamation SFTP ingest: {project_id}",
         description=f"SFTP {project.base_path}/{project.source_dir} -> document API, project {project_id}",
         schedule=[watched_asset(project)] if event_mode else project.schedule,
@@ -317,10 +326,10 @@ class InvalidEntryOperator(BaseOperator):
 
 def invalid_entry_dag(entry: InvalidEntry) -> DAG:
     """A paused, unscheduled placeholder DAG that shows in the UI why an entry has no DAG."""
-    name = entry.project_id or f"entry{entry.index}"
+    name = entry.project_id or f"entry {entry.index}"
     warnings.warn(f"{PROJECTS_FILE}: {entry.message}", UserWarning, stacklevel=1)
     with DAG(
-        dag_id=f"outamation_sftp_ingest_{name}_invalid",
+        dag_id=placeholder_dag_id(entry.project_id, entry.index),
         dag_display_name=f"INVALID project entry: {name}",
         description=entry.message[:200],
         schedule=None,
@@ -345,7 +354,7 @@ def load_projects(path: Path) -> tuple[list[Project], list[InvalidEntry]]:
 
 _projects, _invalid = load_projects(PROJECTS_FILE)
 for _project in _projects:
-    globals()[f"outamation_sftp_ingest_{_project.project_id}"] = build_dag(_project)
+    globals()[dag_id_of(_project.project_id)] = build_dag(_project)
 for _entry in _invalid:
     _dag = invalid_entry_dag(_entry)
     globals()[_dag.dag_id] = _dag
