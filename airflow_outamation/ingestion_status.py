@@ -50,7 +50,7 @@ class ProjectRow:
     :param project_id: the entry's ``project_id``
     :param dag_id: its DAG's id
     :param dag_url: the DAG's page in the Airflow UI
-    :param waiting: files in its input folder
+    :param waiting: files in its input folder that can become ready (pattern, size; no temporary names)
     :param claimed_today: files claimed today (in the project's time zone)
     :param sent: files of the last :data:`STATUS_DAYS` days whose batch the API accepted
     :param unsent: claimed files of those days neither sent nor rejected
