@@ -34,6 +34,8 @@ EVENT_SCHEDULE = "event"
 #: What happens to a file once its batch was accepted.
 COMPLETIONS = ("keep", "move", "delete")
 _PROJECT_ID = re.compile(r"[A-Za-z0-9_.-]+")
+#: Longest ``stability_delay`` in seconds (an entry's, or a run's from the trigger form).
+MAX_STABILITY_DELAY = 600
 #: Longest ``project_id``: Airflow's limit of a DAG tag (the id is one); its DAG id stays far below 250.
 PROJECT_ID_MAX = 100
 _CRON_PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
@@ -228,7 +230,7 @@ SCHEMA: dict[str, Check] = {
     "pattern": _text,
     "min_age": _number(0),
     "min_size": _number(0, integer=True),
-    "stability_delay": _number(0, 600),
+    "stability_delay": _number(0, MAX_STABILITY_DELAY),
     "batch_size": _number(1, 100, integer=True),
     "max_files_per_run": _number(1, 100_000, integer=True),
     "max_in_flight": _number(1, 32, integer=True),

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import posixpath
 import warnings
@@ -50,12 +51,13 @@ from airflow.sdk.bases.operator import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_outamation.assets import in_progress_asset, ready_files_asset
-from airflow_outamation.hooks.document_api import display_url
+from airflow_outamation.hooks.document_api import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, display_url
 from airflow_outamation.ingestion_status import dag_id_of, placeholder_dag_id
 from airflow_outamation.operators.document_api import ResendUnsentOperator, SubmitBatchesOperator
 from airflow_outamation.operators.sftp import ClaimFilesOperator, ProjectStatusOperator
 from airflow_outamation.projects import (
     EVENT_SCHEDULE,
+    MAX_STABILITY_DELAY,
     InvalidEntry,
     Project,
     confine_path,
@@ -76,6 +78,35 @@ WAIT_TIMEOUT = timedelta(minutes=int(os.environ.get("OUTAMATION_WAIT_MINUTES", "
 #: The run's project folder: the ``base_path`` param, confined to the entry's ``base_path``.
 PROJECT_FOLDER = "{{ project_folder(params.base_path) }}"
 START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
+#: The least time a task gets before Airflow stops it (its ``execution_timeout``).
+TASK_TIME_FLOOR = timedelta(minutes=10)
+#: Seconds a claim may spend per file (renames and records over a slow link).
+CLAIM_SECONDS_PER_FILE = 0.05
+
+
+def task_timeouts(project: Project) -> dict[str, timedelta]:
+    """
+    Each task's ``execution_timeout``: the floor plus the most time the entry's settings give it.
+
+    Sending: every file of a run in a batch of its own, each attempt of each taking the API connection's
+    default ``timeout``, ``max_in_flight`` at a time. Waiting: the sensor's wait (none in event mode) and
+    two listings the longest stability delay apart. Claiming: :data:`CLAIM_SECONDS_PER_FILE` per file.
+    """
+    attempts = DEFAULT_MAX_RETRIES + 1
+    sending = timedelta(
+        seconds=math.ceil(project.max_files_per_run / project.max_in_flight) * DEFAULT_TIMEOUT * attempts
+    )
+    waiting = timedelta(0) if project.schedule == EVENT_SCHEDULE else WAIT_TIMEOUT
+    waiting += timedelta(seconds=2 * MAX_STABILITY_DELAY)
+    claiming = timedelta(seconds=project.max_files_per_run * CLAIM_SECONDS_PER_FILE)
+    return {
+        "resend_unsent": TASK_TIME_FLOOR + sending,
+        "wait_for_files": TASK_TIME_FLOOR + waiting,
+        "claim_files": TASK_TIME_FLOOR + claiming,
+        "submit_batches": TASK_TIME_FLOOR + sending,
+        "project_status": TASK_TIME_FLOOR,
+        "check_run": TASK_TIME_FLOOR,
+    }
 
 
 def folder_macro(root: str) -> Callable[[str], str]:
@@ -146,10 +177,10 @@ def project_params(project: Project) -> dict[str, Param]:
             project.stability_delay,
             type="number",
             minimum=0,
-            maximum=600,
+            maximum=MAX_STABILITY_DELAY,
             title="Stability delay (seconds)",
-            description="Seconds (0 to 600) a file's size and mtime must stay unchanged before it "
-            "counts as fully uploaded.",
+            description=f"Seconds (0 to {MAX_STABILITY_DELAY}) a file's size and mtime must stay "
+            "unchanged before it counts as fully uploaded.",
         ),
     }
 
@@ -213,6 +244,7 @@ def build_dag(project: Project) -> DAG:
     """The ingestion DAG of one valid project entry."""
     project_id = project.project_id
     event_mode = project.schedule == EVENT_SCHEDULE
+    timeouts = task_timeouts(project)
     with DAG(
         dag_id=dag_id_of(project_id),
         dag_display_name=f"Outamation SFTP ingest: {project_id}",
@@ -229,6 +261,7 @@ def build_dag(project: Project) -> DAG:
     ) as dag:
         resend_unsent = ResendUnsentOperator(
             task_id="resend_unsent",
+            execution_timeout=timeouts["resend_unsent"],
             sftp_conn_id=project.sftp_conn_id,
             base_path=PROJECT_FOLDER,
             in_progress_dir=project.in_progress_dir,
@@ -243,6 +276,7 @@ def build_dag(project: Project) -> DAG:
         )
         wait_for_files = ReadyFilesSensor(
             task_id="wait_for_files",
+            execution_timeout=timeouts["wait_for_files"],
             trigger_rule=TriggerRule.ALL_DONE,  # new files are claimed even if the resend failed
             sftp_conn_id=project.sftp_conn_id,
             directory=f"{PROJECT_FOLDER}/{project.source_dir}",
@@ -260,6 +294,7 @@ def build_dag(project: Project) -> DAG:
         )
         claim_files = ClaimFilesOperator(
             task_id="claim_files",
+            execution_timeout=timeouts["claim_files"],
             sftp_conn_id=project.sftp_conn_id,
             base_path=PROJECT_FOLDER,
             files=wait_for_files.output,
@@ -272,6 +307,7 @@ def build_dag(project: Project) -> DAG:
         )
         submit_batches = SubmitBatchesOperator(
             task_id="submit_batches",
+            execution_timeout=timeouts["submit_batches"],
             completion=project.completion,
             claimed=claim_files.output,
             document_api_conn_id=project.document_api_conn_id,
@@ -288,6 +324,7 @@ def build_dag(project: Project) -> DAG:
         )
         project_status = ProjectStatusOperator(
             task_id="project_status",
+            execution_timeout=timeouts["project_status"],
             sftp_conn_id=project.sftp_conn_id,
             base_path=PROJECT_FOLDER,
             source_dir=project.source_dir,
@@ -297,7 +334,12 @@ def build_dag(project: Project) -> DAG:
             trigger_rule=TriggerRule.ALL_DONE,
             retries=0,
         )
-        check_run = RunOutcomeOperator(task_id="check_run", trigger_rule=TriggerRule.ONE_FAILED, retries=0)
+        check_run = RunOutcomeOperator(
+            task_id="check_run",
+            execution_timeout=timeouts["check_run"],
+            trigger_rule=TriggerRule.ONE_FAILED,
+            retries=0,
+        )
         resend_unsent >> wait_for_files
         submit_batches >> project_status
         [resend_unsent, wait_for_files, claim_files, submit_batches, project_status] >> check_run

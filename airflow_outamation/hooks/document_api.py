@@ -53,6 +53,10 @@ RETRYABLE_STATUSES = frozenset({408, 429})
 BODY_EXCERPT_CHARS = 500
 #: Requests one hook keeps in flight at most (the size of its HTTP connection pool).
 MAX_IN_FLIGHT = 32
+#: Seconds one HTTP exchange may take in all, when the connection does not say (extra ``timeout``).
+DEFAULT_TIMEOUT = 30.0
+#: Retries after a batch's first attempt, when the connection does not say (extra ``max_retries``).
+DEFAULT_MAX_RETRIES = 5
 
 
 class DocumentApiTransientError(DocumentApiError):
@@ -313,8 +317,8 @@ class DocumentApiHook(BaseHook):
                 secret=conn.password,
                 scheme=scheme,
                 profile_code=extra.get("profile_code") or None,
-                timeout=self._number(extra, "timeout", 30.0, float),
-                max_retries=int(self._number(extra, "max_retries", 5, int)),
+                timeout=self._number(extra, "timeout", DEFAULT_TIMEOUT, float),
+                max_retries=int(self._number(extra, "max_retries", DEFAULT_MAX_RETRIES, int)),
                 backoff_initial=self._number(extra, "backoff_initial", 1.0, float),
                 backoff_max=self._number(extra, "backoff_max", 60.0, float),
                 ca_bundle=extra.get("ca_bundle") or None,

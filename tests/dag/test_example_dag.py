@@ -642,3 +642,25 @@ def test_no_url_credential_or_query_in_what_dag_readers_see(
         shown = _shown(dag)
         for secret in ("hunter2-pass", "probe:", "Qk7-tok3n-9f8e", "api_key", "frag-secret"):
             assert secret not in shown, (dag.dag_id, secret)
+
+
+def test_every_task_has_an_execution_timeout_derived_from_its_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    entries = [
+        _entry("small", "/small", max_files_per_run=10),
+        _entry("big", "/big", max_files_per_run=50_000, max_in_flight=2),
+        _entry("watched", "/watched", schedule="event"),
+    ]
+    module = _load_example_dag(entries, tmp_path, monkeypatch)
+    small, big = module.outamation_sftp_ingest_small, module.outamation_sftp_ingest_big
+    for dag in (small, big, module.outamation_sftp_ingest_watched):
+        for task in dag.tasks:
+            assert isinstance(task.execution_timeout, timedelta), (dag.dag_id, task.task_id)
+            assert task.execution_timeout >= timedelta(minutes=10), (dag.dag_id, task.task_id)
+    for task_id in ("resend_unsent", "claim_files", "submit_batches"):
+        assert big.get_task(task_id).execution_timeout > small.get_task(task_id).execution_timeout
+    sensor = small.get_task("wait_for_files")
+    assert sensor.execution_timeout > timedelta(seconds=sensor.timeout)
