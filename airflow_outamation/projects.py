@@ -267,6 +267,11 @@ def parse_entry(entry: Any, index: int, defaults: Mapping[str, Any] | None = Non
             problems.append(f"unknown key {key!r}{hint}")
         elif (problem := check(value)) is not None:
             problems.append(f"{key} {problem}")
+        elif key != "api_url" and isinstance(value, str) and "://" in value and url_secrets(value):
+            problems.append(
+                f"{key} must not hold a URL with user info, query or fragment (every reader of the DAG "
+                f"would see it), got {value!r}"
+            )
     settings = {**_DEFAULTS, **{k: v for k, v in (defaults or {}).items() if v is not None}, **entry}
     if not problems and not settings["profile_code"]:
         problems.append("profile_code is missing and the PROFILE_CODE environment variable is not set")

@@ -21,7 +21,8 @@ one took the files. Manual runs of such a DAG look the same way, with two listin
 A run claims at most ``max_files_per_run`` files (5,000 by default; the rest wait in the input folder
 for the next run) and sends all their batches in one task, so a backlog costs a handful of Airflow
 tasks per run, not one per batch. ``base_path`` given in the trigger form may only narrow the
-project's folder (a subfolder), never point elsewhere.
+project's folder (a subfolder), never point elsewhere. Every task has an ``execution_timeout``
+derived from its entry (:func:`task_timeouts`).
 
 Projects are listed in ``outamation_projects.json`` beside this file (or the file named by
 ``OUTAMATION_PROJECTS_FILE``): adding a project is adding an entry, checked against the schema of

@@ -223,3 +223,12 @@ def test_separate_project_folders_with_a_common_prefix_do_not_overlap() -> None:
     ]
     projects, invalid = parse_projects(entries)
     assert (len(projects), invalid) == (3, [])
+
+
+@pytest.mark.parametrize("key", ["source", "uploaded_by", "profile_code"])
+def test_a_url_with_credentials_in_a_sent_value_is_refused_without_showing_them(key: str) -> None:
+    """Such a value would be a param of the DAG, shown to every reader: the entry is refused instead."""
+    (problem,) = problems(**{key: "https://probe:hunter2-pass@partner.example.com/in?token=Qk7-tok3n-9f8e"})
+    assert problem.startswith(f"{key} must not hold a URL with user info, query or fragment")
+    assert "hunter2-pass" not in problem
+    assert "Qk7-tok3n-9f8e" not in problem
