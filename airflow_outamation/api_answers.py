@@ -84,6 +84,8 @@ class ExpectedAnswer:
             document = json.loads(body)
         except ValueError:
             return "the body is not valid JSON"
+        except RecursionError:  # valid JSON perhaps, but nested deeper than any acceptance is
+            return "the body is not valid JSON (nested too deeply to read)"
         if not self.json_keys:
             return None
         if not isinstance(document, dict):

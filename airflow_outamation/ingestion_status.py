@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 
 #: Every project's DAG id is this prefix and its ``project_id`` (see the example DAG).
 DAG_ID_PREFIX = "outamation_sftp_ingest_"
+#: Every invalid entry's placeholder DAG id starts so: ``-`` where a project's DAG id has ``_``.
+PLACEHOLDER_PREFIX = "outamation_sftp_ingest-invalid-"
 #: How many days of dated claim folders the sent, unsent and rejected counts cover (today included).
 STATUS_DAYS = 7
 #: Longest failure reason shown on the page.
@@ -48,7 +50,7 @@ class ProjectRow:
     :param project_id: the entry's ``project_id``
     :param dag_id: its DAG's id
     :param dag_url: the DAG's page in the Airflow UI
-    :param waiting: files in its input folder
+    :param waiting: files in its input folder that can become ready (pattern, size; no temporary names)
     :param claimed_today: files claimed today (in the project's time zone)
     :param sent: files of the last :data:`STATUS_DAYS` days whose batch the API accepted
     :param unsent: claimed files of those days neither sent nor rejected
@@ -79,8 +81,16 @@ def dag_id_of(project_id: str) -> str:
 
 
 def placeholder_dag_id(project_id: str | None, index: int | None) -> str:
-    """The DAG id of the placeholder the example DAG makes for an invalid entry."""
-    return f"{DAG_ID_PREFIX}{project_id or f'entry{index}'}_invalid"
+    """
+    The DAG id of the placeholder the example DAG makes for an invalid entry.
+
+    It never equals a project's DAG id (:data:`PLACEHOLDER_PREFIX` is no prefix of those), and the
+    entry's index tells two invalid entries with one ``project_id`` apart.
+
+    :param project_id: the entry's usable ``project_id``, if any
+    :param index: the entry's position in the projects file
+    """
+    return f"{PLACEHOLDER_PREFIX}{index}" + (f"-{project_id}" if project_id else "")
 
 
 def status_dates(now: datetime, timezone: str, date_format: str, days: int = STATUS_DAYS) -> list[str]:

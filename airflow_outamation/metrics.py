@@ -18,7 +18,8 @@ Name                               Kind     What
 
 Every metric carries the tag ``project`` (the DAG id: one DAG per project). StatsD without tag
 support drops tags, so, like Airflow's own ``ti.finish.<dag_id>.<task_id>.<state>``, each metric is
-also sent under a per-project name, ``outamation.<project>.files.claimed``, while ``[metrics]
+also sent under a per-project name, ``outamation.<project>.files.claimed`` (the project escaped
+one-to-one: ``-`` as ``--``, ``.`` as ``-d``, see :func:`per_project_name`), while ``[metrics]
 legacy_names_on`` is true (Airflow's default); turn it off where tags arrive (OpenTelemetry,
 Datadog, InfluxDB tags) to send each metric once.
 """
@@ -48,10 +49,25 @@ PROJECT_TAG = "project"
 
 
 def per_project_name(name: str, project: str) -> str:
-    """``outamation.files.claimed`` of project ``acme`` -> ``outamation.acme.files.claimed``."""
+    """
+    ``outamation.files.claimed`` of project ``acme`` -> ``outamation.acme.files.claimed``.
+
+    The project is escaped one-to-one into one StatsD segment (letters, digits, ``_``, ``-``): ``-``
+    escapes, ``-`` itself becomes ``--``, ``.`` ``-d`` and any other character ``-u`` and its six-digit
+    hex code point, so distinct projects (``a.b``, ``a__b``) never share a name.
+    """
     head, _, rest = name.partition(".")
-    safe = stats.normalize_name_for_stats(project, log_warning=False).replace(".", "__")
-    return f"{head}.{safe}.{rest}"
+    return f"{head}.{_segment(project)}.{rest}"
+
+
+def _segment(project: str) -> str:
+    escaped = []
+    for char in project:
+        if char.isascii() and (char.isalnum() or char == "_"):
+            escaped.append(char)
+        else:
+            escaped.append({"-": "--", ".": "-d"}.get(char, f"-u{ord(char):06x}"))
+    return "".join(escaped)
 
 
 def _names(name: str, project: str) -> list[tuple[str, dict[str, str] | None]]:

@@ -9,28 +9,35 @@ naming the entry and all its problems, so one bad entry never hides the others.
 from __future__ import annotations
 
 import difflib
+import math
 import posixpath
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from airflow_outamation.ingestion_status import status_dates
 from airflow_outamation.readiness import (
     DEFAULT_MIN_AGE,
     DEFAULT_MIN_SIZE,
     DEFAULT_PATTERN,
     DEFAULT_STABILITY_DELAY,
 )
+from airflow_outamation.redaction import Scrubber, url_secrets
 
 #: ``schedule`` value of a project whose runs are started by new files (AssetWatcher), not a clock.
 EVENT_SCHEDULE = "event"
 #: What happens to a file once its batch was accepted.
 COMPLETIONS = ("keep", "move", "delete")
 _PROJECT_ID = re.compile(r"[A-Za-z0-9_.-]+")
+#: Longest ``stability_delay`` in seconds (an entry's, or a run's from the trigger form).
+MAX_STABILITY_DELAY = 600
+#: Longest ``project_id``: Airflow's limit of a DAG tag (the id is one); its DAG id stays far below 250.
+PROJECT_ID_MAX = 100
 _CRON_PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
 
 
@@ -117,6 +124,8 @@ def _number(low: float, high: float | None = None, *, integer: bool = False, low
         allowed = int if integer else (int, float)
         if isinstance(value, bool) or not isinstance(value, allowed):
             return f"must be {span}, got {value!r}"
+        if not math.isfinite(value):
+            return f"must be a finite number ({span}), got {value!r}"
         too_low = value <= low if low_open else value < low
         if too_low or (high is not None and value > high):
             return f"must be {span}, got {value!r}"
@@ -134,6 +143,8 @@ def _one_of(*choices: str) -> Check:
 def _project_id(value: Any) -> str | None:
     if not isinstance(value, str) or not _PROJECT_ID.fullmatch(value):
         return f"must be letters, digits, '_', '-' or '.', got {value!r}"
+    if len(value) > PROJECT_ID_MAX:
+        return f"must be at most {PROJECT_ID_MAX} characters (Airflow's tag limit), got {len(value)}"
     return None
 
 
@@ -141,8 +152,11 @@ def _absolute_path(value: Any) -> str | None:
     problem = _text(value)
     if problem is None and not value.startswith("/"):
         return f"must be an absolute path (start with '/'), got {value!r}"
-    if problem is None and ".." in value.split("/"):
-        return f"must not contain '..', got {value!r}"
+    if problem is None:
+        try:  # the runs' own rule: a folder every run would refuse is no project folder
+            confine_path(value, value)
+        except ValueError as exc:
+            return f"must be a folder the runs accept ({exc}), got {value!r}"
     return problem
 
 
@@ -165,10 +179,13 @@ def _date_format(value: Any) -> str | None:
     problem = _text(value)
     if problem is not None:
         return problem
-    sample = datetime(2026, 11, 26, 1, 30).strftime(value)
-    if "/" in sample or sample in (".", "..") or sample == value:
-        return f"must be a strftime format giving one folder name (such as '%m%d%Y'), got {value!r}"
+    names = status_dates(_SAMPLE_DAY, "UTC", value)  # the dated folders' names, as runs and status make them
+    if names[0] == value or any(not name or "/" in name or name.startswith(".") for name in names):
+        return f"must be a strftime format giving one visible folder name (such as '%m%d%Y'), got {value!r}"
     return None
+
+
+_SAMPLE_DAY = datetime(2026, 11, 26, 1, 30, tzinfo=timezone.utc)
 
 
 def _timezone(value: Any) -> str | None:
@@ -211,7 +228,7 @@ SCHEMA: dict[str, Check] = {
     "pattern": _text,
     "min_age": _number(0),
     "min_size": _number(0, integer=True),
-    "stability_delay": _number(0, 600),
+    "stability_delay": _number(0, MAX_STABILITY_DELAY),
     "batch_size": _number(1, 100, integer=True),
     "max_files_per_run": _number(1, 100_000, integer=True),
     "max_in_flight": _number(1, 32, integer=True),
@@ -248,12 +265,28 @@ def parse_entry(entry: Any, index: int, defaults: Mapping[str, Any] | None = Non
             problems.append(f"unknown key {key!r}{hint}")
         elif (problem := check(value)) is not None:
             problems.append(f"{key} {problem}")
+        elif key != "api_url" and isinstance(value, str) and "://" in value and url_secrets(value):
+            problems.append(
+                f"{key} must not hold a URL with user info, query or fragment (every reader of the DAG "
+                f"would see it), got {value!r}"
+            )
     settings = {**_DEFAULTS, **{k: v for k, v in (defaults or {}).items() if v is not None}, **entry}
     if not problems and not settings["profile_code"]:
         problems.append("profile_code is missing and the PROFILE_CODE environment variable is not set")
     if problems:
-        return InvalidEntry(index, usable_id, tuple(problems))
+        scrub = url_scrubber(entry.values())
+        return InvalidEntry(index, usable_id, tuple(scrub(problem) for problem in problems))
     return Project(**settings)
+
+
+def url_scrubber(values: Iterable[Any]) -> Scrubber:
+    """
+    Mask the user info, query and fragment of every URL among ``values`` (an entry's), as errors are.
+
+    :param values: an entry's values; the strings holding ``://`` are taken as URLs
+    """
+    urls = [value for value in values if isinstance(value, str) and "://" in value]
+    return Scrubber(part for url in urls for part in url_secrets(url))
 
 
 def seed_defaults(environ: Mapping[str, str]) -> dict[str, str | None]:
@@ -282,16 +315,48 @@ def parse_projects(
     """
     if not isinstance(entries, list):
         raise ValueError(f"the projects file must hold a JSON list of entries, got {type(entries).__name__}")
-    projects: list[Project] = []
-    invalid: list[InvalidEntry] = []
+    parsed: list[Project | InvalidEntry] = []
+    seen: set[str] = set()
     for index, entry in enumerate(entries):
-        parsed = parse_entry(entry, index, defaults)
-        if isinstance(parsed, Project) and any(p.project_id == parsed.project_id for p in projects):
-            parsed = InvalidEntry(
-                index, None, (f"project_id {parsed.project_id!r} is used by an earlier entry",)
-            )
-        (projects if isinstance(parsed, Project) else invalid).append(parsed)  # type: ignore[arg-type]
-    return projects, invalid
+        checked = parse_entry(entry, index, defaults)
+        if isinstance(checked, Project):
+            if checked.project_id in seen:
+                problem = f"project_id {checked.project_id!r} is used by an earlier entry"
+                checked = InvalidEntry(index, None, (problem,))
+            seen.add(checked.project_id or "")
+        parsed.append(checked)
+    valid = {index: p for index, p in enumerate(parsed) if isinstance(p, Project)}
+    for index, found in _overlaps(valid).items():
+        parsed[index] = InvalidEntry(index, valid[index].project_id, tuple(found))
+    projects = [p for p in parsed if isinstance(p, Project)]
+    return projects, [p for p in parsed if isinstance(p, InvalidEntry)]
+
+
+def _overlaps(valid: Mapping[int, Project]) -> dict[int, list[str]]:
+    """
+    Entry index -> one problem per other project whose folder equals, contains or lies in its own.
+
+    :param valid: the valid projects by entry index
+    """
+    by_folder: dict[str, list[int]] = {}
+    for index, project in valid.items():
+        by_folder.setdefault(_normalised(project.base_path), []).append(index)
+    pairs: set[tuple[int, int]] = set()
+    for folder, indexes in by_folder.items():
+        pairs |= {(a, b) for a in indexes for b in indexes if a != b}
+        ancestor = folder
+        while ancestor != "/":
+            ancestor = posixpath.dirname(ancestor)
+            for outer in by_folder.get(ancestor, []):
+                pairs |= {(inner, outer) for inner in indexes} | {(outer, inner) for inner in indexes}
+    found: dict[int, list[str]] = {}
+    for index, other in sorted(pairs):
+        mine, theirs = valid[index], valid[other]
+        found.setdefault(index, []).append(
+            f"base_path {mine.base_path!r} overlaps the folder of project {theirs.project_id!r} "
+            f"(entry {other}): {theirs.base_path!r}"
+        )
+    return found
 
 
 def confine_path(requested: str, root: str) -> str:

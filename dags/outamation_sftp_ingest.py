@@ -21,12 +21,15 @@ one took the files. Manual runs of such a DAG look the same way, with two listin
 A run claims at most ``max_files_per_run`` files (5,000 by default; the rest wait in the input folder
 for the next run) and sends all their batches in one task, so a backlog costs a handful of Airflow
 tasks per run, not one per batch. ``base_path`` given in the trigger form may only narrow the
-project's folder (a subfolder), never point elsewhere.
+project's folder (a subfolder), never point elsewhere. Every task has an ``execution_timeout``
+derived from its entry (:func:`task_timeouts`).
 
 Projects are listed in ``outamation_projects.json`` beside this file (or the file named by
 ``OUTAMATION_PROJECTS_FILE``): adding a project is adding an entry, checked against the schema of
 :mod:`airflow_outamation.projects`. An invalid entry does not stop the others: it becomes a paused,
-unscheduled DAG ``outamation_sftp_ingest_<project_id>_invalid`` whose description names the problem.
+unscheduled DAG ``outamation_sftp_ingest-invalid-<entry index>-<project_id>`` whose description names
+the problem (two entries whose folders are equal or nested are both invalid). No URL's credentials or
+query show in what the UI shows of a DAG.
 Credentials live in the two Airflow connections each entry names. ``SftpService``'s environment variables
 give defaults: ``SOURCE_FILES`` (input folder, ``input``), ``IN_Progress_Path`` (``in_progress``) and
 ``PROFILE_CODE``; ``DOC_AI_API_URL`` is used when neither the entry nor the connection has a URL.
@@ -34,7 +37,9 @@ give defaults: ``SOURCE_FILES`` (input folder, ``input``), ``IN_Progress_Path`` 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import posixpath
 import warnings
@@ -47,15 +52,19 @@ from airflow.sdk.bases.operator import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_outamation.assets import in_progress_asset, ready_files_asset
+from airflow_outamation.hooks.document_api import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, display_url
+from airflow_outamation.ingestion_status import dag_id_of, placeholder_dag_id
 from airflow_outamation.operators.document_api import ResendUnsentOperator, SubmitBatchesOperator
 from airflow_outamation.operators.sftp import ClaimFilesOperator, ProjectStatusOperator
 from airflow_outamation.projects import (
     EVENT_SCHEDULE,
+    MAX_STABILITY_DELAY,
     InvalidEntry,
     Project,
     confine_path,
     parse_projects,
     seed_defaults,
+    url_scrubber,
 )
 from airflow_outamation.sensors.sftp import ReadyFilesSensor
 from airflow_outamation.triggers.sftp import ReadyFilesEventTrigger
@@ -70,6 +79,35 @@ WAIT_TIMEOUT = timedelta(minutes=int(os.environ.get("OUTAMATION_WAIT_MINUTES", "
 #: The run's project folder: the ``base_path`` param, confined to the entry's ``base_path``.
 PROJECT_FOLDER = "{{ project_folder(params.base_path) }}"
 START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
+#: The least time a task gets before Airflow stops it (its ``execution_timeout``).
+TASK_TIME_FLOOR = timedelta(minutes=10)
+#: Seconds a claim may spend per file (renames and records over a slow link).
+CLAIM_SECONDS_PER_FILE = 0.05
+
+
+def task_timeouts(project: Project) -> dict[str, timedelta]:
+    """
+    Each task's ``execution_timeout``: the floor plus the most time the entry's settings give it.
+
+    Sending: every file of a run in a batch of its own, each attempt of each taking the API connection's
+    default ``timeout``, ``max_in_flight`` at a time. Waiting: the sensor's wait (none in event mode) and
+    two listings the longest stability delay apart. Claiming: :data:`CLAIM_SECONDS_PER_FILE` per file.
+    """
+    attempts = DEFAULT_MAX_RETRIES + 1
+    sending = timedelta(
+        seconds=math.ceil(project.max_files_per_run / project.max_in_flight) * DEFAULT_TIMEOUT * attempts
+    )
+    waiting = timedelta(0) if project.schedule == EVENT_SCHEDULE else WAIT_TIMEOUT
+    waiting += timedelta(seconds=2 * MAX_STABILITY_DELAY)
+    claiming = timedelta(seconds=project.max_files_per_run * CLAIM_SECONDS_PER_FILE)
+    return {
+        "resend_unsent": TASK_TIME_FLOOR + sending,
+        "wait_for_files": TASK_TIME_FLOOR + waiting,
+        "claim_files": TASK_TIME_FLOOR + claiming,
+        "submit_batches": TASK_TIME_FLOOR + sending,
+        "project_status": TASK_TIME_FLOOR,
+        "check_run": TASK_TIME_FLOOR,
+    }
 
 
 def folder_macro(root: str) -> Callable[[str], str]:
@@ -86,15 +124,18 @@ def folder_macro(root: str) -> Callable[[str], str]:
 
 def project_params(project: Project) -> dict[str, Param]:
     """The trigger form of a project's DAG: titled params, defaults from its entry."""
+    scrub = url_scrubber(dataclasses.astuple(project))
     return {
         "base_path": Param(
             project.base_path,
             type="string",
             minLength=1,
             title="Project folder",
-            description=f"Folder on the SFTP server: {project.base_path} or a folder inside it. Files are "
-            f"read from its '{project.source_dir}' folder and claimed into "
-            f"'{project.in_progress_dir}/<{project.date_format}>'.",
+            description=scrub(
+                f"Folder on the SFTP server: {project.base_path} or a folder inside it. Files are "
+                f"read from its '{project.source_dir}' folder and claimed into "
+                f"'{project.in_progress_dir}/<{project.date_format}>'."
+            ),
         ),
         "profile_code": Param(
             project.profile_code,
@@ -137,10 +178,10 @@ def project_params(project: Project) -> dict[str, Param]:
             project.stability_delay,
             type="number",
             minimum=0,
-            maximum=600,
+            maximum=MAX_STABILITY_DELAY,
             title="Stability delay (seconds)",
-            description="Seconds (0 to 600) a file's size and mtime must stay unchanged before it "
-            "counts as fully uploaded.",
+            description=f"Seconds (0 to {MAX_STABILITY_DELAY}) a file's size and mtime must stay "
+            "unchanged before it counts as fully uploaded.",
         ),
     }
 
@@ -172,9 +213,9 @@ def project_doc(project: Project) -> str:
         )
     else:
         schedule = f"`{project.schedule}`" if project.schedule else "none (triggered by hand)"
-    url = f" (URL `{project.api_url}`)" if project.api_url else ""
+    url = f" (URL `{display_url(project.api_url)}`)" if project.api_url else ""
     claimed_into = f"{project.base_path}/{project.in_progress_dir}/<{project.date_format}>"
-    return f"""\
+    return url_scrubber(dataclasses.astuple(project))(f"""\
 ### Project `{project.project_id}`
 
 | | |
@@ -197,15 +238,16 @@ every run's `resend_unsent` resends the batches without a receipt under their or
 (the API can de-duplicate them); clearing `submit_batches` of a run does the same at once. A
 failure the run cannot heal (credentials, host key, missing folder) fails at once without retries:
 fix the cause, then clear the task.
-"""
+""")
 
 
 def build_dag(project: Project) -> DAG:
     """The ingestion DAG of one valid project entry."""
     project_id = project.project_id
     event_mode = project.schedule == EVENT_SCHEDULE
+    timeouts = task_timeouts(project)
     with DAG(
-        dag_id=f"outamation_sftp_ingest_{project_id}",
+        dag_id=dag_id_of(project_id),
         dag_display_name=f"Outamation SFTP ingest: {project_id}",
         description=f"SFTP {project.base_path}/{project.source_dir} -> document API, project {project_id}",
         schedule=[watched_asset(project)] if event_mode else project.schedule,
@@ -220,6 +262,7 @@ def build_dag(project: Project) -> DAG:
     ) as dag:
         resend_unsent = ResendUnsentOperator(
             task_id="resend_unsent",
+            execution_timeout=timeouts["resend_unsent"],
             sftp_conn_id=project.sftp_conn_id,
             base_path=PROJECT_FOLDER,
             in_progress_dir=project.in_progress_dir,
@@ -234,6 +277,7 @@ def build_dag(project: Project) -> DAG:
         )
         wait_for_files = ReadyFilesSensor(
             task_id="wait_for_files",
+            execution_timeout=timeouts["wait_for_files"],
             trigger_rule=TriggerRule.ALL_DONE,  # new files are claimed even if the resend failed
             sftp_conn_id=project.sftp_conn_id,
             directory=f"{PROJECT_FOLDER}/{project.source_dir}",
@@ -251,6 +295,7 @@ def build_dag(project: Project) -> DAG:
         )
         claim_files = ClaimFilesOperator(
             task_id="claim_files",
+            execution_timeout=timeouts["claim_files"],
             sftp_conn_id=project.sftp_conn_id,
             base_path=PROJECT_FOLDER,
             files=wait_for_files.output,
@@ -263,6 +308,7 @@ def build_dag(project: Project) -> DAG:
         )
         submit_batches = SubmitBatchesOperator(
             task_id="submit_batches",
+            execution_timeout=timeouts["submit_batches"],
             completion=project.completion,
             claimed=claim_files.output,
             document_api_conn_id=project.document_api_conn_id,
@@ -279,6 +325,7 @@ def build_dag(project: Project) -> DAG:
         )
         project_status = ProjectStatusOperator(
             task_id="project_status",
+            execution_timeout=timeouts["project_status"],
             sftp_conn_id=project.sftp_conn_id,
             base_path=PROJECT_FOLDER,
             source_dir=project.source_dir,
@@ -288,7 +335,12 @@ def build_dag(project: Project) -> DAG:
             trigger_rule=TriggerRule.ALL_DONE,
             retries=0,
         )
-        check_run = RunOutcomeOperator(task_id="check_run", trigger_rule=TriggerRule.ONE_FAILED, retries=0)
+        check_run = RunOutcomeOperator(
+            task_id="check_run",
+            execution_timeout=timeouts["check_run"],
+            trigger_rule=TriggerRule.ONE_FAILED,
+            retries=0,
+        )
         resend_unsent >> wait_for_files
         submit_batches >> project_status
         [resend_unsent, wait_for_files, claim_files, submit_batches, project_status] >> check_run
@@ -317,10 +369,10 @@ class InvalidEntryOperator(BaseOperator):
 
 def invalid_entry_dag(entry: InvalidEntry) -> DAG:
     """A paused, unscheduled placeholder DAG that shows in the UI why an entry has no DAG."""
-    name = entry.project_id or f"entry{entry.index}"
+    name = entry.project_id or f"entry {entry.index}"
     warnings.warn(f"{PROJECTS_FILE}: {entry.message}", UserWarning, stacklevel=1)
     with DAG(
-        dag_id=f"outamation_sftp_ingest_{name}_invalid",
+        dag_id=placeholder_dag_id(entry.project_id, entry.index),
         dag_display_name=f"INVALID project entry: {name}",
         description=entry.message[:200],
         schedule=None,
@@ -345,7 +397,7 @@ def load_projects(path: Path) -> tuple[list[Project], list[InvalidEntry]]:
 
 _projects, _invalid = load_projects(PROJECTS_FILE)
 for _project in _projects:
-    globals()[f"outamation_sftp_ingest_{_project.project_id}"] = build_dag(_project)
+    globals()[dag_id_of(_project.project_id)] = build_dag(_project)
 for _entry in _invalid:
     _dag = invalid_entry_dag(_entry)
     globals()[_dag.dag_id] = _dag

@@ -3,7 +3,8 @@ DocumentApiHook: signed, retried POSTs of file batches to the Outamation documen
 
 The connection (type ``outamation_document_api``) holds the endpoint URL in ``host``, the HMAC secret
 in ``password`` and, in ``extra``: ``profile_code``, ``signature_scheme`` (``standard-webhooks`` or
-``hex-hmac``), ``signature_header`` (for ``hex-hmac``), ``timeout`` (seconds), ``max_retries``
+``hex-hmac``), ``signature_header`` (for ``hex-hmac``), ``timeout`` (seconds one HTTP exchange may
+take in all: connect, headers and body; an answer still arriving then is a retried timeout), ``max_retries``
 (retries after the first attempt), ``backoff_initial`` and ``backoff_max`` (seconds), ``ca_bundle``
 (a CA certificate file or directory to verify the API's TLS certificate with), ``expected_content_type``
 (what a 2xx answer must be to accept a batch; ``application/json`` by default, ``*`` for anything),
@@ -37,13 +38,13 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import requests
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
-from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential, wait_random
 
 from airflow_outamation import __version__, metrics
 from airflow_outamation.api_answers import ExpectedAnswer
 from airflow_outamation.exceptions import DocumentApiError, DocumentApiRejectedError
+from airflow_outamation.hooks.http_deadline import DeadlineAdapter, total_deadline
 from airflow_outamation.redaction import Scrubber, secret_variants, url_secrets
 from airflow_outamation.signing import STANDARD_WEBHOOKS, SigningScheme, message_id, sign
 
@@ -52,6 +53,10 @@ RETRYABLE_STATUSES = frozenset({408, 429})
 BODY_EXCERPT_CHARS = 500
 #: Requests one hook keeps in flight at most (the size of its HTTP connection pool).
 MAX_IN_FLIGHT = 32
+#: Seconds one HTTP exchange may take in all, when the connection does not say (extra ``timeout``).
+DEFAULT_TIMEOUT = 30.0
+#: Retries after a batch's first attempt, when the connection does not say (extra ``max_retries``).
+DEFAULT_MAX_RETRIES = 5
 
 
 class DocumentApiTransientError(DocumentApiError):
@@ -247,7 +252,8 @@ class DocumentApiHook(BaseHook):
     a TLS certificate that cannot be verified.
 
     :param document_api_conn_id: the ``outamation_document_api`` connection
-    :param timeout: seconds to wait for connect and for the answer; overrides the connection's
+    :param timeout: seconds one HTTP exchange may take in all (connect, headers, body); overrides the
+        connection's
     :param max_retries: retries after the first attempt; overrides the connection's
     :param backoff_initial: first backoff in seconds; overrides the connection's
     :param backoff_max: longest wait between attempts in seconds; overrides the connection's
@@ -311,8 +317,8 @@ class DocumentApiHook(BaseHook):
                 secret=conn.password,
                 scheme=scheme,
                 profile_code=extra.get("profile_code") or None,
-                timeout=self._number(extra, "timeout", 30.0, float),
-                max_retries=int(self._number(extra, "max_retries", 5, int)),
+                timeout=self._number(extra, "timeout", DEFAULT_TIMEOUT, float),
+                max_retries=int(self._number(extra, "max_retries", DEFAULT_MAX_RETRIES, int)),
                 backoff_initial=self._number(extra, "backoff_initial", 1.0, float),
                 backoff_max=self._number(extra, "backoff_max", 60.0, float),
                 ca_bundle=extra.get("ca_bundle") or None,
@@ -368,7 +374,7 @@ class DocumentApiHook(BaseHook):
         """Return the hook's ``requests.Session``, created on first use and reused afterwards."""
         if self._session is None:
             session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=MAX_IN_FLIGHT)
+            adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=MAX_IN_FLIGHT)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
             session.headers.update(
@@ -511,29 +517,46 @@ class DocumentApiHook(BaseHook):
         where = f"{display_url(settings.url)} (batch {msg_id}, attempt {attempt_number})"
         self._pause.wait()
         headers = sign(msg_id, body, settings.secret, scheme=settings.scheme)
-        try:
-            with metrics.timed(metrics.API_CALL_DURATION, self.project):
-                response = self.get_conn().post(
-                    settings.url,
-                    data=body,
-                    headers=headers,
-                    timeout=settings.timeout,
-                    allow_redirects=False,
-                    verify=settings.verify,
-                )
-        except requests.RequestException as exc:
-            failure: DocumentApiError | None = self._request_failure(exc, where)
-        else:
-            failure = self._answer_failure(response, where)
+        with metrics.timed(metrics.API_CALL_DURATION, self.project):
+            response = self._request("POST", settings.url, where, data=body, headers=headers)
+        failure = self._answer_failure(response, where)
         if failure is not None:
-            # Raised outside the except clause: the requests exception, whose text quotes the
-            # URL's query, is neither chained to it nor printed in its traceback.
             raise failure
         return response
 
-    def _request_failure(self, exc: requests.RequestException, where: str) -> DocumentApiError:
-        """Turn a request that got no answer into a transient or final error with a scrubbed text."""
+    def _request(self, method: str, url: str, where: str, **kwargs: Any) -> requests.Response:
+        """
+        One HTTP exchange, all of it (connect, headers, body) within the connection's ``timeout``.
+
+        :raises DocumentApiError: no answer; transient when worth retrying (a timeout, a lost connection)
+        """
+        settings = self.settings
+        with total_deadline(settings.timeout) as exchange:
+            try:
+                return self.get_conn().request(
+                    method,
+                    url,
+                    timeout=settings.timeout,
+                    allow_redirects=False,
+                    verify=settings.verify,
+                    **kwargs,
+                )
+            except requests.RequestException as exc:
+                failure = self._request_failure(exc, where, exchange.expired)
+        # Raised outside the except clause: the requests exception, whose text quotes the
+        # URL's query, is neither chained to it nor printed in its traceback.
+        raise failure
+
+    def _request_failure(
+        self, exc: requests.RequestException, where: str, past_deadline: bool = False
+    ) -> DocumentApiError:
+        """Turn a request that got no (whole) answer into a transient or final error with a scrubbed text."""
         detail = self._scrub(str(exc))
+        if past_deadline:
+            return DocumentApiTransientError(
+                f"no complete answer from {where} within {self.settings.timeout:g} s "
+                f"(connect, headers and body): {detail}"
+            )
         if is_certificate_error(exc):
             return DocumentApiError(
                 f"the TLS certificate of {where} was not accepted: {detail}. If the API uses a private CA "
@@ -613,10 +636,8 @@ class DocumentApiHook(BaseHook):
             settings = self.settings
             if settings.verify_path:
                 return self._test_signed(settings)
-            response = self.get_conn().head(
-                settings.url, timeout=settings.timeout, allow_redirects=False, verify=settings.verify
-            )
-        except (DocumentApiError, requests.RequestException) as exc:
+            response = self._request("HEAD", settings.url, display_url(settings.url))
+        except DocumentApiError as exc:
             return False, self._scrub(str(exc))
         where = display_url(settings.url)
         if response.status_code >= 500 or response.status_code in (401, 403, 404):
@@ -630,10 +651,8 @@ class DocumentApiHook(BaseHook):
         """Send a signed ``GET`` of ``verify_path``; say whether the API accepted its signature."""
         url = urljoin(settings.url, settings.verify_path)
         headers = sign(f"connection-test-{uuid.uuid4().hex}", b"", settings.secret, scheme=settings.scheme)
-        response = self.get_conn().get(
-            url, headers=headers, timeout=settings.timeout, allow_redirects=False, verify=settings.verify
-        )
         where = f"{display_url(url)} ({settings.scheme.name} signature)"
+        response = self._request("GET", url, where, headers=headers)
         if 200 <= response.status_code < 300:
             return True, f"signed request accepted: {where} answered HTTP {response.status_code}"
         if response.status_code in (401, 403):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import posixpath
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, wait
@@ -36,6 +37,7 @@ from airflow_outamation.ingestion_status import (
     status_dates,
 )
 from airflow_outamation.projects import InvalidEntry, Project, parse_projects, seed_defaults
+from airflow_outamation.readiness import waiting_files
 
 T = TypeVar("T")
 #: The file the example DAG reads its projects from when ``OUTAMATION_PROJECTS_FILE`` is not set.
@@ -103,8 +105,14 @@ READS = BoundedReads()
 
 
 def _folder_counts(project: Project, dates: list[str]) -> dict[str, Any]:
+    """The project's folder counts; ``ready`` counts only the input files that can become ready."""
     hook = PooledSFTPHook(ssh_conn_id=project.sftp_conn_id)
-    return hook.project_status(project.base_path, project.source_dir, project.in_progress_dir, dates)
+    status = hook.project_status(project.base_path, project.source_dir, project.in_progress_dir, dates)
+    if status["ready"]:  # the input folder exists and holds files: which of them can become ready?
+        listing = hook._list_states(posixpath.join(project.base_path, project.source_dir))
+        candidates, _ = waiting_files(None, listing, project.pattern, project.min_size)
+        status["ready"] = len(candidates)
+    return status
 
 
 def _read_error(project: Project, exc: BaseException) -> str:

@@ -4,7 +4,8 @@ The ingestion status page's FastAPI app (mounted in the API server by the plugin
 ``/status`` shows one row per project (files waiting, claimed today, sent, unsent, rejected, last
 run and its error, a link to the DAG); ``/status.json`` gives the same rows as JSON. Both need an
 Airflow login (the UI's cookie or an API token) and show only the projects whose DAG the user may
-read; a browser without a login is sent to the login page.
+read; a browser without a login is sent to the login page. A projects file that cannot be read
+(caught mid-edit) is shown as an error on the page and in the JSON's ``error``, not as a failure.
 """
 
 import html
@@ -52,9 +53,10 @@ def render_row(row: ProjectRow) -> str:
     )
 
 
-def render_page(rows: list[ProjectRow], timeout: float) -> str:
-    """The whole page."""
+def render_page(rows: list[ProjectRow], timeout: float, error: str | None = None) -> str:
+    """The whole page; ``error`` (the projects file cannot be read) is shown above the table."""
     head = "".join(f"<th>{name}</th>" for name in COLUMNS)
+    problem = f'<p class="error" id="error">{html.escape(error)}</p>' if error else ""
     empty = f'<tr><td colspan="{len(COLUMNS)}">No project</td></tr>'
     body = "".join(render_row(row) for row in rows) or empty
     return f"""<!doctype html>
@@ -64,9 +66,10 @@ body {{ font-family: system-ui, sans-serif; margin: 1rem; color: #222; }}
 table {{ border-collapse: collapse; }} th, td {{ border: 1px solid #ccc; padding: .3rem .6rem; }}
 th {{ background: #f3f3f3; text-align: left; }} td {{ vertical-align: top; }}
 td.failed {{ color: #b00020; font-weight: bold; }} td.success {{ color: #1b7a2f; }}
-td:last-child {{ max-width: 40rem; }} p {{ color: #555; }}
+td:last-child {{ max-width: 40rem; }} p {{ color: #555; }} p.error {{ color: #b00020; font-weight: bold; }}
 </style></head><body>
 <h1>Outamation ingestion status</h1>
+{problem}
 <table id="projects"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 <p>Sent, unsent and rejected count the claim folders of the last {STATUS_DAYS} days. Each project's
 SFTP folders are read when the page loads, at most {timeout:g} s; a server that does not answer in
@@ -79,14 +82,20 @@ def dag_page(dag_id: str) -> str:
     return ui_path(f"/dags/{dag_id}")
 
 
-def rows_for(user: BaseUser, session: Session) -> tuple[list[ProjectRow], float]:
-    """The rows of the projects whose DAG ``user`` may read, and the SFTP timeout they were read with."""
-    projects, invalid = read_projects(projects_file(conf.get("core", "dags_folder")))
+def rows_for(user: BaseUser, session: Session) -> tuple[list[ProjectRow], float, str | None]:
+    """
+    The rows of the projects whose DAG ``user`` may read, the SFTP timeout they were read with, and
+    why there are none when the projects file cannot be read (caught mid-edit, say).
+    """
+    timeout = conf.getfloat("outamation", "status_page_timeout", fallback=DEFAULT_TIMEOUT)
+    try:
+        projects, invalid = read_projects(projects_file(conf.get("core", "dags_folder")))
+    except ValueError as exc:
+        return [], timeout, str(exc)
     readable = get_auth_manager().get_authorized_dag_ids(user=user, method="GET")
     projects = [p for p in projects if dag_id_of(p.project_id) in readable]
     invalid = [e for e in invalid if placeholder_dag_id(e.project_id, e.index) in readable]
-    timeout = conf.getfloat("outamation", "status_page_timeout", fallback=DEFAULT_TIMEOUT)
-    return project_rows(session, projects, invalid, dag_page, timeout), timeout
+    return project_rows(session, projects, invalid, dag_page, timeout), timeout, None
 
 
 def create_app() -> FastAPI:
@@ -103,13 +112,18 @@ def create_app() -> FastAPI:
     @app.get("/status", response_class=HTMLResponse)
     def status_page(session: SessionDep, user: GetUserDep) -> HTMLResponse:
         """The page: one row per project the user may read."""
-        rows, timeout = rows_for(user, session)
-        return HTMLResponse(render_page(rows, timeout))
+        rows, timeout, error = rows_for(user, session)
+        return HTMLResponse(render_page(rows, timeout, error))
 
     @app.get("/status.json")
     def status_json(session: SessionDep, user: GetUserDep) -> dict[str, Any]:
-        """The page's rows as JSON (for monitoring and tests)."""
-        rows, timeout = rows_for(user, session)
-        return {"rows": [row.to_dict() for row in rows], "timeout": timeout, "days": STATUS_DAYS}
+        """The page's rows as JSON (for monitoring and tests); ``error``: why the projects file is unread."""
+        rows, timeout, error = rows_for(user, session)
+        return {
+            "rows": [row.to_dict() for row in rows],
+            "timeout": timeout,
+            "days": STATUS_DAYS,
+            "error": error,
+        }
 
     return app

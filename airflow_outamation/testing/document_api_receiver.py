@@ -4,11 +4,13 @@ A real local document API for tests, the demo and benchmarks: verifies signature
 ``DocumentApiReceiver`` is a stdlib ``ThreadingHTTPServer`` on 127.0.0.1 (a free port) served from a
 background thread. Every POST is checked with :func:`airflow_outamation.signing.verify` and recorded;
 a bad signature is answered 401. ``script(...)`` queues the next answers: status codes, or
-:class:`Reply` objects with a body, ``Retry-After``, a delay (for client timeouts) or a dropped
-connection, or a chosen content type. When the script is empty a valid request gets 200 with
-``{"status": "accepted", ...}`` as ``application/json``. Given a certificate and key (see
-:func:`write_self_signed_certificate`), it serves HTTPS. A signed ``GET`` of its verification path
-(``/verify``) is answered 204 when the signature verifies and 401 when not, for connection tests.
+:class:`Reply` objects with a body, ``Retry-After``, a delay (for client timeouts), a body that
+trickles in one byte at a time (for total deadlines), a dropped connection, or a chosen content type
+(:func:`deeply_nested_json` makes a body Python's JSON parser cannot read). When the script is
+empty a valid request gets 200 with ``{"status": "accepted", ...}`` as ``application/json``. Given a
+certificate and key (see :func:`write_self_signed_certificate`), it serves HTTPS. A signed ``GET``
+of its verification path (``/verify``) is answered 204 when the signature verifies and 401 when
+not, for connection tests (a scripted :class:`Reply` with ``trickle``, when queued, answers instead).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class Reply:
     :param delay: seconds to wait before answering (longer than the client's timeout: a timeout)
     :param drop: close the connection without answering
     :param content_type: value of the ``Content-Type`` header; no header when ``None``
+    :param trickle: when set, send the body chunked, one byte every ``trickle`` seconds (a timeout
+        per read never fires on it)
     """
 
     status: int = 200
@@ -51,6 +55,12 @@ class Reply:
     delay: float = 0.0
     drop: bool = False
     content_type: str | None = "application/json"
+    trickle: float | None = None
+
+
+def deeply_nested_json(depth: int = 100_000) -> str:
+    """A valid JSON document nested ``depth`` lists deep (Python's ``json`` raises ``RecursionError``)."""
+    return "[" * depth + "]" * depth
 
 
 @dataclass(frozen=True)
@@ -157,6 +167,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(401, json.dumps({"error": str(exc)}).encode("utf-8"), None)
             return
         receiver.record_verification(True)
+        reply = receiver.next_reply()
+        if reply.trickle:
+            self._trickle(reply.status, b'{"verified": true}', reply.trickle, reply.content_type)
+            return
         self._send(204, b"", None, with_body=False)
 
     def do_POST(self) -> None:
@@ -180,7 +194,30 @@ class _Handler(BaseHTTPRequestHandler):
         answer = reply.body
         if answer is None:
             answer = json.dumps({"status": "accepted" if reply.status < 300 else "error", "id": msg_id})
+        if reply.trickle:
+            self._trickle(reply.status, answer.encode("utf-8"), reply.trickle, reply.content_type)
+            return
         self._send(reply.status, answer.encode("utf-8"), reply.retry_after, reply.content_type)
+
+    def _trickle(self, status: int, body: bytes, interval: float, content_type: str | None) -> None:
+        """Answer at once, then send ``body`` chunked, one byte every ``interval`` s (until stopped)."""
+        stopping = self.server.receiver.stopping
+        self.close_connection = True
+        try:
+            self.send_response(status)
+            if content_type is not None:
+                self.send_header("Content-Type", content_type)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.flush()
+            for byte in body:
+                if stopping.wait(interval):
+                    return
+                self.wfile.write(b"1\r\n" + bytes([byte]) + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            return
 
     def _send(
         self,

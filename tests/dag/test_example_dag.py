@@ -284,14 +284,14 @@ def test_bad_entries_get_a_visible_placeholder_and_the_good_dag_loads(
 
     assert bag.import_errors == {}
     assert sorted(bag.dag_ids) == [
+        "outamation_sftp_ingest-invalid-1-typo",
+        "outamation_sftp_ingest-invalid-2-noprofile",
         "outamation_sftp_ingest_good",
-        "outamation_sftp_ingest_noprofile_invalid",
-        "outamation_sftp_ingest_typo_invalid",
     ]
-    typo = bag.dags["outamation_sftp_ingest_typo_invalid"]
+    typo = bag.dags["outamation_sftp_ingest-invalid-1-typo"]
     assert "unknown key 'base_pth' (did you mean 'base_path'?)" in typo.description
     assert "project 'typo' (entry 1)" in typo.doc_md
-    noprofile = bag.dags["outamation_sftp_ingest_noprofile_invalid"]
+    noprofile = bag.dags["outamation_sftp_ingest-invalid-2-noprofile"]
     assert "profile_code is missing" in noprofile.description
     assert (typo.schedule, typo.is_paused_upon_creation, typo.tags) == (None, True, {"outamation", "invalid"})
     (warnings_of_file,) = bag.captured_warnings.values()
@@ -505,7 +505,7 @@ def test_an_event_mode_entry_is_scheduled_on_its_watched_input_folder(
             "project_id": project_id,
             "sftp_conn_id": "sftp_acme",
             "document_api_conn_id": "api",
-            "base_path": "/acme/",
+            "base_path": f"/{project_id}/",
             "profile_code": "intake",
             "schedule": schedule,
             "poke_interval": 3,
@@ -537,4 +537,130 @@ def test_an_event_mode_entry_is_scheduled_on_its_watched_input_folder(
     assert (sensor.deferrable, sensor.timeout, sensor.soft_fail) == (False, 0, True)
     cron = module.outamation_sftp_ingest_cron
     assert cron.get_task("wait_for_files").deferrable is True
-    assert not hasattr(module, "outamation_sftp_ingest_acme_invalid")
+    assert [name for name in vars(module) if name.startswith("outamation_sftp_ingest-")] == []
+
+
+def _entry(project_id: str, base_path: str, **settings: object) -> dict[str, object]:
+    return {
+        "project_id": project_id,
+        "sftp_conn_id": "s",
+        "document_api_conn_id": "a",
+        "base_path": base_path,
+        "profile_code": "intake",
+        **settings,
+    }
+
+
+def test_one_bad_entry_never_takes_the_other_projects_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_outamation.ingestion_status import placeholder_dag_id
+
+    longest = "L" * 100
+    entries = [
+        _entry("good", "/good"),
+        _entry("x" * 101, "/long"),
+        _entry(longest, "/longest"),
+        _entry("nan", "/nan", poke_interval=float("nan")),
+        _entry("inf", "/inf", stability_delay=float("inf")),
+        _entry("spaced", "/spaced ", schedule="event"),
+        _entry("acme_invalid", "/acme_invalid"),
+        _entry("acme", "/acme", batch_size=0),
+        _entry("dup", "/dup1", batch_size=0),
+        _entry("dup", "/dup2", batch_size=0),
+        _entry("hidden", "/hidden", date_format=".%m%d%Y"),
+    ]
+    text = json.dumps(entries)  # NaN and Infinity, as Python's json writes and reads them
+    assert "NaN" in text
+    assert "Infinity" in text
+    bag = _dag_bag(text, tmp_path, monkeypatch)
+
+    assert bag.import_errors == {}
+    valid = {
+        "outamation_sftp_ingest_good",
+        f"outamation_sftp_ingest_{longest}",
+        "outamation_sftp_ingest_acme_invalid",
+    }
+    placeholders = {placeholder_dag_id(e, i) for i, e in [(1, None), (3, "nan"), (4, "inf"), (5, "spaced")]}
+    placeholders |= {
+        placeholder_dag_id(e, i) for i, e in [(7, "acme"), (8, "dup"), (9, "dup"), (10, "hidden")]
+    }
+    assert len(placeholders) == 8
+    assert set(bag.dag_ids) == valid | placeholders
+    assert bag.dags["outamation_sftp_ingest_acme_invalid"].tags == {"outamation", "sftp", "acme_invalid"}
+    assert "batch_size" in bag.dags[placeholder_dag_id("acme", 7)].description
+    assert "project 'dup' (entry 9)" in bag.dags[placeholder_dag_id("dup", 9)].doc_md
+
+
+def test_overlapping_project_folders_are_refused_naming_each_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_outamation.ingestion_status import placeholder_dag_id
+
+    entries = [
+        _entry("outer", "/upload/acme"),
+        _entry("inner", "/upload/acme/east"),
+        _entry("other", "/upload/b"),
+    ]
+    bag = _dag_bag(entries, tmp_path, monkeypatch)
+
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == {
+        "outamation_sftp_ingest_other",
+        placeholder_dag_id("outer", 0),
+        placeholder_dag_id("inner", 1),
+    }
+    assert "project 'inner' (entry 1)" in bag.dags[placeholder_dag_id("outer", 0)].description
+    assert "project 'outer' (entry 0)" in bag.dags[placeholder_dag_id("inner", 1)].description
+
+
+SECRET_URL = "https://probe:hunter2-pass@api.example.com/v1/process?api_key=Qk7-tok3n-9f8e#frag-secret"
+
+
+def _shown(dag: object) -> str:
+    """Everything a DAG reader sees of a DAG: docs, description, display name, params and their texts."""
+    params = dag.params  # type: ignore[attr-defined]
+    texts = [dag.doc_md, dag.description, dag.dag_display_name]  # type: ignore[attr-defined]
+    texts += [json.dumps(params.get_param(name).dump(), default=str) for name in params]
+    return "\n".join(str(text) for text in texts)
+
+
+def test_no_url_credential_or_query_in_what_dag_readers_see(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_outamation.ingestion_status import placeholder_dag_id
+
+    entries = [
+        _entry("acme", "/acme", api_url=SECRET_URL),
+        _entry("bad", "/bad", api_url=SECRET_URL, batch_size=0),
+    ]
+    bag = _dag_bag(entries, tmp_path, monkeypatch)
+
+    good, bad = bag.dags["outamation_sftp_ingest_acme"], bag.dags[placeholder_dag_id("bad", 1)]
+    assert "https://api.example.com/v1/process" in good.doc_md  # the URL itself still shows
+    for dag in (good, bad):
+        shown = _shown(dag)
+        for secret in ("hunter2-pass", "probe:", "Qk7-tok3n-9f8e", "api_key", "frag-secret"):
+            assert secret not in shown, (dag.dag_id, secret)
+
+
+def test_every_task_has_an_execution_timeout_derived_from_its_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    entries = [
+        _entry("small", "/small", max_files_per_run=10),
+        _entry("big", "/big", max_files_per_run=50_000, max_in_flight=2),
+        _entry("watched", "/watched", schedule="event"),
+    ]
+    module = _load_example_dag(entries, tmp_path, monkeypatch)
+    small, big = module.outamation_sftp_ingest_small, module.outamation_sftp_ingest_big
+    for dag in (small, big, module.outamation_sftp_ingest_watched):
+        for task in dag.tasks:
+            assert isinstance(task.execution_timeout, timedelta), (dag.dag_id, task.task_id)
+            assert task.execution_timeout >= timedelta(minutes=10), (dag.dag_id, task.task_id)
+    for task_id in ("resend_unsent", "claim_files", "submit_batches"):
+        assert big.get_task(task_id).execution_timeout > small.get_task(task_id).execution_timeout
+    sensor = small.get_task("wait_for_files")
+    assert sensor.execution_timeout > timedelta(seconds=sensor.timeout)

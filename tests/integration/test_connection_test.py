@@ -8,7 +8,7 @@ import pytest
 
 from airflow_outamation.hooks.document_api import DocumentApiHook
 from airflow_outamation.redaction import secret_variants
-from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, new_secret
+from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, Reply, new_secret
 
 
 def _connection(
@@ -83,3 +83,17 @@ def test_a_verify_path_the_api_does_not_have_fails(
     assert not ok
     assert "no-such-path" in message
     assert "HTTP 404" in message
+
+
+def test_an_answer_trickling_in_fails_the_test_at_the_total_deadline(
+    document_api_receiver: DocumentApiReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn_id = _connection(
+        monkeypatch, document_api_receiver, document_api_receiver.secret, verify_path="/verify", timeout=1
+    )
+    document_api_receiver.script(Reply(trickle=0.3))
+
+    ok, message = DocumentApiHook(conn_id).test_connection()
+
+    assert not ok
+    assert "within 1 s" in message

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from airflow_outamation.exceptions import DocumentApiError
-from airflow_outamation.hooks.document_api import BatchSubmission, DocumentApiHook
+from airflow_outamation.hooks.document_api import BatchSubmission, DocumentApiHook, DocumentApiTransientError
 from airflow_outamation.testing.document_api_receiver import (
     DocumentApiReceiver,
     Reply,
+    deeply_nested_json,
     write_self_signed_certificate,
 )
 
@@ -288,3 +289,40 @@ def test_same_name_documents_of_different_size_get_two_ids(
     assert ids[0] != ids[1]
     assert ids[0] == ids[2]
     assert receiver.requests[0].json() == receiver.requests[1].json()
+
+
+# 5. Every exchange has a total deadline; a malformed acceptance is the batch's error -----------
+
+
+def test_an_answer_trickling_in_is_cut_at_the_total_deadline_and_retried(
+    receiver: DocumentApiReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 200 whose body arrives 1 byte / 0.3 s: each read is quick, so requests' timeout never fires."""
+    conn_id = set_connection(monkeypatch, "doc_api_trickle", receiver.connection_dict(**FAST, timeout=1))
+    receiver.script(Reply(trickle=0.3))
+
+    result = submit(conn_id)
+
+    assert (result.status_code, result.attempts) == (200, 2)
+    assert len(receiver.accepted_ids) == 2
+
+
+def test_an_answer_trickling_in_on_every_attempt_fails_the_batch_as_a_timeout(
+    receiver: DocumentApiReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn_id = set_connection(monkeypatch, "doc_api_trickle2", receiver.connection_dict(**FAST, timeout=1))
+    receiver.script(Reply(trickle=0.3), Reply(trickle=0.3))
+
+    with pytest.raises(DocumentApiError, match=r"no complete answer .* within 1 s") as failure:
+        submit(conn_id)
+    assert isinstance(failure.value.__cause__, DocumentApiTransientError)
+
+
+def test_a_deeply_nested_acceptance_is_the_batchs_error_not_a_crash(
+    receiver: DocumentApiReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver.script(Reply(200, deeply_nested_json()))
+    conn_id = set_connection(monkeypatch, "doc_api_nested", receiver.connection_dict(**FAST))
+    with pytest.raises(DocumentApiError, match="not valid JSON"):
+        submit(conn_id)
+    assert len(receiver.requests) == 1

@@ -7,11 +7,13 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from airflow_outamation.hooks.sftp import PooledSFTPHook
-from airflow_outamation.plugins.status_data import BoundedReads, projects_file, read_projects
+from airflow_outamation.plugins.status_data import BoundedReads, project_rows, projects_file, read_projects
+from airflow_outamation.projects import Project, parse_entry, parse_projects
 from airflow_outamation.testing.server_base import SftpTestServer
 
 
@@ -99,3 +101,74 @@ def test_projects_are_read_with_the_seed_defaults(tmp_path: Path, monkeypatch: p
     path.write_text("{")
     with pytest.raises(ValueError, match=r"projects file .*projects\.json"):
         read_projects(path)
+
+
+def test_waiting_counts_only_files_that_can_become_ready(
+    sftp_server: SftpTestServer, sftp_conn_id: str, sftp_base: str, airflow_db: str
+) -> None:
+    from airflow.utils.session import create_session
+
+    for name in ("a.pdf", "B.PDF", "x.part", "~x.pdf", "notes.txt", ".hidden.pdf", "up.pdf.filepart"):
+        sftp_server.write(f"{sftp_base}/input/{name}")
+    sftp_server.write(f"{sftp_base}/input/empty.pdf", b"")
+    sftp_server.makedirs(f"{sftp_base}/input/folder.pdf")
+    entry = {"project_id": "waiting", "sftp_conn_id": sftp_conn_id, "document_api_conn_id": "api"}
+    project = parse_entry({**entry, "base_path": sftp_base, "profile_code": "p"}, 0)
+    assert isinstance(project, Project)
+
+    with create_session() as session:
+        (row,) = project_rows(session, [project], [], lambda dag_id: dag_id, timeout=10)
+
+    assert (row.waiting, row.error) == (2, None)
+
+
+SECRET_URL = "https://probe:hunter2-pass@api.example.com/v1?api_key=Qk7-tok3n-9f8e"
+
+
+@pytest.fixture
+def status_client(
+    airflow_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Any, Path]]:
+    """The status app on the real auth manager, an admin's token, and the projects file it reads."""
+    from airflow.api_fastapi.app import create_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    from airflow_outamation.plugins.status_page import create_app
+
+    path = tmp_path / "projects.json"
+    monkeypatch.setenv("OUTAMATION_PROJECTS_FILE", str(path))
+    token = create_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
+    with TestClient(create_app(), headers={"Authorization": f"Bearer {token}"}) as client:
+        yield client, path
+
+
+def test_a_projects_file_caught_mid_edit_is_shown_as_an_error(status_client: tuple[Any, Path]) -> None:
+    client, path = status_client
+    path.write_text('[{"project_id": "acme",')
+
+    page = client.get("/status")
+    data = client.get("/status.json")
+
+    assert (page.status_code, data.status_code) == (200, 200)
+    assert f"projects file {path}" in page.text
+    assert "Expecting" in page.text
+    assert data.json()["rows"] == []
+    assert data.json()["error"].startswith(f"projects file {path}")
+
+
+def test_the_status_of_an_invalid_entry_shows_no_url_credential(airflow_db: str) -> None:
+    from airflow.utils.session import create_session
+
+    from airflow_outamation.plugins.status_page import render_page
+
+    entry = {"project_id": "bad", "sftp_conn_id": "s", "document_api_conn_id": "a", "base_path": "/bad"}
+    (invalid,) = parse_projects([{**entry, "profile_code": "p", "api_url": SECRET_URL, "batch_size": 0}])[1]
+
+    with create_session() as session:
+        (row,) = project_rows(session, [], [invalid], lambda dag_id: dag_id, timeout=10)
+
+    assert "batch_size" in (row.error or "")
+    for shown in (json.dumps(row.to_dict()), render_page([row], 10)):
+        assert "hunter2-pass" not in shown
+        assert "Qk7-tok3n-9f8e" not in shown

@@ -16,7 +16,7 @@ import pytest
 from airflow_outamation.exceptions import DocumentApiError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.operators.document_api import SubmitBatchesOperator
-from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, Reply
+from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, Reply, deeply_nested_json
 from airflow_outamation.testing.server_base import SftpTestServer
 
 SEND_SCRIPT = """
@@ -192,3 +192,23 @@ def test_a_send_task_killed_mid_way_resends_only_the_batches_without_a_receipt(
     # A batch sent twice was in flight when the worker died: it went again under the same id.
     assert set(resent) & set(first_attempt) <= set(first_attempt) - receipted_before
     assert _receipted(sftp_conn_id, claimed) == set(summary["message_ids"])
+
+
+def test_a_malformed_acceptance_fails_its_batch_and_keeps_the_others_receipts(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+) -> None:
+    """A 200 nested 100,000 deep killed the task (RecursionError) without the accepted batches' receipts."""
+    claimed = _claimed(sftp_server, sftp_base, 10)
+    document_api_receiver.script_for_file("doc004.pdf", Reply(200, deeply_nested_json()))
+
+    with pytest.raises(DocumentApiError) as failure:
+        _operator(claimed, document_api_conn_id, sftp_conn_id, batch_size=2).execute({})
+
+    assert "(HTTP 200; doc004.pdf … doc005.pdf (2)" in str(failure.value)
+    accepted = {r.message_id for r in document_api_receiver.requests if "doc004.pdf" not in r.body.decode()}
+    assert len(accepted) == 4
+    assert _receipted(sftp_conn_id, claimed) == accepted

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from airflow_outamation.ingestion_status import (
+    DAG_ID_PREFIX,
     LastRun,
     dag_id_of,
     failure_reason,
@@ -58,8 +59,15 @@ def test_status_dates_follow_the_project_time_zone_and_format() -> None:
 
 
 def test_placeholder_dag_id_names_the_invalid_entry() -> None:
-    assert placeholder_dag_id("acme", 2) == "outamation_sftp_ingest_acme_invalid"
-    assert placeholder_dag_id(None, 2) == "outamation_sftp_ingest_entry2_invalid"
+    assert placeholder_dag_id("acme", 2) == "outamation_sftp_ingest-invalid-2-acme"
+    assert placeholder_dag_id(None, 2) == "outamation_sftp_ingest-invalid-2"
+
+
+def test_a_placeholder_dag_id_never_equals_a_projects_dag_id() -> None:
+    """A project's DAG id has '_' after the prefix's stem, a placeholder '-'; entries differ by index."""
+    assert placeholder_dag_id("acme", 2) != dag_id_of("acme_invalid")
+    assert placeholder_dag_id("acme", 2) != placeholder_dag_id("acme", 3)
+    assert not placeholder_dag_id("x", 0).startswith(DAG_ID_PREFIX)
 
 
 def test_failure_reason_is_the_raised_exception_not_its_cause() -> None:

@@ -56,4 +56,4 @@ def test_progress_line() -> None:
 
 def test_per_project_names_keep_statsd_segments() -> None:
     assert per_project_name(FILES_CLAIMED, "acme") == "outamation.acme.files.claimed"
-    assert per_project_name(FILES_CLAIMED, "a.b c") == "outamation.a__b_c.files.claimed"
+    assert per_project_name(FILES_CLAIMED, "a.b c") == "outamation.a-db-u000020c.files.claimed"

@@ -142,3 +142,93 @@ def test_each_entry_is_checked_on_its_own() -> None:
 def test_a_file_that_is_not_a_list_is_refused() -> None:
     with pytest.raises(ValueError, match="JSON list"):
         parse_projects({"project_id": "acme"})
+
+
+def test_a_project_id_is_at_most_airflows_tag_limit() -> None:
+    """The id is a DAG tag (Airflow: 100 characters) and part of the DAG id (250)."""
+    (problem,) = problems(project_id="a" * 101)
+    assert problem.startswith("project_id must be at most 100 characters")
+    assert isinstance(parse_entry({**GOOD, "project_id": "a" * 100}, 0), Project)
+    assert parse_projects([{**GOOD, "project_id": "a" * 101}])[1][0].project_id is None
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize(
+    "key", ["poke_interval", "min_age", "stability_delay", "resend_after", "retention_days"]
+)
+def test_non_finite_numbers_are_refused(key: str, bad: float) -> None:
+    (problem,) = problems(**{key: bad})
+    assert problem.startswith(f"{key} must be a finite number")
+
+
+@pytest.mark.parametrize("bad", ["/upload/acme ", " /upload/acme", "/upload/acme/\t"])
+def test_a_base_path_the_runs_would_refuse_is_refused(bad: str) -> None:
+    (problem,) = problems(base_path=bad)
+    assert problem.startswith("base_path ")
+    assert repr(bad) in problem
+
+
+@pytest.mark.parametrize("bad", [".%m%d%Y", "%m/%d/%Y", "%Y/", "..%d"])
+def test_a_date_format_must_give_a_visible_folder_name(bad: str) -> None:
+    (problem,) = problems(date_format=bad)
+    assert problem.startswith("date_format must be a strftime format giving one visible folder name")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://probe:hunter2-pass@api.example.com/v1",
+        "https://api.example.com/v1?api_key=Qk7-tok3n-9f8e",
+        "ftp://probe:hunter2-pass@api.example.com/v1?api_key=Qk7-tok3n-9f8e",
+    ],
+)
+def test_an_invalid_entry_never_shows_a_urls_credentials(url: str) -> None:
+    parsed = parse_entry({**GOOD, "api_url": url, "batch_size": 0}, 1)
+    assert isinstance(parsed, InvalidEntry)
+    assert "hunter2-pass" not in parsed.message
+    assert "Qk7-tok3n-9f8e" not in parsed.message
+    assert "batch_size" in parsed.message
+
+
+def test_nested_or_equal_project_folders_make_both_entries_invalid() -> None:
+    entries = [
+        {**GOOD, "project_id": "outer", "base_path": "/upload/acme"},
+        {**GOOD, "project_id": "inner", "base_path": "/upload/acme/east/"},
+        {**GOOD, "project_id": "alone", "base_path": "/upload/acme-other"},
+        {**GOOD, "project_id": "twin", "base_path": "//upload/acme-other"},
+    ]
+    projects, invalid = parse_projects(entries)
+    assert projects == []
+    assert [(entry.index, entry.project_id) for entry in invalid] == [
+        (0, "outer"),
+        (1, "inner"),
+        (2, "alone"),
+        (3, "twin"),
+    ]
+    assert invalid[0].problems == (
+        "base_path '/upload/acme' overlaps the folder of project 'inner' (entry 1): '/upload/acme/east/'",
+    )
+    assert invalid[1].problems == (
+        "base_path '/upload/acme/east/' overlaps the folder of project 'outer' (entry 0): '/upload/acme'",
+    )
+    assert "project 'twin' (entry 3)" in invalid[2].message
+    assert "project 'alone' (entry 2)" in invalid[3].message
+
+
+def test_separate_project_folders_with_a_common_prefix_do_not_overlap() -> None:
+    entries = [
+        {**GOOD, "project_id": "a", "base_path": "/upload/acme"},
+        {**GOOD, "project_id": "b", "base_path": "/upload/acme2"},
+        {**GOOD, "project_id": "c", "base_path": "/upload/acme-2/x"},
+    ]
+    projects, invalid = parse_projects(entries)
+    assert (len(projects), invalid) == (3, [])
+
+
+@pytest.mark.parametrize("key", ["source", "uploaded_by", "profile_code"])
+def test_a_url_with_credentials_in_a_sent_value_is_refused_without_showing_them(key: str) -> None:
+    """Such a value would be a param of the DAG, shown to every reader: the entry is refused instead."""
+    (problem,) = problems(**{key: "https://probe:hunter2-pass@partner.example.com/in?token=Qk7-tok3n-9f8e"})
+    assert problem.startswith(f"{key} must not hold a URL with user info, query or fragment")
+    assert "hunter2-pass" not in problem
+    assert "Qk7-tok3n-9f8e" not in problem
