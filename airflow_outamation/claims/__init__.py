@@ -4,6 +4,7 @@ The claim ledger: claiming ready files into a dated folder, and the records that
 - :mod:`~airflow_outamation.claims.protocol`: the claim itself (stage, place, move), crash-safe.
 - :mod:`~airflow_outamation.claims.ledger`: batch records, receipts, attempts, rejected and completed moves.
 - :mod:`~airflow_outamation.claims.housekeeping`: claim folders, retention, counts for the status.
+- :mod:`~airflow_outamation.claims.renames`: renames that never replace a file, on every kind of server.
 - :mod:`~airflow_outamation.claims.records` and :mod:`~airflow_outamation.claims.names`: where records
   live and how names are chosen.
 """
@@ -45,11 +46,16 @@ from airflow_outamation.claims.records import (
     claim_dir_of,
     claims_folder,
     manifest_path,
-    pipelined_renames,
     placed_path,
     record_dir,
     record_path,
     sibling_dir,
+)
+from airflow_outamation.claims.renames import (
+    folder_lock,
+    pipelined_renames,
+    rename_replaces,
+    renames_without_replacing,
 )
 
 __all__ = [
@@ -72,6 +78,7 @@ __all__ = [
     "claims_folder",
     "describe_skipped",
     "differences",
+    "folder_lock",
     "folder_status",
     "intended_files",
     "manifest_id_for",
@@ -88,6 +95,8 @@ __all__ = [
     "record_path",
     "record_sent",
     "relocate",
+    "rename_replaces",
+    "renames_without_replacing",
     "sent_message_ids",
     "sibling_dir",
     "unique_name",
