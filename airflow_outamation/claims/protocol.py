@@ -36,7 +36,14 @@ from typing import Any
 import paramiko
 from paramiko.sftp import SFTP_NO_SUCH_FILE, SFTP_OK
 
-from airflow_outamation.claims.names import differences, own_name, split_extension, unique_name
+from airflow_outamation.claims.names import (
+    DEFAULT_NAME_ENCODING,
+    differences,
+    own_name,
+    split_extension,
+    unique_name,
+    utf8_name,
+)
 from airflow_outamation.claims.records import (
     claims_folder,
     listdir,
@@ -133,6 +140,7 @@ def claim(
     files: Iterable[RemoteFile | Mapping[str, Any] | str],
     in_progress_dir: str,
     manifest_id: str,
+    name_encoding: str = DEFAULT_NAME_ENCODING,
 ) -> Claim:
     """
     Move ``files`` into ``in_progress_dir`` exactly once, file by file; a repeat with ``manifest_id`` resumes.
@@ -147,6 +155,8 @@ def claim(
     :param files: the files to claim (``RemoteFile``, XCom dicts with ``path``, ``size``, ``mtime``, or paths)
     :param in_progress_dir: the dated in-progress directory; created when missing
     :param manifest_id: names this claim's manifest, e.g. :func:`manifest_id_for` of the DAG run
+    :param name_encoding: decodes a name that is not UTF-8 into its name in ``in_progress_dir``
+        (:func:`~airflow_outamation.claims.names.utf8_name`); the manifest keeps the original
     :raises SFTPClaimError: the server refused a directory or a record of the claim (permission denied, ...)
     """
     claims_dir = claims_folder(in_progress_dir)
@@ -166,7 +176,7 @@ def claim(
             placed = write_json_once(
                 sftp,
                 placed_path(in_progress_dir, manifest_id),
-                _stage_and_place(sftp, wanted, staged_names, staging_dir, in_progress_dir),
+                _stage_and_place(sftp, wanted, staged_names, staging_dir, in_progress_dir, name_encoding),
             )
         placements, skipped_before = load_placements(placed)
         claimed, returned = _move(
@@ -185,9 +195,10 @@ def claim_files(
     files: Iterable[RemoteFile | Mapping[str, Any] | str],
     in_progress_dir: str,
     manifest_id: str,
+    name_encoding: str = DEFAULT_NAME_ENCODING,
 ) -> list[ClaimedFile]:
     """The files :func:`claim` moved into ``in_progress_dir`` (same arguments)."""
-    return claim(sftp, files, in_progress_dir, manifest_id).claimed
+    return claim(sftp, files, in_progress_dir, manifest_id, name_encoding).claimed
 
 
 def _stage_and_place(
@@ -196,6 +207,7 @@ def _stage_and_place(
     staged_names: list[str],
     staging_dir: str,
     in_progress_dir: str,
+    name_encoding: str,
 ) -> dict[str, Any]:
     """Phases 1 and 2: stage, put back the changed files, choose final names; return the placed record."""
     makedirs(sftp, staging_dir)
@@ -203,7 +215,7 @@ def _stage_and_place(
     kept, changed = _check(sftp, wanted, staged_names, staging_dir)
     skipped.update(changed)
     return {
-        "files": _place(sftp, wanted, staged_names, kept, in_progress_dir),
+        "files": _place(sftp, wanted, staged_names, kept, in_progress_dir, name_encoding),
         "skipped": [{"path": path, "reason": skipped[path]} for path in sorted(skipped)],
     }
 
@@ -281,13 +293,19 @@ def _place(
     staged_names: list[str],
     kept: Mapping[str, paramiko.SFTPAttributes],
     in_progress_dir: str,
+    name_encoding: str,
 ) -> dict[str, dict[str, Any]]:
-    """Phase 2: choose a free final name for every staged file (staging name -> final name, size, mtime)."""
+    """
+    Phase 2: choose a free final name for every staged file (staging name -> final name, size, mtime).
+
+    A final name is valid UTF-8 (a name that is not gets decoded with ``name_encoding``), so the
+    API payload, receipts and records downstream never carry undecodable bytes.
+    """
     taken = listdir(sftp, in_progress_dir)
     placements = {}
     for item, staged in zip(wanted, staged_names, strict=True):
         if staged in kept:
-            final = unique_name(posixpath.basename(item["path"]), taken)
+            final = unique_name(utf8_name(posixpath.basename(item["path"]), name_encoding), taken)
             taken.add(final)
             placements[staged] = {"name": final, "size": kept[staged].st_size, "mtime": kept[staged].st_mtime}
     return placements

@@ -104,10 +104,14 @@ def read_json(sftp: paramiko.SFTPClient, path: str) -> Any:
 
 
 def write_json_once(sftp: paramiko.SFTPClient, path: str, content: Any) -> Any:
-    """Write ``content`` atomically (temp name, then rename); return what ``path`` holds if it exists."""
+    """
+    Write ``content`` atomically (temp name, then rename); return what ``path`` holds if it exists.
+
+    ASCII JSON: a name that is not UTF-8 (lone surrogates, see ``NAME_ENCODING``) round-trips as ``\\udcfc``.
+    """
     temporary = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
     with sftp.open(temporary, "wb") as handle:
-        handle.write(json.dumps(content, indent=1, ensure_ascii=False).encode())
+        handle.write(json.dumps(content, indent=1).encode())
     try:
         sftp.rename(temporary, path)
     except OSError:

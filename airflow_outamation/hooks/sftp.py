@@ -30,6 +30,7 @@ from paramiko.config import SSH_PORT
 
 from airflow_outamation import claims, readiness
 from airflow_outamation.claims import Claim, ClaimedFile
+from airflow_outamation.claims.names import DEFAULT_NAME_ENCODING
 from airflow_outamation.exceptions import SFTPConnectError, SFTPPathError
 from airflow_outamation.hooks.background_loop import BackgroundLoop
 from airflow_outamation.hooks.credentials import SSHCredentials
@@ -534,6 +535,7 @@ class PooledSFTPHook(SFTPHook):
         files: Sequence[RemoteFile | Mapping[str, Any] | str],
         in_progress_dir: str,
         manifest_id: str,
+        name_encoding: str = DEFAULT_NAME_ENCODING,
     ) -> Claim:
         """
         Move files into ``in_progress_dir`` by atomic rename, file by file, exactly once, crash-safe.
@@ -544,18 +546,20 @@ class PooledSFTPHook(SFTPHook):
         :param files: the ready files (``RemoteFile``, their dicts, or paths)
         :param in_progress_dir: the dated in-progress directory
         :param manifest_id: names the claim's manifest; the same id returns the same claim
+        :param name_encoding: decodes a name that is not UTF-8 into its (UTF-8) name in ``in_progress_dir``
         :return: the claimed files and the skipped ones with their reasons
         :raises SFTPClaimError: the claim could not complete (every file is still in one place)
         :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         with self.get_managed_conn() as sftp:
-            return claims.claim(sftp, files, in_progress_dir, manifest_id)
+            return claims.claim(sftp, files, in_progress_dir, manifest_id, name_encoding)
 
     def claim_files(
         self,
         files: Sequence[RemoteFile | Mapping[str, Any] | str],
         in_progress_dir: str,
         manifest_id: str,
+        name_encoding: str = DEFAULT_NAME_ENCODING,
     ) -> list[ClaimedFile]:
         """
         Move files into ``in_progress_dir`` like :meth:`claim`; return the claimed ones, log the skipped ones.
@@ -563,10 +567,11 @@ class PooledSFTPHook(SFTPHook):
         :param files: the ready files (``RemoteFile``, their dicts, or paths)
         :param in_progress_dir: the dated in-progress directory
         :param manifest_id: names the claim's manifest; the same id returns the same claim
+        :param name_encoding: decodes a name that is not UTF-8 into its (UTF-8) name in ``in_progress_dir``
         :raises SFTPClaimError: the claim could not complete (every file is still in one place)
         :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
-        result = self.claim(files, in_progress_dir, manifest_id)
+        result = self.claim(files, in_progress_dir, manifest_id, name_encoding)
         if result.skipped:
             self.log.warning(
                 "Skipped %d file(s) claiming into %s on %s: %s",

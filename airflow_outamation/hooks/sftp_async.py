@@ -26,6 +26,7 @@ from airflow.providers.sftp.hooks.sftp import SFTPHookAsync
 from airflow.providers.sftp.pools.sftp import SFTPClientPool, _is_connection_faulty
 from paramiko.config import SSH_PORT
 
+from airflow_outamation.claims.names import NAME_ENCODING
 from airflow_outamation.exceptions import SFTPPathError
 from airflow_outamation.hooks.credentials import SSHCredentials
 from airflow_outamation.hooks.sftp_errors import (
@@ -176,7 +177,7 @@ class _SettingsKeyedSFTPClientPool(SFTPClientPool):
         hook = PooledSFTPHookAsync(self.sftp_conn_id, overrides=self.overrides)
         ssh = await within(hook._get_conn(), self.timeout)
         try:
-            sftp = await within(ssh.start_sftp_client(), self.timeout)
+            sftp = await within(ssh.start_sftp_client(path_errors=NAME_ENCODING[1]), self.timeout)
         except BaseException:
             ssh.close()
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import posixpath
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -9,11 +10,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from airflow.sdk import Asset, BaseOperator, Context, XComArg
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_outamation import metrics
 from airflow_outamation.assets import EVENT_FILES_LISTED
 from airflow_outamation.batching import as_limit, name_list
 from airflow_outamation.claims import ClaimedFile, describe_skipped, intended_files, manifest_id_for
+from airflow_outamation.claims.names import DEFAULT_NAME_ENCODING
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.readiness import DEFAULT_PATTERN, DEFAULT_STABILITY_DELAY, RemoteFile
 
@@ -66,6 +69,9 @@ class ClaimFilesOperator(BaseOperator):
     :param stability_delay: seconds between the two listings when listing ready files itself
     :param max_files: most files one run claims (the first by name; templated); the others stay in
         the input folder for the next run. ``None`` for no cap
+    :param name_encoding: Python codec a file name that is not valid UTF-8 is decoded with into its
+        name in the in-progress folder (templated; bytes it leaves undefined are read as Latin-1);
+        the manifest keeps the name as it was
     """
 
     template_fields: Sequence[str] = (
@@ -76,6 +82,7 @@ class ClaimFilesOperator(BaseOperator):
         "date_format",
         "pattern",
         "max_files",
+        "name_encoding",
     )
     ui_color = "#fdebd0"
 
@@ -92,6 +99,7 @@ class ClaimFilesOperator(BaseOperator):
         pattern: str = DEFAULT_PATTERN,
         stability_delay: float = DEFAULT_STABILITY_DELAY,
         max_files: int | str | None = None,
+        name_encoding: str = DEFAULT_NAME_ENCODING,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -105,9 +113,14 @@ class ClaimFilesOperator(BaseOperator):
         self.pattern = pattern
         self.stability_delay = stability_delay
         self.max_files = max_files
+        self.name_encoding = name_encoding
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         """Claim the files; return the claimed ones as ``ClaimedFile.to_dict()`` dicts."""
+        try:
+            codecs.lookup(self.name_encoding)
+        except LookupError:
+            raise AirflowFailException(f"name_encoding {self.name_encoding!r} is not an encoding") from None
         hook = PooledSFTPHook(ssh_conn_id=self.sftp_conn_id)
         source = posixpath.join(self.base_path, self.source_dir)
         target = posixpath.join(
@@ -127,7 +140,7 @@ class ClaimFilesOperator(BaseOperator):
         manifest_id = manifest_id_for(context["dag_run"].dag_id, context["run_id"])
         project = metrics.project_of(context)
         with metrics.timed(metrics.CLAIM_DURATION, project):
-            result = hook.claim(files, target, manifest_id)
+            result = hook.claim(files, target, manifest_id, self.name_encoding)
         metrics.count(metrics.FILES_CLAIMED, len(result.claimed), project)
         self.log.info(
             "Claimed %d of %d file(s) from %s into %s: %s",
