@@ -330,7 +330,9 @@ class PooledSFTPHook(SFTPHook):
         """
         Return an SFTP client: this hook's pooled one until :meth:`close_conn`, or a private one.
 
-        A hook dropped without :meth:`close_conn` gives its clients back when it is garbage-collected.
+        A hook dropped without :meth:`close_conn` gives its pooled client back when it is
+        garbage-collected; a private client lives as long as someone holds it (or until
+        :meth:`close_conn`), so ``PooledSFTPHook(...).get_conn(pooled=False)`` works as a one-liner.
 
         :param pooled: ``False`` opens a private connection that no one else uses
         :raises SFTPConnectError: the server cannot be reached
@@ -339,7 +341,8 @@ class PooledSFTPHook(SFTPHook):
             if self._private is None or not self._private.is_alive():
                 self._release_private()
                 self._private = self._open_client()
-                self._close_private = weakref.finalize(self, self._private.close)
+                # Tied to the client, not to this hook: the SSH connection closes when the client goes.
+                self._close_private = weakref.finalize(self._private.sftp, self._private.ssh.close)
             return self._private.sftp
         if self._lent is not None and not self._lent.is_alive():
             self._release_lent()

@@ -303,4 +303,7 @@ def test_a_private_client_lives_as_long_as_its_caller_holds_it(
     gc.collect()
 
     assert sftp.listdir(sftp_base) == ["kept.pdf"]
-    sftp.close()
+    transport = sftp.get_channel().get_transport()  # type: ignore[union-attr]
+    del sftp
+    gc.collect()
+    assert not transport.is_active()  # the SSH connection closed with the client
