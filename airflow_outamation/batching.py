@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -38,23 +39,45 @@ def as_limit(value: int | str | None) -> int | None:
 
 #: File names one log line lists at most.
 NAMES_LOGGED = 10
+#: What a log line never holds raw: C0 controls, DEL, C1 controls, lone surrogates (undecodable bytes).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if "\udc80" <= char <= "\udcff":  # a byte that was not UTF-8 (surrogateescape): as that byte
+        return f"\\x{ord(char) - 0xDC00:02x}"
+    return repr(char)[1:-1]
+
+
+def printable(text: str) -> str:
+    """
+    ``text`` with control characters and undecodable bytes escaped (``\\n``, ``\\x1b``, ``\\xfc``).
+
+    Every file name or path a server sent goes through this before it reaches a log line or an
+    exception message: a name holding a newline or ANSI codes cannot forge or recolour log lines.
+    """
+    return _UNPRINTABLE.sub(_escape, text)
 
 
 def name_list(names: Sequence[str], limit: int = NAMES_LOGGED) -> str:
     """
     ``a.pdf, b.pdf, c.pdf``, or the first ``limit`` names and ``… and N more``: a bounded list for logs.
 
+    Names are :func:`printable`.
+
     :param names: the names, in the order to list them
     :param limit: names listed at most
     """
-    shown = ", ".join(names[:limit])
+    shown = ", ".join(printable(name) for name in names[:limit])
     more = len(names) - limit
     return f"{shown} … and {more} more" if more > 0 else shown
 
 
 def _span(names: Sequence[str]) -> str:
-    """``first.pdf … last.pdf``, or the one name."""
-    return names[0] if len(names) == 1 else f"{names[0]} … {names[-1]}"
+    """``first.pdf … last.pdf``, or the one name (:func:`printable`)."""
+    first, last = printable(names[0]), printable(names[-1])
+    return first if len(names) == 1 else f"{first} … {last}"
 
 
 def batch_label(batch: Sequence[Mapping[str, Any]]) -> str:

@@ -30,12 +30,13 @@ from __future__ import annotations
 import contextlib
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import paramiko
 from paramiko.sftp import SFTP_NO_SUCH_FILE, SFTP_OK
 
+from airflow_outamation.batching import name_list, printable
 from airflow_outamation.claims.names import (
     DEFAULT_NAME_ENCODING,
     differences,
@@ -96,7 +97,7 @@ class Claim:
 
 def describe_skipped(skipped: Sequence[SkippedFile], limit: int = LOGGED_SKIPS) -> str:
     """One line naming the first ``limit`` skipped files with their reasons, and how many more there are."""
-    shown = "; ".join(f"{item.path}: {item.reason}" for item in skipped[:limit])
+    shown = "; ".join(printable(f"{item.path}: {item.reason}") for item in skipped[:limit])
     more = len(skipped) - limit
     return f"{shown}; and {more} more" if more > 0 else shown
 
@@ -182,11 +183,13 @@ def claim(
         claimed, returned = _move(
             sftp, wanted, staged_names, placements, claims_dir, in_progress_dir, manifest_id
         )
+        claimed = [_as_uploaded(file, name_encoding) for file in claimed]
         _remove_staging_dir(sftp, staging_dir)
     except SFTPClaimError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise SFTPClaimError(f"claiming into {in_progress_dir} failed: {type(exc).__name__}: {exc}") from exc
+        failure = printable(f"{type(exc).__name__}: {exc}")
+        raise SFTPClaimError(f"claiming into {in_progress_dir} failed: {failure}") from exc
     return Claim(claimed=claimed, skipped=sorted([*skipped_before, *returned], key=lambda item: item.path))
 
 
@@ -199,6 +202,16 @@ def claim_files(
 ) -> list[ClaimedFile]:
     """The files :func:`claim` moved into ``in_progress_dir`` (same arguments)."""
     return claim(sftp, files, in_progress_dir, manifest_id, name_encoding).claimed
+
+
+def _as_uploaded(file: ClaimedFile, name_encoding: str) -> ClaimedFile:
+    """
+    ``file`` with the name it came by in UTF-8 (:func:`utf8_name`), as the API payload and logs take it.
+
+    The manifest keeps the name as the server had it; the claim's result never holds undecodable bytes.
+    """
+    folder, name = posixpath.split(file.source_path)
+    return replace(file, source_path=posixpath.join(folder, utf8_name(name, name_encoding)))
 
 
 def _stage_and_place(
@@ -225,7 +238,7 @@ def _remove_staging_dir(sftp: paramiko.SFTPClient, staging_dir: str) -> None:
     left = sorted(listdir(sftp, staging_dir))
     if left:
         raise SFTPClaimError(
-            f"{len(left)} file(s) are still in {staging_dir} ({', '.join(left[:5])}); "
+            f"{len(left)} file(s) are still in {staging_dir} ({name_list(left, 5)}); "
             "a retry of the claim moves them"
         )
     with contextlib.suppress(FileNotFoundError):
@@ -281,8 +294,8 @@ def _return_to_source(sftp: paramiko.SFTPClient, staged_path: str, source: str) 
         sftp.rename(staged_path, target)
     except OSError as exc:
         raise SFTPClaimError(
-            f"putting {staged_path} back as {target} failed: {type(exc).__name__}: {exc}; "
-            "the file stays there and a retry of the claim puts it back"
+            printable(f"putting {staged_path} back as {target} failed: {type(exc).__name__}: {exc}; ")
+            + "the file stays there and a retry of the claim puts it back"
         ) from exc
     return target
 

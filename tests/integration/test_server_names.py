@@ -117,7 +117,7 @@ def test_a_claim_gives_a_name_that_is_not_utf8_a_utf8_name_and_keeps_the_origina
     claimed = _claim(sftp_conn_id, sftp_base)
 
     assert [(file["filename"], file["source_path"]) for file in claimed] == [
-        ("Rechnung_Müller.pdf", f"{sftp_base}/input/{AS_RECEIVED}")
+        ("Rechnung_Müller.pdf", f"{sftp_base}/input/Rechnung_Müller.pdf")
     ]
     assert _raw_names(sftp_server, f"{sftp_base}/input") == []
     in_progress = _raw_names(sftp_server, f"{sftp_base}/in_progress/{DATE}")
