@@ -29,6 +29,7 @@ from airflow.providers.sftp.hooks.sftp import SFTPHook
 from paramiko.config import SSH_PORT
 
 from airflow_outamation import claims, readiness
+from airflow_outamation.batching import printable
 from airflow_outamation.claims import Claim, ClaimedFile
 from airflow_outamation.claims.names import DEFAULT_NAME_ENCODING
 from airflow_outamation.exceptions import SFTPConnectError, SFTPPathError
@@ -54,6 +55,7 @@ from airflow_outamation.hooks.sftp_pool import (
 )
 from airflow_outamation.hooks.ssh_logging import set_ssh_log_level
 from airflow_outamation.readiness import FileState, Listing, RemoteFile
+from airflow_outamation.sftp_paths import resolve
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -390,6 +392,34 @@ class PooledSFTPHook(SFTPHook):
                 )
                 for entry in sftp.listdir_attr(directory)
             }
+
+    @_reconnect_once
+    def confine(self, path: str, root: str) -> str:
+        """
+        Check, as the server resolves paths, that ``path`` lies inside ``root``; return it resolved.
+
+        :func:`~airflow_outamation.projects.confine_path` checks a run's folder as text: a folder
+        inside the project that is a symbolic link to another project's passes it. Here the server
+        resolves both (SFTP ``realpath``, links followed); folders still to be created are resolved
+        from their nearest existing parent.
+
+        :param path: the folder a run is to use
+        :param root: the project's folder
+        :return: ``path`` as the server resolves it
+        :raises SFTPPathError: ``path`` resolves outside ``root``, or ``root`` is missing
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
+        """
+        with self._sftp(root) as sftp:
+            resolved_root = resolve(sftp, root)
+        with self._sftp(path) as sftp:
+            resolved = resolve(sftp, path)
+        if resolved != resolved_root and not resolved.startswith(resolved_root.rstrip("/") + "/"):
+            raise SFTPPathError(
+                f"{printable(path)} resolves to {printable(resolved)} on {self.location}, outside the "
+                f"project's folder {printable(root)} ({printable(resolved_root)}): a symbolic link leads "
+                "out of the project"
+            )
+        return resolved
 
     def _stat_file(self, path: str) -> FileState:
         with self._sftp(path) as sftp:

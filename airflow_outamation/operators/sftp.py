@@ -72,6 +72,9 @@ class ClaimFilesOperator(BaseOperator):
     :param name_encoding: Python codec a file name that is not valid UTF-8 is decoded with into its
         name in the in-progress folder (templated; bytes it leaves undefined are read as Latin-1);
         the manifest keeps the name as it was
+    :param project_root: the project's configured folder (templated): the input and in-progress
+        folders must lie inside it as the server resolves them (symbolic links followed), else the
+        task fails. ``None``: inside ``base_path``
     """
 
     template_fields: Sequence[str] = (
@@ -83,6 +86,7 @@ class ClaimFilesOperator(BaseOperator):
         "pattern",
         "max_files",
         "name_encoding",
+        "project_root",
     )
     ui_color = "#fdebd0"
 
@@ -100,6 +104,7 @@ class ClaimFilesOperator(BaseOperator):
         stability_delay: float = DEFAULT_STABILITY_DELAY,
         max_files: int | str | None = None,
         name_encoding: str = DEFAULT_NAME_ENCODING,
+        project_root: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -114,6 +119,7 @@ class ClaimFilesOperator(BaseOperator):
         self.stability_delay = stability_delay
         self.max_files = max_files
         self.name_encoding = name_encoding
+        self.project_root = project_root
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         """Claim the files; return the claimed ones as ``ClaimedFile.to_dict()`` dicts."""
@@ -126,6 +132,8 @@ class ClaimFilesOperator(BaseOperator):
         target = posixpath.join(
             self.base_path, self.in_progress_dir, run_date(context, self.timezone).strftime(self.date_format)
         )
+        for folder in (source, target):
+            hook.confine(folder, self.project_root or self.base_path)
         files: Sequence[RemoteFile | Mapping[str, Any] | str]
         if self.files is None:
             files = hook.list_ready_files(source, pattern=self.pattern, stability_delay=self.stability_delay)
@@ -173,9 +181,11 @@ class ProjectStatusOperator(BaseOperator):
     :param date_format: ``strftime`` format of the dated folders
     :param timezone: IANA time zone of the dated folders (``None``: UTC)
     :param days: how many days back, the run's day included
+    :param project_root: the project's configured folder (templated): ``base_path`` must lie inside
+        it as the server resolves it (symbolic links followed), else the task fails; ``None``: not checked
     """
 
-    template_fields: Sequence[str] = ("base_path",)
+    template_fields: Sequence[str] = ("base_path", "project_root")
     ui_color = "#fdebd0"
 
     def __init__(
@@ -188,6 +198,7 @@ class ProjectStatusOperator(BaseOperator):
         date_format: str = "%m%d%Y",
         timezone: str | None = None,
         days: int = 7,
+        project_root: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -198,12 +209,15 @@ class ProjectStatusOperator(BaseOperator):
         self.date_format = date_format
         self.timezone = timezone
         self.days = days
+        self.project_root = project_root
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Count and log; return ``{"ready", "folders": {date: counts}, "total": counts}``."""
         day = run_date(context, self.timezone)
         dates = [(day - timedelta(days=back)).strftime(self.date_format) for back in range(self.days)]
         hook = PooledSFTPHook(ssh_conn_id=self.sftp_conn_id)
+        if self.project_root:
+            hook.confine(self.base_path, self.project_root)
         status = hook.project_status(self.base_path, self.source_dir, self.in_progress_dir, dates)
         total = status["total"]
         self.log.info(

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_outamation.exceptions import SFTPPathError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
 from airflow_outamation.operators.document_api import SubmitBatchesOperator
@@ -227,8 +228,25 @@ def test_a_folder_inside_the_project_passes_the_server_side_check(
     assert [file["filename"] for file in claimed] == ["west.pdf"]
     missing = f"{acme}/west/in_progress/not_yet/there"
     assert hook.confine(missing, acme) == missing
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(SFTPPathError, match="outside the project's folder"):
         hook.confine(f"{acme}/east/new_folder", acme)
+
+
+def test_an_input_folder_linked_elsewhere_or_nowhere_fails_the_claim(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    sftp_server.write(f"{sftp_base}/beta/input/beta_invoice.pdf")
+    gamma = sftp_server.makedirs(f"{sftp_base}/gamma")
+    delta = sftp_server.makedirs(f"{sftp_base}/delta")
+    os.symlink("../beta/input", gamma / "input")
+    os.symlink("../nowhere", delta / "input")
+
+    with pytest.raises(SFTPPathError, match="outside the project's folder"):
+        _claim(sftp_conn_id, f"{sftp_base}/gamma")  # no project_root: confined to base_path
+    with pytest.raises(SFTPPathError, match="outside the project's folder"):
+        _claim(sftp_conn_id, f"{sftp_base}/delta")  # a link to nothing outside: refused all the same
+
+    assert os.listdir(sftp_server.local_path(f"{sftp_base}/beta/input")) == ["beta_invoice.pdf"]
 
 
 def test_a_symlink_in_the_input_folder_is_never_ready(
