@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
+
+from airflow_outamation.name_text import printable
 
 T = TypeVar("T", bound=Mapping[str, Any])
 
@@ -39,25 +40,6 @@ def as_limit(value: int | str | None) -> int | None:
 
 #: File names one log line lists at most.
 NAMES_LOGGED = 10
-#: What a log line never holds raw: C0 controls, DEL, C1 controls, lone surrogates (undecodable bytes).
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    if "\udc80" <= char <= "\udcff":  # a byte that was not UTF-8 (surrogateescape): as that byte
-        return f"\\x{ord(char) - 0xDC00:02x}"
-    return repr(char)[1:-1]
-
-
-def printable(text: str) -> str:
-    """
-    ``text`` with control characters and undecodable bytes escaped (``\\n``, ``\\x1b``, ``\\xfc``).
-
-    Every file name or path a server sent goes through this before it reaches a log line or an
-    exception message: a name holding a newline or ANSI codes cannot forge or recolour log lines.
-    """
-    return _UNPRINTABLE.sub(_escape, text)
 
 
 def name_list(names: Sequence[str], limit: int = NAMES_LOGGED) -> str:

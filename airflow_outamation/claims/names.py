@@ -8,15 +8,14 @@ import posixpath
 import re
 from typing import Any
 
+from airflow_outamation.name_text import NAME_ENCODING, is_utf8
+
 #: The longest file name, in bytes, the servers take (Linux ``NAME_MAX``).
 NAME_MAX = 255
 #: A longer "extension" is part of the stem when a name is shortened (``a.<200 bytes>``).
 _EXT_MAX = 32
 #: Characters of the readable part of a manifest id.
 _MANIFEST_PREFIX_MAX = 100
-#: How names travel between this package and the server: UTF-8, bytes that do not decode kept as
-#: lone surrogates (``b"M\xfc"`` <-> ``"M\udcfc"``), so every name the server sends round-trips.
-NAME_ENCODING = ("utf-8", "surrogateescape")
 #: What a claim decodes a name that is not UTF-8 with, unless told otherwise (Windows' Western European).
 DEFAULT_NAME_ENCODING = "cp1252"
 #: The error handler that decodes the bytes an encoding leaves undefined as Latin-1 (cp1252's 0x81 ...).
@@ -78,13 +77,10 @@ def utf8_name(name: str, encoding: str = DEFAULT_NAME_ENCODING) -> str:
     :param name: a name as received from the server (see :data:`NAME_ENCODING`)
     :param encoding: a Python codec name, e.g. ``cp1252``, ``cp437``, ``shift_jis``
     """
-    raw = name.encode(*NAME_ENCODING)
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        decoded = raw.decode(encoding, _LATIN1_FALLBACK)
-        return decoded if _size(decoded) <= NAME_MAX else with_suffix(decoded, "")
-    return name
+    if is_utf8(name):
+        return name
+    decoded = name.encode(*NAME_ENCODING).decode(encoding, _LATIN1_FALLBACK)
+    return decoded if _size(decoded) <= NAME_MAX else with_suffix(decoded, "")
 
 
 def unique_name(name: str, taken: set[str]) -> str:

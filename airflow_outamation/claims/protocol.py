@@ -36,7 +36,7 @@ from typing import Any
 import paramiko
 from paramiko.sftp import SFTP_NO_SUCH_FILE, SFTP_OK
 
-from airflow_outamation.batching import name_list, printable
+from airflow_outamation.batching import name_list
 from airflow_outamation.claims.names import (
     DEFAULT_NAME_ENCODING,
     differences,
@@ -56,6 +56,7 @@ from airflow_outamation.claims.records import (
     write_json_once,
 )
 from airflow_outamation.exceptions import SFTPClaimError
+from airflow_outamation.name_text import path_of, printable
 from airflow_outamation.readiness import RemoteFile
 from airflow_outamation.sftp_paths import makedirs
 
@@ -113,7 +114,7 @@ def intended_files(files: Iterable[RemoteFile | Mapping[str, Any] | str]) -> lis
         if isinstance(item, RemoteFile):
             by_path[item.path] = {"path": item.path, "size": item.size, "mtime": item.mtime}
         elif isinstance(item, Mapping):
-            path = str(item.get("path") or item["source_path"])
+            path = path_of(item, "path" if item.get("path") else "source_path")
             by_path[path] = {"path": path, "size": item.get("size"), "mtime": item.get("mtime")}
         else:
             by_path[str(item)] = {"path": str(item), "size": None, "mtime": None}

@@ -29,7 +29,6 @@ from airflow.providers.sftp.hooks.sftp import SFTPHook
 from paramiko.config import SSH_PORT
 
 from airflow_outamation import claims, readiness
-from airflow_outamation.batching import printable
 from airflow_outamation.claims import Claim, ClaimedFile
 from airflow_outamation.claims.names import DEFAULT_NAME_ENCODING
 from airflow_outamation.exceptions import SFTPConnectError, SFTPPathError
@@ -54,6 +53,7 @@ from airflow_outamation.hooks.sftp_pool import (
     TrackedSFTPClient,
 )
 from airflow_outamation.hooks.ssh_logging import set_ssh_log_level
+from airflow_outamation.name_text import printable
 from airflow_outamation.readiness import FileState, Listing, RemoteFile
 from airflow_outamation.sftp_paths import resolve
 

@@ -26,7 +26,6 @@ from airflow.providers.sftp.hooks.sftp import SFTPHookAsync
 from airflow.providers.sftp.pools.sftp import SFTPClientPool, _is_connection_faulty
 from paramiko.config import SSH_PORT
 
-from airflow_outamation.claims.names import NAME_ENCODING
 from airflow_outamation.exceptions import SFTPPathError
 from airflow_outamation.hooks.credentials import SSHCredentials
 from airflow_outamation.hooks.sftp_errors import (
@@ -37,6 +36,7 @@ from airflow_outamation.hooks.sftp_errors import (
     translate,
 )
 from airflow_outamation.hooks.ssh_logging import set_ssh_log_level
+from airflow_outamation.name_text import NAME_ENCODING
 from airflow_outamation.readiness import FileState
 
 if TYPE_CHECKING:

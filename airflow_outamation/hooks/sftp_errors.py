@@ -15,7 +15,6 @@ import asyncssh
 import paramiko
 from airflow.providers.sftp.pools.sftp import _is_connection_faulty
 
-from airflow_outamation.batching import printable
 from airflow_outamation.exceptions import (
     OutamationError,
     SFTPAuthenticationError,
@@ -24,6 +23,7 @@ from airflow_outamation.exceptions import (
     SFTPHostKeyError,
     SFTPPathError,
 )
+from airflow_outamation.name_text import printable
 
 #: Airflow connection types whose host, port, login and extras describe an SSH server.
 SFTP_CONNECTION_TYPES = ("sftp", "ssh")

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import paramiko
 from paramiko.message import Message
 
-from airflow_outamation.claims.names import NAME_ENCODING
 from airflow_outamation.exceptions import SFTPPoolExhaustedError
+from airflow_outamation.name_text import NAME_ENCODING
 
 #: SSH connections one pool keeps open at most (per connection settings).
 DEFAULT_POOL_SIZE = 4

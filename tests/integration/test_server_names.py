@@ -19,6 +19,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_outamation.exceptions import SFTPPathError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
+from airflow_outamation.name_text import path_of
 from airflow_outamation.operators.document_api import SubmitBatchesOperator
 from airflow_outamation.operators.sftp import ClaimFilesOperator, ProjectStatusOperator
 from airflow_outamation.sensors.sftp import ReadyFilesSensor
@@ -104,8 +105,9 @@ def test_the_watcher_announces_a_name_that_is_not_utf8_on_one_connection(
 
     payload = run(first_event())
     assert payload["status"] == "ready"
-    assert [file["filename"] for file in payload["files"]] == [AS_RECEIVED]
-    assert json.loads(json.dumps(payload)) == payload  # the event's payload survives serialisation
+    assert [file["filename"] for file in payload["files"]] == ["Rechnung_M\\xfcller.pdf"]
+    assert [path_of(file) for file in payload["files"]] == [f"{sftp_base}/{AS_RECEIVED}"]
+    json.dumps(payload, ensure_ascii=False).encode("utf-8")  # as Airflow's API client sends it
     assert sftp_server.connections_opened() - opened_before == 1
 
 
