@@ -86,7 +86,8 @@ def _is_connection_broken(exc: BaseException, ssh: asyncssh.SSHClientConnection)
     The provider's rule (``_is_connection_faulty``) drops the connection for any error that is not
     itself an SFTP status error, so an inherited method that turns "no such file" into another
     exception (``SFTPHookAsync.get_mod_time`` raises ``AirflowException``) cost one new SSH
-    connection per call. Here the error's cause chain decides, and a closed connection is broken.
+    connection per call. Here the error's cause chain decides, and a closed connection is broken;
+    a name that cannot be encoded or decoded never breaks one.
 
     :param exc: the error raised inside the pooled connection's block
     :param ssh: the pooled SSH connection
@@ -98,6 +99,8 @@ def _is_connection_broken(exc: BaseException, ssh: asyncssh.SSHClientConnection)
     while link is not None and id(link) not in seen:
         if isinstance(link, asyncssh.SFTPError):
             return _is_connection_faulty(link)
+        if isinstance(link, UnicodeError):  # a name that cannot be encoded: nothing was sent
+            return False
         seen.add(id(link))
         link = link.__cause__ or link.__context__
     return True

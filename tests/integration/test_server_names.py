@@ -327,3 +327,18 @@ def test_a_private_client_lives_as_long_as_its_caller_holds_it(
     del sftp
     gc.collect()
     assert not transport.is_active()  # the SSH connection closed with the client
+
+
+def test_a_name_that_cannot_be_sent_does_not_cost_the_watchers_connection(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    async def two_listings() -> None:
+        hook = PooledSFTPHookAsync(sftp_conn_id)
+        await hook.list_directory_states(sftp_base)
+        with pytest.raises(UnicodeError):
+            await hook.list_directory_states(f"{sftp_base}/\ud800")  # no bytes can stand for it
+        await hook.list_directory_states(sftp_base)
+
+    opened_before = sftp_server.connections_opened()
+    run(two_listings())
+    assert sftp_server.connections_opened() - opened_before == 1
