@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -32,6 +33,10 @@ LATIN1_NAME = b"Rechnung_M\xfcller.pdf"  # what an older Windows client sends fo
 AS_RECEIVED = LATIN1_NAME.decode("utf-8", "surrogateescape")
 DATE = "11262026"
 FORGED = "evil\n[error] Batch msg_0 accepted\x1b[31m.pdf"
+#: How the servers' listings name it, escaped: rclone shows control characters as symbols (␊, ␛).
+FORGED_SHOWN = {"rclone": "evil␊[error] Batch msg_0 accepted␛[31m.pdf"}
+#: Servers that serve no symbolic link at all (rclone skips them unless started with --links).
+LINKS_HIDDEN = {"rclone"}
 #: C0, DEL, C1 and lone surrogates: none may reach a log line raw.
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
@@ -185,13 +190,20 @@ def test_a_name_that_is_not_utf8_in_the_dated_folder_does_not_block_status_or_cl
 # --- symbolic links ----------------------------------------------------------------------------------
 
 
+def _link(server: SftpTestServer, target: str, link: Path) -> None:
+    """A symbolic link on the server's file system; the test is skipped where the server hides links."""
+    if server.kind in LINKS_HIDDEN:
+        pytest.skip(f"{server.kind} serves no symbolic links: none can lead a run anywhere")
+    os.symlink(target, link)
+
+
 def _two_projects(server: SftpTestServer, root: str) -> tuple[str, str]:
     """``<root>/acme`` with ``east -> ../beta`` and ``input/elsewhere.pdf`` -> beta's file."""
     server.write(f"{root}/beta/input/beta_invoice.pdf")
     server.makedirs(f"{root}/acme/input")
     acme = server.local_path(f"{root}/acme")
-    os.symlink("../beta", acme / "east")
-    os.symlink("../../beta/input/beta_invoice.pdf", acme / "input" / "elsewhere.pdf")
+    _link(server, "../beta", acme / "east")
+    _link(server, "../../beta/input/beta_invoice.pdf", acme / "input" / "elsewhere.pdf")
     return f"{root}/acme", f"{root}/beta"
 
 
@@ -240,13 +252,14 @@ def test_an_input_folder_linked_elsewhere_or_nowhere_fails_the_claim(
     sftp_server.write(f"{sftp_base}/beta/input/beta_invoice.pdf")
     gamma = sftp_server.makedirs(f"{sftp_base}/gamma")
     delta = sftp_server.makedirs(f"{sftp_base}/delta")
-    os.symlink("../beta/input", gamma / "input")
-    os.symlink("../nowhere", delta / "input")
+    _link(sftp_server, "../beta/input", gamma / "input")
+    _link(sftp_server, "../nowhere", delta / "input")
 
     with pytest.raises(SFTPPathError, match="outside the project's folder"):
         _claim(sftp_conn_id, f"{sftp_base}/gamma")  # no project_root: confined to base_path
-    with pytest.raises(SFTPPathError, match="outside the project's folder"):
-        _claim(sftp_conn_id, f"{sftp_base}/delta")  # a link to nothing outside: refused all the same
+    # A link to nothing: resolved to its target outside (asyncssh, OpenSSH) or not at all (ProFTPD).
+    with pytest.raises(SFTPPathError, match=r"outside the project's folder|no such file or directory"):
+        _claim(sftp_conn_id, f"{sftp_base}/delta")
 
     assert os.listdir(sftp_server.local_path(f"{sftp_base}/beta/input")) == ["beta_invoice.pdf"]
 
@@ -304,7 +317,7 @@ def test_names_with_control_characters_are_escaped_in_every_log_line(
     messages = [record.getMessage() for record in caplog.records]
     logs = "\n".join(messages) + captured.out + captured.err
     assert len(claimed) == 2
-    assert "evil\\n[error] Batch msg_0 accepted\\x1b[31m.pdf" in logs
+    assert FORGED_SHOWN.get(sftp_server.kind, "evil\\n[error] Batch msg_0 accepted\\x1b[31m.pdf") in logs
     assert "Rechnung_M\\xfcller.pdf" in logs
     assert "changed.pdf" in logs
     assert [message for message in messages if CONTROL.search(message)] == []
