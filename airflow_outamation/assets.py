@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, AssetWatcher
 
+from airflow_outamation.name_text import path_of
 from airflow_outamation.readiness import FileState, Listing
 
 if TYPE_CHECKING:
@@ -75,5 +76,7 @@ def announced_files(events: Iterable[Any], directory: str) -> Listing | None:
         if payload.get("file_count", len(files)) > len(files):
             return None
         for file in files:
-            listing[str(file["filename"])] = FileState(size=int(file["size"]), mtime=float(file["mtime"]))
+            listing[posixpath.basename(path_of(file))] = FileState(
+                size=int(file["size"]), mtime=float(file["mtime"])
+            )
     return listing or None

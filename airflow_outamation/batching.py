@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
+from airflow_outamation.name_text import printable
+
 T = TypeVar("T", bound=Mapping[str, Any])
 
 DEFAULT_BATCH_SIZE = 5
@@ -44,17 +46,20 @@ def name_list(names: Sequence[str], limit: int = NAMES_LOGGED) -> str:
     """
     ``a.pdf, b.pdf, c.pdf``, or the first ``limit`` names and ``… and N more``: a bounded list for logs.
 
+    Names are :func:`printable`.
+
     :param names: the names, in the order to list them
     :param limit: names listed at most
     """
-    shown = ", ".join(names[:limit])
+    shown = ", ".join(printable(name) for name in names[:limit])
     more = len(names) - limit
     return f"{shown} … and {more} more" if more > 0 else shown
 
 
 def _span(names: Sequence[str]) -> str:
-    """``first.pdf … last.pdf``, or the one name."""
-    return names[0] if len(names) == 1 else f"{names[0]} … {names[-1]}"
+    """``first.pdf … last.pdf``, or the one name (:func:`printable`)."""
+    first, last = printable(names[0]), printable(names[-1])
+    return first if len(names) == 1 else f"{first} … {last}"
 
 
 def batch_label(batch: Sequence[Mapping[str, Any]]) -> str:

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from airflow_outamation.name_text import path_fields, path_of
+
 #: Which names count, by default (case-insensitive glob).
 DEFAULT_PATTERN = "*.pdf"
 #: Seconds a file's size and mtime must not change, by default.
@@ -50,12 +52,17 @@ class RemoteFile:
         return posixpath.basename(self.path)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (``path``, ``filename``, ``size``, ``mtime``) for XCom."""
-        return {**asdict(self), "filename": self.filename}
+        """
+        A JSON-serialisable dict (``path``, ``filename``, ``size``, ``mtime``) for XCom.
+
+        A path that is not UTF-8 gets a printable ``path`` and ``filename`` and its bytes in
+        ``path_escaped`` (:func:`~airflow_outamation.name_text.path_fields`).
+        """
+        return {**asdict(self), **path_fields(self.path)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RemoteFile:
-        return cls(path=str(data["path"]), size=int(data["size"]), mtime=float(data["mtime"]))
+        return cls(path=path_of(data), size=int(data["size"]), mtime=float(data["mtime"]))
 
 
 Listing = Mapping[str, FileState]

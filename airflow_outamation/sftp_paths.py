@@ -29,3 +29,34 @@ def makedirs(sftp: paramiko.SFTPClient, path: str) -> None:
         except OSError:
             if not exists(sftp, directory):
                 raise
+
+
+def resolve(sftp: paramiko.SFTPClient, path: str) -> str:
+    """
+    ``path`` as the server resolves it (SFTP ``realpath``: symbolic links followed, ``..`` folded).
+
+    Folders that do not exist yet (a claim creates them) are resolved from their nearest existing
+    parent; a symbolic link that leads nowhere raises ``FileNotFoundError``.
+    """
+    missing: list[str] = []
+    current = posixpath.normpath(path)
+    while True:
+        try:
+            resolved = sftp.normalize(current)
+        except FileNotFoundError:
+            parent, name = posixpath.split(current)
+            if parent == current or lexists(sftp, current):
+                raise  # nothing of the path exists, or a symbolic link leads nowhere
+            missing.append(name)
+            current = parent
+        else:
+            return posixpath.join(resolved, *reversed(missing))
+
+
+def lexists(sftp: paramiko.SFTPClient, path: str) -> bool:
+    """Whether ``path`` exists on the server, a symbolic link counting as itself (``lstat``)."""
+    try:
+        sftp.lstat(path)
+    except FileNotFoundError:
+        return False
+    return True

@@ -33,14 +33,22 @@ from __future__ import annotations
 import contextlib
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import paramiko
 from paramiko.sftp import SFTP_NO_SUCH_FILE, SFTP_OK
 
+from airflow_outamation.batching import name_list
 from airflow_outamation.claims import renames
-from airflow_outamation.claims.names import differences, own_name, split_extension, unique_name
+from airflow_outamation.claims.names import (
+    DEFAULT_NAME_ENCODING,
+    differences,
+    own_name,
+    split_extension,
+    unique_name,
+    utf8_name,
+)
 from airflow_outamation.claims.records import (
     claims_folder,
     listdir,
@@ -51,6 +59,7 @@ from airflow_outamation.claims.records import (
     write_json_once,
 )
 from airflow_outamation.exceptions import SFTPClaimError
+from airflow_outamation.name_text import path_of, printable
 from airflow_outamation.readiness import RemoteFile
 from airflow_outamation.sftp_paths import makedirs
 
@@ -92,7 +101,7 @@ class Claim:
 
 def describe_skipped(skipped: Sequence[SkippedFile], limit: int = LOGGED_SKIPS) -> str:
     """One line naming the first ``limit`` skipped files with their reasons, and how many more there are."""
-    shown = "; ".join(f"{item.path}: {item.reason}" for item in skipped[:limit])
+    shown = "; ".join(printable(f"{item.path}: {item.reason}") for item in skipped[:limit])
     more = len(skipped) - limit
     return f"{shown}; and {more} more" if more > 0 else shown
 
@@ -108,7 +117,7 @@ def intended_files(files: Iterable[RemoteFile | Mapping[str, Any] | str]) -> lis
         if isinstance(item, RemoteFile):
             by_path[item.path] = {"path": item.path, "size": item.size, "mtime": item.mtime}
         elif isinstance(item, Mapping):
-            path = str(item.get("path") or item["source_path"])
+            path = path_of(item, "path" if item.get("path") else "source_path")
             by_path[path] = {"path": path, "size": item.get("size"), "mtime": item.get("mtime")}
         else:
             by_path[str(item)] = {"path": str(item), "size": None, "mtime": None}
@@ -136,6 +145,7 @@ def claim(
     files: Iterable[RemoteFile | Mapping[str, Any] | str],
     in_progress_dir: str,
     manifest_id: str,
+    name_encoding: str = DEFAULT_NAME_ENCODING,
 ) -> Claim:
     """
     Move ``files`` into ``in_progress_dir`` exactly once, file by file; a repeat with ``manifest_id`` resumes.
@@ -150,6 +160,8 @@ def claim(
     :param files: the files to claim (``RemoteFile``, XCom dicts with ``path``, ``size``, ``mtime``, or paths)
     :param in_progress_dir: the dated in-progress directory; created when missing
     :param manifest_id: names this claim's manifest, e.g. :func:`manifest_id_for` of the DAG run
+    :param name_encoding: decodes a name that is not UTF-8 into its name in ``in_progress_dir``
+        (:func:`~airflow_outamation.claims.names.utf8_name`); the manifest keeps the original
     :raises SFTPClaimError: the server refused a directory or a record of the claim (permission denied, ...)
     """
     claims_dir = claims_folder(in_progress_dir)
@@ -170,17 +182,19 @@ def claim(
                 placed = write_json_once(
                     sftp,
                     placed_path(in_progress_dir, manifest_id),
-                    _stage_and_place(sftp, wanted, staged_names, staging_dir, in_progress_dir),
+                    _stage_and_place(sftp, wanted, staged_names, staging_dir, in_progress_dir, name_encoding),
                 )
             placements, skipped_before = load_placements(placed)
             claimed, returned = _move(
                 sftp, wanted, staged_names, placements, claims_dir, in_progress_dir, manifest_id
             )
+        claimed = [_as_uploaded(file, name_encoding) for file in claimed]
         _remove_staging_dir(sftp, staging_dir)
     except SFTPClaimError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise SFTPClaimError(f"claiming into {in_progress_dir} failed: {type(exc).__name__}: {exc}") from exc
+        failure = printable(f"{type(exc).__name__}: {exc}")
+        raise SFTPClaimError(f"claiming into {in_progress_dir} failed: {failure}") from exc
     return Claim(claimed=claimed, skipped=sorted([*skipped_before, *returned], key=lambda item: item.path))
 
 
@@ -189,9 +203,20 @@ def claim_files(
     files: Iterable[RemoteFile | Mapping[str, Any] | str],
     in_progress_dir: str,
     manifest_id: str,
+    name_encoding: str = DEFAULT_NAME_ENCODING,
 ) -> list[ClaimedFile]:
     """The files :func:`claim` moved into ``in_progress_dir`` (same arguments)."""
-    return claim(sftp, files, in_progress_dir, manifest_id).claimed
+    return claim(sftp, files, in_progress_dir, manifest_id, name_encoding).claimed
+
+
+def _as_uploaded(file: ClaimedFile, name_encoding: str) -> ClaimedFile:
+    """
+    ``file`` with the name it came by in UTF-8 (:func:`utf8_name`), as the API payload and logs take it.
+
+    The manifest keeps the name as the server had it; the claim's result never holds undecodable bytes.
+    """
+    folder, name = posixpath.split(file.source_path)
+    return replace(file, source_path=posixpath.join(folder, utf8_name(name, name_encoding)))
 
 
 def _stage_and_place(
@@ -200,6 +225,7 @@ def _stage_and_place(
     staged_names: list[str],
     staging_dir: str,
     in_progress_dir: str,
+    name_encoding: str,
 ) -> dict[str, Any]:
     """Phases 1 and 2: stage, put back the changed files, choose final names; return the placed record."""
     makedirs(sftp, staging_dir)
@@ -207,7 +233,7 @@ def _stage_and_place(
     kept, changed = _check(sftp, wanted, staged_names, staging_dir)
     skipped.update(changed)
     return {
-        "files": _place(sftp, wanted, staged_names, kept, in_progress_dir),
+        "files": _place(sftp, wanted, staged_names, kept, in_progress_dir, name_encoding),
         "skipped": [{"path": path, "reason": skipped[path]} for path in sorted(skipped)],
     }
 
@@ -217,7 +243,7 @@ def _remove_staging_dir(sftp: paramiko.SFTPClient, staging_dir: str) -> None:
     left = sorted(listdir(sftp, staging_dir))
     if left:
         raise SFTPClaimError(
-            f"{len(left)} file(s) are still in {staging_dir} ({', '.join(left[:5])}); "
+            f"{len(left)} file(s) are still in {staging_dir} ({name_list(left, 5)}); "
             "a retry of the claim moves them"
         )
     with contextlib.suppress(FileNotFoundError):
@@ -273,8 +299,8 @@ def _return_to_source(sftp: paramiko.SFTPClient, staged_path: str, source: str) 
         sftp.rename(staged_path, target)
     except OSError as exc:
         raise SFTPClaimError(
-            f"putting {staged_path} back as {target} failed: {type(exc).__name__}: {exc}; "
-            "the file stays there and a retry of the claim puts it back"
+            printable(f"putting {staged_path} back as {target} failed: {type(exc).__name__}: {exc}; ")
+            + "the file stays there and a retry of the claim puts it back"
         ) from exc
     return target
 
@@ -285,13 +311,19 @@ def _place(
     staged_names: list[str],
     kept: Mapping[str, paramiko.SFTPAttributes],
     in_progress_dir: str,
+    name_encoding: str,
 ) -> dict[str, dict[str, Any]]:
-    """Phase 2: choose a free final name for every staged file (staging name -> final name, size, mtime)."""
+    """
+    Phase 2: choose a free final name for every staged file (staging name -> final name, size, mtime).
+
+    A final name is valid UTF-8 (a name that is not gets decoded with ``name_encoding``), so the
+    API payload, receipts and records downstream never carry undecodable bytes.
+    """
     taken = listdir(sftp, in_progress_dir)
     placements = {}
     for item, staged in zip(wanted, staged_names, strict=True):
         if staged in kept:
-            final = unique_name(posixpath.basename(item["path"]), taken)
+            final = unique_name(utf8_name(posixpath.basename(item["path"]), name_encoding), taken)
             taken.add(final)
             placements[staged] = {"name": final, "size": kept[staged].st_size, "mtime": kept[staged].st_mtime}
     return placements

@@ -79,12 +79,13 @@ def write_json_once(sftp: paramiko.SFTPClient, path: str, content: Any) -> Any:
 
     The first writer wins on every kind of server: the rename never replaces an existing record
     (:func:`~airflow_outamation.claims.renames.renames_without_replacing`, under the folder's lock
-    where the server's rename replaces).
+    where the server's rename replaces). ASCII JSON: a name that is not UTF-8 (lone surrogates, see
+    ``NAME_ENCODING``) round-trips as ``\\udcfc``.
     """
     folder = posixpath.dirname(path)
     temporary = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
     with sftp.open(temporary, "wb") as handle:
-        handle.write(json.dumps(content, indent=1, ensure_ascii=False).encode())
+        handle.write(json.dumps(content, indent=1).encode())
     try:
         with folder_lock(sftp, folder, posixpath.basename(path), expiry=RECORD_LOCK_EXPIRY):
             status = renames_without_replacing(sftp, [(temporary, path)], folder)[0]

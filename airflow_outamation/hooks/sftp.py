@@ -30,6 +30,7 @@ from paramiko.config import SSH_PORT
 
 from airflow_outamation import claims, readiness
 from airflow_outamation.claims import Claim, ClaimedFile
+from airflow_outamation.claims.names import DEFAULT_NAME_ENCODING
 from airflow_outamation.exceptions import SFTPConnectError, SFTPPathError
 from airflow_outamation.hooks.background_loop import BackgroundLoop
 from airflow_outamation.hooks.credentials import SSHCredentials
@@ -52,7 +53,9 @@ from airflow_outamation.hooks.sftp_pool import (
     TrackedSFTPClient,
 )
 from airflow_outamation.hooks.ssh_logging import set_ssh_log_level
+from airflow_outamation.name_text import printable
 from airflow_outamation.readiness import FileState, Listing, RemoteFile
+from airflow_outamation.sftp_paths import resolve
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -329,7 +332,9 @@ class PooledSFTPHook(SFTPHook):
         """
         Return an SFTP client: this hook's pooled one until :meth:`close_conn`, or a private one.
 
-        A hook dropped without :meth:`close_conn` gives its clients back when it is garbage-collected.
+        A hook dropped without :meth:`close_conn` gives its pooled client back when it is
+        garbage-collected; a private client lives as long as someone holds it (or until
+        :meth:`close_conn`), so ``PooledSFTPHook(...).get_conn(pooled=False)`` works as a one-liner.
 
         :param pooled: ``False`` opens a private connection that no one else uses
         :raises SFTPConnectError: the server cannot be reached
@@ -338,7 +343,8 @@ class PooledSFTPHook(SFTPHook):
             if self._private is None or not self._private.is_alive():
                 self._release_private()
                 self._private = self._open_client()
-                self._close_private = weakref.finalize(self, self._private.close)
+                # Tied to the client, not to this hook: the SSH connection closes when the client goes.
+                self._close_private = weakref.finalize(self._private.sftp, self._private.ssh.close)
             return self._private.sftp
         if self._lent is not None and not self._lent.is_alive():
             self._release_lent()
@@ -386,6 +392,34 @@ class PooledSFTPHook(SFTPHook):
                 )
                 for entry in sftp.listdir_attr(directory)
             }
+
+    @_reconnect_once
+    def confine(self, path: str, root: str) -> str:
+        """
+        Check, as the server resolves paths, that ``path`` lies inside ``root``; return it resolved.
+
+        :func:`~airflow_outamation.projects.confine_path` checks a run's folder as text: a folder
+        inside the project that is a symbolic link to another project's passes it. Here the server
+        resolves both (SFTP ``realpath``, links followed); folders still to be created are resolved
+        from their nearest existing parent.
+
+        :param path: the folder a run is to use
+        :param root: the project's folder
+        :return: ``path`` as the server resolves it
+        :raises SFTPPathError: ``path`` resolves outside ``root``, or ``root`` is missing
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
+        """
+        with self._sftp(root) as sftp:
+            resolved_root = resolve(sftp, root)
+        with self._sftp(path) as sftp:
+            resolved = resolve(sftp, path)
+        if resolved != resolved_root and not resolved.startswith(resolved_root.rstrip("/") + "/"):
+            raise SFTPPathError(
+                f"{printable(path)} resolves to {printable(resolved)} on {self.location}, outside the "
+                f"project's folder {printable(root)} ({printable(resolved_root)}): a symbolic link leads "
+                "out of the project"
+            )
+        return resolved
 
     def _stat_file(self, path: str) -> FileState:
         with self._sftp(path) as sftp:
@@ -534,6 +568,7 @@ class PooledSFTPHook(SFTPHook):
         files: Sequence[RemoteFile | Mapping[str, Any] | str],
         in_progress_dir: str,
         manifest_id: str,
+        name_encoding: str = DEFAULT_NAME_ENCODING,
     ) -> Claim:
         """
         Move files into ``in_progress_dir`` by atomic rename, file by file, exactly once, crash-safe.
@@ -544,18 +579,20 @@ class PooledSFTPHook(SFTPHook):
         :param files: the ready files (``RemoteFile``, their dicts, or paths)
         :param in_progress_dir: the dated in-progress directory
         :param manifest_id: names the claim's manifest; the same id returns the same claim
+        :param name_encoding: decodes a name that is not UTF-8 into its (UTF-8) name in ``in_progress_dir``
         :return: the claimed files and the skipped ones with their reasons
         :raises SFTPClaimError: the claim could not complete (every file is still in one place)
         :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
         with self.get_managed_conn() as sftp:
-            return claims.claim(sftp, files, in_progress_dir, manifest_id)
+            return claims.claim(sftp, files, in_progress_dir, manifest_id, name_encoding)
 
     def claim_files(
         self,
         files: Sequence[RemoteFile | Mapping[str, Any] | str],
         in_progress_dir: str,
         manifest_id: str,
+        name_encoding: str = DEFAULT_NAME_ENCODING,
     ) -> list[ClaimedFile]:
         """
         Move files into ``in_progress_dir`` like :meth:`claim`; return the claimed ones, log the skipped ones.
@@ -563,10 +600,11 @@ class PooledSFTPHook(SFTPHook):
         :param files: the ready files (``RemoteFile``, their dicts, or paths)
         :param in_progress_dir: the dated in-progress directory
         :param manifest_id: names the claim's manifest; the same id returns the same claim
+        :param name_encoding: decodes a name that is not UTF-8 into its (UTF-8) name in ``in_progress_dir``
         :raises SFTPClaimError: the claim could not complete (every file is still in one place)
         :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
-        result = self.claim(files, in_progress_dir, manifest_id)
+        result = self.claim(files, in_progress_dir, manifest_id, name_encoding)
         if result.skipped:
             self.log.warning(
                 "Skipped %d file(s) claiming into %s on %s: %s",

@@ -36,6 +36,7 @@ from airflow_outamation.hooks.sftp_errors import (
     translate,
 )
 from airflow_outamation.hooks.ssh_logging import set_ssh_log_level
+from airflow_outamation.name_text import NAME_ENCODING
 from airflow_outamation.readiness import FileState
 
 if TYPE_CHECKING:
@@ -85,7 +86,8 @@ def _is_connection_broken(exc: BaseException, ssh: asyncssh.SSHClientConnection)
     The provider's rule (``_is_connection_faulty``) drops the connection for any error that is not
     itself an SFTP status error, so an inherited method that turns "no such file" into another
     exception (``SFTPHookAsync.get_mod_time`` raises ``AirflowException``) cost one new SSH
-    connection per call. Here the error's cause chain decides, and a closed connection is broken.
+    connection per call. Here the error's cause chain decides, and a closed connection is broken;
+    a name that cannot be encoded or decoded never breaks one.
 
     :param exc: the error raised inside the pooled connection's block
     :param ssh: the pooled SSH connection
@@ -97,6 +99,8 @@ def _is_connection_broken(exc: BaseException, ssh: asyncssh.SSHClientConnection)
     while link is not None and id(link) not in seen:
         if isinstance(link, asyncssh.SFTPError):
             return _is_connection_faulty(link)
+        if isinstance(link, UnicodeError):  # a name that cannot be encoded: nothing was sent
+            return False
         seen.add(id(link))
         link = link.__cause__ or link.__context__
     return True
@@ -176,7 +180,7 @@ class _SettingsKeyedSFTPClientPool(SFTPClientPool):
         hook = PooledSFTPHookAsync(self.sftp_conn_id, overrides=self.overrides)
         ssh = await within(hook._get_conn(), self.timeout)
         try:
-            sftp = await within(ssh.start_sftp_client(), self.timeout)
+            sftp = await within(ssh.start_sftp_client(path_errors=NAME_ENCODING[1]), self.timeout)
         except BaseException:
             ssh.close()
             raise

@@ -23,6 +23,7 @@ from airflow_outamation.exceptions import (
     SFTPHostKeyError,
     SFTPPathError,
 )
+from airflow_outamation.name_text import printable
 
 #: Airflow connection types whose host, port, login and extras describe an SSH server.
 SFTP_CONNECTION_TYPES = ("sftp", "ssh")
@@ -66,7 +67,7 @@ def path_error(condition: str, path: str, where: SFTPLocation) -> SFTPPathError:
     :param path: the remote path
     :param where: the server and connection
     """
-    return SFTPPathError(f"{condition}: {path} on {where}")
+    return SFTPPathError(f"{condition}: {printable(path)} on {where}")
 
 
 def unreachable_error(
@@ -155,7 +156,7 @@ def translate(
     if isinstance(exc, paramiko.SSHException) and ("banner" in str(exc) or "No existing session" in str(exc)):
         return SFTPConnectError(f"timed out or cut off in the SSH handshake with {where}")
     reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
-    during = f" while accessing {path}" if path is not None else ""
+    during = f" while accessing {printable(path)}" if path is not None else ""
     return SFTPConnectError(
         f"could not open or lost the connection to {where}{during}: {type(exc).__name__}: {reason}"
     )

@@ -10,8 +10,10 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 
 import paramiko
+from paramiko.message import Message
 
 from airflow_outamation.exceptions import SFTPPoolExhaustedError
+from airflow_outamation.name_text import NAME_ENCODING
 
 #: SSH connections one pool keeps open at most (per connection settings).
 DEFAULT_POOL_SIZE = 4
@@ -19,7 +21,35 @@ DEFAULT_POOL_SIZE = 4
 DEFAULT_CHECKOUT_TIMEOUT = 30.0
 
 
-class TrackedSFTPClient(paramiko.SFTPClient):
+class _ServerNameMessage(Message):
+    """An SFTP answer whose names decode like :data:`NAME_ENCODING` (paramiko's own decoding is strict)."""
+
+    def get_text(self) -> str:
+        return self.get_string().decode(*NAME_ENCODING)
+
+
+class ServerNamesSFTPClient(paramiko.SFTPClient):
+    """
+    A paramiko SFTP client that takes every name the server sends, UTF-8 or not.
+
+    paramiko decodes names strictly: one ``Rechnung_M\\xfcller.pdf`` (Latin-1) made every listing of
+    its folder raise ``UnicodeDecodeError``. Here names are read and paths are sent with
+    :data:`NAME_ENCODING`, so a name that does not decode comes back as the same bytes.
+    """
+
+    def _adjust_cwd(self, path: str | bytes) -> bytes:
+        if isinstance(path, str):
+            path = path.encode(*NAME_ENCODING)
+        return super()._adjust_cwd(path)  # type: ignore[misc]
+
+    def _read_response(self, waitfor: int | None = None) -> tuple[int | None, Message | None]:
+        kind, message = super()._read_response(waitfor)  # type: ignore[misc]
+        if message is not None:
+            message.__class__ = _ServerNameMessage
+        return kind, message
+
+
+class TrackedSFTPClient(ServerNamesSFTPClient):
     """
     An SFTP client that remembers when its channel failed, even if the caller swallowed the error.
 

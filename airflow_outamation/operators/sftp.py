@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import posixpath
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -9,11 +10,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from airflow.sdk import Asset, BaseOperator, Context, XComArg
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_outamation import metrics
 from airflow_outamation.assets import EVENT_FILES_LISTED
 from airflow_outamation.batching import as_limit, name_list
 from airflow_outamation.claims import ClaimedFile, describe_skipped, intended_files, manifest_id_for
+from airflow_outamation.claims.names import DEFAULT_NAME_ENCODING
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.readiness import DEFAULT_PATTERN, DEFAULT_STABILITY_DELAY, RemoteFile
 
@@ -66,6 +69,12 @@ class ClaimFilesOperator(BaseOperator):
     :param stability_delay: seconds between the two listings when listing ready files itself
     :param max_files: most files one run claims (the first by name; templated); the others stay in
         the input folder for the next run. ``None`` for no cap
+    :param name_encoding: Python codec a file name that is not valid UTF-8 is decoded with into its
+        name in the in-progress folder (templated; bytes it leaves undefined are read as Latin-1);
+        the manifest keeps the name as it was
+    :param project_root: the project's configured folder (templated): the input and in-progress
+        folders must lie inside it as the server resolves them (symbolic links followed), else the
+        task fails. ``None``: inside ``base_path``
     """
 
     template_fields: Sequence[str] = (
@@ -76,6 +85,8 @@ class ClaimFilesOperator(BaseOperator):
         "date_format",
         "pattern",
         "max_files",
+        "name_encoding",
+        "project_root",
     )
     ui_color = "#fdebd0"
 
@@ -92,6 +103,8 @@ class ClaimFilesOperator(BaseOperator):
         pattern: str = DEFAULT_PATTERN,
         stability_delay: float = DEFAULT_STABILITY_DELAY,
         max_files: int | str | None = None,
+        name_encoding: str = DEFAULT_NAME_ENCODING,
+        project_root: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -105,14 +118,22 @@ class ClaimFilesOperator(BaseOperator):
         self.pattern = pattern
         self.stability_delay = stability_delay
         self.max_files = max_files
+        self.name_encoding = name_encoding
+        self.project_root = project_root
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         """Claim the files; return the claimed ones as ``ClaimedFile.to_dict()`` dicts."""
+        try:
+            codecs.lookup(self.name_encoding)
+        except LookupError:
+            raise AirflowFailException(f"name_encoding {self.name_encoding!r} is not an encoding") from None
         hook = PooledSFTPHook(ssh_conn_id=self.sftp_conn_id)
         source = posixpath.join(self.base_path, self.source_dir)
         target = posixpath.join(
             self.base_path, self.in_progress_dir, run_date(context, self.timezone).strftime(self.date_format)
         )
+        for folder in (source, target):
+            hook.confine(folder, self.project_root or self.base_path)
         files: Sequence[RemoteFile | Mapping[str, Any] | str]
         if self.files is None:
             files = hook.list_ready_files(source, pattern=self.pattern, stability_delay=self.stability_delay)
@@ -127,7 +148,7 @@ class ClaimFilesOperator(BaseOperator):
         manifest_id = manifest_id_for(context["dag_run"].dag_id, context["run_id"])
         project = metrics.project_of(context)
         with metrics.timed(metrics.CLAIM_DURATION, project):
-            result = hook.claim(files, target, manifest_id)
+            result = hook.claim(files, target, manifest_id, self.name_encoding)
         metrics.count(metrics.FILES_CLAIMED, len(result.claimed), project)
         self.log.info(
             "Claimed %d of %d file(s) from %s into %s: %s",
@@ -160,9 +181,11 @@ class ProjectStatusOperator(BaseOperator):
     :param date_format: ``strftime`` format of the dated folders
     :param timezone: IANA time zone of the dated folders (``None``: UTC)
     :param days: how many days back, the run's day included
+    :param project_root: the project's configured folder (templated): ``base_path`` must lie inside
+        it as the server resolves it (symbolic links followed), else the task fails; ``None``: not checked
     """
 
-    template_fields: Sequence[str] = ("base_path",)
+    template_fields: Sequence[str] = ("base_path", "project_root")
     ui_color = "#fdebd0"
 
     def __init__(
@@ -175,6 +198,7 @@ class ProjectStatusOperator(BaseOperator):
         date_format: str = "%m%d%Y",
         timezone: str | None = None,
         days: int = 7,
+        project_root: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -185,12 +209,15 @@ class ProjectStatusOperator(BaseOperator):
         self.date_format = date_format
         self.timezone = timezone
         self.days = days
+        self.project_root = project_root
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Count and log; return ``{"ready", "folders": {date: counts}, "total": counts}``."""
         day = run_date(context, self.timezone)
         dates = [(day - timedelta(days=back)).strftime(self.date_format) for back in range(self.days)]
         hook = PooledSFTPHook(ssh_conn_id=self.sftp_conn_id)
+        if self.project_root:
+            hook.confine(self.base_path, self.project_root)
         status = hook.project_status(self.base_path, self.source_dir, self.in_progress_dir, dates)
         total = status["total"]
         self.log.info(

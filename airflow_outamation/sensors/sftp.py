@@ -56,9 +56,11 @@ class ReadyFilesSensor(BaseSensorOperator):
     :param max_files: most files one run passes on (the first by name; templated); ``None`` for all;
         the others stay in the folder for the next run
     :param deferrable: wait in the triggerer (default) instead of in a worker slot
+    :param project_root: the project's configured folder (templated): ``directory`` must lie inside
+        it as the server resolves it (symbolic links followed), else the task fails; ``None``: not checked
     """
 
-    template_fields: Sequence[str] = ("directory", "pattern", "stability_delay", "max_files")
+    template_fields: Sequence[str] = ("directory", "pattern", "stability_delay", "max_files", "project_root")
     ui_color = "#d6eaf8"
 
     def __init__(
@@ -72,6 +74,7 @@ class ReadyFilesSensor(BaseSensorOperator):
         min_size: int = 1,
         max_files: int | str | None = None,
         deferrable: bool = True,
+        project_root: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -83,6 +86,7 @@ class ReadyFilesSensor(BaseSensorOperator):
         self.min_size = min_size
         self.max_files = max_files
         self.deferrable = deferrable
+        self.project_root = project_root
         self._unreachable: tuple[float, SFTPConnectError, SFTPLocation] | None = None
         self._progress = ""
 
@@ -96,6 +100,8 @@ class ReadyFilesSensor(BaseSensorOperator):
             self.timeout,
             self.stability_delay,
         )
+        if self.project_root:
+            PooledSFTPHook(ssh_conn_id=self.sftp_conn_id).confine(self.directory, self.project_root)
         if not self.deferrable:
             try:
                 return super().execute(context)
