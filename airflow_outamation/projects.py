@@ -8,6 +8,7 @@ naming the entry and all its problems, so one bad entry never hides the others.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import math
 import posixpath
@@ -20,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from airflow_outamation.claims.names import DEFAULT_NAME_ENCODING
 from airflow_outamation.ingestion_status import status_dates
 from airflow_outamation.readiness import (
     DEFAULT_MIN_AGE,
@@ -70,6 +72,7 @@ class Project:
     api_url: str | None = None
     completion: str = "keep"
     resend_after: float | None = None
+    name_encoding: str = DEFAULT_NAME_ENCODING
     max_send_attempts: int = 5
     retention_days: float = 30
 
@@ -188,6 +191,17 @@ def _date_format(value: Any) -> str | None:
 _SAMPLE_DAY = datetime(2026, 11, 26, 1, 30, tzinfo=timezone.utc)
 
 
+def _encoding(value: Any) -> str | None:
+    problem = _text(value)
+    if problem is not None:
+        return problem
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        return f"must be a Python codec name such as 'cp1252' or 'latin-1', got {value!r}"
+    return None
+
+
 def _timezone(value: Any) -> str | None:
     problem = _text(value)
     if problem is not None:
@@ -238,6 +252,7 @@ SCHEMA: dict[str, Check] = {
     "api_url": _api_url,
     "completion": _one_of(*COMPLETIONS),
     "resend_after": _optional(_number(0, low_open=True)),
+    "name_encoding": _encoding,
     "max_send_attempts": _number(1, 100, integer=True),
     "retention_days": _number(0, low_open=True),
 }

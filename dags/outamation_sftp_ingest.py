@@ -290,6 +290,7 @@ def build_dag(project: Project) -> DAG:
             # Event mode: the watcher started this run for ready files: look once, skip if a run before
             # took them. Otherwise wait in the triggerer for files to arrive.
             deferrable=not event_mode,
+            project_root=project.base_path,
             timeout=0 if event_mode else WAIT_TIMEOUT.total_seconds(),
             soft_fail=True,
         )
@@ -304,6 +305,8 @@ def build_dag(project: Project) -> DAG:
             date_format=project.date_format,
             timezone=project.timezone,
             max_files="{{ params.max_files_per_run }}",
+            name_encoding=project.name_encoding,
+            project_root=project.base_path,
             outlets=[in_progress_asset(project_id)],
         )
         submit_batches = SubmitBatchesOperator(
@@ -328,6 +331,7 @@ def build_dag(project: Project) -> DAG:
             execution_timeout=timeouts["project_status"],
             sftp_conn_id=project.sftp_conn_id,
             base_path=PROJECT_FOLDER,
+            project_root=project.base_path,
             source_dir=project.source_dir,
             in_progress_dir=project.in_progress_dir,
             date_format=project.date_format,

@@ -664,3 +664,15 @@ def test_every_task_has_an_execution_timeout_derived_from_its_settings(
         assert big.get_task(task_id).execution_timeout > small.get_task(task_id).execution_timeout
     sensor = small.get_task("wait_for_files")
     assert sensor.execution_timeout > timedelta(seconds=sensor.timeout)
+
+
+def test_the_entry_decides_the_name_encoding_and_confines_every_task_to_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = _load_example_dag(
+        [_entry("latin", "/upload/latin", name_encoding="latin-1")], tmp_path, monkeypatch
+    )
+    dag = module.outamation_sftp_ingest_latin
+    assert dag.get_task("claim_files").name_encoding == "latin-1"
+    for task_id in ("wait_for_files", "claim_files", "project_status"):
+        assert dag.get_task(task_id).project_root == "/upload/latin", task_id

@@ -92,6 +92,7 @@ def test_every_problem_of_an_entry_is_named() -> None:
         ("max_send_attempts", 2.5),
         ("retention_days", 0),
         ("base_path", "/upload/../etc"),
+        ("name_encoding", "klingon"),
     ],
 )
 def test_bad_values_are_refused(key: str, bad: Any) -> None:
