@@ -6,12 +6,12 @@ import contextlib
 import posixpath
 import re
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import paramiko
 
-from airflow_outamation.claims.ledger import message_ids
+from airflow_outamation.claims.ledger import claimed_keys, record_keys
 from airflow_outamation.claims.protocol import claim_files, load_placements
 from airflow_outamation.claims.records import (
     ATTEMPTS_DIR,
@@ -47,28 +47,6 @@ def claim_folders(sftp: paramiko.SFTPClient, in_progress_root: str) -> list[str]
     )
 
 
-def _records(sftp: paramiko.SFTPClient, claim_dir: str, kind: str) -> dict[str, dict[str, Any]]:
-    """The batch records of one kind in ``claim_dir`` by message id."""
-    folder = record_dir(claim_dir, kind)
-    found = {}
-    for message_id in message_ids(sftp, claim_dir, kind):
-        record = read_json(sftp, posixpath.join(folder, f"{message_id}.json"))
-        if record is not None:
-            found[message_id] = record
-    return found
-
-
-def _paths(records: Mapping[str, Mapping[str, Any]]) -> dict[str, set[str]]:
-    """The file paths each record lists (receipt, rejected, completed and batch records)."""
-    return {
-        message_id: {
-            str(entry if isinstance(entry, str) else entry.get("path") or entry.get("backup_path"))
-            for entry in record.get("files", [])
-        }
-        for message_id, record in records.items()
-    }
-
-
 def purge_finished(
     sftp: paramiko.SFTPClient, claim_dir: str, max_age: float, now: float, completion: str = "keep"
 ) -> list[str]:
@@ -77,9 +55,12 @@ def purge_finished(
 
     A claim is finished when each of its files has a receipt or a rejected record and, unless
     ``completion`` is ``keep``, every receipt of its files a completed record; its manifest must be
-    older than ``max_age``. Its batch records go first (nothing is resent), then receipts, rejected,
-    completed and attempt records, placement record and manifest. A ``<id>.purging.json`` marker
-    lets a repeat finish a purge a crash interrupted. Returns the purged manifest ids.
+    older than ``max_age``. A record belongs to a claim when it lists one of the claim's files by
+    its claim identity (records written by 0.3: by path, size and mtime), never by path alone: a
+    newer claim's file under a freed name keeps its records. The claim's batch records go first
+    (nothing is resent), then receipts, rejected, completed and attempt records, placement record
+    and manifest. A ``<id>.purging.json`` marker lets a repeat finish a purge a crash interrupted.
+    Returns the purged manifest ids.
 
     :param max_age: seconds since the manifest was written
     :param now: the current time (epoch seconds)
@@ -88,7 +69,7 @@ def purge_finished(
     folder = claims_folder(claim_dir)
     entries = present(sftp, folder)
     kinds = (BATCHES_DIR, SENT_DIR, REJECTED_DIR, COMPLETED_DIR)
-    paths = {kind: _paths(_records(sftp, claim_dir, kind)) for kind in kinds}
+    keys = {kind: record_keys(sftp, claim_dir, kind) for kind in kinds}
     purged = []
     for name, entry in sorted(entries.items()):
         if not _MANIFEST_NAME.fullmatch(name) or name.endswith(".placed.json"):
@@ -97,12 +78,12 @@ def purge_finished(
         purging = f"{manifest_id}.purging.json" in entries
         if not purging and now - (entry.st_mtime or now) < max_age:
             continue
-        claimed = set() if purging else {f.backup_path for f in claim_files(sftp, [], claim_dir, manifest_id)}
-        mine = {kind: {i for i, listed in paths[kind].items() if listed & claimed} for kind in kinds}
-        sent = [paths[SENT_DIR][i] for i in mine[SENT_DIR]]
-        done = set().union(*sent, *(paths[REJECTED_DIR][i] for i in mine[REJECTED_DIR]))
+        claimed = [] if purging else [claimed_keys(f) for f in claim_files(sftp, [], claim_dir, manifest_id)]
+        own = set().union(*claimed)
+        mine = {kind: {i for i, listed in keys[kind].items() if listed & own} for kind in kinds}
+        done = set().union(*(keys[kind][i] for kind in (SENT_DIR, REJECTED_DIR) for i in mine[kind]))
         uncompleted = mine[SENT_DIR] - mine[COMPLETED_DIR] if completion != "keep" else set()
-        if not purging and (not claimed <= done or uncompleted):
+        if not purging and (any(not item & done for item in claimed) or uncompleted):
             continue
         marker = posixpath.join(folder, f"{manifest_id}.purging.json")
         write_json_once(
@@ -110,7 +91,7 @@ def purge_finished(
         )
         owned = set((read_json(sftp, marker) or {}).get("batches", []))
         for kind in kinds:
-            for message_id in sorted(owned & set(paths[kind])):
+            for message_id in sorted(owned & set(keys[kind])):
                 record = record_path(claim_dir, kind, message_id)
                 for path in (record, f"{record}{PLAN_SUFFIX}"):
                     with contextlib.suppress(FileNotFoundError):
@@ -136,7 +117,8 @@ def folder_status(sftp: paramiko.SFTPClient, claim_dir: str) -> dict[str, int]:
 
     ``claimed`` counts the files the claims placed there (a file returned to the input folder
     excluded); ``sent`` those a receipt lists; ``rejected`` and ``completed`` those moved or
-    deleted by :func:`relocate`; ``unsent`` the claimed ones neither sent nor rejected.
+    deleted by :func:`relocate`; ``unsent`` the claimed ones neither sent nor rejected. Files are
+    counted by claim identity: two claims of one name are two files.
     """
     entries = listdir(sftp, claims_folder(claim_dir))
     claimed = 0
@@ -150,7 +132,7 @@ def folder_status(sftp: paramiko.SFTPClient, claim_dir: str) -> dict[str, int]:
                 1 for other in entries if other.startswith(f"{manifest_id}.returned.")
             )
     counts = {
-        kind: len(set().union(*_paths(_records(sftp, claim_dir, kind)).values()))
+        kind: len(set().union(*record_keys(sftp, claim_dir, kind).values()))
         for kind in (SENT_DIR, REJECTED_DIR, COMPLETED_DIR)
     }
     return {

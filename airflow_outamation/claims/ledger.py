@@ -16,6 +16,7 @@ from airflow_outamation.claims.records import (
     BATCHES_DIR,
     COMPLETED_DIR,
     PLAN_SUFFIX,
+    RECORD_VERSION,
     REJECTED_DIR,
     SENT_DIR,
     listdir,
@@ -30,8 +31,49 @@ from airflow_outamation.exceptions import SFTPClaimError
 from airflow_outamation.sftp_paths import makedirs
 
 
+def file_key(entry: Mapping[str, Any] | str) -> tuple[Any, ...]:
+    """
+    How a record knows a file: ``("claim", claim id, index)``, its identity within its claim.
+
+    Records written by 0.3 have no index: their files are known by ``("path", path, size, mtime)``
+    (the mtime in whole seconds; a bare path string has neither).
+
+    :param entry: a file of a record: a claimed file's dict, a receipt or move entry, or a path
+    """
+    if isinstance(entry, str):
+        return ("path", entry, None, None)
+    claim, index = entry.get("claim_id") or entry.get("manifest_id"), entry.get("index")
+    if claim is not None and index is not None:
+        return ("claim", str(claim), int(index))
+    size, mtime = entry.get("size"), entry.get("mtime")
+    return (
+        "path",
+        str(entry.get("path") or entry.get("backup_path")),
+        None if size is None else int(size),
+        None if mtime is None else int(float(mtime)),
+    )
+
+
+def claimed_keys(item: ClaimedFile) -> set[tuple[Any, ...]]:
+    """The keys a record may know a claimed file by: its claim identity; in 0.3's records its path."""
+    keys = {
+        file_key({"path": item.backup_path, "size": item.size, "mtime": item.mtime}),
+        file_key(item.backup_path),
+    }
+    if item.manifest_id is not None and item.index is not None:
+        keys.add(("claim", item.manifest_id, item.index))
+    return keys
+
+
+def _identity(item: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"claim_id", "index"}`` of a claimed file (XCom dict); empty for a file claimed by 0.3."""
+    if item.get("manifest_id") is None or item.get("index") is None:
+        return {}
+    return {"claim_id": item["manifest_id"], "index": item["index"]}
+
+
 def _receipt_entry(sftp: paramiko.SFTPClient, item: Mapping[str, Any] | str) -> dict[str, Any]:
-    """``{"path", "size", "mtime"}`` of a sent file: as claimed, or read from the server for a plain path."""
+    """A sent file's path, size, mtime and claim identity: as claimed, or read from the server."""
     if isinstance(item, Mapping):
         path, size, mtime = str(item["backup_path"]), item.get("size"), item.get("mtime")
     else:
@@ -42,7 +84,8 @@ def _receipt_entry(sftp: paramiko.SFTPClient, item: Mapping[str, Any] | str) -> 
         except OSError as exc:
             raise SFTPClaimError(f"reading {path} for a receipt failed: {type(exc).__name__}: {exc}") from exc
         size, mtime = attributes.st_size, attributes.st_mtime
-    return {"path": path, "size": size, "mtime": mtime}
+    identity = _identity(item) if isinstance(item, Mapping) else {}
+    return {"path": path, "size": size, "mtime": mtime, **identity}
 
 
 def record_sent(
@@ -54,8 +97,8 @@ def record_sent(
     """
     Write the receipt of a batch the API accepted; return its path. A receipt is written once.
 
-    The receipt lists each file's path, size and mtime, so a later file at the same path is not
-    taken for a sent one.
+    The receipt lists each file's claim identity (claim id and index), path, size and mtime, so a
+    later file at the same path is not taken for a sent one.
 
     :param in_progress_dir: the dated in-progress directory holding the batch's files
     :param message_id: the batch's message id
@@ -67,7 +110,7 @@ def record_sent(
     entries = sorted((_receipt_entry(sftp, item) for item in files), key=lambda entry: entry["path"])
     try:
         makedirs(sftp, sent_dir)
-        write_json_once(sftp, path, {"message_id": message_id, "files": entries})
+        write_json_once(sftp, path, {"version": RECORD_VERSION, "message_id": message_id, "files": entries})
     except OSError as exc:
         raise SFTPClaimError(f"writing the receipt {path} failed: {type(exc).__name__}: {exc}") from exc
     return path
@@ -77,8 +120,8 @@ def claim_status(sftp: paramiko.SFTPClient, in_progress_dir: str, manifest_id: s
     """
     A claim's files (their paths in ``in_progress_dir``) split into ``sent`` and ``unsent``.
 
-    A file is sent when a receipt of :func:`record_sent` lists its path with the size and mtime it
-    was claimed with (receipts and claims older than these identities compare paths only).
+    A file is sent when a receipt of :func:`record_sent` lists its claim identity (receipts written
+    by 0.3: its path with the size and mtime it was claimed with).
     Completes the claim first if a crash interrupted it, as a retried claim would.
 
     :raises SFTPClaimError: there is no claim ``manifest_id`` in ``in_progress_dir``
@@ -86,24 +129,23 @@ def claim_status(sftp: paramiko.SFTPClient, in_progress_dir: str, manifest_id: s
     if read_json(sftp, manifest_path(in_progress_dir, manifest_id)) is None:
         raise SFTPClaimError(f"no claim {manifest_id} in {in_progress_dir}")
     claimed = claim_files(sftp, [], in_progress_dir, manifest_id)
-    sent_dir = record_dir(in_progress_dir, SENT_DIR)
-    receipts: dict[str, list[Mapping[str, Any]]] = {}
-    for name in listdir(sftp, sent_dir):
-        if name.endswith(".json"):
-            for entry in (read_json(sftp, posixpath.join(sent_dir, name)) or {}).get("files", []):
-                entry = {"path": entry} if isinstance(entry, str) else entry
-                receipts.setdefault(entry["path"], []).append(entry)
-
-    def is_sent(item: ClaimedFile) -> bool:
-        return any(
-            not differences(entry.get("size"), entry.get("mtime"), item.size, item.mtime)
-            for entry in receipts.get(item.backup_path, [])
-        )
-
+    sent = set().union(*record_keys(sftp, in_progress_dir, SENT_DIR).values())
+    is_sent = {item.backup_path: bool(claimed_keys(item) & sent) for item in claimed}
     return {
-        "sent": [item.backup_path for item in claimed if is_sent(item)],
-        "unsent": [item.backup_path for item in claimed if not is_sent(item)],
+        "sent": [item.backup_path for item in claimed if is_sent[item.backup_path]],
+        "unsent": [item.backup_path for item in claimed if not is_sent[item.backup_path]],
     }
+
+
+def record_keys(sftp: paramiko.SFTPClient, claim_dir: str, kind: str) -> dict[str, set[tuple[Any, ...]]]:
+    """The files (:func:`file_key`) each batch record of ``kind`` in ``claim_dir`` lists, by message id."""
+    folder = record_dir(claim_dir, kind)
+    found = {}
+    for message_id in message_ids(sftp, claim_dir, kind):
+        record = read_json(sftp, posixpath.join(folder, f"{message_id}.json"))
+        if record is not None:
+            found[message_id] = {file_key(entry) for entry in record.get("files", [])}
+    return found
 
 
 def sent_message_ids(sftp: paramiko.SFTPClient, in_progress_dir: str) -> set[str]:
@@ -172,12 +214,13 @@ def relocate(
                         "path": item["backup_path"],
                         "size": item.get("size"),
                         "mtime": item.get("mtime"),
+                        **_identity(item),
                         "to": target,
                     }
                 )
             makedirs(sftp, record_dir(claim_dir, kind))
-            content = {"message_id": message_id, **(details or {}), "files": planned}
-            record = write_json_once(sftp, plan, content)
+            content = {"version": RECORD_VERSION, "message_id": message_id, **(details or {})}
+            record = write_json_once(sftp, plan, {**content, "files": planned})
         if target_dir:
             makedirs(sftp, target_dir)
         here = present(sftp, claim_dir)
@@ -218,7 +261,8 @@ def record_batch(
         if existing is not None:
             return dict(existing)
         makedirs(sftp, record_dir(claim_dir, BATCHES_DIR))
-        return dict(write_json_once(sftp, path, {"message_id": message_id, **batch}))
+        content = {"version": RECORD_VERSION, "message_id": message_id, **batch}
+        return dict(write_json_once(sftp, path, content))
     except OSError as exc:
         raise SFTPClaimError(f"writing the batch record {path} failed: {type(exc).__name__}: {exc}") from exc
 
@@ -238,7 +282,8 @@ def record_attempt(
         number = len(done) + 1
         while f"{message_id}.{number}.json" in done:
             number += 1
-        write_json_once(sftp, posixpath.join(folder, f"{message_id}.{number}.json"), dict(details))
+        content = {"version": RECORD_VERSION, **details}
+        write_json_once(sftp, posixpath.join(folder, f"{message_id}.{number}.json"), content)
     except OSError as exc:
         raise SFTPClaimError(
             f"recording a failed send in {folder} failed: {type(exc).__name__}: {exc}"

@@ -38,6 +38,7 @@ from paramiko.sftp import SFTP_NO_SUCH_FILE, SFTP_OK
 
 from airflow_outamation.claims.names import differences, own_name, split_extension, unique_name
 from airflow_outamation.claims.records import (
+    RECORD_VERSION,
     claims_folder,
     listdir,
     manifest_path,
@@ -57,7 +58,12 @@ LOGGED_SKIPS = 20
 
 @dataclass(frozen=True)
 class ClaimedFile:
-    """A file moved into the in-progress folder: where it is now, its ``size`` and ``mtime`` as claimed."""
+    """
+    A file moved into the in-progress folder: where it is now, its ``size`` and ``mtime`` as claimed.
+
+    Its identity is ``(manifest_id, index)``: the claim's id and the file's place in the claim's
+    manifest. The ledger finds every record of the file by it, never by its path.
+    """
 
     filename: str
     source_path: str
@@ -66,6 +72,7 @@ class ClaimedFile:
     mtime: float | None = None
     claim_dir: str | None = None
     manifest_id: str | None = None
+    index: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -158,7 +165,7 @@ def claim(
             manifest = write_json_once(
                 sftp,
                 manifest_path(in_progress_dir, manifest_id),
-                {"manifest_id": manifest_id, "files": intended_files(files)},
+                {"version": RECORD_VERSION, "manifest_id": manifest_id, "files": intended_files(files)},
             )
         wanted, staged_names = _load_manifest(manifest)
         placed = read_json(sftp, placed_path(in_progress_dir, manifest_id))
@@ -351,8 +358,9 @@ def _move(
             mtime=placements[staged]["mtime"],
             claim_dir=in_progress_dir,
             manifest_id=manifest_id,
+            index=index,
         )
-        for staged in staged_names
+        for index, staged in enumerate(staged_names)
         if staged in placements and staged not in returned
     ]
     return claimed, [SkippedFile(path=sources[staged], reason=reason) for staged, reason in returned.items()]

@@ -13,6 +13,8 @@ from paramiko.message import Message
 from paramiko.sftp import CMD_RENAME, CMD_STATUS, SFTP_DESC
 
 CLAIMS_DIR = ".claims"
+#: The format of the records written from 0.4 on (``"version": 2``); 0.3's records have no version.
+RECORD_VERSION = 2
 #: Receipts of batches the API accepted, under ``<dir>/.claims/``.
 SENT_DIR = "sent"
 #: Records of batches as first sent (files, payload fields), under ``<dir>/.claims/``.

@@ -238,6 +238,7 @@ def test_receipts_tell_sent_files_from_unsent_ones(
 
     assert receipt == f"{target}/.claims/sent/msg_first.json"
     assert json.loads(sftp_server.local_path(receipt).read_bytes()) == {
+        "version": 2,
         "message_id": "msg_first",
         "files": [
             {"path": path, "size": 19, "mtime": int(os.stat(sftp_server.local_path(path)).st_mtime)}

@@ -157,6 +157,7 @@ def test_a_file_replaced_after_it_was_found_ready_is_not_claimed(
         "mtime": int(other_stat.st_mtime),
         "claim_dir": target,
         "manifest_id": "dag__run",
+        "index": 0,
     }
     assert sftp_server.local_path(scan).read_bytes() == b"re-uploaded!"
     _assert_no_staging_left(sftp_server, target)
