@@ -30,6 +30,9 @@ from airflow_outamation.claims.records import (
 from airflow_outamation.exceptions import SFTPClaimError
 from airflow_outamation.sftp_paths import makedirs
 
+#: Names a move tries when other moves keep taking the free name it found.
+MOVE_TRIES = 10
+
 
 def file_key(entry: Mapping[str, Any] | str) -> tuple[Any, ...]:
     """
@@ -169,6 +172,27 @@ def message_ids(sftp: paramiko.SFTPClient, claim_dir: str, kind: str, planned: b
     return {name.removesuffix(suffix) for name in names if name.endswith(suffix)}
 
 
+def _move_file(sftp: paramiko.SFTPClient, old: str, new: str) -> None:
+    """Give a file a new name; fails when ``new`` exists. The one place the ledger renames a file."""
+    sftp.rename(old, new)
+
+
+def _move_to_free_name(sftp: paramiko.SFTPClient, path: str, target: str) -> str:
+    """Move ``path`` to ``target``, or to the next free `` (n)`` name if that was taken; return where."""
+    folder = posixpath.dirname(target)
+    for _ in range(MOVE_TRIES - 1):
+        try:
+            _move_file(sftp, path, target)
+            return target
+        except OSError:
+            taken = listdir(sftp, folder)
+            if posixpath.basename(target) not in taken:
+                raise
+            target = posixpath.join(folder, unique_name(posixpath.basename(path), taken))
+    _move_file(sftp, path, target)
+    return target
+
+
 def relocate(
     sftp: paramiko.SFTPClient,
     claim_dir: str,
@@ -186,8 +210,9 @@ def relocate(
     that same plan. Once every file is handled the plan becomes ``<kind>/<message_id>.json``, the
     record that the batch is done (:func:`message_ids` lists those; ``planned=True`` the others).
     A file is renamed (never copied, never over another) or removed only while it is still at its
-    path with the size and mtime the plan names; a ``target_dir`` batch also gets the record beside
-    its files, ``<target_dir>/<message_id>.json``. Returns the record.
+    path with the size and mtime the plan names; when another move took its planned name meanwhile,
+    it gets the next free `` (n)`` name (the record says where it went). A ``target_dir`` batch also
+    gets the record beside its files, ``<target_dir>/<message_id>.json``. Returns the record.
 
     :param kind: ``REJECTED_DIR`` or ``COMPLETED_DIR``
     :param files: the batch's claimed files (dicts with ``backup_path``, ``size``, ``mtime``)
@@ -224,14 +249,17 @@ def relocate(
         if target_dir:
             makedirs(sftp, target_dir)
         here = present(sftp, claim_dir)
+        done = []
         for item in record["files"]:
             entry = here.get(posixpath.basename(item["path"]))
             if entry is None or differences(item["size"], item["mtime"], entry.st_size, entry.st_mtime):
-                continue  # done by an earlier call
-            if item["to"] is None:
+                done.append(item)  # done by an earlier call
+            elif item["to"] is None:
                 sftp.remove(item["path"])
+                done.append(item)
             else:
-                sftp.rename(item["path"], item["to"])
+                done.append({**item, "to": _move_to_free_name(sftp, item["path"], item["to"])})
+        record = {**record, "files": done}
         if target_dir:
             write_json_once(sftp, posixpath.join(target_dir, f"{message_id}.json"), record)
         write_json_once(sftp, path, record)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import posixpath
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow.sdk import BaseOperator, Context, XComArg
 
@@ -29,6 +29,8 @@ from airflow_outamation.claims import (
 from airflow_outamation.exceptions import DocumentApiError, DocumentApiRejectedError, SFTPClaimError
 from airflow_outamation.hooks.document_api import BatchSubmission, DocumentApiHook, PreparedBatch
 from airflow_outamation.hooks.sftp import PooledSFTPHook
+
+T = TypeVar("T")
 
 #: Batch requests one send task keeps in flight (per project: one task per run).
 DEFAULT_MAX_IN_FLIGHT = 8
@@ -226,12 +228,34 @@ class _BatchSending(BaseOperator):
         self.processed_dir = processed_dir
         self.rejected_dir = rejected_dir
         self._project = ""
+        self._stuck: dict[str, str] = {}
 
     def execute(self, context: Context) -> dict[str, Any]:
-        """Run the send, timed as ``outamation.send.duration`` of the DAG's project."""
+        """
+        Run the send, timed as ``outamation.send.duration`` of the DAG's project.
+
+        :raises SFTPClaimError: at the end, when the housekeeping (completion, rejected move,
+            retention) of a batch failed; it stopped no other batch, the next run tries again
+        """
         self._project = metrics.project_of(context)
+        self._stuck = {}
         with metrics.timed(metrics.SEND_DURATION, self._project):
-            return self._run(context)
+            summary = self._run(context)
+        if self._stuck:
+            named = "; ".join(f"{what}: {why}" for what, why in list(self._stuck.items())[:FAILURES_NAMED])
+            raise SFTPClaimError(
+                f"housekeeping failed for {len(self._stuck)} batch(es) or folder(s): {named}"
+            )
+        return summary
+
+    def _locally(self, what: str, func: Callable[..., T], *args: Any) -> T | None:
+        """``func(*args)``, one batch's or folder's housekeeping; a failure is logged and kept, not raised."""
+        try:
+            return func(*args)
+        except (SFTPClaimError, OSError) as exc:
+            self.log.error("%s: %s; the next run tries again", what, exc)
+            self._stuck[what] = str(exc)
+            return None
 
     def _run(self, context: Context) -> dict[str, Any]:
         raise NotImplementedError
@@ -268,11 +292,20 @@ class _BatchSending(BaseOperator):
             metrics.count(metrics.FILES_SENT, len(files), self._project)
             if sftp is not None:
                 record_receipts(sftp, batch.message_id, files)
-                try:
-                    complete_batch(sftp, batch.message_id, files, self.completion, self.processed_dir)
-                except SFTPClaimError as exc:  # the batch is sent; the next run finishes its completion
-                    self.log.warning("Batch %s: %s; resend_unsent finishes it", batch.message_id, exc)
+                self._complete(sftp, batch.message_id, files)
         return failures
+
+    def _complete(self, sftp: PooledSFTPHook, message_id: str, files: Sequence[Mapping[str, Any]]) -> None:
+        """Apply the completion to a sent batch; a failure stays local to it (the next run finishes it)."""
+        self._locally(
+            f"Completion of batch {message_id}",
+            complete_batch,
+            sftp,
+            message_id,
+            files,
+            self.completion,
+            self.processed_dir,
+        )
 
     def _reject(
         self,
@@ -283,9 +316,20 @@ class _BatchSending(BaseOperator):
         """Move every batch of ``rejected`` to its rejected folder; return the folders by message id."""
         moved = {}
         for message_id, (error, attempts) in rejected.items():
-            moved[message_id] = reject_batch(
-                sftp, message_id, files_of[message_id], error, attempts, self.rejected_dir
+            files = files_of[message_id]
+            targets = self._locally(
+                f"Move of batch {message_id} to the rejected folder",
+                reject_batch,
+                sftp,
+                message_id,
+                files,
+                error,
+                attempts,
+                self.rejected_dir,
             )
+            if targets is None:
+                continue
+            moved[message_id] = targets
             self.log.error("Batch %s moved to %s", message_id, ", ".join(moved[message_id]))
             metrics.count(metrics.FILES_REJECTED, len(files_of[message_id]), self._project)
         return moved
@@ -380,7 +424,7 @@ class SubmitBatchesOperator(_BatchSending):
         self._list_batches(batches, {p.message_id for p in pending}, [p.message_id for p in prepared])
         if sftp is not None:
             for message_id in sorted(already):  # finishes a completion a crash interrupted
-                complete_batch(sftp, message_id, files_of[message_id], self.completion, self.processed_dir)
+                self._complete(sftp, message_id, files_of[message_id])
             unfinished = DocumentApiError(
                 "a move to the rejected folder was cut short"
             )  # its plan has the reason
@@ -401,6 +445,7 @@ class SubmitBatchesOperator(_BatchSending):
             "rejected": len(moved),
             "message_ids": [p.message_id for p in prepared],
             "failed_ids": sorted(failures),
+            "housekeeping_failed": len(self._stuck),
         }
         self.log.info(
             "Sent %(sent)d batch(es), %(already_sent)d already sent, %(failed)d failed "
@@ -548,7 +593,7 @@ class ResendUnsentOperator(_BatchSending):
         files_of = {message_id: record["files"] for message_id, record in records.items()}
         for message_id, record in records.items():
             if record["sent"] and not record["completed"]:
-                complete_batch(sftp, message_id, record["files"], self.completion, self.processed_dir)
+                self._complete(sftp, message_id, record["files"])
         unsent = {i: r for i, r in records.items() if not r["sent"] and not r["rejecting"]}
         due = {i: r for i, r in unsent.items() if time.time() - r["recorded_at"] >= self.resend_after}
         given_up = {i: r for i, r in due.items() if r["attempts"] >= self.max_attempts}
@@ -566,16 +611,23 @@ class ResendUnsentOperator(_BatchSending):
             if isinstance(f[0], DocumentApiRejectedError) or f[1] >= self.max_attempts
         )
         moved = self._reject(sftp, rejected, files_of)
-        purged = []
+        purged: list[str] = []
         if self.retention_days is not None:
+            max_age = self.retention_days * 86400
             for folder in folders:
-                purged += sftp.purge_finished(folder, self.retention_days * 86400, self.completion)
+                self._locally(
+                    f"Retention in {folder}",
+                    lambda folder=folder: purged.extend(
+                        sftp.purge_finished(folder, max_age, self.completion)
+                    ),
+                )
         summary = {
             "resent": len(pending) - len(failures),
             "failed": len(failures),
             "rejected": len(moved),
             "waiting": len(unsent) - len(due),
             "purged_claims": len(purged),
+            "housekeeping_failed": len(self._stuck),
         }
         self.log.info(
             "Under %s: %d unsent batch(es); resent %d, %d failed, %d moved to the rejected folder, "

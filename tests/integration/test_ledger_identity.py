@@ -9,9 +9,10 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import paramiko
 import pytest
 
-from airflow_outamation.exceptions import DocumentApiError, DocumentApiRejectedError
+from airflow_outamation.exceptions import DocumentApiError, DocumentApiRejectedError, SFTPClaimError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.operators.document_api import ResendUnsentOperator, SubmitBatchesOperator
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, Reply
@@ -236,3 +237,50 @@ def test_records_written_by_0_3_are_resent_counted_and_purged(
     }
     assert hook.purge_finished(folder, 0) == ["ingest__03"]
     assert sorted(p.name for p in sftp_server.local_path(records).rglob("*") if p.is_file()) == []
+
+
+def test_a_completion_whose_planned_name_was_taken_takes_another_and_blocks_no_resend(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    processed = f"{sftp_base}/processed/{DATE}"
+    sftp_server.write(f"{processed}/doc.pdf", b"an earlier document")
+    first = _claim(sftp_server, sftp_base, sftp_conn_id, "ingest__run1", b"%PDF-1.7 first")
+    real = paramiko.SFTPClient.rename
+
+    def refused_for_a_moment(self: paramiko.SFTPClient, old: str, new: str) -> None:
+        if "/processed/" in new:  # fault injection: a permission error the server gives for a moment
+            raise PermissionError(13, "Permission denied")
+        real(self, old, new)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(paramiko.SFTPClient, "rename", refused_for_a_moment)
+        with pytest.raises(SFTPClaimError, match="Permission denied"):
+            _submit(first, document_api_conn_id, sftp_conn_id, completion="move")
+    second = _claim(sftp_server, sftp_base, sftp_conn_id, "ingest__run2", b"%PDF-1.7 second")
+    _submit(second, document_api_conn_id, sftp_conn_id, completion="move")  # takes the first's planned name
+    sftp_server.write(f"{sftp_base}/input/other.pdf", b"%PDF-1.7 other")
+    third = PooledSFTPHook(sftp_conn_id).claim_files(
+        [f"{sftp_base}/input/other.pdf"], f"{sftp_base}/in_progress/{DATE}", "ingest__run3"
+    )
+    document_api_receiver.script_for_file("other.pdf", *UNAVAILABLE)
+    with pytest.raises(DocumentApiError):
+        _submit([c.to_dict() for c in third], document_api_conn_id, sftp_conn_id, completion="move")
+
+    summary = _resend(sftp_base, document_api_conn_id, sftp_conn_id, completion="move")
+
+    assert summary["resent"] == 1
+    contents = {
+        p.name: p.read_bytes() for p in sftp_server.local_path(processed).iterdir() if p.suffix == ".pdf"
+    }
+    assert contents == {
+        "doc.pdf": b"an earlier document",
+        "doc (1).pdf": b"%PDF-1.7 second",
+        "doc (2).pdf": b"%PDF-1.7 first",
+        "other.pdf": b"%PDF-1.7 other",
+    }
+    assert sorted(_accepted(document_api_receiver).values()) == [1, 1, 1]
