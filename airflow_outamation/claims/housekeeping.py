@@ -16,7 +16,9 @@ from airflow_outamation.claims.protocol import claim_files, load_placements
 from airflow_outamation.claims.records import (
     ATTEMPTS_DIR,
     BATCHES_DIR,
+    CLAIMS_DIR,
     COMPLETED_DIR,
+    LEASES_DIR,
     PLAN_SUFFIX,
     REJECTED_DIR,
     SENT_DIR,
@@ -30,6 +32,8 @@ from airflow_outamation.claims.records import (
     write_json_once,
 )
 
+#: How many folders below a project's folder the in-progress folders of subfolder runs are looked for.
+SUBFOLDER_DEPTH = 3
 #: A claim's manifest (not its placement, purge or returned-file records, nor a temporary file).
 _MANIFEST_NAME = re.compile(r"(?!.*\.(?:purging|returned\.\d+)\.json$)[^/]+\.json")
 
@@ -38,13 +42,50 @@ def claim_folders(sftp: paramiko.SFTPClient, in_progress_root: str) -> list[str]
     """
     The dated claim folders under ``in_progress_root`` (``<base>/<in_progress>``), sorted; none when missing.
 
+    Every folder is one, whatever its name (a date format may start with a dot).
+
     :param in_progress_root: the project's in-progress folder
     """
     return sorted(
         posixpath.join(in_progress_root, name)
         for name, entry in present(sftp, in_progress_root).items()
-        if not name.startswith(".") and stat.S_ISDIR(entry.st_mode or 0)
+        if name != CLAIMS_DIR and stat.S_ISDIR(entry.st_mode or 0)
     )
+
+
+def project_claim_folders(
+    sftp: paramiko.SFTPClient,
+    base_path: str,
+    in_progress_dir: str = "in_progress",
+    skip: Iterable[str] = (),
+    depth: int = SUBFOLDER_DEPTH,
+) -> list[str]:
+    """
+    Every claim folder of a project: its own dated in-progress folders, and those of subfolder runs.
+
+    A run for a subfolder (``base_path: <project>/east``) claims into
+    ``<project>/east/<in_progress_dir>/<date>``; such folders are found up to ``depth`` folders
+    below ``base_path``. Folders named in ``skip`` (the processed and rejected folders, which hold
+    every finished file) and hidden folders are not entered; nor are the in-progress folders beyond
+    their date folders.
+
+    :param base_path: the project's folder
+    :param skip: names of folders not to enter
+    """
+    first = in_progress_dir.strip("/").split("/", 1)[0]
+    skipped = {name.strip("/").split("/", 1)[0] for name in skip} | {first}
+    found = claim_folders(sftp, posixpath.join(base_path, in_progress_dir))
+    level = [base_path]
+    for _ in range(depth):
+        below = []
+        for folder in level:
+            for name, entry in present(sftp, folder).items():
+                if stat.S_ISDIR(entry.st_mode or 0) and not name.startswith(".") and name not in skipped:
+                    below.append(posixpath.join(folder, name))
+        for folder in below:
+            found += claim_folders(sftp, posixpath.join(folder, in_progress_dir))
+        level = below
+    return sorted(found)
 
 
 def purge_finished(
@@ -96,9 +137,10 @@ def purge_finished(
                 for path in (record, f"{record}{PLAN_SUFFIX}"):
                     with contextlib.suppress(FileNotFoundError):
                         sftp.remove(path)
-        for attempt in sorted(listdir(sftp, record_dir(claim_dir, ATTEMPTS_DIR))):
-            if attempt.split(".", 1)[0] in owned:
-                sftp.remove(posixpath.join(record_dir(claim_dir, ATTEMPTS_DIR), attempt))
+        for kind in (ATTEMPTS_DIR, LEASES_DIR):
+            for name in sorted(listdir(sftp, record_dir(claim_dir, kind))):
+                if name.split(".", 1)[0] in owned:
+                    sftp.remove(posixpath.join(record_dir(claim_dir, kind), name))
         for other in sorted(entries):
             if other.startswith(f"{manifest_id}.returned.") or other == f"{manifest_id}.placed.json":
                 sftp.remove(posixpath.join(folder, other))

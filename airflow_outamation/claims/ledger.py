@@ -15,6 +15,7 @@ from airflow_outamation.claims.records import (
     ATTEMPTS_DIR,
     BATCHES_DIR,
     COMPLETED_DIR,
+    LEASES_DIR,
     PLAN_SUFFIX,
     RECORD_VERSION,
     REJECTED_DIR,
@@ -193,6 +194,44 @@ def _move_to_free_name(sftp: paramiko.SFTPClient, path: str, target: str) -> str
     return target
 
 
+def settled(sftp: paramiko.SFTPClient, claim_dir: str) -> dict[str, set[str]]:
+    """
+    The message ids of the batches of ``claim_dir`` that are not to be sent again (listings, no read).
+
+    :return: ``{"sent": ..., "rejected": ..., "rejecting": ...}``: with a receipt, moved to the
+        rejected folder, and whose move there was cut short (a repeat of :func:`reject` finishes it)
+    """
+    return {
+        "sent": message_ids(sftp, claim_dir, SENT_DIR),
+        "rejected": message_ids(sftp, claim_dir, REJECTED_DIR),
+        "rejecting": message_ids(sftp, claim_dir, REJECTED_DIR, planned=True),
+    }
+
+
+def complete(
+    sftp: paramiko.SFTPClient,
+    claim_dir: str,
+    message_id: str,
+    files: Iterable[Mapping[str, Any]],
+    target_dir: str | None,
+    details: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Complete an accepted batch: move its files to ``target_dir``, or delete them; see :func:`relocate`."""
+    return relocate(sftp, claim_dir, COMPLETED_DIR, message_id, files, target_dir, details)
+
+
+def reject(
+    sftp: paramiko.SFTPClient,
+    claim_dir: str,
+    message_id: str,
+    files: Iterable[Mapping[str, Any]],
+    target_dir: str,
+    details: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Move a refused (or given up) batch's files to ``target_dir`` with its record; see :func:`relocate`."""
+    return relocate(sftp, claim_dir, REJECTED_DIR, message_id, files, target_dir, details)
+
+
 def relocate(
     sftp: paramiko.SFTPClient,
     claim_dir: str,
@@ -328,8 +367,8 @@ def open_batches(
     Only their records are read (a done batch costs a listing entry, no read).
 
     :param completion: the completion strategy; with ``keep`` a sent batch needs no more work
-    :return: message id -> the batch record plus ``sent``, ``completed``, ``rejecting`` (a move to
-        the rejected folder was cut short), ``attempts``,
+    :return: message id -> the batch record plus ``sent``, ``sent_at`` (the receipt's mtime),
+        ``completed``, ``rejecting`` (a move to the rejected folder was cut short), ``attempts``,
         ``last_failure`` (the last attempt's record or ``None``) and ``recorded_at`` (the record's mtime)
     """
     listed = {
@@ -364,9 +403,73 @@ def open_batches(
             **record,
             "recorded_at": entry.st_mtime,
             "sent": sent,
+            "sent_at": listed[SENT_DIR][name].st_mtime if sent else None,
             "completed": completed,
             "rejecting": rejecting,
             "attempts": len(failed),
             "last_failure": last,
         }
     return batches
+
+
+def _generations(names: Iterable[str], message_id: str) -> list[int]:
+    """The lease generations of ``message_id`` among the names of the leases folder, oldest first."""
+    found = []
+    for name in names:
+        stem = name.removeprefix(f"{message_id}.").removesuffix(".json")
+        if name.startswith(f"{message_id}.") and name.endswith(".json") and stem.isdigit():
+            found.append(int(stem))
+    return sorted(found)
+
+
+def take_leases(
+    sftp: paramiko.SFTPClient,
+    claim_dir: str,
+    message_ids: Iterable[str],
+    holder: str,
+    seconds: float,
+    now: float,
+) -> dict[str, int]:
+    """
+    Lease batches for sending; return the ones ``holder`` got, with their lease generation.
+
+    A lease is a record written once, ``.claims/leases/<message_id>.<n>.json`` (holder, expiry).
+    A batch whose newest lease is another holder's and not expired is left to that holder; an
+    expired one is taken over by writing generation ``n + 1``: of two runs taking over at once,
+    exactly one writes it (the other finds it written and leaves the batch).
+
+    :param holder: who sends (unique per task execution)
+    :param seconds: how long the lease holds if its holder never releases it (a worker that died)
+    :param now: the current time (epoch seconds)
+    """
+    folder = record_dir(claim_dir, LEASES_DIR)
+    taken = {}
+    try:
+        makedirs(sftp, folder)
+        names = listdir(sftp, folder)
+        for message_id in message_ids:
+            newest = ([0, *_generations(names, message_id)])[-1]
+            if newest:
+                lease = read_json(sftp, posixpath.join(folder, f"{message_id}.{newest}.json")) or {}
+                if lease.get("holder") == holder:
+                    taken[message_id] = newest
+                if lease.get("holder") == holder or float(lease.get("expires", 0)) > now:
+                    continue
+            path = posixpath.join(folder, f"{message_id}.{newest + 1}.json")
+            content = {"version": RECORD_VERSION, "holder": holder, "expires": now + seconds}
+            if write_json_once(sftp, path, content).get("holder") == holder:
+                taken[message_id] = newest + 1
+    except OSError as exc:
+        raise SFTPClaimError(f"leasing batches in {folder} failed: {type(exc).__name__}: {exc}") from exc
+    return taken
+
+
+def release_leases(sftp: paramiko.SFTPClient, claim_dir: str, leases: Mapping[str, int]) -> None:
+    """Remove the leases of :func:`take_leases` and the expired ones before them (no record is read)."""
+    folder = record_dir(claim_dir, LEASES_DIR)
+    names = listdir(sftp, folder)
+    for message_id, generation in leases.items():
+        for number in _generations(names, message_id):
+            if number <= generation:
+                with contextlib.suppress(FileNotFoundError):
+                    sftp.remove(posixpath.join(folder, f"{message_id}.{number}.json"))

@@ -25,6 +25,8 @@ REJECTED_DIR = "rejected"
 COMPLETED_DIR = "completed"
 #: One record per failed send of a batch, under ``<dir>/.claims/``.
 ATTEMPTS_DIR = "attempts"
+#: Leases of batches being sent: ``<dir>/.claims/leases/<message_id>.<n>.json`` (holder, expiry).
+LEASES_DIR = "leases"
 #: A move or delete planned but not known to be finished: ``<kind>/<message_id>.json.plan``.
 PLAN_SUFFIX = ".plan"
 #: SFTP requests kept in flight while renaming.

@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import paramiko
 import pytest
 
+from airflow_outamation import claims
 from airflow_outamation.exceptions import DocumentApiError, DocumentApiRejectedError, SFTPClaimError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.operators.document_api import ResendUnsentOperator, SubmitBatchesOperator
@@ -119,7 +122,9 @@ def test_retention_keeps_the_records_of_a_newer_claim_that_reused_a_freed_name(
     with pytest.raises(DocumentApiError):
         _submit(new, document_api_conn_id, sftp_conn_id, completion="move")
 
-    assert PooledSFTPHook(sftp_conn_id).purge_finished(folder, 30 * 86400, "move") == ["ingest__old"]
+    assert PooledSFTPHook(sftp_conn_id).run_on_sftp(
+        claims.purge_finished, folder, 30 * 86400, time.time(), "move"
+    ) == ["ingest__old"]
     summary = _resend(sftp_base, document_api_conn_id, sftp_conn_id, completion="move")
 
     assert summary["resent"] == 1
@@ -235,7 +240,7 @@ def test_records_written_by_0_3_are_resent_counted_and_purged(
         "sent": [f["backup_path"] for f in files],
         "unsent": [],
     }
-    assert hook.purge_finished(folder, 0) == ["ingest__03"]
+    assert hook.run_on_sftp(claims.purge_finished, folder, 0, time.time()) == ["ingest__03"]
     assert sorted(p.name for p in sftp_server.local_path(records).rglob("*") if p.is_file()) == []
 
 
@@ -284,3 +289,97 @@ def test_a_completion_whose_planned_name_was_taken_takes_another_and_blocks_no_r
         "other.pdf": b"%PDF-1.7 other",
     }
     assert sorted(_accepted(document_api_receiver).values()) == [1, 1, 1]
+
+
+@pytest.mark.parametrize("folder", [f"in_progress/.{DATE}", f"east/in_progress/{DATE}"])
+def test_resend_finds_unsent_batches_in_every_claim_folder_of_the_project(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    folder: str,
+) -> None:
+    """A date folder whose name starts with a dot; a run for a subfolder (``base_path: <project>/east``)."""
+    sftp_server.write(f"{sftp_base}/input/doc.pdf", b"%PDF-1.7 doc")
+    claimed = PooledSFTPHook(sftp_conn_id).claim_files(
+        [f"{sftp_base}/input/doc.pdf"], f"{sftp_base}/{folder}", "ingest__run1"
+    )
+    document_api_receiver.script_for_file("doc.pdf", *UNAVAILABLE)
+    with pytest.raises(DocumentApiError):
+        _submit([c.to_dict() for c in claimed], document_api_conn_id, sftp_conn_id)
+
+    summary = _resend(sftp_base, document_api_conn_id, sftp_conn_id)
+
+    assert summary["resent"] == 1
+    assert _accepted(document_api_receiver) == Counter([f"{sftp_base}/{folder}/doc.pdf"])
+
+
+def test_resend_leaves_a_batch_another_run_is_sending_right_now(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+) -> None:
+    claimed = _claim(sftp_server, sftp_base, sftp_conn_id, "ingest__run1", b"%PDF-1.7 doc")
+    document_api_receiver.script_for_file("doc.pdf", Reply(200, delay=3))  # a slow API: the batch in flight
+    with ThreadPoolExecutor(1) as pool:
+        sending = pool.submit(_submit, claimed, document_api_conn_id, sftp_conn_id)
+        while not document_api_receiver.requests:  # the first run's request has arrived
+            time.sleep(0.05)
+
+        overlapping = _resend(sftp_base, document_api_conn_id, sftp_conn_id)
+
+        assert sending.result()["sent"] == 1
+    assert len(document_api_receiver.requests) == 1
+    assert (overlapping["resent"], overlapping["in_flight"]) == (0, 1)
+    assert _resend(sftp_base, document_api_conn_id, sftp_conn_id)["resent"] == 0
+
+
+def test_a_live_lease_is_left_to_its_holder_and_an_expired_one_is_taken_over_once(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    folder = f"{sftp_base}/in_progress/{DATE}"
+    hook = PooledSFTPHook(sftp_conn_id)
+    now = time.time()
+
+    assert hook.run_on_sftp(claims.take_leases, folder, ["msg_a", "msg_b"], "run1", 60, now) == {
+        "msg_a": 1,
+        "msg_b": 1,
+    }
+    assert hook.run_on_sftp(claims.take_leases, folder, ["msg_a"], "run2", 60, now + 59) == {}
+    assert hook.run_on_sftp(claims.take_leases, folder, ["msg_a"], "run1", 60, now + 59) == {"msg_a": 1}
+    assert hook.run_on_sftp(claims.take_leases, folder, ["msg_a"], "run2", 60, now + 61) == {"msg_a": 2}
+    assert hook.run_on_sftp(claims.take_leases, folder, ["msg_a"], "run3", 60, now + 61) == {}
+    hook.run_on_sftp(claims.release_leases, folder, {"msg_a": 2})
+    assert hook.run_on_sftp(claims.take_leases, folder, ["msg_a"], "run3", 60, now + 61) == {"msg_a": 1}
+    leases = sftp_server.local_path(f"{folder}/.claims/leases")
+    assert sorted(p.name for p in leases.iterdir()) == ["msg_a.1.json", "msg_b.1.json"]
+
+
+def test_completion_after_leaves_accepted_files_at_their_backup_path_until_a_later_run(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+) -> None:
+    claimed = _claim(sftp_server, sftp_base, sftp_conn_id, "ingest__run1", b"%PDF-1.7 doc")
+    later = {"completion": "move", "completion_after": 3600}
+
+    _submit(claimed, document_api_conn_id, sftp_conn_id, **later)
+    _resend(sftp_base, document_api_conn_id, sftp_conn_id, **later)
+
+    backup = sftp_server.local_path(claimed[0]["backup_path"])
+    assert backup.read_bytes() == b"%PDF-1.7 doc"  # the API can still fetch it
+    (receipt,) = sftp_server.local_path(f"{sftp_base}/in_progress/{DATE}/.claims/sent").iterdir()
+    an_hour_ago = time.time() - 3601
+    os.utime(receipt, (an_hour_ago, an_hour_ago))
+
+    _resend(sftp_base, document_api_conn_id, sftp_conn_id, **later)
+
+    assert not backup.exists()
+    moved = sftp_server.local_path(f"{sftp_base}/processed/{DATE}/doc.pdf")
+    assert moved.read_bytes() == b"%PDF-1.7 doc"
+    assert len(document_api_receiver.requests) == 1
