@@ -227,6 +227,7 @@ def build_dag(project: Project) -> DAG:
             api_url=project.api_url,
             max_in_flight=project.max_in_flight,
             completion=project.completion,
+            completion_after=project.completion_after,
             resend_after=project.resend_after or 0,
             max_attempts=project.max_send_attempts,
             retention_days=project.retention_days,
@@ -264,6 +265,7 @@ def build_dag(project: Project) -> DAG:
         submit_batches = SubmitBatchesOperator(
             task_id="submit_batches",
             completion=project.completion,
+            completion_after=project.completion_after,
             claimed=claim_files.output,
             document_api_conn_id=project.document_api_conn_id,
             api_url=project.api_url,
