@@ -20,9 +20,10 @@ At every instant a file is in the input folder or under ``<dir>`` (staging inclu
 left in staging when a claim returns. Renames of one phase are pipelined (many requests in flight),
 so 1,000 files do not cost 1,000 round trips.
 
-Once the document API accepted a batch, a receipt ``<dir>/.claims/sent/<message_id>.json`` lists
-its files with their size and mtime; :func:`claim_status` tells a claim's sent files from its
-unsent ones.
+Each claimed file has an identity, its claim's id and its index in the manifest
+(:class:`ClaimedFile` ``manifest_id``, ``index``). Once the document API accepted a batch, a receipt
+``<dir>/.claims/sent/<message_id>.json`` lists its files by that identity (with path, size and
+mtime); :func:`claim_status` tells a claim's sent files from its unsent ones.
 """
 
 from __future__ import annotations

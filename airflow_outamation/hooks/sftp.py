@@ -610,8 +610,9 @@ class PooledSFTPHook(SFTPHook):
         Run ``func(sftp, *args)`` on a pooled SFTP client: how operators reach the claim ledger.
 
         ``func`` is one of :mod:`airflow_outamation.claims`' operations (``record_sent``,
-        ``open_batches``, ``purge_finished``, ...); each is safe to repeat, so a call whose
-        connection went away is run once more on a new connection.
+        ``open_batches``, ``purge_finished``, ...). A call whose connection went away is run once
+        more on a new connection: every operation is safe to repeat (a repeated ``record_attempt``
+        may count one failed send twice).
 
         :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """

@@ -408,6 +408,8 @@ class SubmitBatchesOperator(_BatchSending):
     :param api_url: the API's URL, overriding the connection's (a project entry's ``api_url``)
     :param hook_kwargs: extra ``DocumentApiHook`` arguments (``timeout``, ``max_retries``, ...)
     :param completion: what happens to an accepted batch's files: ``keep`` (default), ``move``, ``delete``
+    :param completion_after: seconds after its acceptance before an accepted batch is completed; 0
+        (default): at once; else by the first ``ResendUnsentOperator`` run after that time
     :param processed_dir: folder beside the in-progress one that ``move`` puts files in (dated like the claim)
     :param rejected_dir: folder beside the in-progress one that refused batches go to (dated like the claim)
     """
@@ -576,13 +578,16 @@ class ResendUnsentOperator(_BatchSending):
     """
     Resend, under their original message ids, the batches of a project left unsent by earlier runs.
 
-    Looks at every claim folder ``<base_path>/<in_progress_dir>/<date>/``: a batch recorded by
-    :class:`SubmitBatchesOperator` (``.claims/batches/<id>.json``) that has neither a receipt nor
-    a rejected record, and was recorded at least ``resend_after`` seconds ago, is rebuilt exactly
-    (same files, payload fields, hence the same id) and sent; accepted, it gets its receipt and
-    ``completion``. A batch the API refuses for good, or that failed ``max_attempts`` times (task
-    tries and resend runs), moves to the rejected folder and the task fails naming it. A failure
-    that may heal is logged; the next run tries again. Completions a crash left undone are finished.
+    Looks at every claim folder of the project: ``<base_path>/<in_progress_dir>/<date>/``, and
+    those of runs for a subfolder (``<base_path>/east/<in_progress_dir>/<date>/``). A batch recorded
+    by :class:`SubmitBatchesOperator` that has neither a receipt nor a rejected record, was
+    recorded at least ``resend_after`` seconds ago, and that no other run is sending right now (its
+    send lease), is rebuilt exactly (same files, payload fields, hence the same id) and sent;
+    accepted, it gets its receipt and ``completion``. A batch the API refuses for good, or that
+    failed ``max_attempts`` times (task tries and resend runs), moves to the rejected folder and the
+    task fails naming it. A failure that may heal is logged; the next run tries again. Completions
+    a crash left undone, or due after ``completion_after``, are done; a batch whose completion or
+    rejected move fails is logged and fails the task at its end, after every other batch was handled.
 
     :param sftp_conn_id: the ``sftp`` connection holding the files
     :param base_path: the project's folder (templated)
@@ -591,6 +596,7 @@ class ResendUnsentOperator(_BatchSending):
     :param max_attempts: failed sends after which a batch is given up and moved to the rejected folder
     :param retention_days: days after which the records (manifest, placement, receipts, ...) of a
         finished claim are removed; ``None`` keeps them
+    :param completion_after: seconds after its acceptance before a batch is completed (0: at once)
     """
 
     template_fields: Sequence[str] = ("base_path", "in_progress_dir")
