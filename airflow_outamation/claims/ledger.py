@@ -179,13 +179,21 @@ def _move_file(sftp: paramiko.SFTPClient, old: str, new: str) -> None:
 
 
 def _move_to_free_name(sftp: paramiko.SFTPClient, path: str, target: str) -> str:
-    """Move ``path`` to ``target``, or to the next free `` (n)`` name if that was taken; return where."""
+    """
+    Move ``path`` to ``target``, or to the next free `` (n)`` name if that was taken; return where.
+
+    A file another call of the same plan moved meanwhile (two runs finishing it at once) is left.
+    """
     folder = posixpath.dirname(target)
     for _ in range(MOVE_TRIES - 1):
         try:
             _move_file(sftp, path, target)
             return target
         except OSError:
+            try:
+                sftp.stat(path)
+            except FileNotFoundError:
+                return target  # moved by another call of this plan
             taken = listdir(sftp, folder)
             if posixpath.basename(target) not in taken:
                 raise

@@ -174,7 +174,10 @@ def claim(
             placed = write_json_once(
                 sftp,
                 placed_path(in_progress_dir, manifest_id),
-                _stage_and_place(sftp, wanted, staged_names, staging_dir, in_progress_dir),
+                {
+                    "version": RECORD_VERSION,
+                    **_stage_and_place(sftp, wanted, staged_names, staging_dir, in_progress_dir),
+                },
             )
         placements, skipped_before = load_placements(placed)
         claimed, returned = _move(
