@@ -5,6 +5,7 @@ The claim ledger: claiming ready files into a dated folder, and the records that
 - :mod:`~airflow_outamation.claims.ledger`: batch records, receipts, attempts, leases, rejected and
   completed moves, all keyed by message id; files known by their claim identity (claim id, index).
 - :mod:`~airflow_outamation.claims.housekeeping`: claim folders, retention, counts for the status.
+- :mod:`~airflow_outamation.claims.renames`: renames that never replace a file, on every kind of server.
 - :mod:`~airflow_outamation.claims.records` and :mod:`~airflow_outamation.claims.names`: where records
   live and how names are chosen.
 """
@@ -55,11 +56,16 @@ from airflow_outamation.claims.records import (
     claim_dir_of,
     claims_folder,
     manifest_path,
-    pipelined_renames,
     placed_path,
     record_dir,
     record_path,
     sibling_dir,
+)
+from airflow_outamation.claims.renames import (
+    folder_lock,
+    pipelined_renames,
+    rename_replaces,
+    renames_without_replacing,
 )
 
 __all__ = [
@@ -86,6 +92,7 @@ __all__ = [
     "describe_skipped",
     "differences",
     "file_key",
+    "folder_lock",
     "folder_status",
     "intended_files",
     "manifest_id_for",
@@ -105,6 +112,8 @@ __all__ = [
     "reject",
     "release_leases",
     "relocate",
+    "rename_replaces",
+    "renames_without_replacing",
     "sent_message_ids",
     "settled",
     "sibling_dir",

@@ -14,7 +14,10 @@ A claim runs in three phases, each of which a retry (same manifest id) can resum
    their reasons, to ``<dir>/.claims/<id>.placed.json``.
 3. **Move.** Each staged file is renamed to its final name; if another claim took that name in the
    meantime, to a name unique to this claim; if the server refuses both, back to its source folder
-   (recorded first in ``<dir>/.claims/<id>.returned.<index>.json``). Nothing is overwritten or copied.
+   (recorded first in ``<dir>/.claims/<id>.returned.<index>.json``). Nothing is overwritten or copied:
+   on a server whose rename replaces an existing file (rclone, the Go ``pkg/sftp`` family), phases
+   2 and 3 hold the folder's lock and rename only onto names a listing shows free
+   (:mod:`~airflow_outamation.claims.renames`).
 
 At every instant a file is in the input folder or under ``<dir>`` (staging included), and none is
 left in staging when a claim returns. Renames of one phase are pipelined (many requests in flight),
@@ -37,13 +40,13 @@ from typing import Any
 import paramiko
 from paramiko.sftp import SFTP_NO_SUCH_FILE, SFTP_OK
 
+from airflow_outamation.claims import renames
 from airflow_outamation.claims.names import differences, own_name, split_extension, unique_name
 from airflow_outamation.claims.records import (
     RECORD_VERSION,
     claims_folder,
     listdir,
     manifest_path,
-    pipelined_renames,
     placed_path,
     read_json,
     status_text,
@@ -169,20 +172,21 @@ def claim(
                 {"version": RECORD_VERSION, "manifest_id": manifest_id, "files": intended_files(files)},
             )
         wanted, staged_names = _load_manifest(manifest)
-        placed = read_json(sftp, placed_path(in_progress_dir, manifest_id))
-        if placed is None:
-            placed = write_json_once(
-                sftp,
-                placed_path(in_progress_dir, manifest_id),
-                {
-                    "version": RECORD_VERSION,
-                    **_stage_and_place(sftp, wanted, staged_names, staging_dir, in_progress_dir),
-                },
+        with renames.folder_lock(sftp, in_progress_dir, manifest_id, resume=True):  # where renames replace
+            placed = read_json(sftp, placed_path(in_progress_dir, manifest_id))
+            if placed is None:
+                placed = write_json_once(
+                    sftp,
+                    placed_path(in_progress_dir, manifest_id),
+                    {
+                        "version": RECORD_VERSION,
+                        **_stage_and_place(sftp, wanted, staged_names, staging_dir, in_progress_dir),
+                    },
+                )
+            placements, skipped_before = load_placements(placed)
+            claimed, returned = _move(
+                sftp, wanted, staged_names, placements, claims_dir, in_progress_dir, manifest_id
             )
-        placements, skipped_before = load_placements(placed)
-        claimed, returned = _move(
-            sftp, wanted, staged_names, placements, claims_dir, in_progress_dir, manifest_id
-        )
         _remove_staging_dir(sftp, staging_dir)
     except SFTPClaimError:
         raise
@@ -242,7 +246,7 @@ def _stage(
         if staged not in already
     ]
     skipped = {}
-    for (source, _), status in zip(moves, pipelined_renames(sftp, moves), strict=True):
+    for (source, _), status in zip(moves, renames.pipelined_renames(sftp, moves), strict=True):
         if status == SFTP_NO_SUCH_FILE:
             skipped[source] = "it is no longer in the input folder (claimed by another run, or removed)"
         elif status != SFTP_OK:
@@ -374,7 +378,9 @@ def _rename_into(
     sftp: paramiko.SFTPClient, staging_dir: str, staged: list[str], targets: Mapping[str, str]
 ) -> dict[str, int]:
     """Rename the ``staged`` files to their ``targets``; return the refused ones with their SFTP status."""
-    statuses = pipelined_renames(
-        sftp, [(posixpath.join(staging_dir, name), targets[name]) for name in staged]
+    statuses = renames.renames_without_replacing(
+        sftp,
+        [(posixpath.join(staging_dir, name), targets[name]) for name in staged],
+        posixpath.dirname(staging_dir),
     )
     return {name: status for name, status in zip(staged, statuses, strict=True) if status != SFTP_OK}

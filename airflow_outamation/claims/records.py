@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import posixpath
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import paramiko
-from paramiko.message import Message
-from paramiko.sftp import CMD_RENAME, CMD_STATUS, SFTP_DESC
+from paramiko.sftp import SFTP_DESC, SFTP_NO_SUCH_FILE, SFTP_OK, SFTP_PERMISSION_DENIED
+
+from airflow_outamation.claims.renames import RECORD_LOCK_EXPIRY, folder_lock, renames_without_replacing
 
 CLAIMS_DIR = ".claims"
 #: The format of the records written from 0.4 on (``"version": 2``); 0.3's records have no version.
@@ -29,8 +31,6 @@ ATTEMPTS_DIR = "attempts"
 LEASES_DIR = "leases"
 #: A move or delete planned but not known to be finished: ``<kind>/<message_id>.json.plan``.
 PLAN_SUFFIX = ".plan"
-#: SFTP requests kept in flight while renaming.
-PIPELINE_DEPTH = 64
 
 
 def claims_folder(claim_dir: str) -> str:
@@ -69,36 +69,6 @@ def claim_dir_of(item: Mapping[str, Any]) -> str:
     return str(item.get("claim_dir") or posixpath.dirname(str(item["backup_path"])))
 
 
-class _Responses:
-    """Collects the answers to pipelined requests (paramiko hands them to ``_async_response``)."""
-
-    def __init__(self) -> None:
-        self.status: dict[int, int] = {}
-
-    def _async_response(self, t: int, msg: Message, num: int) -> None:
-        self.status[num] = msg.get_int() if t == CMD_STATUS else -1
-
-
-def pipelined_renames(sftp: paramiko.SFTPClient, moves: Sequence[tuple[str, str]]) -> list[int]:
-    """
-    Rename many paths with up to ``PIPELINE_DEPTH`` requests in flight; return each SFTP status code.
-
-    Plain SFTP rename: it fails (it does not overwrite) when the target exists. Uses paramiko's
-    request pipelining, the mechanism its own prefetching reads are built on.
-    """
-    responses = _Responses()
-    numbers: list[int] = []
-    for old, new in moves:
-        while len(numbers) - len(responses.status) >= PIPELINE_DEPTH:
-            sftp._read_response()  # type: ignore[attr-defined]
-        numbers.append(
-            sftp._async_request(responses, CMD_RENAME, sftp._adjust_cwd(old), sftp._adjust_cwd(new))  # type: ignore[attr-defined]
-        )
-    while len(responses.status) < len(numbers):
-        sftp._read_response()  # type: ignore[attr-defined]
-    return [responses.status[number] for number in numbers]
-
-
 def read_json(sftp: paramiko.SFTPClient, path: str) -> Any:
     try:
         with sftp.open(path, "rb") as handle:
@@ -108,19 +78,31 @@ def read_json(sftp: paramiko.SFTPClient, path: str) -> Any:
 
 
 def write_json_once(sftp: paramiko.SFTPClient, path: str, content: Any) -> Any:
-    """Write ``content`` atomically (temp name, then rename); return what ``path`` holds if it exists."""
+    """
+    Write ``content`` atomically (temp name, then rename) unless ``path`` exists; return what it holds.
+
+    The first writer wins on every kind of server: the rename never replaces an existing record
+    (:func:`~airflow_outamation.claims.renames.renames_without_replacing`, under the folder's lock
+    where the server's rename replaces).
+    """
+    folder = posixpath.dirname(path)
     temporary = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
     with sftp.open(temporary, "wb") as handle:
         handle.write(json.dumps(content, indent=1, ensure_ascii=False).encode())
     try:
-        sftp.rename(temporary, path)
-    except OSError:
-        sftp.remove(temporary)
-        existing = read_json(sftp, path)
-        if existing is None:
-            raise
-        return existing
-    return content
+        with folder_lock(sftp, folder, posixpath.basename(path), expiry=RECORD_LOCK_EXPIRY):
+            status = renames_without_replacing(sftp, [(temporary, path)], folder)[0]
+    except BaseException:
+        with contextlib.suppress(OSError):
+            sftp.remove(temporary)
+        raise
+    if status == SFTP_OK:
+        return content
+    sftp.remove(temporary)
+    existing = read_json(sftp, path)
+    if existing is None:
+        raise status_error(status, f"renaming {temporary} to {path}")
+    return existing
 
 
 def listdir(sftp: paramiko.SFTPClient, path: str) -> set[str]:
@@ -134,6 +116,14 @@ def status_text(status: int) -> str:
     """``SFTP status 3: Permission denied``."""
     text = SFTP_DESC[status] if 0 <= status < len(SFTP_DESC) else "unknown"
     return f"SFTP status {status}: {text}"
+
+
+def status_error(status: int, doing: str) -> OSError:
+    """The exception paramiko would raise for an SFTP ``status`` answered to ``doing``."""
+    kind = {SFTP_NO_SUCH_FILE: FileNotFoundError, SFTP_PERMISSION_DENIED: PermissionError}.get(
+        status, OSError
+    )
+    return kind(f"{doing}: {status_text(status)}")
 
 
 def present(sftp: paramiko.SFTPClient, folder: str) -> dict[str, paramiko.SFTPAttributes]:

@@ -17,14 +17,21 @@ class LatencyProxy:
     """
     Forward ``127.0.0.1:<port>`` to ``target_port``, delaying each direction by ``delay`` seconds.
 
+    With ``delay`` 0 it is a plain forwarder that counts and can drop connections (the test bed puts
+    one in front of a server that cannot drop its clients' connections by itself).
+
     :param target_port: the port of the server on 127.0.0.1
     :param delay: one-way delay in seconds (a round trip costs twice this)
+    :param port: the port to listen on; a free one when 0
     """
 
-    def __init__(self, target_port: int, delay: float) -> None:
+    def __init__(self, target_port: int, delay: float, port: int = 0) -> None:
         self.target_port = target_port
         self.delay = delay
-        self.port = 0
+        self.port = port
+        #: Connections accepted since the proxy started.
+        self.accepted = 0
+        self._clients: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, name="latency-proxy", daemon=True)
@@ -51,8 +58,21 @@ class LatencyProxy:
     ) -> None:
         self.stop()
 
+    @property
+    def active(self) -> int:
+        """Connections open right now."""
+        return len(self._clients)
+
+    def drop_connections(self) -> None:
+        """Abort every proxied connection, as a network failure would."""
+        asyncio.run_coroutine_threadsafe(self._drop(), self._loop).result(timeout=10)
+
+    async def _drop(self) -> None:
+        for writer in list(self._clients):
+            writer.transport.abort()
+
     async def _listen(self) -> int:
-        self._server = await asyncio.start_server(self._proxy, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._proxy, "127.0.0.1", self.port, reuse_address=True)
         return int(self._server.sockets[0].getsockname()[1])
 
     async def _close(self) -> None:
@@ -64,7 +84,14 @@ class LatencyProxy:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _proxy(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.accepted += 1
+        self._clients.add(client_writer)
+        try:
+            server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            self._clients.discard(client_writer)
+            client_writer.transport.abort()
+            return
         try:
             await asyncio.gather(
                 self._pipe(client_reader, server_writer), self._pipe(server_reader, client_writer)
@@ -72,6 +99,7 @@ class LatencyProxy:
         except (asyncio.CancelledError, ConnectionError):
             pass  # stopped, or one side went away: close both
         finally:
+            self._clients.discard(client_writer)
             client_writer.close()
             server_writer.close()
 

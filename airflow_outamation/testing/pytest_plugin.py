@@ -3,8 +3,10 @@ Pytest fixtures: real SFTP servers on 127.0.0.1 and Airflow connections pointing
 
 Enable them in a ``conftest.py`` with ``pytest_plugins = ["airflow_outamation.testing.pytest_plugin"]``.
 
-- ``sftp_server``: parametrised over the in-process asyncssh server and OpenSSH's sshd
-  (one of each per test session); ``asyncssh_server`` and ``openssh_server`` give one kind.
+- ``sftp_server``: parametrised over the four server kinds of the test bed, one of each per test
+  session: the in-process asyncssh server, OpenSSH's sshd, ProFTPD's ``mod_sftp`` and ``rclone serve
+  sftp`` (whose rename replaces an existing target); ``asyncssh_server``, ``openssh_server``,
+  ``proftpd_server`` and ``rclone_server`` give one kind.
 - ``make_sftp_server``: a fresh server of a given kind for a test that restarts or breaks it.
 - ``sftp_base``: a new empty directory on ``sftp_server`` for one test (its SFTP path).
 - ``sftp_conn_id``: an Airflow ``sftp`` connection (``AIRFLOW_CONN_<ID>``) for ``sftp_server``,
@@ -13,7 +15,8 @@ Enable them in a ``conftest.py`` with ``pytest_plugins = ["airflow_outamation.te
 - ``document_api_conn_id``: an ``outamation_document_api`` connection to it with a short backoff
   (``DOC_AI_API_URL`` unset for the test).
 
-OpenSSH tests skip when ``sshd`` is not installed, except when ``CI=true``: there they fail.
+A server kind whose Debian package is missing (``openssh-server``, ``proftpd-core`` +
+``proftpd-mod-crypto``, ``rclone``) is skipped, except when ``CI=true``: there its tests fail.
 """
 
 from __future__ import annotations
@@ -27,28 +30,36 @@ import pytest
 from airflow_outamation.testing.asyncssh_server import AsyncsshSftpServer
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.openssh_server import OpenSshServer, sshd_available
+from airflow_outamation.testing.proftpd_server import ProftpdServer, proftpd_available
+from airflow_outamation.testing.rclone_server import RcloneServer, rclone_available
 from airflow_outamation.testing.server_base import SftpTestServer
 
-SERVER_KINDS = ("asyncssh", "openssh")
+#: Each server kind: how to create one, whether it is installed, and the Debian packages it needs.
+SERVERS: dict[str, tuple[Callable[[], SftpTestServer], Callable[[], bool], str]] = {
+    "asyncssh": (AsyncsshSftpServer, lambda: True, ""),
+    "openssh": (OpenSshServer, sshd_available, "openssh-server"),
+    "proftpd": (ProftpdServer, proftpd_available, "proftpd-core proftpd-mod-crypto"),
+    "rclone": (RcloneServer, rclone_available, "rclone"),
+}
+SERVER_KINDS = tuple(SERVERS)
 
 
-def _require_sshd() -> None:
-    if sshd_available():
+def _require(kind: str) -> None:
+    _, available, packages = SERVERS[kind]
+    if available():
         return
-    message = "OpenSSH sshd is not installed (apt-get install openssh-server)"
+    message = f"the {kind} SFTP server is not installed (apt-get install {packages})"
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message}; CI=true requires the OpenSSH tests to run")
+        pytest.fail(f"{message}; CI=true requires every server kind's tests to run")
     pytest.skip(message)
 
 
 def new_sftp_server(kind: str) -> SftpTestServer:
-    """Create and start a server of ``kind`` (``asyncssh`` or ``openssh``)."""
-    if kind == "asyncssh":
-        return AsyncsshSftpServer().start()
-    if kind == "openssh":
-        _require_sshd()
-        return OpenSshServer().start()
-    raise ValueError(f"unknown SFTP server kind {kind!r}; expected one of {SERVER_KINDS}")
+    """Create and start a server of ``kind`` (one of :data:`SERVER_KINDS`)."""
+    if kind not in SERVERS:
+        raise ValueError(f"unknown SFTP server kind {kind!r}; expected one of {SERVER_KINDS}")
+    _require(kind)
+    return SERVERS[kind][0]().start()
 
 
 def set_airflow_connection(
@@ -73,8 +84,27 @@ def openssh_server() -> Iterator[SftpTestServer]:
     server.close()
 
 
+@pytest.fixture(scope="session")
+def proftpd_server() -> Iterator[SftpTestServer]:
+    server = new_sftp_server("proftpd")
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def rclone_server() -> Iterator[SftpTestServer]:
+    server = new_sftp_server("rclone")
+    yield server
+    server.close()
+
+
 @pytest.fixture(
-    params=[pytest.param("asyncssh"), pytest.param("openssh", marks=pytest.mark.sshd)],
+    params=[
+        pytest.param("asyncssh"),
+        pytest.param("openssh", marks=pytest.mark.sshd),
+        pytest.param("proftpd", marks=pytest.mark.proftpd),
+        pytest.param("rclone", marks=pytest.mark.rclone),
+    ],
 )
 def sftp_server(request: pytest.FixtureRequest) -> SftpTestServer:
     return request.getfixturevalue(f"{request.param}_server")

@@ -24,12 +24,12 @@ from airflow_outamation.testing.server_base import SftpTestServer
 # before the crash is a real one on the server.
 CLAIM_SCRIPT = """
 import json, os, sys
-from airflow_outamation.claims import protocol
+from airflow_outamation.claims import renames
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 
 conn_id, target, manifest_id, files = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 phase, after = os.environ.get("CRASH_PHASE"), int(os.environ.get("CRASH_AFTER", "0"))
-real = protocol.pipelined_renames
+real = renames.pipelined_renames
 
 def crashing(sftp, moves):
     staging = moves and "/.claims/" in moves[0][1]
@@ -38,7 +38,7 @@ def crashing(sftp, moves):
         os._exit(9)
     return real(sftp, moves)
 
-protocol.pipelined_renames = crashing
+renames.pipelined_renames = crashing
 claimed = PooledSFTPHook(ssh_conn_id=conn_id).claim_files(files, target, manifest_id)
 print(json.dumps([c.to_dict() for c in claimed]))
 """

@@ -15,7 +15,7 @@ import pytest
 from paramiko.sftp import SFTP_PERMISSION_DENIED
 
 from airflow_outamation import claims
-from airflow_outamation.claims import protocol
+from airflow_outamation.claims import renames as claim_renames
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.operators.sftp import ClaimFilesOperator, manifest_id_for
 from airflow_outamation.testing.server_base import SftpTestServer
@@ -34,14 +34,14 @@ def _empty_pools() -> Iterator[None]:
 
 def _refuse_renames(monkeypatch: pytest.MonkeyPatch, refused: Any) -> None:
     """Fault injection: the server says ``permission denied`` to the renames ``refused(old, new)`` picks."""
-    real = protocol.pipelined_renames
+    real = claim_renames.pipelined_renames
 
     def renames(sftp: paramiko.SFTPClient, moves: Sequence[tuple[str, str]]) -> list[int]:
         allowed = [move for move in moves if not refused(*move)]
         statuses = iter(real(sftp, allowed))
         return [SFTP_PERMISSION_DENIED if refused(*move) else next(statuses) for move in moves]
 
-    monkeypatch.setattr(protocol, "pipelined_renames", renames)
+    monkeypatch.setattr(claim_renames, "pipelined_renames", renames)
 
 
 def _names(server: SftpTestServer, directory: str) -> list[str]:
@@ -213,17 +213,17 @@ def test_a_long_name_taken_meanwhile_gets_this_claims_own_name_within_the_limit(
     target = f"{sftp_base}/{TARGET}"
     source = f"{sftp_base}/input/{LONG_UTF8}"
     sftp_server.write(source, b"ours")
-    real = protocol.pipelined_renames
+    real = claim_renames.renames_without_replacing
     final = f"{target}/{LONG_UTF8}"
 
     def another_claim_takes_the_name_first(
-        sftp: paramiko.SFTPClient, moves: Sequence[tuple[str, str]]
+        sftp: paramiko.SFTPClient, moves: Sequence[tuple[str, str]], probe_folder: str
     ) -> list[int]:
         if any(new == final for _, new in moves):
-            sftp_server.write(final, b"theirs")  # the real server then refuses our rename onto it
-        return real(sftp, moves)
+            sftp_server.write(final, b"theirs")  # between the placement and the move
+        return real(sftp, moves, probe_folder)
 
-    monkeypatch.setattr(protocol, "pipelined_renames", another_claim_takes_the_name_first)
+    monkeypatch.setattr(claim_renames, "renames_without_replacing", another_claim_takes_the_name_first)
     claimed = PooledSFTPHook(ssh_conn_id=sftp_conn_id).claim_files([source], target, "dag__run")
 
     assert [c.filename for c in claimed] == [claims.with_suffix(LONG_UTF8, " (claim f09bd653)")]

@@ -29,7 +29,7 @@ def _parameters(function: Callable[..., Any]) -> list[str]:
 @pytest.mark.parametrize(
     ("owner", "name", "parameters"),
     [
-        # claims.records.pipelined_renames: paramiko's request pipelining
+        # claims.renames.pipelined_renames: paramiko's request pipelining
         (paramiko.SFTPClient, "_async_request", ["self", "fileobj", "t", "args"]),
         (paramiko.SFTPClient, "_read_response", ["self", "waitfor"]),
         (paramiko.SFTPClient, "_adjust_cwd", ["self", "path"]),
@@ -87,7 +87,7 @@ def test_is_connection_faulty_keeps_status_errors_and_drops_lost_connections() -
 
 
 def test_paramiko_hands_pipelined_answers_to_async_response() -> None:
-    """claims.records._Responses receives the answers through this (private) callback name."""
+    """claims.renames._Responses receives the answers through this (private) callback name."""
     assert "_async_response(" in inspect.getsource(paramiko.SFTPClient._read_response)
 
 
