@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import paramiko
+from paramiko.sftp import SFTP_OK
 
 from airflow_outamation.claims.names import differences, unique_name
 from airflow_outamation.claims.protocol import ClaimedFile, claim_files
@@ -26,8 +27,10 @@ from airflow_outamation.claims.records import (
     read_json,
     record_dir,
     record_path,
+    status_error,
     write_json_once,
 )
+from airflow_outamation.claims.renames import folder_lock, renames_without_replacing
 from airflow_outamation.exceptions import SFTPClaimError
 from airflow_outamation.sftp_paths import makedirs
 
@@ -174,8 +177,18 @@ def message_ids(sftp: paramiko.SFTPClient, claim_dir: str, kind: str, planned: b
 
 
 def _move_file(sftp: paramiko.SFTPClient, old: str, new: str) -> None:
-    """Give a file a new name; fails when ``new`` exists. The one place the ledger renames a file."""
-    sftp.rename(old, new)
+    """
+    Give a file a new name, never over an existing one: the one place the ledger renames a file.
+
+    Where the server's rename replaces, under the lock of the target's folder.
+
+    :raises OSError: the server refused, or ``new`` exists
+    """
+    folder = posixpath.dirname(new)
+    with folder_lock(sftp, folder, posixpath.basename(old)):
+        status = renames_without_replacing(sftp, [(old, new)], folder)[0]
+    if status != SFTP_OK:
+        raise status_error(status, f"renaming {old} to {new}")
 
 
 def _move_to_free_name(sftp: paramiko.SFTPClient, path: str, target: str) -> str:

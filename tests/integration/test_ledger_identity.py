@@ -15,6 +15,7 @@ import paramiko
 import pytest
 
 from airflow_outamation import claims
+from airflow_outamation.claims import ledger
 from airflow_outamation.exceptions import DocumentApiError, DocumentApiRejectedError, SFTPClaimError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.operators.document_api import ResendUnsentOperator, SubmitBatchesOperator
@@ -255,15 +256,15 @@ def test_a_completion_whose_planned_name_was_taken_takes_another_and_blocks_no_r
     processed = f"{sftp_base}/processed/{DATE}"
     sftp_server.write(f"{processed}/doc.pdf", b"an earlier document")
     first = _claim(sftp_server, sftp_base, sftp_conn_id, "ingest__run1", b"%PDF-1.7 first")
-    real = paramiko.SFTPClient.rename
+    real = ledger._move_file
 
-    def refused_for_a_moment(self: paramiko.SFTPClient, old: str, new: str) -> None:
+    def refused_for_a_moment(sftp: paramiko.SFTPClient, old: str, new: str) -> None:
         if "/processed/" in new:  # fault injection: a permission error the server gives for a moment
             raise PermissionError(13, "Permission denied")
-        real(self, old, new)
+        real(sftp, old, new)
 
     with monkeypatch.context() as patched:
-        patched.setattr(paramiko.SFTPClient, "rename", refused_for_a_moment)
+        patched.setattr(ledger, "_move_file", refused_for_a_moment)
         with pytest.raises(SFTPClaimError, match="Permission denied"):
             _submit(first, document_api_conn_id, sftp_conn_id, completion="move")
     second = _claim(sftp_server, sftp_base, sftp_conn_id, "ingest__run2", b"%PDF-1.7 second")

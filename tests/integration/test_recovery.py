@@ -53,18 +53,18 @@ document_api.SubmitBatchesOperator(
 # (processed or rejected): the move's plan is written and one file of the batch has moved.
 KILLED_MOVE_SCRIPT = """
 import json, os, signal, sys
-import paramiko
+from airflow_outamation.claims import ledger
 from airflow_outamation.operators.document_api import SubmitBatchesOperator
 
 api, sftp, claimed, folder = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
-real = paramiko.SFTPClient.rename
+real = ledger._move_file
 
-def dying(self, old, new):
-    real(self, old, new)
+def dying(sftp, old, new):
+    real(sftp, old, new)
     if f"/{folder}/" in new and new.endswith(".pdf"):
         os.kill(os.getpid(), signal.SIGKILL)
 
-paramiko.SFTPClient.rename = dying
+ledger._move_file = dying
 SubmitBatchesOperator(
     task_id="submit_batches", claimed=claimed, uploaded_by="tester", source="SFTP", batch_size=2,
     max_in_flight=1, document_api_conn_id=api, sftp_conn_id=sftp, completion="move",
