@@ -459,7 +459,7 @@ def take_leases(
     expired one is taken over by writing generation ``n + 1``: of two runs taking over at once,
     exactly one writes it (the other finds it written and leaves the batch).
 
-    :param holder: who sends (unique per task execution)
+    :param holder: who sends: one task instance (its retries take its leases over at once)
     :param seconds: how long the lease holds if its holder never releases it (a worker that died)
     :param now: the current time (epoch seconds)
     """

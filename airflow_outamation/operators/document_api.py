@@ -539,9 +539,10 @@ class SubmitBatchesOperator(_BatchSending):
     def _settled(sftp: PooledSFTPHook | None, batches: list[list[dict[str, Any]]]) -> dict[str, set[str]]:
         """The message ids sent, rejected and being rejected in this claim's folders (none without sftp)."""
         states: dict[str, set[str]] = {"sent": set(), "rejected": set(), "rejecting": set()}
-        folders = {folder for batch in batches for folder in _folders(batch)}
-        for folder in sorted(folders) if sftp is not None else ():
-            for state, ids in sftp.run_on_sftp(claims.settled, folder).items():  # type: ignore[union-attr]
+        if sftp is None:
+            return states
+        for folder in sorted({folder for batch in batches for folder in _folders(batch)}):
+            for state, ids in sftp.run_on_sftp(claims.settled, folder).items():
                 states[state] |= ids
         return states
 
