@@ -324,7 +324,7 @@ def test_resend_leaves_a_batch_another_run_is_sending_right_now(
     document_api_conn_id: str,
 ) -> None:
     claimed = _claim(sftp_server, sftp_base, sftp_conn_id, "ingest__run1", b"%PDF-1.7 doc")
-    document_api_receiver.script_for_file("doc.pdf", Reply(200, delay=3))  # a slow API: the batch in flight
+    document_api_receiver.script_for_file("doc.pdf", Reply(200, delay=4))  # a slow API: the batch in flight
     with ThreadPoolExecutor(1) as pool:
         sending = pool.submit(_submit, claimed, document_api_conn_id, sftp_conn_id)
         while not document_api_receiver.requests:  # the first run's request has arrived
