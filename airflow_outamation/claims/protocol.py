@@ -34,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import paramiko
@@ -66,7 +66,8 @@ class ClaimedFile:
     A file moved into the in-progress folder: where it is now, its ``size`` and ``mtime`` as claimed.
 
     Its identity is ``(manifest_id, index)``: the claim's id and the file's place in the claim's
-    manifest. The ledger finds every record of the file by it, never by its path.
+    manifest. The ledger finds every record of the file by it, never by its path. ``index`` is
+    ``None`` for a claim made by 0.3, whose records know its files by path, size and mtime.
     """
 
     filename: str
@@ -188,6 +189,8 @@ def claim(
                 sftp, wanted, staged_names, placements, claims_dir, in_progress_dir, manifest_id
             )
         _remove_staging_dir(sftp, staging_dir)
+        if "version" not in manifest:  # claimed by 0.3: its files keep 0.3's identity, hence their batch ids
+            claimed = [replace(item, index=None) for item in claimed]
     except SFTPClaimError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as exc:

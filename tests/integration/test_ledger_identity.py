@@ -227,6 +227,8 @@ def test_records_written_by_0_3_are_resent_counted_and_purged(
     )
     hook = PooledSFTPHook(sftp_conn_id)
 
+    rerun = hook.claim_files([], folder, "ingest__03")  # a claim task of 0.3 cleared after the upgrade
+    assert [c.to_dict() for c in rerun] == [{**f, "index": None} for f in files]  # so the same ids
     assert hook.project_status(sftp_base)["total"] == {
         "claimed": 3,
         "sent": 2,
