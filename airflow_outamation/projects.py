@@ -71,6 +71,7 @@ class Project:
     owner: str = "airflow"
     api_url: str | None = None
     completion: str = "keep"
+    completion_after: float = 0
     resend_after: float | None = None
     name_encoding: str = DEFAULT_NAME_ENCODING
     max_send_attempts: int = 5
@@ -251,6 +252,7 @@ SCHEMA: dict[str, Check] = {
     "owner": _text,
     "api_url": _api_url,
     "completion": _one_of(*COMPLETIONS),
+    "completion_after": _number(0),
     "resend_after": _optional(_number(0, low_open=True)),
     "name_encoding": _encoding,
     "max_send_attempts": _number(1, 100, integer=True),

@@ -99,13 +99,19 @@ def _canonical(value: Any) -> str:
 
 def file_identity(file: Mapping[str, Any]) -> list[Any] | None:
     """
-    Return ``[size, mtime]`` of a claimed file as claimed, or ``None`` when it records neither.
+    Return a claimed file's identity: ``[claim id, index, size, mtime]``; ``None`` when it records none.
 
-    ``mtime`` is compared as a float, so ``1700000000`` and ``1700000000.0`` are the same identity.
+    Files claimed before 0.4 have no index: their identity is ``[size, mtime]``, as 0.3 derived it,
+    so their batches keep their ids. ``mtime`` is compared as a float, so ``1700000000`` and
+    ``1700000000.0`` are the same identity.
 
-    :param file: a claimed file; ``size`` (int bytes) and ``mtime`` (epoch seconds) are optional
+    :param file: a claimed file; ``manifest_id`` with ``index`` (its claim identity), ``size``
+        (int bytes) and ``mtime`` (epoch seconds) are optional
     """
     size, mtime = file.get("size"), file.get("mtime")
+    claim, index = file.get("manifest_id"), file.get("index")
+    if claim is not None and index is not None:
+        return [str(claim), int(index), size, None if mtime is None else float(mtime)]
     if size is None and mtime is None:
         return None
     if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
@@ -119,9 +125,11 @@ def message_id(payload: Any, files: Iterable[Mapping[str, Any]] = ()) -> str:
     """
     Derive a message id from a payload's content and its files' identities, stable across resends.
 
-    The id covers the exact payload and, in the order given, each file's ``size`` and ``mtime`` as
-    claimed: a new file under an old name gets a new id, so the API does not de-duplicate it away.
-    Files that record neither (claims made before they were recorded) leave the id of the payload alone.
+    The id covers the exact payload and, in the order given, each file's identity
+    (:func:`file_identity`: its claim id and index within the claim, size and mtime): every resend of
+    a batch has the same id, and a new claim of the same bytes under the same name gets a new one,
+    so the API does not de-duplicate it away. Files that record no identity (claims made before
+    identities were recorded) leave the id of the payload alone.
 
     :param payload: a JSON-serialisable payload without timestamps
     :param files: the claimed files the payload was built from, in payload order

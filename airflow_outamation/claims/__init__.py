@@ -2,7 +2,8 @@
 The claim ledger: claiming ready files into a dated folder, and the records that follow each batch.
 
 - :mod:`~airflow_outamation.claims.protocol`: the claim itself (stage, place, move), crash-safe.
-- :mod:`~airflow_outamation.claims.ledger`: batch records, receipts, attempts, rejected and completed moves.
+- :mod:`~airflow_outamation.claims.ledger`: batch records, receipts, attempts, leases, rejected and
+  completed moves, all keyed by message id; files known by their claim identity (claim id, index).
 - :mod:`~airflow_outamation.claims.housekeeping`: claim folders, retention, counts for the status.
 - :mod:`~airflow_outamation.claims.renames`: renames that never replace a file, on every kind of server.
 - :mod:`~airflow_outamation.claims.records` and :mod:`~airflow_outamation.claims.names`: where records
@@ -12,18 +13,25 @@ The claim ledger: claiming ready files into a dated folder, and the records that
 from airflow_outamation.claims.housekeeping import (
     claim_folders,
     folder_status,
+    project_claim_folders,
     project_status,
     purge_finished,
 )
 from airflow_outamation.claims.ledger import (
     claim_status,
+    complete,
+    file_key,
     message_ids,
     open_batches,
     record_attempt,
     record_batch,
     record_sent,
+    reject,
+    release_leases,
     relocate,
     sent_message_ids,
+    settled,
+    take_leases,
 )
 from airflow_outamation.claims.names import NAME_MAX, differences, manifest_id_for, unique_name, with_suffix
 from airflow_outamation.claims.protocol import (
@@ -40,7 +48,9 @@ from airflow_outamation.claims.records import (
     BATCHES_DIR,
     CLAIMS_DIR,
     COMPLETED_DIR,
+    LEASES_DIR,
     PLAN_SUFFIX,
+    RECORD_VERSION,
     REJECTED_DIR,
     SENT_DIR,
     claim_dir_of,
@@ -63,8 +73,10 @@ __all__ = [
     "BATCHES_DIR",
     "CLAIMS_DIR",
     "COMPLETED_DIR",
+    "LEASES_DIR",
     "NAME_MAX",
     "PLAN_SUFFIX",
+    "RECORD_VERSION",
     "REJECTED_DIR",
     "SENT_DIR",
     "Claim",
@@ -76,8 +88,10 @@ __all__ = [
     "claim_folders",
     "claim_status",
     "claims_folder",
+    "complete",
     "describe_skipped",
     "differences",
+    "file_key",
     "folder_lock",
     "folder_status",
     "intended_files",
@@ -87,6 +101,7 @@ __all__ = [
     "open_batches",
     "pipelined_renames",
     "placed_path",
+    "project_claim_folders",
     "project_status",
     "purge_finished",
     "record_attempt",
@@ -94,11 +109,15 @@ __all__ = [
     "record_dir",
     "record_path",
     "record_sent",
+    "reject",
+    "release_leases",
     "relocate",
     "rename_replaces",
     "renames_without_replacing",
     "sent_message_ids",
+    "settled",
     "sibling_dir",
+    "take_leases",
     "unique_name",
     "with_suffix",
 ]

@@ -6,17 +6,19 @@ import contextlib
 import posixpath
 import re
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import paramiko
 
-from airflow_outamation.claims.ledger import message_ids
+from airflow_outamation.claims.ledger import claimed_keys, record_keys
 from airflow_outamation.claims.protocol import claim_files, load_placements
 from airflow_outamation.claims.records import (
     ATTEMPTS_DIR,
     BATCHES_DIR,
+    CLAIMS_DIR,
     COMPLETED_DIR,
+    LEASES_DIR,
     PLAN_SUFFIX,
     REJECTED_DIR,
     SENT_DIR,
@@ -30,6 +32,8 @@ from airflow_outamation.claims.records import (
     write_json_once,
 )
 
+#: How many folders below a project's folder the in-progress folders of subfolder runs are looked for.
+SUBFOLDER_DEPTH = 3
 #: A claim's manifest (not its placement, purge or returned-file records, nor a temporary file).
 _MANIFEST_NAME = re.compile(r"(?!.*\.(?:purging|returned\.\d+)\.json$)[^/]+\.json")
 
@@ -38,35 +42,50 @@ def claim_folders(sftp: paramiko.SFTPClient, in_progress_root: str) -> list[str]
     """
     The dated claim folders under ``in_progress_root`` (``<base>/<in_progress>``), sorted; none when missing.
 
+    Every folder is one, whatever its name (a date format may start with a dot).
+
     :param in_progress_root: the project's in-progress folder
     """
     return sorted(
         posixpath.join(in_progress_root, name)
         for name, entry in present(sftp, in_progress_root).items()
-        if not name.startswith(".") and stat.S_ISDIR(entry.st_mode or 0)
+        if name != CLAIMS_DIR and stat.S_ISDIR(entry.st_mode or 0)
     )
 
 
-def _records(sftp: paramiko.SFTPClient, claim_dir: str, kind: str) -> dict[str, dict[str, Any]]:
-    """The batch records of one kind in ``claim_dir`` by message id."""
-    folder = record_dir(claim_dir, kind)
-    found = {}
-    for message_id in message_ids(sftp, claim_dir, kind):
-        record = read_json(sftp, posixpath.join(folder, f"{message_id}.json"))
-        if record is not None:
-            found[message_id] = record
-    return found
+def project_claim_folders(
+    sftp: paramiko.SFTPClient,
+    base_path: str,
+    in_progress_dir: str = "in_progress",
+    skip: Iterable[str] = (),
+    depth: int = SUBFOLDER_DEPTH,
+) -> list[str]:
+    """
+    Every claim folder of a project: its own dated in-progress folders, and those of subfolder runs.
 
+    A run for a subfolder (``base_path: <project>/east``) claims into
+    ``<project>/east/<in_progress_dir>/<date>``; such folders are found up to ``depth`` folders
+    below ``base_path``. Folders named in ``skip`` (the processed and rejected folders, which hold
+    every finished file) and hidden folders are not entered; nor are the in-progress folders beyond
+    their date folders.
 
-def _paths(records: Mapping[str, Mapping[str, Any]]) -> dict[str, set[str]]:
-    """The file paths each record lists (receipt, rejected, completed and batch records)."""
-    return {
-        message_id: {
-            str(entry if isinstance(entry, str) else entry.get("path") or entry.get("backup_path"))
-            for entry in record.get("files", [])
-        }
-        for message_id, record in records.items()
-    }
+    :param base_path: the project's folder
+    :param skip: names of folders not to enter
+    """
+    first = in_progress_dir.strip("/").split("/", 1)[0]
+    skipped = {name.strip("/").split("/", 1)[0] for name in skip} | {first}
+    found = claim_folders(sftp, posixpath.join(base_path, in_progress_dir))
+    level = [base_path]
+    for _ in range(depth):
+        below = []
+        for folder in level:
+            for name, entry in present(sftp, folder).items():
+                if stat.S_ISDIR(entry.st_mode or 0) and not name.startswith(".") and name not in skipped:
+                    below.append(posixpath.join(folder, name))
+        for folder in below:
+            found += claim_folders(sftp, posixpath.join(folder, in_progress_dir))
+        level = below
+    return sorted(found)
 
 
 def purge_finished(
@@ -77,9 +96,12 @@ def purge_finished(
 
     A claim is finished when each of its files has a receipt or a rejected record and, unless
     ``completion`` is ``keep``, every receipt of its files a completed record; its manifest must be
-    older than ``max_age``. Its batch records go first (nothing is resent), then receipts, rejected,
-    completed and attempt records, placement record and manifest. A ``<id>.purging.json`` marker
-    lets a repeat finish a purge a crash interrupted. Returns the purged manifest ids.
+    older than ``max_age``. A record belongs to a claim when it lists one of the claim's files by
+    its claim identity (records written by 0.3: by path, size and mtime), never by path alone: a
+    newer claim's file under a freed name keeps its records. The claim's batch records go first
+    (nothing is resent), then receipts, rejected, completed and attempt records, placement record
+    and manifest. A ``<id>.purging.json`` marker lets a repeat finish a purge a crash interrupted.
+    Returns the purged manifest ids.
 
     :param max_age: seconds since the manifest was written
     :param now: the current time (epoch seconds)
@@ -88,7 +110,7 @@ def purge_finished(
     folder = claims_folder(claim_dir)
     entries = present(sftp, folder)
     kinds = (BATCHES_DIR, SENT_DIR, REJECTED_DIR, COMPLETED_DIR)
-    paths = {kind: _paths(_records(sftp, claim_dir, kind)) for kind in kinds}
+    keys = {kind: record_keys(sftp, claim_dir, kind) for kind in kinds}
     purged = []
     for name, entry in sorted(entries.items()):
         if not _MANIFEST_NAME.fullmatch(name) or name.endswith(".placed.json"):
@@ -97,12 +119,12 @@ def purge_finished(
         purging = f"{manifest_id}.purging.json" in entries
         if not purging and now - (entry.st_mtime or now) < max_age:
             continue
-        claimed = set() if purging else {f.backup_path for f in claim_files(sftp, [], claim_dir, manifest_id)}
-        mine = {kind: {i for i, listed in paths[kind].items() if listed & claimed} for kind in kinds}
-        sent = [paths[SENT_DIR][i] for i in mine[SENT_DIR]]
-        done = set().union(*sent, *(paths[REJECTED_DIR][i] for i in mine[REJECTED_DIR]))
+        claimed = [] if purging else [claimed_keys(f) for f in claim_files(sftp, [], claim_dir, manifest_id)]
+        own = set().union(*claimed)
+        mine = {kind: {i for i, listed in keys[kind].items() if listed & own} for kind in kinds}
+        done = set().union(*(keys[kind][i] for kind in (SENT_DIR, REJECTED_DIR) for i in mine[kind]))
         uncompleted = mine[SENT_DIR] - mine[COMPLETED_DIR] if completion != "keep" else set()
-        if not purging and (not claimed <= done or uncompleted):
+        if not purging and (any(not item & done for item in claimed) or uncompleted):
             continue
         marker = posixpath.join(folder, f"{manifest_id}.purging.json")
         write_json_once(
@@ -110,14 +132,15 @@ def purge_finished(
         )
         owned = set((read_json(sftp, marker) or {}).get("batches", []))
         for kind in kinds:
-            for message_id in sorted(owned & set(paths[kind])):
+            for message_id in sorted(owned & set(keys[kind])):
                 record = record_path(claim_dir, kind, message_id)
                 for path in (record, f"{record}{PLAN_SUFFIX}"):
                     with contextlib.suppress(FileNotFoundError):
                         sftp.remove(path)
-        for attempt in sorted(listdir(sftp, record_dir(claim_dir, ATTEMPTS_DIR))):
-            if attempt.split(".", 1)[0] in owned:
-                sftp.remove(posixpath.join(record_dir(claim_dir, ATTEMPTS_DIR), attempt))
+        for kind in (ATTEMPTS_DIR, LEASES_DIR):
+            for name in sorted(listdir(sftp, record_dir(claim_dir, kind))):
+                if name.split(".", 1)[0] in owned:
+                    sftp.remove(posixpath.join(record_dir(claim_dir, kind), name))
         for other in sorted(entries):
             if other.startswith(f"{manifest_id}.returned.") or other == f"{manifest_id}.placed.json":
                 sftp.remove(posixpath.join(folder, other))
@@ -136,7 +159,8 @@ def folder_status(sftp: paramiko.SFTPClient, claim_dir: str) -> dict[str, int]:
 
     ``claimed`` counts the files the claims placed there (a file returned to the input folder
     excluded); ``sent`` those a receipt lists; ``rejected`` and ``completed`` those moved or
-    deleted by :func:`relocate`; ``unsent`` the claimed ones neither sent nor rejected.
+    deleted by :func:`relocate`; ``unsent`` the claimed ones neither sent nor rejected. Files are
+    counted by claim identity: two claims of one name are two files.
     """
     entries = listdir(sftp, claims_folder(claim_dir))
     claimed = 0
@@ -150,7 +174,7 @@ def folder_status(sftp: paramiko.SFTPClient, claim_dir: str) -> dict[str, int]:
                 1 for other in entries if other.startswith(f"{manifest_id}.returned.")
             )
     counts = {
-        kind: len(set().union(*_paths(_records(sftp, claim_dir, kind)).values()))
+        kind: len(set().union(*record_keys(sftp, claim_dir, kind).values()))
         for kind in (SENT_DIR, REJECTED_DIR, COMPLETED_DIR)
     }
     return {

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import paramiko
+from paramiko.sftp import SFTP_OK
 
 from airflow_outamation.claims.names import differences, unique_name
 from airflow_outamation.claims.protocol import ClaimedFile, claim_files
@@ -15,7 +16,9 @@ from airflow_outamation.claims.records import (
     ATTEMPTS_DIR,
     BATCHES_DIR,
     COMPLETED_DIR,
+    LEASES_DIR,
     PLAN_SUFFIX,
+    RECORD_VERSION,
     REJECTED_DIR,
     SENT_DIR,
     listdir,
@@ -24,14 +27,60 @@ from airflow_outamation.claims.records import (
     read_json,
     record_dir,
     record_path,
+    status_error,
     write_json_once,
 )
+from airflow_outamation.claims.renames import folder_lock, renames_without_replacing
 from airflow_outamation.exceptions import SFTPClaimError
 from airflow_outamation.sftp_paths import makedirs
 
+#: Names a move tries when other moves keep taking the free name it found.
+MOVE_TRIES = 10
+
+
+def file_key(entry: Mapping[str, Any] | str) -> tuple[Any, ...]:
+    """
+    How a record knows a file: ``("claim", claim id, index)``, its identity within its claim.
+
+    Records written by 0.3 have no index: their files are known by ``("path", path, size, mtime)``
+    (the mtime in whole seconds; a bare path string has neither).
+
+    :param entry: a file of a record: a claimed file's dict, a receipt or move entry, or a path
+    """
+    if isinstance(entry, str):
+        return ("path", entry, None, None)
+    claim, index = entry.get("claim_id") or entry.get("manifest_id"), entry.get("index")
+    if claim is not None and index is not None:
+        return ("claim", str(claim), int(index))
+    size, mtime = entry.get("size"), entry.get("mtime")
+    return (
+        "path",
+        str(entry.get("path") or entry.get("backup_path")),
+        None if size is None else int(size),
+        None if mtime is None else int(float(mtime)),
+    )
+
+
+def claimed_keys(item: ClaimedFile) -> set[tuple[Any, ...]]:
+    """The keys a record may know a claimed file by: its claim identity; in 0.3's records its path."""
+    keys = {
+        file_key({"path": item.backup_path, "size": item.size, "mtime": item.mtime}),
+        file_key(item.backup_path),
+    }
+    if item.manifest_id is not None and item.index is not None:
+        keys.add(("claim", item.manifest_id, item.index))
+    return keys
+
+
+def _identity(item: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"claim_id", "index"}`` of a claimed file (XCom dict); empty for a file claimed by 0.3."""
+    if item.get("manifest_id") is None or item.get("index") is None:
+        return {}
+    return {"claim_id": item["manifest_id"], "index": item["index"]}
+
 
 def _receipt_entry(sftp: paramiko.SFTPClient, item: Mapping[str, Any] | str) -> dict[str, Any]:
-    """``{"path", "size", "mtime"}`` of a sent file: as claimed, or read from the server for a plain path."""
+    """A sent file's path, size, mtime and claim identity: as claimed, or read from the server."""
     if isinstance(item, Mapping):
         path, size, mtime = str(item["backup_path"]), item.get("size"), item.get("mtime")
     else:
@@ -42,7 +91,8 @@ def _receipt_entry(sftp: paramiko.SFTPClient, item: Mapping[str, Any] | str) -> 
         except OSError as exc:
             raise SFTPClaimError(f"reading {path} for a receipt failed: {type(exc).__name__}: {exc}") from exc
         size, mtime = attributes.st_size, attributes.st_mtime
-    return {"path": path, "size": size, "mtime": mtime}
+    identity = _identity(item) if isinstance(item, Mapping) else {}
+    return {"path": path, "size": size, "mtime": mtime, **identity}
 
 
 def record_sent(
@@ -54,8 +104,8 @@ def record_sent(
     """
     Write the receipt of a batch the API accepted; return its path. A receipt is written once.
 
-    The receipt lists each file's path, size and mtime, so a later file at the same path is not
-    taken for a sent one.
+    The receipt lists each file's claim identity (claim id and index), path, size and mtime, so a
+    later file at the same path is not taken for a sent one.
 
     :param in_progress_dir: the dated in-progress directory holding the batch's files
     :param message_id: the batch's message id
@@ -67,7 +117,7 @@ def record_sent(
     entries = sorted((_receipt_entry(sftp, item) for item in files), key=lambda entry: entry["path"])
     try:
         makedirs(sftp, sent_dir)
-        write_json_once(sftp, path, {"message_id": message_id, "files": entries})
+        write_json_once(sftp, path, {"version": RECORD_VERSION, "message_id": message_id, "files": entries})
     except OSError as exc:
         raise SFTPClaimError(f"writing the receipt {path} failed: {type(exc).__name__}: {exc}") from exc
     return path
@@ -77,8 +127,8 @@ def claim_status(sftp: paramiko.SFTPClient, in_progress_dir: str, manifest_id: s
     """
     A claim's files (their paths in ``in_progress_dir``) split into ``sent`` and ``unsent``.
 
-    A file is sent when a receipt of :func:`record_sent` lists its path with the size and mtime it
-    was claimed with (receipts and claims older than these identities compare paths only).
+    A file is sent when a receipt of :func:`record_sent` lists its claim identity (receipts written
+    by 0.3: its path with the size and mtime it was claimed with).
     Completes the claim first if a crash interrupted it, as a retried claim would.
 
     :raises SFTPClaimError: there is no claim ``manifest_id`` in ``in_progress_dir``
@@ -86,24 +136,23 @@ def claim_status(sftp: paramiko.SFTPClient, in_progress_dir: str, manifest_id: s
     if read_json(sftp, manifest_path(in_progress_dir, manifest_id)) is None:
         raise SFTPClaimError(f"no claim {manifest_id} in {in_progress_dir}")
     claimed = claim_files(sftp, [], in_progress_dir, manifest_id)
-    sent_dir = record_dir(in_progress_dir, SENT_DIR)
-    receipts: dict[str, list[Mapping[str, Any]]] = {}
-    for name in listdir(sftp, sent_dir):
-        if name.endswith(".json"):
-            for entry in (read_json(sftp, posixpath.join(sent_dir, name)) or {}).get("files", []):
-                entry = {"path": entry} if isinstance(entry, str) else entry
-                receipts.setdefault(entry["path"], []).append(entry)
-
-    def is_sent(item: ClaimedFile) -> bool:
-        return any(
-            not differences(entry.get("size"), entry.get("mtime"), item.size, item.mtime)
-            for entry in receipts.get(item.backup_path, [])
-        )
-
+    sent = set().union(*record_keys(sftp, in_progress_dir, SENT_DIR).values())
+    is_sent = {item.backup_path: bool(claimed_keys(item) & sent) for item in claimed}
     return {
-        "sent": [item.backup_path for item in claimed if is_sent(item)],
-        "unsent": [item.backup_path for item in claimed if not is_sent(item)],
+        "sent": [item.backup_path for item in claimed if is_sent[item.backup_path]],
+        "unsent": [item.backup_path for item in claimed if not is_sent[item.backup_path]],
     }
+
+
+def record_keys(sftp: paramiko.SFTPClient, claim_dir: str, kind: str) -> dict[str, set[tuple[Any, ...]]]:
+    """The files (:func:`file_key`) each batch record of ``kind`` in ``claim_dir`` lists, by message id."""
+    folder = record_dir(claim_dir, kind)
+    found = {}
+    for message_id in message_ids(sftp, claim_dir, kind):
+        record = read_json(sftp, posixpath.join(folder, f"{message_id}.json"))
+        if record is not None:
+            found[message_id] = {file_key(entry) for entry in record.get("files", [])}
+    return found
 
 
 def sent_message_ids(sftp: paramiko.SFTPClient, in_progress_dir: str) -> set[str]:
@@ -127,6 +176,83 @@ def message_ids(sftp: paramiko.SFTPClient, claim_dir: str, kind: str, planned: b
     return {name.removesuffix(suffix) for name in names if name.endswith(suffix)}
 
 
+def _move_file(sftp: paramiko.SFTPClient, old: str, new: str) -> None:
+    """
+    Give a file a new name, never over an existing one: the one place the ledger renames a file.
+
+    Where the server's rename replaces, under the lock of the target's folder.
+
+    :raises OSError: the server refused, or ``new`` exists
+    """
+    folder = posixpath.dirname(new)
+    with folder_lock(sftp, folder, posixpath.basename(old)):
+        status = renames_without_replacing(sftp, [(old, new)], folder)[0]
+    if status != SFTP_OK:
+        raise status_error(status, f"renaming {old} to {new}")
+
+
+def _move_to_free_name(sftp: paramiko.SFTPClient, path: str, target: str) -> str:
+    """
+    Move ``path`` to ``target``, or to the next free `` (n)`` name if that was taken; return where.
+
+    A file another call of the same plan moved meanwhile (two runs finishing it at once) is left.
+    """
+    folder = posixpath.dirname(target)
+    for _ in range(MOVE_TRIES - 1):
+        try:
+            _move_file(sftp, path, target)
+            return target
+        except OSError:
+            try:
+                sftp.stat(path)
+            except FileNotFoundError:
+                return target  # moved by another call of this plan
+            taken = listdir(sftp, folder)
+            if posixpath.basename(target) not in taken:
+                raise
+            target = posixpath.join(folder, unique_name(posixpath.basename(path), taken))
+    _move_file(sftp, path, target)
+    return target
+
+
+def settled(sftp: paramiko.SFTPClient, claim_dir: str) -> dict[str, set[str]]:
+    """
+    The message ids of the batches of ``claim_dir`` that are not to be sent again (listings, no read).
+
+    :return: ``{"sent": ..., "rejected": ..., "rejecting": ...}``: with a receipt, moved to the
+        rejected folder, and whose move there was cut short (a repeat of :func:`reject` finishes it)
+    """
+    return {
+        "sent": message_ids(sftp, claim_dir, SENT_DIR),
+        "rejected": message_ids(sftp, claim_dir, REJECTED_DIR),
+        "rejecting": message_ids(sftp, claim_dir, REJECTED_DIR, planned=True),
+    }
+
+
+def complete(
+    sftp: paramiko.SFTPClient,
+    claim_dir: str,
+    message_id: str,
+    files: Iterable[Mapping[str, Any]],
+    target_dir: str | None,
+    details: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Complete an accepted batch: move its files to ``target_dir``, or delete them; see :func:`relocate`."""
+    return relocate(sftp, claim_dir, COMPLETED_DIR, message_id, files, target_dir, details)
+
+
+def reject(
+    sftp: paramiko.SFTPClient,
+    claim_dir: str,
+    message_id: str,
+    files: Iterable[Mapping[str, Any]],
+    target_dir: str,
+    details: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Move a refused (or given up) batch's files to ``target_dir`` with its record; see :func:`relocate`."""
+    return relocate(sftp, claim_dir, REJECTED_DIR, message_id, files, target_dir, details)
+
+
 def relocate(
     sftp: paramiko.SFTPClient,
     claim_dir: str,
@@ -144,8 +270,9 @@ def relocate(
     that same plan. Once every file is handled the plan becomes ``<kind>/<message_id>.json``, the
     record that the batch is done (:func:`message_ids` lists those; ``planned=True`` the others).
     A file is renamed (never copied, never over another) or removed only while it is still at its
-    path with the size and mtime the plan names; a ``target_dir`` batch also gets the record beside
-    its files, ``<target_dir>/<message_id>.json``. Returns the record.
+    path with the size and mtime the plan names; when another move took its planned name meanwhile,
+    it gets the next free `` (n)`` name (the record says where it went). A ``target_dir`` batch also
+    gets the record beside its files, ``<target_dir>/<message_id>.json``. Returns the record.
 
     :param kind: ``REJECTED_DIR`` or ``COMPLETED_DIR``
     :param files: the batch's claimed files (dicts with ``backup_path``, ``size``, ``mtime``)
@@ -172,23 +299,27 @@ def relocate(
                         "path": item["backup_path"],
                         "size": item.get("size"),
                         "mtime": item.get("mtime"),
+                        **_identity(item),
                         "to": target,
                     }
                 )
             makedirs(sftp, record_dir(claim_dir, kind))
-            content = {"message_id": message_id, **(details or {}), "files": planned}
-            record = write_json_once(sftp, plan, content)
+            content = {"version": RECORD_VERSION, "message_id": message_id, **(details or {})}
+            record = write_json_once(sftp, plan, {**content, "files": planned})
         if target_dir:
             makedirs(sftp, target_dir)
         here = present(sftp, claim_dir)
+        done = []
         for item in record["files"]:
             entry = here.get(posixpath.basename(item["path"]))
             if entry is None or differences(item["size"], item["mtime"], entry.st_size, entry.st_mtime):
-                continue  # done by an earlier call
-            if item["to"] is None:
+                done.append(item)  # done by an earlier call
+            elif item["to"] is None:
                 sftp.remove(item["path"])
+                done.append(item)
             else:
-                sftp.rename(item["path"], item["to"])
+                done.append({**item, "to": _move_to_free_name(sftp, item["path"], item["to"])})
+        record = {**record, "files": done}
         if target_dir:
             write_json_once(sftp, posixpath.join(target_dir, f"{message_id}.json"), record)
         write_json_once(sftp, path, record)
@@ -218,7 +349,8 @@ def record_batch(
         if existing is not None:
             return dict(existing)
         makedirs(sftp, record_dir(claim_dir, BATCHES_DIR))
-        return dict(write_json_once(sftp, path, {"message_id": message_id, **batch}))
+        content = {"version": RECORD_VERSION, "message_id": message_id, **batch}
+        return dict(write_json_once(sftp, path, content))
     except OSError as exc:
         raise SFTPClaimError(f"writing the batch record {path} failed: {type(exc).__name__}: {exc}") from exc
 
@@ -238,7 +370,8 @@ def record_attempt(
         number = len(done) + 1
         while f"{message_id}.{number}.json" in done:
             number += 1
-        write_json_once(sftp, posixpath.join(folder, f"{message_id}.{number}.json"), dict(details))
+        content = {"version": RECORD_VERSION, **details}
+        write_json_once(sftp, posixpath.join(folder, f"{message_id}.{number}.json"), content)
     except OSError as exc:
         raise SFTPClaimError(
             f"recording a failed send in {folder} failed: {type(exc).__name__}: {exc}"
@@ -255,8 +388,8 @@ def open_batches(
     Only their records are read (a done batch costs a listing entry, no read).
 
     :param completion: the completion strategy; with ``keep`` a sent batch needs no more work
-    :return: message id -> the batch record plus ``sent``, ``completed``, ``rejecting`` (a move to
-        the rejected folder was cut short), ``attempts``,
+    :return: message id -> the batch record plus ``sent``, ``sent_at`` (the receipt's mtime),
+        ``completed``, ``rejecting`` (a move to the rejected folder was cut short), ``attempts``,
         ``last_failure`` (the last attempt's record or ``None``) and ``recorded_at`` (the record's mtime)
     """
     listed = {
@@ -291,9 +424,73 @@ def open_batches(
             **record,
             "recorded_at": entry.st_mtime,
             "sent": sent,
+            "sent_at": listed[SENT_DIR][name].st_mtime if sent else None,
             "completed": completed,
             "rejecting": rejecting,
             "attempts": len(failed),
             "last_failure": last,
         }
     return batches
+
+
+def _generations(names: Iterable[str], message_id: str) -> list[int]:
+    """The lease generations of ``message_id`` among the names of the leases folder, oldest first."""
+    found = []
+    for name in names:
+        stem = name.removeprefix(f"{message_id}.").removesuffix(".json")
+        if name.startswith(f"{message_id}.") and name.endswith(".json") and stem.isdigit():
+            found.append(int(stem))
+    return sorted(found)
+
+
+def take_leases(
+    sftp: paramiko.SFTPClient,
+    claim_dir: str,
+    message_ids: Iterable[str],
+    holder: str,
+    seconds: float,
+    now: float,
+) -> dict[str, int]:
+    """
+    Lease batches for sending; return the ones ``holder`` got, with their lease generation.
+
+    A lease is a record written once, ``.claims/leases/<message_id>.<n>.json`` (holder, expiry).
+    A batch whose newest lease is another holder's and not expired is left to that holder; an
+    expired one is taken over by writing generation ``n + 1``: of two runs taking over at once,
+    exactly one writes it (the other finds it written and leaves the batch).
+
+    :param holder: who sends: one task instance (its retries take its leases over at once)
+    :param seconds: how long the lease holds if its holder never releases it (a worker that died)
+    :param now: the current time (epoch seconds)
+    """
+    folder = record_dir(claim_dir, LEASES_DIR)
+    taken = {}
+    try:
+        makedirs(sftp, folder)
+        names = listdir(sftp, folder)
+        for message_id in message_ids:
+            newest = ([0, *_generations(names, message_id)])[-1]
+            if newest:
+                lease = read_json(sftp, posixpath.join(folder, f"{message_id}.{newest}.json")) or {}
+                if lease.get("holder") == holder:
+                    taken[message_id] = newest
+                if lease.get("holder") == holder or float(lease.get("expires", 0)) > now:
+                    continue
+            path = posixpath.join(folder, f"{message_id}.{newest + 1}.json")
+            content = {"version": RECORD_VERSION, "holder": holder, "expires": now + seconds}
+            if write_json_once(sftp, path, content).get("holder") == holder:
+                taken[message_id] = newest + 1
+    except OSError as exc:
+        raise SFTPClaimError(f"leasing batches in {folder} failed: {type(exc).__name__}: {exc}") from exc
+    return taken
+
+
+def release_leases(sftp: paramiko.SFTPClient, claim_dir: str, leases: Mapping[str, int]) -> None:
+    """Remove the leases of :func:`take_leases` and the expired ones before them (no record is read)."""
+    folder = record_dir(claim_dir, LEASES_DIR)
+    names = listdir(sftp, folder)
+    for message_id, generation in leases.items():
+        for number in _generations(names, message_id):
+            if number <= generation:
+                with contextlib.suppress(FileNotFoundError):
+                    sftp.remove(posixpath.join(folder, f"{message_id}.{number}.json"))

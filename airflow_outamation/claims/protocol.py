@@ -23,9 +23,10 @@ At every instant a file is in the input folder or under ``<dir>`` (staging inclu
 left in staging when a claim returns. Renames of one phase are pipelined (many requests in flight),
 so 1,000 files do not cost 1,000 round trips.
 
-Once the document API accepted a batch, a receipt ``<dir>/.claims/sent/<message_id>.json`` lists
-its files with their size and mtime; :func:`claim_status` tells a claim's sent files from its
-unsent ones.
+Each claimed file has an identity, its claim's id and its index in the manifest
+(:class:`ClaimedFile` ``manifest_id``, ``index``). Once the document API accepted a batch, a receipt
+``<dir>/.claims/sent/<message_id>.json`` lists its files by that identity (with path, size and
+mtime); :func:`claim_status` tells a claim's sent files from its unsent ones.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from airflow_outamation.claims.names import (
     utf8_name,
 )
 from airflow_outamation.claims.records import (
+    RECORD_VERSION,
     claims_folder,
     listdir,
     manifest_path,
@@ -69,7 +71,13 @@ LOGGED_SKIPS = 20
 
 @dataclass(frozen=True)
 class ClaimedFile:
-    """A file moved into the in-progress folder: where it is now, its ``size`` and ``mtime`` as claimed."""
+    """
+    A file moved into the in-progress folder: where it is now, its ``size`` and ``mtime`` as claimed.
+
+    Its identity is ``(manifest_id, index)``: the claim's id and the file's place in the claim's
+    manifest. The ledger finds every record of the file by it, never by its path. ``index`` is
+    ``None`` for a claim made by 0.3, whose records know its files by path, size and mtime.
+    """
 
     filename: str
     source_path: str
@@ -78,6 +86,7 @@ class ClaimedFile:
     mtime: float | None = None
     claim_dir: str | None = None
     manifest_id: str | None = None
+    index: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,7 +182,7 @@ def claim(
             manifest = write_json_once(
                 sftp,
                 manifest_path(in_progress_dir, manifest_id),
-                {"manifest_id": manifest_id, "files": intended_files(files)},
+                {"version": RECORD_VERSION, "manifest_id": manifest_id, "files": intended_files(files)},
             )
         wanted, staged_names = _load_manifest(manifest)
         with renames.folder_lock(sftp, in_progress_dir, manifest_id, resume=True):  # where renames replace
@@ -182,7 +191,12 @@ def claim(
                 placed = write_json_once(
                     sftp,
                     placed_path(in_progress_dir, manifest_id),
-                    _stage_and_place(sftp, wanted, staged_names, staging_dir, in_progress_dir, name_encoding),
+                    {
+                        "version": RECORD_VERSION,
+                        **_stage_and_place(
+                            sftp, wanted, staged_names, staging_dir, in_progress_dir, name_encoding
+                        ),
+                    },
                 )
             placements, skipped_before = load_placements(placed)
             claimed, returned = _move(
@@ -190,6 +204,8 @@ def claim(
             )
         claimed = [_as_uploaded(file, name_encoding) for file in claimed]
         _remove_staging_dir(sftp, staging_dir)
+        if "version" not in manifest:  # claimed by 0.3: its files keep 0.3's identity, hence their batch ids
+            claimed = [replace(item, index=None) for item in claimed]
     except SFTPClaimError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as exc:
@@ -387,8 +403,9 @@ def _move(
             mtime=placements[staged]["mtime"],
             claim_dir=in_progress_dir,
             manifest_id=manifest_id,
+            index=index,
         )
-        for staged in staged_names
+        for index, staged in enumerate(staged_names)
         if staged in placements and staged not in returned
     ]
     return claimed, [SkippedFile(path=sources[staged], reason=reason) for staged, reason in returned.items()]

@@ -15,6 +15,8 @@ from paramiko.sftp import SFTP_DESC, SFTP_NO_SUCH_FILE, SFTP_OK, SFTP_PERMISSION
 from airflow_outamation.claims.renames import RECORD_LOCK_EXPIRY, folder_lock, renames_without_replacing
 
 CLAIMS_DIR = ".claims"
+#: The format of the records written from 0.4 on (``"version": 2``); 0.3's records have no version.
+RECORD_VERSION = 2
 #: Receipts of batches the API accepted, under ``<dir>/.claims/``.
 SENT_DIR = "sent"
 #: Records of batches as first sent (files, payload fields), under ``<dir>/.claims/``.
@@ -25,6 +27,8 @@ REJECTED_DIR = "rejected"
 COMPLETED_DIR = "completed"
 #: One record per failed send of a batch, under ``<dir>/.claims/``.
 ATTEMPTS_DIR = "attempts"
+#: Leases of batches being sent: ``<dir>/.claims/leases/<message_id>.<n>.json`` (holder, expiry).
+LEASES_DIR = "leases"
 #: A move or delete planned but not known to be finished: ``<kind>/<message_id>.json.plan``.
 PLAN_SUFFIX = ".plan"
 

@@ -58,6 +58,7 @@ from airflow_outamation.readiness import FileState, Listing, RemoteFile
 from airflow_outamation.sftp_paths import resolve
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 #: What paramiko's AuthenticationException says when the server closed the connection before answering.
 PARAMIKO_LOST_IN_AUTH = "transport shut down or saw EOF"
@@ -616,35 +617,6 @@ class PooledSFTPHook(SFTPHook):
         return result.claimed
 
     @_reconnect_once
-    def record_sent(
-        self, in_progress_dir: str, message_id: str, files: Sequence[Mapping[str, Any] | str]
-    ) -> str:
-        """
-        Record that the API accepted a batch: write ``<in_progress_dir>/.claims/sent/<message_id>.json``.
-
-        :param in_progress_dir: the dated in-progress directory holding the batch's files
-        :param message_id: the batch's message id
-        :param files: the batch's claimed files (dicts with ``backup_path``, ``size``, ``mtime``) or
-            their paths (size and mtime are then read from the server)
-        :return: the receipt's path
-        :raises SFTPClaimError: the receipt could not be written
-        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
-        """
-        with self.get_managed_conn() as sftp:
-            return claims.record_sent(sftp, in_progress_dir, message_id, files)
-
-    @_reconnect_once
-    def sent_message_ids(self, in_progress_dir: str) -> set[str]:
-        """
-        The message ids of the batches whose receipt is in ``in_progress_dir``.
-
-        :param in_progress_dir: the dated in-progress directory
-        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
-        """
-        with self.get_managed_conn() as sftp:
-            return claims.sent_message_ids(sftp, in_progress_dir)
-
-    @_reconnect_once
     def claim_status(self, in_progress_dir: str, manifest_id: str) -> dict[str, list[str]]:
         """
         Split a claim's files into ``sent`` (a receipt lists their path, size and mtime) and ``unsent``.
@@ -659,53 +631,6 @@ class PooledSFTPHook(SFTPHook):
             return claims.claim_status(sftp, in_progress_dir, manifest_id)
 
     @_reconnect_once
-    def relocate(
-        self,
-        claim_dir: str,
-        kind: str,
-        message_id: str,
-        files: Sequence[Mapping[str, Any]],
-        target_dir: str | None,
-        details: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """
-        Move (or delete, without ``target_dir``) a batch's files out of ``claim_dir``, crash-safe.
-
-        See :func:`airflow_outamation.claims.relocate`; a repeat carries out the same recorded plan.
-        """
-        with self.get_managed_conn() as sftp:
-            return claims.relocate(sftp, claim_dir, kind, message_id, files, target_dir, details)
-
-    @_reconnect_once
-    def record_batch(self, claim_dir: str, message_id: str, batch: Mapping[str, Any]) -> dict[str, Any]:
-        """Record a batch before its first send; see :func:`airflow_outamation.claims.record_batch`."""
-        with self.get_managed_conn() as sftp:
-            return claims.record_batch(sftp, claim_dir, message_id, batch)
-
-    def record_attempt(self, claim_dir: str, message_id: str, details: Mapping[str, Any]) -> int:
-        """Record a failed send of a batch; see :func:`airflow_outamation.claims.record_attempt`."""
-        with self.get_managed_conn() as sftp:
-            return claims.record_attempt(sftp, claim_dir, message_id, details)
-
-    @_reconnect_once
-    def message_ids(self, claim_dir: str, kind: str, planned: bool = False) -> set[str]:
-        """The message ids with a record of ``kind`` in ``claim_dir``; see :func:`claims.message_ids`."""
-        with self.get_managed_conn() as sftp:
-            return claims.message_ids(sftp, claim_dir, kind, planned)
-
-    @_reconnect_once
-    def claim_folders(self, in_progress_root: str) -> list[str]:
-        """The dated claim folders under ``in_progress_root``; see :func:`claims.claim_folders`."""
-        with self.get_managed_conn() as sftp:
-            return claims.claim_folders(sftp, in_progress_root)
-
-    @_reconnect_once
-    def purge_finished(self, claim_dir: str, max_age: float, completion: str = "keep") -> list[str]:
-        """Remove the records of finished claims older than ``max_age`` s (:func:`claims.purge_finished`)."""
-        with self.get_managed_conn() as sftp:
-            return claims.purge_finished(sftp, claim_dir, max_age, time.time(), completion)
-
-    @_reconnect_once
     def project_status(
         self,
         base_path: str,
@@ -718,10 +643,19 @@ class PooledSFTPHook(SFTPHook):
             return claims.project_status(sftp, base_path, source_dir, in_progress_dir, dates)
 
     @_reconnect_once
-    def open_batches(self, claim_dir: str, completion: str = "keep") -> dict[str, dict[str, Any]]:
-        """The batches of ``claim_dir`` still needing work; see :func:`claims.open_batches`."""
+    def run_on_sftp(self, func: Callable[..., T], *args: Any) -> T:
+        """
+        Run ``func(sftp, *args)`` on a pooled SFTP client: how operators reach the claim ledger.
+
+        ``func`` is one of :mod:`airflow_outamation.claims`' operations (``record_sent``,
+        ``open_batches``, ``purge_finished``, ...). A call whose connection went away is run once
+        more on a new connection: every operation is safe to repeat (a repeated ``record_attempt``
+        may count one failed send twice).
+
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
+        """
         with self.get_managed_conn() as sftp:
-            return claims.open_batches(sftp, claim_dir, completion)
+            return func(sftp, *args)
 
 
 def _wrap_inherited_methods() -> None:

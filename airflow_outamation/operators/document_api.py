@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import posixpath
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow.sdk import BaseOperator, Context, XComArg
 
-from airflow_outamation import metrics
+from airflow_outamation import claims, metrics
 from airflow_outamation.batching import (
     DEFAULT_BATCH_SIZE,
     batch_label,
@@ -19,16 +18,12 @@ from airflow_outamation.batching import (
     name_list,
     split_into_batches,
 )
-from airflow_outamation.claims import (
-    COMPLETED_DIR,
-    REJECTED_DIR,
-    SENT_DIR,
-    claim_dir_of,
-    sibling_dir,
-)
+from airflow_outamation.claims import claim_dir_of, sibling_dir
 from airflow_outamation.exceptions import DocumentApiError, DocumentApiRejectedError, SFTPClaimError
 from airflow_outamation.hooks.document_api import BatchSubmission, DocumentApiHook, PreparedBatch
 from airflow_outamation.hooks.sftp import PooledSFTPHook
+
+T = TypeVar("T")
 
 #: Batch requests one send task keeps in flight (per project: one task per run).
 DEFAULT_MAX_IN_FLIGHT = 8
@@ -40,6 +35,8 @@ COMPLETIONS = ("keep", "move", "delete")
 ANSWER_CHARS = 500
 #: Batches a send task lists one line each before it starts sending.
 BATCHES_LISTED = 100
+#: Seconds a send task holds the batches it sends; another run sends them only after that (a task that died).
+SEND_LEASE = 3600.0
 #: How a mapped ``SubmitBatchOperator`` names its task instances: ``batch 2: a.pdf … e.pdf (5)``.
 BATCH_MAP_INDEX_TEMPLATE = "batch {{ ti.map_index + 1 }}: {{ task.batch_label }}"
 
@@ -81,9 +78,8 @@ def complete_batch(
         return
     for folder, files in _folders(batch).items():
         target = sibling_dir(folder, processed_dir) if completion == "move" else None
-        sftp.relocate(
-            folder, COMPLETED_DIR, message_id, files, target, {"completion": completion, "time": _now()}
-        )
+        details = {"completion": completion, "time": _now()}
+        sftp.run_on_sftp(claims.complete, folder, message_id, files, target, details)
 
 
 def reject_batch(
@@ -109,14 +105,17 @@ def reject_batch(
     targets = []
     for folder, files in _folders(batch).items():
         target = sibling_dir(folder, rejected_dir)
-        sftp.relocate(folder, REJECTED_DIR, message_id, files, target, details)
+        sftp.run_on_sftp(claims.reject, folder, message_id, files, target, details)
         targets.append(target)
     return targets
 
 
 def record_receipts(sftp: PooledSFTPHook, message_id: str, batch: Sequence[Mapping[str, Any]]) -> list[str]:
     """Write the receipt of an accepted batch (files with their identity as claimed) into each folder."""
-    return [sftp.record_sent(folder, message_id, files) for folder, files in _folders(batch).items()]
+    return [
+        sftp.run_on_sftp(claims.record_sent, folder, message_id, files)
+        for folder, files in _folders(batch).items()
+    ]
 
 
 class SubmitBatchOperator(BaseOperator):
@@ -212,6 +211,7 @@ class _BatchSending(BaseOperator):
         api_url: str | None = None,
         hook_kwargs: Mapping[str, Any] | None = None,
         completion: str = "keep",
+        completion_after: float = 0,
         processed_dir: str = "processed",
         rejected_dir: str = "rejected",
         **kwargs: Any,
@@ -219,6 +219,9 @@ class _BatchSending(BaseOperator):
         super().__init__(**kwargs)
         if completion not in COMPLETIONS:
             raise ValueError(f"completion must be one of {', '.join(COMPLETIONS)}, got {completion!r}")
+        if completion_after < 0:
+            raise ValueError(f"completion_after must be 0 or more seconds, got {completion_after!r}")
+        self.completion_after = completion_after
         self.max_in_flight = max_in_flight
         self.document_api_conn_id = document_api_conn_id
         self.hook_kwargs = {**({"api_url": api_url} if api_url else {}), **(hook_kwargs or {})}
@@ -226,12 +229,38 @@ class _BatchSending(BaseOperator):
         self.processed_dir = processed_dir
         self.rejected_dir = rejected_dir
         self._project = ""
+        self._holder = ""
+        self._stuck: dict[str, str] = {}
+        self._in_flight: set[str] = set()
 
     def execute(self, context: Context) -> dict[str, Any]:
-        """Run the send, timed as ``outamation.send.duration`` of the DAG's project."""
+        """
+        Run the send, timed as ``outamation.send.duration`` of the DAG's project.
+
+        :raises SFTPClaimError: at the end, when the housekeeping (completion, rejected move,
+            retention) of a batch failed; it stopped no other batch, the next run tries again
+        """
         self._project = metrics.project_of(context)
+        ti = context.get("ti")
+        self._holder = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}" if ti else self.task_id
+        self._stuck, self._in_flight = {}, set()
         with metrics.timed(metrics.SEND_DURATION, self._project):
-            return self._run(context)
+            summary = self._run(context)
+        if self._stuck:
+            named = "; ".join(f"{what}: {why}" for what, why in list(self._stuck.items())[:FAILURES_NAMED])
+            raise SFTPClaimError(
+                f"housekeeping failed for {len(self._stuck)} batch(es) or folder(s): {named}"
+            )
+        return summary
+
+    def _locally(self, what: str, func: Callable[..., T], *args: Any) -> T | None:
+        """``func(*args)``, one batch's or folder's housekeeping; a failure is logged and kept, not raised."""
+        try:
+            return func(*args)
+        except (SFTPClaimError, OSError) as exc:
+            self.log.error("%s: %s; the next run tries again", what, exc)
+            self._stuck[what] = str(exc)
+            return None
 
     def _run(self, context: Context) -> dict[str, Any]:
         raise NotImplementedError
@@ -247,32 +276,81 @@ class _BatchSending(BaseOperator):
         pending: Sequence[PreparedBatch],
         files_of: Mapping[str, Sequence[Mapping[str, Any]]],
     ) -> dict[str, tuple[DocumentApiError, int]]:
-        """Send ``pending``; give accepted batches receipt and completion; return failures with attempts."""
+        """
+        Send ``pending``; give accepted batches receipt and completion; return failures with attempts.
+
+        With ``sftp``, only the batches this task leases are sent (``_in_flight``: the others,
+        which another run is sending right now); the leases are released once each batch is settled.
+        """
+        leases = self._lease(sftp, pending, files_of) if sftp is not None else {}
         failures: dict[str, tuple[DocumentApiError, int]] = {}
-        for batch, outcome in api.send_batches(pending, int(self.max_in_flight)):
-            files = files_of[batch.message_id]
-            if isinstance(outcome, DocumentApiError):
-                self.log.error("Batch %s: %s failed: %s", batch.message_id, batch_label(files), outcome)
-                metrics.count(metrics.FILES_FAILED, len(files), self._project)
-                attempts = 1
+        try:
+            for batch, outcome in api.send_batches(
+                [b for b in pending if b.message_id not in self._in_flight], int(self.max_in_flight)
+            ):
+                files = files_of[batch.message_id]
+                if isinstance(outcome, DocumentApiError):
+                    self.log.error("Batch %s: %s failed: %s", batch.message_id, batch_label(files), outcome)
+                    metrics.count(metrics.FILES_FAILED, len(files), self._project)
+                    attempts = 1
+                    if sftp is not None:
+                        details = {
+                            "status": outcome.status,
+                            "answer": str(outcome)[:ANSWER_CHARS],
+                            "time": _now(),
+                        }
+                        folder = claim_dir_of(files[0])
+                        attempts = sftp.run_on_sftp(claims.record_attempt, folder, batch.message_id, details)
+                    failures[batch.message_id] = (outcome, attempts)
+                    continue
+                self.log.info("%s", _accepted_line(outcome, files))
+                metrics.count(metrics.FILES_SENT, len(files), self._project)
                 if sftp is not None:
-                    details = {
-                        "status": outcome.status,
-                        "answer": str(outcome)[:ANSWER_CHARS],
-                        "time": _now(),
-                    }
-                    attempts = sftp.record_attempt(claim_dir_of(files[0]), batch.message_id, details)
-                failures[batch.message_id] = (outcome, attempts)
-                continue
-            self.log.info("%s", _accepted_line(outcome, files))
-            metrics.count(metrics.FILES_SENT, len(files), self._project)
+                    record_receipts(sftp, batch.message_id, files)
+                    if not self.completion_after:  # else a later run's housekeeping completes it
+                        self._complete(sftp, batch.message_id, files)
+        finally:
             if sftp is not None:
-                record_receipts(sftp, batch.message_id, files)
-                try:
-                    complete_batch(sftp, batch.message_id, files, self.completion, self.processed_dir)
-                except SFTPClaimError as exc:  # the batch is sent; the next run finishes its completion
-                    self.log.warning("Batch %s: %s; resend_unsent finishes it", batch.message_id, exc)
+                for folder, taken in leases.items():
+                    release = (sftp.run_on_sftp, claims.release_leases, folder, taken)
+                    self._locally(f"Releasing the leases in {folder}", *release)
         return failures
+
+    def _lease(
+        self,
+        sftp: PooledSFTPHook,
+        pending: Sequence[PreparedBatch],
+        files_of: Mapping[str, Sequence[Mapping[str, Any]]],
+    ) -> dict[str, dict[str, int]]:
+        """Lease ``pending`` for this task per claim folder; ``_in_flight``: those another run holds."""
+        by_folder: dict[str, list[str]] = defaultdict(list)
+        for batch in pending:
+            by_folder[claim_dir_of(files_of[batch.message_id][0])].append(batch.message_id)
+        leases = {
+            folder: sftp.run_on_sftp(claims.take_leases, folder, ids, self._holder, SEND_LEASE, time.time())
+            for folder, ids in by_folder.items()
+        }
+        taken = set().union(*leases.values())
+        self._in_flight = {batch.message_id for batch in pending} - taken
+        for message_id in sorted(self._in_flight):
+            self.log.warning("Batch %s: another run is sending it right now; left to that run", message_id)
+        return leases
+
+    def _completion_due(self, sent_at: float | None) -> bool:
+        """Whether a batch accepted at ``sent_at`` (its receipt's mtime) is due for its completion."""
+        return sent_at is None or time.time() - sent_at >= self.completion_after
+
+    def _complete(self, sftp: PooledSFTPHook, message_id: str, files: Sequence[Mapping[str, Any]]) -> None:
+        """Apply the completion to a sent batch; a failure stays local to it (the next run finishes it)."""
+        self._locally(
+            f"Completion of batch {message_id}",
+            complete_batch,
+            sftp,
+            message_id,
+            files,
+            self.completion,
+            self.processed_dir,
+        )
 
     def _reject(
         self,
@@ -283,9 +361,20 @@ class _BatchSending(BaseOperator):
         """Move every batch of ``rejected`` to its rejected folder; return the folders by message id."""
         moved = {}
         for message_id, (error, attempts) in rejected.items():
-            moved[message_id] = reject_batch(
-                sftp, message_id, files_of[message_id], error, attempts, self.rejected_dir
+            files = files_of[message_id]
+            targets = self._locally(
+                f"Move of batch {message_id} to the rejected folder",
+                reject_batch,
+                sftp,
+                message_id,
+                files,
+                error,
+                attempts,
+                self.rejected_dir,
             )
+            if targets is None:
+                continue
+            moved[message_id] = targets
             self.log.error("Batch %s moved to %s", message_id, ", ".join(moved[message_id]))
             metrics.count(metrics.FILES_REJECTED, len(files_of[message_id]), self._project)
         return moved
@@ -319,6 +408,8 @@ class SubmitBatchesOperator(_BatchSending):
     :param api_url: the API's URL, overriding the connection's (a project entry's ``api_url``)
     :param hook_kwargs: extra ``DocumentApiHook`` arguments (``timeout``, ``max_retries``, ...)
     :param completion: what happens to an accepted batch's files: ``keep`` (default), ``move``, ``delete``
+    :param completion_after: seconds after its acceptance before an accepted batch is completed; 0
+        (default): at once; else by the first ``ResendUnsentOperator`` run after that time
     :param processed_dir: folder beside the in-progress one that ``move`` puts files in (dated like the claim)
     :param rejected_dir: folder beside the in-progress one that refused batches go to (dated like the claim)
     """
@@ -360,11 +451,10 @@ class SubmitBatchesOperator(_BatchSending):
         sftp = PooledSFTPHook(self.sftp_conn_id) if self.sftp_conn_id else None
         prepared = [api.prepare_batch(b, self.uploaded_by, self.source, self.profile_code) for b in batches]
         files_of = {p.message_id: b for p, b in zip(prepared, batches, strict=True)}
-        already = self._recorded(sftp, batches, SENT_DIR) & files_of.keys()
-        rejecting = self._recorded(sftp, batches, REJECTED_DIR, planned=True) & files_of.keys()
-        rejected_before = rejecting | self._gone(
-            sftp, self._recorded(sftp, batches, REJECTED_DIR) & files_of.keys(), files_of
-        )
+        states = self._settled(sftp, batches)
+        already = states["sent"] & files_of.keys()
+        rejecting = states["rejecting"] & files_of.keys()
+        rejected_before = rejecting | (states["rejected"] & files_of.keys())
         pending = [p for p in prepared if p.message_id not in already | rejected_before]
         self.log.info(
             "%d file(s) in %d batch(es) of up to %s; %d already sent (receipts), %d rejected before, "
@@ -379,8 +469,8 @@ class SubmitBatchesOperator(_BatchSending):
         )
         self._list_batches(batches, {p.message_id for p in pending}, [p.message_id for p in prepared])
         if sftp is not None:
-            for message_id in sorted(already):  # finishes a completion a crash interrupted
-                complete_batch(sftp, message_id, files_of[message_id], self.completion, self.processed_dir)
+            for message_id in sorted(already) if not self.completion_after else ():
+                self._complete(sftp, message_id, files_of[message_id])  # one a crash interrupted
             unfinished = DocumentApiError(
                 "a move to the rejected folder was cut short"
             )  # its plan has the reason
@@ -395,12 +485,14 @@ class SubmitBatchesOperator(_BatchSending):
         summary = {
             "batches": len(batches),
             "files": len(files),
-            "sent": len(pending) - len(failures),
+            "sent": len(pending) - len(failures) - len(self._in_flight),
+            "in_flight": len(self._in_flight),
             "already_sent": len(already),
             "failed": len(failures),
             "rejected": len(moved),
             "message_ids": [p.message_id for p in prepared],
             "failed_ids": sorted(failures),
+            "housekeeping_failed": len(self._stuck),
         }
         self.log.info(
             "Sent %(sent)d batch(es), %(already_sent)d already sent, %(failed)d failed "
@@ -440,30 +532,19 @@ class SubmitBatchesOperator(_BatchSending):
         }
         for batch in pending:
             files = [dict(item) for item in files_of[batch.message_id]]
-            sftp.record_batch(claim_dir_of(files[0]), batch.message_id, {"files": files, **fields})
+            record = {"files": files, **fields}
+            sftp.run_on_sftp(claims.record_batch, claim_dir_of(files[0]), batch.message_id, record)
 
     @staticmethod
-    def _gone(
-        sftp: PooledSFTPHook | None,
-        message_ids: set[str],
-        files_of: Mapping[str, Sequence[Mapping[str, Any]]],
-    ) -> set[str]:
-        """The batches of ``message_ids`` none of whose files is in its claim folder (moved back: sent)."""
-        if sftp is None or not message_ids:
-            return set()
-        folders = {folder for i in message_ids for folder in _folders(files_of[i])}
-        present = {posixpath.join(folder, name) for folder in folders for name in sftp.list_directory(folder)}
-        return {i for i in message_ids if not any(f["backup_path"] in present for f in files_of[i])}
-
-    @staticmethod
-    def _recorded(
-        sftp: PooledSFTPHook | None, batches: list[list[dict[str, Any]]], kind: str, planned: bool = False
-    ) -> set[str]:
-        """The message ids with a record of ``kind`` in this claim's folders (none without sftp)."""
+    def _settled(sftp: PooledSFTPHook | None, batches: list[list[dict[str, Any]]]) -> dict[str, set[str]]:
+        """The message ids sent, rejected and being rejected in this claim's folders (none without sftp)."""
+        states: dict[str, set[str]] = {"sent": set(), "rejected": set(), "rejecting": set()}
         if sftp is None:
-            return set()
-        folders = {folder for batch in batches for folder in _folders(batch)}
-        return set().union(*(sftp.message_ids(folder, kind, planned) for folder in sorted(folders)))
+            return states
+        for folder in sorted({folder for batch in batches for folder in _folders(batch)}):
+            for state, ids in sftp.run_on_sftp(claims.settled, folder).items():
+                states[state] |= ids
+        return states
 
     @staticmethod
     def _failure_message(
@@ -498,13 +579,16 @@ class ResendUnsentOperator(_BatchSending):
     """
     Resend, under their original message ids, the batches of a project left unsent by earlier runs.
 
-    Looks at every claim folder ``<base_path>/<in_progress_dir>/<date>/``: a batch recorded by
-    :class:`SubmitBatchesOperator` (``.claims/batches/<id>.json``) that has neither a receipt nor
-    a rejected record, and was recorded at least ``resend_after`` seconds ago, is rebuilt exactly
-    (same files, payload fields, hence the same id) and sent; accepted, it gets its receipt and
-    ``completion``. A batch the API refuses for good, or that failed ``max_attempts`` times (task
-    tries and resend runs), moves to the rejected folder and the task fails naming it. A failure
-    that may heal is logged; the next run tries again. Completions a crash left undone are finished.
+    Looks at every claim folder of the project: ``<base_path>/<in_progress_dir>/<date>/``, and
+    those of runs for a subfolder (``<base_path>/east/<in_progress_dir>/<date>/``). A batch recorded
+    by :class:`SubmitBatchesOperator` that has neither a receipt nor a rejected record, was
+    recorded at least ``resend_after`` seconds ago, and that no other run is sending right now (its
+    send lease), is rebuilt exactly (same files, payload fields, hence the same id) and sent;
+    accepted, it gets its receipt and ``completion``. A batch the API refuses for good, or that
+    failed ``max_attempts`` times (task tries and resend runs), moves to the rejected folder and the
+    task fails naming it. A failure that may heal is logged; the next run tries again. Completions
+    a crash left undone, or due after ``completion_after``, are done; a batch whose completion or
+    rejected move fails is logged and fails the task at its end, after every other batch was handled.
 
     :param sftp_conn_id: the ``sftp`` connection holding the files
     :param base_path: the project's folder (templated)
@@ -513,6 +597,7 @@ class ResendUnsentOperator(_BatchSending):
     :param max_attempts: failed sends after which a batch is given up and moved to the rejected folder
     :param retention_days: days after which the records (manifest, placement, receipts, ...) of a
         finished claim are removed; ``None`` keeps them
+    :param completion_after: seconds after its acceptance before a batch is completed (0: at once)
     """
 
     template_fields: Sequence[str] = ("base_path", "in_progress_dir")
@@ -540,15 +625,15 @@ class ResendUnsentOperator(_BatchSending):
     def _run(self, context: Context) -> dict[str, Any]:
         """Resend what is due, then apply retention; return counts (``resent``, ``failed``, ...)."""
         sftp = PooledSFTPHook(self.sftp_conn_id)
-        root = posixpath.join(self.base_path, self.in_progress_dir)
+        skip = (self.processed_dir, self.rejected_dir)
+        folders = sftp.run_on_sftp(claims.project_claim_folders, self.base_path, self.in_progress_dir, skip)
         records: dict[str, dict[str, Any]] = {}
-        folders = sftp.claim_folders(root)
         for folder in folders:
-            records.update(sftp.open_batches(folder, self.completion))
+            records.update(sftp.run_on_sftp(claims.open_batches, folder, self.completion))
         files_of = {message_id: record["files"] for message_id, record in records.items()}
         for message_id, record in records.items():
-            if record["sent"] and not record["completed"]:
-                complete_batch(sftp, message_id, record["files"], self.completion, self.processed_dir)
+            if record["sent"] and not record["completed"] and self._completion_due(record["sent_at"]):
+                self._complete(sftp, message_id, record["files"])
         unsent = {i: r for i, r in records.items() if not r["sent"] and not r["rejecting"]}
         due = {i: r for i, r in unsent.items() if time.time() - r["recorded_at"] >= self.resend_after}
         given_up = {i: r for i, r in due.items() if r["attempts"] >= self.max_attempts}
@@ -566,23 +651,37 @@ class ResendUnsentOperator(_BatchSending):
             if isinstance(f[0], DocumentApiRejectedError) or f[1] >= self.max_attempts
         )
         moved = self._reject(sftp, rejected, files_of)
-        purged = []
+        purged: list[str] = []
         if self.retention_days is not None:
+            max_age = self.retention_days * 86400
             for folder in folders:
-                purged += sftp.purge_finished(folder, self.retention_days * 86400, self.completion)
+                purge = (
+                    sftp.run_on_sftp,
+                    claims.purge_finished,
+                    folder,
+                    max_age,
+                    time.time(),
+                    self.completion,
+                )
+                purged += self._locally(f"Retention in {folder}", *purge) or []
         summary = {
-            "resent": len(pending) - len(failures),
+            "resent": len(pending) - len(failures) - len(self._in_flight),
+            "in_flight": len(self._in_flight),
             "failed": len(failures),
             "rejected": len(moved),
             "waiting": len(unsent) - len(due),
             "purged_claims": len(purged),
+            "housekeeping_failed": len(self._stuck),
         }
         self.log.info(
-            "Under %s: %d unsent batch(es); resent %d, %d failed, %d moved to the rejected folder, "
-            "%d waiting for resend_after (%s s); records of %d finished claim(s) removed",
-            root,
+            "Under %s (%d claim folder(s)): %d unsent batch(es); resent %d, %d being sent by another run, "
+            "%d failed, %d moved to the rejected folder, %d waiting for resend_after (%s s); records of "
+            "%d finished claim(s) removed",
+            self.base_path,
+            len(folders),
             len(unsent),
             summary["resent"],
+            summary["in_flight"],
             summary["failed"],
             summary["rejected"],
             summary["waiting"],

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_outamation import claims
 from airflow_outamation.claims import ClaimedFile
 from airflow_outamation.exceptions import SFTPClaimError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
@@ -233,11 +234,14 @@ def test_receipts_tell_sent_files_from_unsent_ones(
     claimed = [c.backup_path for c in hook.claim_files(files, target, "dag__run")]
     assert hook.claim_status(target, "dag__run") == {"sent": [], "unsent": claimed}
 
-    receipt = hook.record_sent(target, "msg_first", claimed[:5])
-    assert hook.record_sent(target, "msg_first", claimed[:5]) == receipt  # a resend records nothing new
+    receipt = hook.run_on_sftp(claims.record_sent, target, "msg_first", claimed[:5])
+    assert (
+        hook.run_on_sftp(claims.record_sent, target, "msg_first", claimed[:5]) == receipt
+    )  # a resend records nothing new
 
     assert receipt == f"{target}/.claims/sent/msg_first.json"
     assert json.loads(sftp_server.local_path(receipt).read_bytes()) == {
+        "version": 2,
         "message_id": "msg_first",
         "files": [
             {"path": path, "size": 19, "mtime": int(os.stat(sftp_server.local_path(path)).st_mtime)}

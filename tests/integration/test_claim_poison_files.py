@@ -157,6 +157,7 @@ def test_a_file_replaced_after_it_was_found_ready_is_not_claimed(
         "mtime": int(other_stat.st_mtime),
         "claim_dir": target,
         "manifest_id": "dag__run",
+        "index": 0,
     }
     assert sftp_server.local_path(scan).read_bytes() == b"re-uploaded!"
     _assert_no_staging_left(sftp_server, target)
@@ -173,7 +174,7 @@ def test_a_new_file_at_a_sent_files_path_is_not_reported_sent(
     hook = PooledSFTPHook(ssh_conn_id=sftp_conn_id)
     sftp_server.write(scan, b"first scan")
     first = hook.claim_files([scan], target, "dag__run_a")
-    hook.record_sent(target, "msg_a", [c.to_dict() for c in first])
+    hook.run_on_sftp(claims.record_sent, target, "msg_a", [c.to_dict() for c in first])
     assert hook.claim_status(target, "dag__run_a")["sent"] == [f"{target}/scan.pdf"]
     os.rename(sftp_server.local_path(f"{target}/scan.pdf"), sftp_server.local_path(f"{sftp_base}/done.pdf"))
     sftp_server.write(scan, b"the second scan, same name")
@@ -183,7 +184,9 @@ def test_a_new_file_at_a_sent_files_path_is_not_reported_sent(
 
     assert [c.backup_path for c in second] == [f"{target}/scan.pdf"]
     assert hook.claim_status(target, "dag__run_b") == {"sent": [], "unsent": [f"{target}/scan.pdf"]}
-    hook.record_sent(target, "msg_b", [f"{target}/scan.pdf"])  # plain paths: identity read from the server
+    hook.run_on_sftp(
+        claims.record_sent, target, "msg_b", [f"{target}/scan.pdf"]
+    )  # plain paths: identity read from the server
     assert hook.claim_status(target, "dag__run_b") == {"sent": [f"{target}/scan.pdf"], "unsent": []}
 
 
@@ -279,7 +282,7 @@ def test_a_claim_interrupted_before_the_upgrade_resumes(
     ]
     assert sftp_server.local_path(f"{target}/a.pdf").read_bytes() == b"a"
     _assert_no_staging_left(sftp_server, target)
-    hook.record_sent(target, "msg_old", [f"{target}/a.pdf"])
+    hook.run_on_sftp(claims.record_sent, target, "msg_old", [f"{target}/a.pdf"])
     assert hook.claim_status(target, "dag__run") == {
         "sent": [f"{target}/a.pdf"],
         "unsent": [f"{target}/b.pdf"],

@@ -13,19 +13,21 @@ from collections.abc import Iterator
 
 import pytest
 
+from airflow_outamation import claims
 from airflow_outamation.exceptions import DocumentApiError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.operators.document_api import SubmitBatchesOperator
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, Reply, deeply_nested_json
 from airflow_outamation.testing.server_base import SftpTestServer
 
+# The task as Airflow retries it: the same task id, so the retry takes over the leases of the killed try.
 SEND_SCRIPT = """
 import json, sys
 from airflow_outamation.operators.document_api import SubmitBatchesOperator
 
 api, sftp, claimed = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 SubmitBatchesOperator(
-    task_id="send", claimed=claimed, uploaded_by="tester", source="SFTP", batch_size=1,
+    task_id="submit_batches", claimed=claimed, uploaded_by="tester", source="SFTP", batch_size=1,
     max_in_flight=2, document_api_conn_id=api, sftp_conn_id=sftp,
 ).execute({})
 """
@@ -64,7 +66,9 @@ def _operator(claimed: list[dict[str, str]], api: str, sftp: str, **kwargs: obje
 
 
 def _receipted(sftp_conn_id: str, claimed: list[dict[str, str]]) -> set[str]:
-    return PooledSFTPHook(sftp_conn_id).sent_message_ids(os.path.dirname(claimed[0]["backup_path"]))
+    return PooledSFTPHook(sftp_conn_id).run_on_sftp(
+        claims.sent_message_ids, os.path.dirname(claimed[0]["backup_path"])
+    )
 
 
 def test_every_batch_is_sent_once_with_a_receipt_and_a_rerun_sends_nothing(

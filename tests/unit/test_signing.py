@@ -156,12 +156,18 @@ def test_message_id_without_identities_is_the_payloads_id() -> None:
     assert message_id(SCAN_PAYLOAD) == expected
     assert message_id(SCAN_PAYLOAD, [SCAN]) == expected
     assert message_id(SCAN_PAYLOAD, [{**SCAN, "size": 5}]) != expected
+    first = {**SCAN, "size": 5, "manifest_id": "ingest__run1", "index": 0}
+    assert message_id(SCAN_PAYLOAD, [first]) == message_id(SCAN_PAYLOAD, [dict(first)])
+    assert message_id(SCAN_PAYLOAD, [first]) != message_id(SCAN_PAYLOAD, [{**first, "manifest_id": "r2"}])
 
 
 def test_file_identity() -> None:
     assert file_identity(SCAN) is None
     assert file_identity({**SCAN, "size": 5, "mtime": 1764000000}) == [5, 1764000000.0]
     assert file_identity({**SCAN, "mtime": 1.5}) == [None, 1.5]
+    claimed = {**SCAN, "size": 5, "mtime": 1764000000, "manifest_id": "ingest__run1", "index": 3}
+    assert file_identity(claimed) == ["ingest__run1", 3, 5, 1764000000.0]
+    assert file_identity({**claimed, "index": None}) == [5, 1764000000.0]  # claimed by 0.3
     with pytest.raises(ValueError, match=r"size of 'scan\.pdf' must be an integer"):
         file_identity({**SCAN, "size": "5"})
     with pytest.raises(ValueError, match=r"mtime of 'scan\.pdf' must be a number"):
