@@ -86,6 +86,7 @@ __all__ = [
     "message_ids",
     "open_batches",
     "pipelined_renames",
+    "pipelined_writes",
     "placed_path",
     "project_status",
     "purge_finished",

@@ -26,15 +26,13 @@ import uuid
 from collections.abc import Iterator, Sequence
 
 import paramiko
-from paramiko.message import Message
-from paramiko.sftp import CMD_RENAME, CMD_STATUS, SFTP_FAILURE
+from paramiko.sftp import SFTP_FAILURE
 
+from airflow_outamation.claims.pipelining import pipelined_renames
 from airflow_outamation.exceptions import SFTPClaimError
 
 log = logging.getLogger(__name__)
 
-#: SFTP requests kept in flight while renaming.
-PIPELINE_DEPTH = 64
 #: The lock of a folder, on servers whose rename replaces: a directory holding ``holder.json``.
 LOCK_NAME = ".lock"
 #: Seconds after which a lock whose holder did not release it may be taken over.
@@ -46,37 +44,6 @@ RECORD_LOCK_EXPIRY = 30.0
 #: The attribute of an SFTP client that caches what its server's rename does.
 _REPLACES = "_outamation_rename_replaces"
 _HOLDER = "holder.json"
-
-
-class _Responses:
-    """Collects the answers to pipelined requests (paramiko hands them to ``_async_response``)."""
-
-    def __init__(self) -> None:
-        self.status: dict[int, int] = {}
-
-    def _async_response(self, t: int, msg: Message, num: int) -> None:
-        self.status[num] = msg.get_int() if t == CMD_STATUS else -1
-
-
-def pipelined_renames(sftp: paramiko.SFTPClient, moves: Sequence[tuple[str, str]]) -> list[int]:
-    """
-    Rename many paths with up to ``PIPELINE_DEPTH`` requests in flight; return each SFTP status code.
-
-    Plain SFTP rename: whether an existing target is refused or replaced is the server's choice
-    (see :func:`renames_without_replacing`). Uses paramiko's request pipelining, the mechanism its
-    own prefetching reads are built on.
-    """
-    responses = _Responses()
-    numbers: list[int] = []
-    for old, new in moves:
-        while len(numbers) - len(responses.status) >= PIPELINE_DEPTH:
-            sftp._read_response()  # type: ignore[attr-defined]
-        numbers.append(
-            sftp._async_request(responses, CMD_RENAME, sftp._adjust_cwd(old), sftp._adjust_cwd(new))  # type: ignore[attr-defined]
-        )
-    while len(responses.status) < len(numbers):
-        sftp._read_response()  # type: ignore[attr-defined]
-    return [responses.status[number] for number in numbers]
 
 
 def _write(sftp: paramiko.SFTPClient, path: str, data: bytes) -> None:
