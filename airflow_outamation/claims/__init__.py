@@ -26,6 +26,7 @@ from airflow_outamation.claims.ledger import (
     sent_message_ids,
 )
 from airflow_outamation.claims.names import NAME_MAX, differences, manifest_id_for, unique_name, with_suffix
+from airflow_outamation.claims.pipelining import pipelined_renames, pipelined_writes
 from airflow_outamation.claims.protocol import (
     Claim,
     ClaimedFile,
@@ -53,8 +54,8 @@ from airflow_outamation.claims.records import (
 )
 from airflow_outamation.claims.renames import (
     folder_lock,
-    pipelined_renames,
     rename_replaces,
+    renames_are_exclusive,
     renames_without_replacing,
 )
 
@@ -97,6 +98,7 @@ __all__ = [
     "record_sent",
     "relocate",
     "rename_replaces",
+    "renames_are_exclusive",
     "renames_without_replacing",
     "sent_message_ids",
     "sibling_dir",
