@@ -14,9 +14,14 @@ on one Airflow, one right after the other:
 
 Each run is triggered first; once its sensor waits in the triggerer, the N files are written and the
 clock starts. It stops when the receiver accepted every file. Printed: wall time, files/s, DAG runs,
-task instances, API calls, distinct message ids, and the peak RSS of the task processes (the
-LocalExecutor's workers and the tasks they run), sampled every 0.2 s. Run:
-``.venv/bin/python benchmarks/bench_pipeline.py [--files 200 1000 10000] [--paths per-batch one-task]``.
+task instances, API calls, distinct message ids, the peak RSS of the task processes (the
+LocalExecutor's workers and the tasks they run), sampled every 0.2 s, each task's time, and the SFTP
+round trips of the run (counted by the proxy: a client speaking again after the server answered).
+
+At a customer's distance: ``--rtt-ms 50`` puts a :class:`LatencyProxy` (25 ms each way) between
+Airflow and sshd, ``--api-ms 300`` makes the receiver answer every batch after 300 ms. Run:
+``.venv/bin/python benchmarks/bench_pipeline.py [--files 200 1000 10000] [--paths per-batch one-task]
+[--rtt-ms 50 --api-ms 300]``.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import psutil
 
 from airflow_outamation.testing.airflow_processes import AirflowProcesses, example_dag_home
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
+from airflow_outamation.testing.latency_proxy import LatencyProxy
 from airflow_outamation.testing.openssh_server import OpenSshServer
 
 SFTP_CONN, API_CONN = "outamation_bench_sftp", "outamation_bench_api"
@@ -138,10 +144,22 @@ def start_run(airflow: AirflowProcesses, dag_id: str, conf: dict[str, Any]) -> s
     return run_id
 
 
+def task_seconds(airflow: AirflowProcesses, dag_id: str, run_ids: list[str]) -> dict[str, float]:
+    """Task id -> seconds its instances ran (start to end), summed over ``run_ids``."""
+    seconds: Counter[str] = Counter()
+    for run_id in run_ids:
+        page = airflow.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100")
+        for instance in page["task_instances"]:
+            if instance.get("duration") is not None:
+                seconds[instance["task_id"]] += float(instance["duration"])
+    return dict(seconds)
+
+
 def measure(
     airflow: AirflowProcesses,
     server: OpenSshServer,
     receiver: DocumentApiReceiver,
+    proxy: LatencyProxy | None,
     path: str,
     count: int,
     root: str,
@@ -154,6 +172,7 @@ def measure(
     conf = {"base_path": sub if path == "one-task" else base}
     runs = [start_run(airflow, dag_id, conf)]
     calls_before = len(receiver.requests)
+    trips_before = proxy.round_trips if proxy else 0
     sampler = RssSampler(airflow._processes["scheduler"].pid)
     with sampler:
         for i in range(count):
@@ -185,12 +204,18 @@ def measure(
         "message_ids": len({r.message_id for r in requests}),
         "peak_rss_sum_mib": sampler.peak_sum / 2**20,
         "peak_rss_one_mib": sampler.peak_one / 2**20,
+        "sftp_round_trips": (proxy.round_trips - trips_before) if proxy else None,
+        "task_s": task_seconds(airflow, dag_id, runs),
     }
 
 
 def main(args: argparse.Namespace) -> None:
     home = Path(tempfile.mkdtemp(prefix="outamation-bench-pipeline-"))
     server = OpenSshServer().start()
+    proxy = LatencyProxy(server.port, delay=args.rtt_ms / 2000).start() if args.rtt_ms else None
+    sftp_conn = server.connection_dict()
+    if proxy:
+        sftp_conn["port"] = proxy.port
     root = server.remote_path("bench-pipeline")
     project = {
         "project_id": "bench",
@@ -204,10 +229,10 @@ def main(args: argparse.Namespace) -> None:
     dags, projects_env = example_dag_home(home, [project])
     (dags / "per_batch.py").write_text(PER_BATCH_DAG)
     results = []
-    with DocumentApiReceiver() as receiver:
+    with DocumentApiReceiver(answer_delay=args.api_ms / 1000) as receiver:
         env = {
             **projects_env,
-            f"AIRFLOW_CONN_{SFTP_CONN.upper()}": server.connection_json(),
+            f"AIRFLOW_CONN_{SFTP_CONN.upper()}": json.dumps(sftp_conn),
             f"AIRFLOW_CONN_{API_CONN.upper()}": receiver.connection_json(),
         }
         airflow = AirflowProcesses(home / "airflow", dags, env)
@@ -221,11 +246,13 @@ def main(args: argparse.Namespace) -> None:
                     if path == "per-batch" and count > 5120:
                         print(f"per-batch, {count} files: not run (more than 1,024 mapped batches)")
                         continue
-                    result = measure(airflow, server, receiver, path, count, root)
+                    result = measure(airflow, server, receiver, proxy, path, count, root)
                     print(json.dumps(result), flush=True)
                     results.append(result)
         finally:
             airflow.stop()
+            if proxy:
+                proxy.stop()
             server.close()
     print()
     print(
@@ -233,6 +260,7 @@ def main(args: argparse.Namespace) -> None:
         "| accepted once | twice+ | left in input | no receipt | peak RSS tasks MiB (sum / largest) |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    distance = f"{args.rtt_ms:g} ms RTT, API {args.api_ms:g} ms" if args.rtt_ms or args.api_ms else "loopback"
     for r in results:
         print(
             f"| {r['path']} | {r['files']:,} | {r['runs']} | {r['wall_s']:.1f} | {r['files_per_s']:.1f} "
@@ -240,10 +268,19 @@ def main(args: argparse.Namespace) -> None:
             f"| {r['accepted_twice_or_more']} | {r['left_in_input']} | {r['in_progress_without_receipt']} "
             f"| {r['peak_rss_sum_mib']:.0f} / {r['peak_rss_one_mib']:.0f} |"
         )
+    print()
+    for r in results:
+        tasks = ", ".join(f"{task} {seconds:.1f} s" for task, seconds in r["task_s"].items())
+        print(
+            f"{r['path']} {r['files']:,} files ({distance}): {tasks}; "
+            f"SFTP round trips {r['sftp_round_trips']}"
+        )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--files", type=int, nargs="+", default=[200, 1000, 10000])
     parser.add_argument("--paths", nargs="+", default=["per-batch", "one-task"])
+    parser.add_argument("--rtt-ms", type=float, default=0, help="SFTP round trip through a LatencyProxy")
+    parser.add_argument("--api-ms", type=float, default=0, help="time the API takes to answer a batch")
     main(parser.parse_args())

@@ -34,6 +34,7 @@ from airflow_outamation.claims.ledger import (
     take_leases,
 )
 from airflow_outamation.claims.names import NAME_MAX, differences, manifest_id_for, unique_name, with_suffix
+from airflow_outamation.claims.pipelining import pipelined_renames, pipelined_writes
 from airflow_outamation.claims.protocol import (
     Claim,
     ClaimedFile,
@@ -63,8 +64,8 @@ from airflow_outamation.claims.records import (
 )
 from airflow_outamation.claims.renames import (
     folder_lock,
-    pipelined_renames,
     rename_replaces,
+    renames_are_exclusive,
     renames_without_replacing,
 )
 
@@ -100,6 +101,7 @@ __all__ = [
     "message_ids",
     "open_batches",
     "pipelined_renames",
+    "pipelined_writes",
     "placed_path",
     "project_claim_folders",
     "project_status",
@@ -113,6 +115,7 @@ __all__ = [
     "release_leases",
     "relocate",
     "rename_replaces",
+    "renames_are_exclusive",
     "renames_without_replacing",
     "sent_message_ids",
     "settled",

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import paramiko
-from paramiko.sftp import SFTP_DESC, SFTP_NO_SUCH_FILE, SFTP_OK, SFTP_PERMISSION_DENIED
+from paramiko.sftp import CMD_REMOVE, SFTP_DESC, SFTP_NO_SUCH_FILE, SFTP_OK, SFTP_PERMISSION_DENIED
 
+from airflow_outamation.claims.pipelining import pipelined, pipelined_writes
 from airflow_outamation.claims.renames import RECORD_LOCK_EXPIRY, folder_lock, renames_without_replacing
 
 CLAIMS_DIR = ".claims"
@@ -81,29 +82,54 @@ def write_json_once(sftp: paramiko.SFTPClient, path: str, content: Any) -> Any:
     """
     Write ``content`` atomically (temp name, then rename) unless ``path`` exists; return what it holds.
 
-    The first writer wins on every kind of server: the rename never replaces an existing record
-    (:func:`~airflow_outamation.claims.renames.renames_without_replacing`, under the folder's lock
-    where the server's rename replaces). ASCII JSON: a name that is not UTF-8 (lone surrogates, see
-    ``NAME_ENCODING``) round-trips as ``\\udcfc``.
+    The first writer wins on every kind of server; see :func:`write_json_many`.
     """
-    folder = posixpath.dirname(path)
-    temporary = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
-    with sftp.open(temporary, "wb") as handle:
-        handle.write(json.dumps(content, indent=1).encode())
+    return write_json_many(sftp, {path: content})[path]
+
+
+def write_json_many(sftp: paramiko.SFTPClient, contents: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    Write many JSON records, each once, in a few pipelined steps; return what each path holds.
+
+    Each record is written under a temporary name and renamed into place, never over an existing
+    record (:func:`~airflow_outamation.claims.renames.renames_without_replacing`, under the lock of
+    each folder where renames are not exclusive): the first writer of a path wins on every kind
+    of server. Whatever the number of records, the writes cost about six round trips. ASCII JSON:
+    a name that is not UTF-8 (lone surrogates, see ``NAME_ENCODING``) round-trips as ``\\udcfc``.
+
+    :param contents: each record's path and content; their folders must exist
+    :raises OSError: the server refused a write or a rename (the status names it)
+    """
+    if not contents:
+        return {}
+    token = uuid.uuid4().hex[:8]
+    temporary = {path: f"{path}.{token}.tmp" for path in contents}
+    written = pipelined_writes(
+        sftp,
+        {temporary[path]: json.dumps(content, indent=1).encode() for path, content in contents.items()},
+    )
+    folders = sorted({posixpath.dirname(path) for path in contents})
     try:
-        with folder_lock(sftp, folder, posixpath.basename(path), expiry=RECORD_LOCK_EXPIRY):
-            status = renames_without_replacing(sftp, [(temporary, path)], folder)[0]
+        for temp, status in written.items():
+            if status != SFTP_OK:
+                raise status_error(status, f"writing {temp}")
+        with contextlib.ExitStack() as locks:
+            for folder in folders:
+                locks.enter_context(folder_lock(sftp, folder, f"records {token}", expiry=RECORD_LOCK_EXPIRY))
+            moves = [(temporary[path], path) for path in contents]
+            statuses = dict(zip(contents, renames_without_replacing(sftp, moves, folders[0]), strict=True))
     except BaseException:
-        with contextlib.suppress(OSError):
-            sftp.remove(temporary)
+        pipelined(sftp, [(CMD_REMOVE, (sftp._adjust_cwd(t),)) for t in temporary.values()])  # type: ignore[attr-defined]
         raise
-    if status == SFTP_OK:
-        return content
-    sftp.remove(temporary)
-    existing = read_json(sftp, path)
-    if existing is None:
-        raise status_error(status, f"renaming {temporary} to {path}")
-    return existing
+    taken = [path for path, status in statuses.items() if status != SFTP_OK]
+    pipelined(sftp, [(CMD_REMOVE, (sftp._adjust_cwd(temporary[path]),)) for path in taken])  # type: ignore[attr-defined]
+    stands = dict(contents)
+    for path in taken:
+        existing = read_json(sftp, path)
+        if existing is None:
+            raise status_error(statuses[path], f"renaming {temporary[path]} to {path}")
+        stands[path] = existing
+    return stands
 
 
 def listdir(sftp: paramiko.SFTPClient, path: str) -> set[str]:

@@ -1,18 +1,23 @@
 """
 Renames that never replace a file, on every kind of SFTP server.
 
-OpenSSH and ProFTPD refuse a rename onto an existing name ("File already exists"); the Go SFTP
-servers (``rclone serve sftp``, the ``pkg/sftp`` family, SFTPGo, many cloud-backed services)
-**replace** the target, for plain and ``posix-rename@openssh.com`` renames alike, and accept an
-exclusive open (``O_EXCL``) of an existing file by truncating it. What each connection does is
-learned once, by a probe inside a claim folder, and kept on the client (:func:`rename_replaces`).
+Servers differ on a rename onto an existing name. OpenSSH's ``sftp-server`` refuses it atomically
+(it renames a regular file with ``link(2)`` then ``unlink(2)``: "race-free rename of regular
+files"). ProFTPD's ``mod_sftp`` and asyncssh's server refuse it too, but check first and rename
+after, so two racing renames onto one free name can both pass the check and one file replaces the
+other. The Go SFTP servers (``rclone serve sftp``, the ``pkg/sftp`` family, SFTPGo, many
+cloud-backed services) **replace** the target, for plain and ``posix-rename@openssh.com`` renames
+alike, and accept an exclusive open (``O_EXCL``) of an existing file by truncating it. What each
+connection does is learned once, by a probe inside a claim folder and the server's banner, and
+kept on the client (:func:`renames_are_exclusive`).
 
-On a server whose rename refuses, a rename is its own lock: two writers can never put two files
-under one name. On a server whose rename replaces, every writer into a shared folder holds the
-folder's lock (:func:`folder_lock`) while it checks that its target names are free and renames
+Where renames are exclusive, a rename is its own lock: two writers can never put two files under
+one name. Everywhere else every writer into a shared folder holds the folder's lock
+(:func:`folder_lock`) while it checks that its target names are free and renames
 (:func:`renames_without_replacing`). The lock is a directory renamed to ``<folder>/.lock``: a
-rename onto a non-empty directory is refused there too (the probe checks it), so at most one
-writer holds it; a holder that died is replaced once its lock expired.
+rename onto a non-empty directory fails in the kernel (``ENOTEMPTY``) whatever the server checks,
+and the probe makes sure the server does not replace directories, so at most one writer holds it;
+a holder that died is replaced once its lock expired.
 """
 
 from __future__ import annotations
@@ -26,15 +31,13 @@ import uuid
 from collections.abc import Iterator, Sequence
 
 import paramiko
-from paramiko.message import Message
-from paramiko.sftp import CMD_RENAME, CMD_STATUS, SFTP_FAILURE
+from paramiko.sftp import SFTP_FAILURE
 
+from airflow_outamation.claims.pipelining import pipelined_renames
 from airflow_outamation.exceptions import SFTPClaimError
 
 log = logging.getLogger(__name__)
 
-#: SFTP requests kept in flight while renaming.
-PIPELINE_DEPTH = 64
 #: The lock of a folder, on servers whose rename replaces: a directory holding ``holder.json``.
 LOCK_NAME = ".lock"
 #: Seconds after which a lock whose holder did not release it may be taken over.
@@ -43,40 +46,12 @@ LOCK_EXPIRY = 600.0
 LOCK_WAIT = 300.0
 #: Seconds after which the lock around one record's write (two requests) may be taken over.
 RECORD_LOCK_EXPIRY = 30.0
+#: Banners of the servers whose rename refuses an existing target atomically (``link(2)``).
+EXCLUSIVE_RENAME_SERVERS = ("SSH-2.0-OpenSSH_",)
 #: The attribute of an SFTP client that caches what its server's rename does.
 _REPLACES = "_outamation_rename_replaces"
+_EXCLUSIVE = "_outamation_renames_exclusive"
 _HOLDER = "holder.json"
-
-
-class _Responses:
-    """Collects the answers to pipelined requests (paramiko hands them to ``_async_response``)."""
-
-    def __init__(self) -> None:
-        self.status: dict[int, int] = {}
-
-    def _async_response(self, t: int, msg: Message, num: int) -> None:
-        self.status[num] = msg.get_int() if t == CMD_STATUS else -1
-
-
-def pipelined_renames(sftp: paramiko.SFTPClient, moves: Sequence[tuple[str, str]]) -> list[int]:
-    """
-    Rename many paths with up to ``PIPELINE_DEPTH`` requests in flight; return each SFTP status code.
-
-    Plain SFTP rename: whether an existing target is refused or replaced is the server's choice
-    (see :func:`renames_without_replacing`). Uses paramiko's request pipelining, the mechanism its
-    own prefetching reads are built on.
-    """
-    responses = _Responses()
-    numbers: list[int] = []
-    for old, new in moves:
-        while len(numbers) - len(responses.status) >= PIPELINE_DEPTH:
-            sftp._read_response()  # type: ignore[attr-defined]
-        numbers.append(
-            sftp._async_request(responses, CMD_RENAME, sftp._adjust_cwd(old), sftp._adjust_cwd(new))  # type: ignore[attr-defined]
-        )
-    while len(responses.status) < len(numbers):
-        sftp._read_response()  # type: ignore[attr-defined]
-    return [responses.status[number] for number in numbers]
 
 
 def _write(sftp: paramiko.SFTPClient, path: str, data: bytes) -> None:
@@ -107,13 +82,12 @@ def _probe(sftp: paramiko.SFTPClient, folder: str) -> bool:
     for path in (first, second):
         with contextlib.suppress(OSError):
             sftp.remove(path)
-    if replaces:
-        _check_directory_rename_refuses(sftp, folder, token)
     return replaces
 
 
-def _check_directory_rename_refuses(sftp: paramiko.SFTPClient, folder: str, token: str) -> None:
+def _check_directory_rename_refuses(sftp: paramiko.SFTPClient, folder: str) -> None:
     """A server that replaces non-empty directories too offers no lock: no claim is safe on it."""
+    token = uuid.uuid4().hex[:12]
     first, second = (posixpath.join(folder, f".probe-{token}.d{n}") for n in (1, 2))
     for path in (first, second):
         sftp.mkdir(path)
@@ -136,20 +110,42 @@ def rename_replaces(sftp: paramiko.SFTPClient, folder: str) -> bool:
     Whether this connection's server replaces an existing file on rename; probed once per connection.
 
     The probe renames one small file onto another inside ``folder`` (a claim's records folder)
-    and removes both; it is logged once per connection.
+    and removes both.
 
     :param folder: an existing folder the connection may write in
-    :raises SFTPClaimError: the server replaces non-empty directories too (no lock is possible)
     """
     known = getattr(sftp, _REPLACES, None)
     if known is None:
         known = _probe(sftp, folder)
         setattr(sftp, _REPLACES, known)
+    return bool(known)
+
+
+def renames_are_exclusive(sftp: paramiko.SFTPClient, folder: str) -> bool:
+    """
+    Whether a rename onto an existing name is refused atomically on this connection; learned once.
+
+    Only OpenSSH's ``sftp-server`` (:data:`EXCLUSIVE_RENAME_SERVERS`) is known to refuse
+    atomically; for any other server writers take folder locks. Logged once per connection.
+
+    :param folder: an existing folder the connection may write in (for the probe)
+    :raises SFTPClaimError: the server replaces non-empty directories too (no lock is possible)
+    """
+    known = getattr(sftp, _EXCLUSIVE, None)
+    if known is None:
+        replaces = rename_replaces(sftp, folder)
+        transport = sftp.get_channel().get_transport()  # type: ignore[union-attr]
+        banner = str(transport.remote_version) if transport is not None else ""
+        known = not replaces and banner.startswith(EXCLUSIVE_RENAME_SERVERS)
+        if not known:
+            _check_directory_rename_refuses(sftp, folder)
+        setattr(sftp, _EXCLUSIVE, known)
         log.info(
-            "This SFTP server %s an existing file on rename (probed in %s)%s",
-            "replaces" if known else "refuses to replace",
+            "SFTP server %s %s an existing file on rename (probed in %s): %s",
+            banner,
+            "replaces" if replaces else "refuses to replace",
             folder,
-            ": claims and moves take a folder lock before they rename" if known else "",
+            "renames are their own lock" if known else "claims and moves take a folder lock before renaming",
         )
     return bool(known)
 
@@ -189,7 +185,7 @@ def folder_lock(
     resume: bool = False,
 ) -> Iterator[None]:
     """
-    Hold ``folder``'s lock for the block on a server whose rename replaces; on others do nothing.
+    Hold ``folder``'s lock for the block where renames are not exclusive; elsewhere do nothing.
 
     :param folder: an existing folder whose names the block chooses and renames into
     :param holder: who holds it, for messages (a claim or batch id)
@@ -199,7 +195,7 @@ def folder_lock(
         claim whose worker died holding it: Airflow runs one try of a task at a time)
     :raises SFTPClaimError: the lock stayed taken for ``wait`` seconds
     """
-    if not rename_replaces(sftp, folder):
+    if renames_are_exclusive(sftp, folder):
         yield
         return
     token = uuid.uuid4().hex[:12]
@@ -242,13 +238,13 @@ def renames_without_replacing(
     """
     Rename many files, never onto an existing name, pipelined; return each SFTP status code.
 
-    A taken target answers ``SFTP_FAILURE`` on every server: the server refuses it, or, on a
-    server whose rename replaces, it is found in a listing of its folder first and not renamed.
-    There the caller must hold the lock of every target folder (:func:`folder_lock`).
+    A taken target answers ``SFTP_FAILURE`` on every server: the server refuses it atomically, or,
+    where renames are not exclusive, it is found in a listing of its folder first and not renamed;
+    there the caller must hold the lock of every target folder (:func:`folder_lock`).
 
     :param probe_folder: where to probe the server's rename if this connection has not yet
     """
-    if not moves or not rename_replaces(sftp, probe_folder):
+    if not moves or renames_are_exclusive(sftp, probe_folder):
         return pipelined_renames(sftp, moves)
     taken: dict[str, set[str]] = {}
     for _, new in moves:

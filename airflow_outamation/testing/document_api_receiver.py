@@ -272,6 +272,7 @@ class DocumentApiReceiver:
     :param tls_cert: PEM certificate to serve HTTPS with (see :func:`write_self_signed_certificate`)
     :param tls_key: PEM private key of ``tls_cert``
     :param verify_path: the URL path whose signed ``GET`` answers 204 or 401 (connection tests)
+    :param answer_delay: seconds every batch waits for its default answer (an API that takes time)
     """
 
     def __init__(
@@ -284,8 +285,10 @@ class DocumentApiReceiver:
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
         verify_path: str = "/verify",
+        answer_delay: float = 0.0,
     ) -> None:
         self.secret = secret or new_secret()
+        self.answer_delay = answer_delay
         self.verify_path = verify_path
         self.verifications: list[bool] = []
         self.scheme = scheme or SigningScheme()
@@ -370,7 +373,7 @@ class DocumentApiReceiver:
                 for name in names:
                     if self._file_replies.get(name):
                         return self._file_replies[name].popleft()
-            return self._replies.popleft() if self._replies else Reply()
+            return self._replies.popleft() if self._replies else Reply(delay=self.answer_delay)
 
     def record(self, request: ReceivedRequest) -> None:
         """Remember a request."""

@@ -31,6 +31,8 @@ class LatencyProxy:
         self.port = port
         #: Connections accepted since the proxy started.
         self.accepted = 0
+        #: Round trips: times a client spoke again after the server answered (a pipelined burst is one).
+        self.round_trips = 0
         self._clients: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
@@ -92,9 +94,11 @@ class LatencyProxy:
             self._clients.discard(client_writer)
             client_writer.transport.abort()
             return
+        answered = [False]  # the server spoke since the client last did
         try:
             await asyncio.gather(
-                self._pipe(client_reader, server_writer), self._pipe(server_reader, client_writer)
+                self._pipe(client_reader, server_writer, answered, True),
+                self._pipe(server_reader, client_writer, answered, False),
             )
         except (asyncio.CancelledError, ConnectionError):
             pass  # stopped, or one side went away: close both
@@ -103,8 +107,14 @@ class LatencyProxy:
             client_writer.close()
             server_writer.close()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Copy ``reader`` to ``writer``, each chunk written ``delay`` after it was read."""
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        answered: list[bool],
+        from_client: bool,
+    ) -> None:
+        """Copy ``reader`` to ``writer``, each chunk ``delay`` after it was read; count round trips."""
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
         async def deliver() -> None:
@@ -123,6 +133,9 @@ class LatencyProxy:
         delivery = asyncio.create_task(deliver())
         try:
             while data := await reader.read(1 << 16):
+                if from_client and answered[0]:
+                    self.round_trips += 1
+                answered[0] = not from_client
                 queue.put_nowait((time.monotonic() + self.delay, data))
             queue.put_nowait((time.monotonic() + self.delay, b""))
             await delivery

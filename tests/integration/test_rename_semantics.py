@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from airflow_outamation.claims import folder_lock, rename_replaces
+from airflow_outamation.claims import folder_lock, rename_replaces, renames_are_exclusive
 from airflow_outamation.claims.records import read_json, write_json_once
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.testing.server_base import SftpTestServer
@@ -62,6 +62,8 @@ def test_the_probe_tells_a_replacing_server_from_a_refusing_one(
     with hook.get_managed_conn() as sftp:
         assert rename_replaces(sftp, sftp_base) is (sftp_server.kind == "rclone")
         assert rename_replaces(sftp, "/no/such/folder") is (sftp_server.kind == "rclone")  # cached
+        # only OpenSSH refuses atomically (link(2)); ProFTPD and asyncssh check, then rename
+        assert renames_are_exclusive(sftp, sftp_base) is (sftp_server.kind == "openssh")
     assert [p.name for p in sftp_server.local_path(sftp_base).iterdir()] == []  # the probe cleaned up
 
 
@@ -131,7 +133,7 @@ def test_folder_lock_holders_never_overlap_and_an_expired_lock_is_taken_over(
         return run
 
     _together([hold("one"), hold("two"), hold("three")])
-    if sftp_server.kind != "rclone":  # the server's rename refuses: the lock is a no-op
+    if sftp_server.kind == "openssh":  # renames are exclusive: the lock is a no-op
         with (
             PooledSFTPHook(ssh_conn_id=sftp_conn_id).get_managed_conn() as sftp,
             folder_lock(sftp, sftp_base, "one"),
