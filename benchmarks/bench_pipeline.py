@@ -16,7 +16,7 @@ Each run is triggered first; once its sensor waits in the triggerer, the N files
 clock starts. It stops when the receiver accepted every file. Printed: wall time, files/s, DAG runs,
 task instances, API calls, distinct message ids, and the peak RSS of the task processes (the
 LocalExecutor's workers and the tasks they run), sampled every 0.2 s. Run:
-``.venv/bin/python benchmarks/bench_pipeline.py [--files 200 1000 10000] [--paths per-batch one-task]``.
+``.venv/bin/python -m benchmarks.bench_pipeline [--files 200 1000 10000] [--paths per-batch one-task]``.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from typing import Any
 
 import psutil
 
-from airflow_outamation.testing.airflow_processes import AirflowProcesses, example_dag_home
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.openssh_server import OpenSshServer
+from outamation_testbed.airflow_processes import AirflowProcesses, example_dag_home
 
 SFTP_CONN, API_CONN = "outamation_bench_sftp", "outamation_bench_api"
 NEW_DAG, OLD_DAG = "outamation_sftp_ingest_bench", "outamation_bench_per_batch"
@@ -58,7 +58,7 @@ with DAG(
 ):
     wait = ReadyFilesSensor(
         task_id="wait_for_files", sftp_conn_id="{SFTP_CONN}", directory="{{{{ params.base_path }}}}/input",
-        poke_interval=1, timeout=600, stability_delay=1.2,
+        poke_interval=1, timeout=600, stability_delay=1.2, deferrable=True,
     )
     claim = ClaimFilesOperator(
         task_id="claim_files", sftp_conn_id="{SFTP_CONN}", base_path="{{{{ params.base_path }}}}",

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_outamation import metrics
@@ -55,7 +56,8 @@ class ReadyFilesSensor(BaseSensorOperator):
     :param min_size: smallest size in bytes that counts (1 skips empty files)
     :param max_files: most files one run passes on (the first by name; templated); ``None`` for all;
         the others stay in the folder for the next run
-    :param deferrable: wait in the triggerer (default) instead of in a worker slot
+    :param deferrable: wait in the triggerer instead of in a worker slot; default: Airflow's
+        ``[operators] default_deferrable``, or True when it is not set
     """
 
     template_fields: Sequence[str] = ("directory", "pattern", "stability_delay", "max_files")
@@ -71,7 +73,7 @@ class ReadyFilesSensor(BaseSensorOperator):
         min_age: float = 0,
         min_size: int = 1,
         max_files: int | str | None = None,
-        deferrable: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
