@@ -210,7 +210,7 @@ class _BatchSending(BaseOperator):
     def __init__(
         self,
         *,
-        max_in_flight: int | str = DEFAULT_MAX_IN_FLIGHT,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         document_api_conn_id: str = DocumentApiHook.default_conn_name,
         api_url: str | None = None,
         hook_kwargs: Mapping[str, Any] | None = None,
@@ -343,7 +343,7 @@ class SubmitBatchesOperator(_BatchSending):
         uploaded_by: str,
         source: str,
         profile_code: str | None = None,
-        batch_size: int | str = DEFAULT_BATCH_SIZE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         sftp_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:

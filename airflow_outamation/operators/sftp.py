@@ -95,7 +95,7 @@ class ClaimFilesOperator(BaseOperator):
         timezone: str | None = None,
         pattern: str = DEFAULT_PATTERN,
         stability_delay: float = DEFAULT_STABILITY_DELAY,
-        max_files: int | str | None = None,
+        max_files: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

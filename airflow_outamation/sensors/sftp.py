@@ -69,10 +69,10 @@ class ReadyFilesSensor(BaseSensorOperator):
         sftp_conn_id: str,
         directory: str,
         pattern: str = "*.pdf",
-        stability_delay: float | str = 1.2,
+        stability_delay: float = 1.2,
         min_age: float = 0,
         min_size: int = 1,
-        max_files: int | str | None = None,
+        max_files: int | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
         **kwargs: Any,
     ) -> None:

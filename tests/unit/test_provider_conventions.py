@@ -148,3 +148,23 @@ def test_every_shipped_module_imports_without_pytest() -> None:
         [sys.executable, str(script), "airflow_outamation"], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_numeric_templated_fields_are_typed_as_numbers() -> None:
+    from airflow_outamation.operators.batch import BatchFilesOperator
+    from airflow_outamation.operators.document_api import SubmitBatchesOperator
+    from airflow_outamation.operators.sftp import ClaimFilesOperator
+    from airflow_outamation.sensors.sftp import ReadyFilesSensor
+
+    typed_as_text = []
+    for operator in (BatchFilesOperator, SubmitBatchesOperator, ClaimFilesOperator, ReadyFilesSensor):
+        for cls in operator.__mro__:
+            if "__init__" not in vars(cls) or not cls.__module__.startswith("airflow_outamation"):
+                continue
+            for name, parameter in inspect.signature(cls.__init__).parameters.items():
+                default = parameter.default
+                numeric = isinstance(default, int | float) and not isinstance(default, bool)
+                templated = name in operator.template_fields and (numeric or name == "max_files")
+                if templated and "str" in str(parameter.annotation).split(" | "):
+                    typed_as_text.append(f"{operator.__name__}.{name}: {parameter.annotation}")
+    assert typed_as_text == []
