@@ -1,9 +1,9 @@
-# The two commands of the README: `make demo` and `make test`. Both create .venv when it is missing.
+# The README's commands: `make demo`, `make test` and `make dist`. Each creates .venv when it is missing.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test demo lint
+.PHONY: test demo lint dist
 
 # Bytecode is compiled at install, as pip does by default (uv does not; with PYTHONDONTWRITEBYTECODE set
 # nothing would ever write it): every Airflow task process imports Airflow and parses the DAG file.
@@ -23,4 +23,9 @@ test: $(BIN)/.installed
 	$(BIN)/python -m pytest -ra
 
 demo: $(BIN)/.installed
-	$(BIN)/python -m airflow_outamation.demo
+	$(BIN)/python -m outamation_testbed.demo
+
+# The sdist and wheel in dist/ (the wheel holds airflow_outamation only: no test bed, demo or benchmarks).
+dist: $(BIN)/.installed
+	rm -rf dist
+	$(BIN)/uv build --quiet --out-dir dist

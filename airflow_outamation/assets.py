@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import SplitResult
 
 from airflow.sdk import Asset, AssetWatcher
 
@@ -16,6 +17,23 @@ if TYPE_CHECKING:
 
 #: File names an in_progress asset event lists at most (``file_count`` has them all).
 EVENT_FILES_LISTED = 100
+#: The folders of a project an ``outamation://<project_id>/<folder>`` Asset URI names.
+URI_FOLDERS = ("/input", "/in_progress")
+
+
+def sanitize_uri(uri: SplitResult) -> SplitResult:
+    """
+    Check an ``outamation://`` Asset URI (registered in the provider info's ``asset-uris``).
+
+    ``outamation://<project_id>/input`` is the input folder's watcher, ``.../in_progress`` the claims.
+
+    :param uri: the URI, split, as Airflow passes it
+    """
+    if not uri.netloc:
+        raise ValueError("An outamation:// URI names a project: outamation://<project_id>/<folder>")
+    if uri.path not in URI_FOLDERS:
+        raise ValueError(f"An outamation:// URI names one of the folders {', '.join(URI_FOLDERS)}")
+    return uri
 
 
 def in_progress_asset(project_id: str) -> Asset:
@@ -42,7 +60,7 @@ def ready_files_asset(project_id: str, trigger: BaseEventTrigger) -> Asset:
 
     :param project_id: the project entry's ``project_id``
     :param trigger: the watcher's trigger, e.g. a
-        :class:`~airflow_outamation.triggers.sftp.ReadyFilesEventTrigger`
+        :class:`~airflow_outamation.triggers.sftp_event.ReadyFilesEventTrigger`
     """
     name = f"outamation_ready_files_{project_id}"
     return Asset(

@@ -8,7 +8,7 @@ from airflow_outamation import __version__
 
 
 def get_provider_info() -> dict[str, Any]:
-    """Describe the package, its hooks, connection types, triggers, sensors and operators."""
+    """Describe the package: hooks, connection types, triggers, sensors, operators, plugin, asset URIs."""
     return {
         "package-name": "airflow-provider-outamation",
         "name": "Outamation",
@@ -56,6 +56,15 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_outamation.operators.sftp",
                 ],
             },
+        ],
+        "plugins": [
+            {
+                "name": "outamation_status",
+                "plugin-class": "airflow_outamation.plugins.status_plugin.OutamationStatusPlugin",
+            }
+        ],
+        "asset-uris": [
+            {"schemes": ["outamation"], "handler": "airflow_outamation.assets.sanitize_uri"},
         ],
         "config": {
             "outamation": {

@@ -1,7 +1,7 @@
 """
 Claiming 1,000 files into in_progress/<date>/ on a real sshd and the asyncssh server (loopback).
 
-    .venv/bin/python benchmarks/bench_claim.py [--files 1000] [--latency-ms 5]
+    .venv/bin/python -m benchmarks.bench_claim [--files 1000] [--latency-ms 5]
 
 - ``PooledSFTPHook.claim_files``: manifest, pipelined renames into staging, placements, pipelined renames
   into place (crash-safe and exactly-once).

@@ -15,7 +15,7 @@ runs from the first trigger until every run finished. Printed: wall time, files/
 per server (opened, counted by the server; most open at once, sampled every 0.2 s) and the peak RSS of
 each kind of process (each component's process tree: a Celery worker with the task processes it
 runs, the scheduler with the LocalExecutor's), sampled every 0.5 s.
-Run: ``.venv/bin/python benchmarks/bench_distributed.py [--executors celery local]``.
+Run: ``.venv/bin/python -m benchmarks.bench_distributed [--executors celery local]``.
 """
 
 from __future__ import annotations
@@ -34,14 +34,14 @@ from typing import Any
 
 import psutil
 
-from airflow_outamation.testing.airflow_processes import AirflowProcesses
 from airflow_outamation.testing.asyncssh_server import AsyncsshSftpServer
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
-from airflow_outamation.testing.many_projects import many_projects, process_tree
 from airflow_outamation.testing.openssh_server import OpenSshServer
-from airflow_outamation.testing.postgres_server import PostgresServer
-from airflow_outamation.testing.redis_server import RedisServer
 from airflow_outamation.testing.server_base import SftpTestServer
+from outamation_testbed.airflow_processes import AirflowProcesses
+from outamation_testbed.many_projects import many_projects, process_tree
+from outamation_testbed.postgres_server import PostgresServer
+from outamation_testbed.redis_server import RedisServer
 
 TASK_SLOTS = 8
 

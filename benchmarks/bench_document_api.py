@@ -3,7 +3,7 @@ Benchmark: 200 signed batches posted sequentially to the local DocumentApiReceiv
 
 Compares one reused ``requests.Session`` (the hook's default) with a new session (and TCP connection)
 per call, and reports the share of wall time spent signing. Run:
-``.venv/bin/python benchmarks/bench_document_api.py``.
+``.venv/bin/python -m benchmarks.bench_document_api``.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ the same SFTP connection are unpaused and, after their DAGs were parsed again, a
 (opened during the window, and the most open at once). Printed: p50/p95/max latency, DAG runs, SSH
 connections, the idle figures, and where the time goes: the mean seconds from a file's last byte
 to the watcher's asset event, from the event to its run, and before and in each task. Run:
-``.venv/bin/python benchmarks/bench_latency.py [--modes event cron] [--quick]``.
+``.venv/bin/python -m benchmarks.bench_latency [--modes event cron] [--quick]``.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from airflow_outamation.testing.airflow_processes import AirflowProcesses, example_dag_home
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.openssh_server import OpenSshServer
+from outamation_testbed.airflow_processes import AirflowProcesses, example_dag_home
 
 SFTP_CONN, API_CONN = "outamation_bench_sftp", "outamation_bench_api"
 SCHEDULES = {"event": "event", "cron": "* * * * *"}

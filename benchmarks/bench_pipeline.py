@@ -20,7 +20,7 @@ round trips of the run (counted by the proxy: a client speaking again after the 
 
 At a customer's distance: ``--rtt-ms 50`` puts a :class:`LatencyProxy` (25 ms each way) between
 Airflow and sshd, ``--api-ms 300`` makes the receiver answer every batch after 300 ms. Run:
-``.venv/bin/python benchmarks/bench_pipeline.py [--files 200 1000 10000] [--paths per-batch one-task]
+``.venv/bin/python -m benchmarks.bench_pipeline [--files 200 1000 10000] [--paths per-batch one-task]
 [--rtt-ms 50 --api-ms 300]``.
 """
 
@@ -37,10 +37,10 @@ from typing import Any
 
 import psutil
 
-from airflow_outamation.testing.airflow_processes import AirflowProcesses, example_dag_home
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.latency_proxy import LatencyProxy
 from airflow_outamation.testing.openssh_server import OpenSshServer
+from outamation_testbed.airflow_processes import AirflowProcesses, example_dag_home
 
 SFTP_CONN, API_CONN = "outamation_bench_sftp", "outamation_bench_api"
 NEW_DAG, OLD_DAG = "outamation_sftp_ingest_bench", "outamation_bench_per_batch"
@@ -64,7 +64,7 @@ with DAG(
 ):
     wait = ReadyFilesSensor(
         task_id="wait_for_files", sftp_conn_id="{SFTP_CONN}", directory="{{{{ params.base_path }}}}/input",
-        poke_interval=1, timeout=600, stability_delay=1.2,
+        poke_interval=1, timeout=600, stability_delay=1.2, deferrable=True,
     )
     claim = ClaimFilesOperator(
         task_id="claim_files", sftp_conn_id="{SFTP_CONN}", base_path="{{{{ params.base_path }}}}",

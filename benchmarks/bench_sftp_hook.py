@@ -1,7 +1,7 @@
 """
 PooledSFTPHook against the stock SFTPHook and OpenSSH's sftp command line, on a real sshd (loopback).
 
-    .venv/bin/python benchmarks/bench_sftp_hook.py [--sizes-mib 32 256]
+    .venv/bin/python -m benchmarks.bench_sftp_hook [--sizes-mib 32 256]
 
 1. 100 sequential operations, each through a new hook instance: pooled vs stock.
 2. Readiness of 1,000 files: list_ready_files (one wait) vs the seed's stat, sleep 1.2 s, stat per file

@@ -5,7 +5,7 @@ Compares ReadyFilesTrigger (pooled connections) with the SFTP provider's stock S
 SSH connection per poll): SSH connections the server accepted, directory reads done, and CPU time of
 the process running the event loop (the server is OpenSSH's sshd, a separate process; without sshd
 the in-process asyncssh server is used and its CPU time is included). Run:
-``.venv/bin/python benchmarks/bench_triggers.py [--triggers 50] [--seconds 30] [--interval 1]``.
+``.venv/bin/python -m benchmarks.bench_triggers [--triggers 50] [--seconds 30] [--interval 1]``.
 """
 
 from __future__ import annotations

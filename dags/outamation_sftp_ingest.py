@@ -13,7 +13,7 @@ the project at a glance whatever happened before; ``check_run`` then fails the r
 failed (a run ending with a successful status task would otherwise count as a success).
 
 An entry with ``"schedule": "event"`` is scheduled on its input folder's Asset instead of a clock: the
-Asset's watcher (:class:`~airflow_outamation.triggers.sftp.ReadyFilesEventTrigger`, in the triggerer)
+Asset's watcher (:class:`~airflow_outamation.triggers.sftp_event.ReadyFilesEventTrigger`, in the triggerer)
 starts a run when files finished uploading, and ``wait_for_files`` then looks without deferring (one
 listing when only the files the watcher announced wait, unchanged) and skips the run if an earlier
 one took the files. Manual runs of such a DAG look the same way, with two listings.
@@ -67,7 +67,7 @@ from airflow_outamation.projects import (
     url_scrubber,
 )
 from airflow_outamation.sensors.sftp import ReadyFilesSensor
-from airflow_outamation.triggers.sftp import ReadyFilesEventTrigger
+from airflow_outamation.triggers.sftp_event import ReadyFilesEventTrigger
 
 PROJECTS_FILE = Path(
     os.environ.get("OUTAMATION_PROJECTS_FILE", Path(__file__).with_name("outamation_projects.json"))

@@ -28,7 +28,7 @@ class BatchFilesOperator(BaseOperator):
         self,
         *,
         claimed: Sequence[Mapping[str, Any]] | XComArg,
-        batch_size: int | str = DEFAULT_BATCH_SIZE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

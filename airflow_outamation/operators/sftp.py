@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import codecs
 import posixpath
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from airflow.sdk import Asset, BaseOperator, Context, XComArg
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_outamation import metrics
+from airflow_outamation import lineage, metrics
 from airflow_outamation.assets import EVENT_FILES_LISTED
 from airflow_outamation.batching import as_limit, name_list
 from airflow_outamation.claims import ClaimedFile, describe_skipped, intended_files, manifest_id_for
 from airflow_outamation.claims.names import DEFAULT_NAME_ENCODING
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.readiness import DEFAULT_PATTERN, DEFAULT_STABILITY_DELAY, RemoteFile
+
+if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
 
 __all__ = ["ClaimFilesOperator", "ProjectStatusOperator", "asset_event_extra", "manifest_id_for", "run_date"]
 
@@ -102,7 +106,7 @@ class ClaimFilesOperator(BaseOperator):
         timezone: str | None = None,
         pattern: str = DEFAULT_PATTERN,
         stability_delay: float = DEFAULT_STABILITY_DELAY,
-        max_files: int | str | None = None,
+        max_files: int | None = None,
         name_encoding: str = DEFAULT_NAME_ENCODING,
         project_root: str | None = None,
         **kwargs: Any,
@@ -164,7 +168,18 @@ class ClaimFilesOperator(BaseOperator):
         for outlet in self.outlets:
             if isinstance(outlet, Asset):
                 context["outlet_events"][outlet].extra = extra
-        return [file.to_dict() for file in result.claimed]
+        self._claimed = [file.to_dict() for file in result.claimed]
+        return self._claimed
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """OpenLineage: the input folder with the number of files claimed, and the folder they went to."""
+        claimed = getattr(self, "_claimed", [])
+        namespace = lineage.sftp_namespace(PooledSFTPHook(ssh_conn_id=self.sftp_conn_id))
+        source = posixpath.join(self.base_path, self.source_dir)
+        return lineage.lineage(
+            lineage.sftp_inputs(namespace, Counter({source: len(claimed)})),
+            lineage.sftp_outputs(namespace, lineage.folder_counts(file["backup_path"] for file in claimed)),
+        )
 
 
 class ProjectStatusOperator(BaseOperator):

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 
 from airflow_outamation.ingestion_status import STATUS_DAYS, ProjectRow, dag_id_of, placeholder_dag_id
 from airflow_outamation.plugins.status_data import project_rows, projects_file, read_projects
-from airflow_outamation.plugins.status_plugin import ui_path
+from airflow_outamation.plugins.status_urls import ui_path
 
 #: Seconds the page waits for the SFTP servers (``[outamation] status_page_timeout``).
 DEFAULT_TIMEOUT = 10.0

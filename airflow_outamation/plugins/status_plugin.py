@@ -1,43 +1,45 @@
 """
 The provider's Airflow plugin: the ingestion status page in the API server, linked from the UI.
 
-Registered through the ``airflow.plugins`` entry point, which Airflow 3.3 loads in every process;
-the FastAPI app (see :mod:`airflow_outamation.plugins.status_page`) is built in the API server only.
+Registered as Airflow's own providers register theirs: in the provider info (``plugins``) and
+through the ``airflow.plugins`` entry point. Every Airflow process loads plugins; the page's
+FastAPI app (see :mod:`airflow_outamation.plugins.status_page`) is built at its first request, which
+only the API server receives.
 """
 
 from __future__ import annotations
 
-import sys
-from urllib.parse import urlsplit
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
-from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
 
-#: Where the app is mounted in the API server.
-URL_PREFIX = "/outamation"
-#: Other Airflow processes load plugins too; only the API server serves the app.
-RUNNING_ON_API_SERVER = len(sys.argv) > 1 and sys.argv[1] == "api-server"
+from airflow_outamation.plugins.status_urls import URL_PREFIX, ui_path
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
-def ui_path(path: str) -> str:
-    """``path`` under the UI's root (the path of ``[api] base_url``)."""
-    root = urlsplit(conf.get("api", "base_url", fallback="") or "/").path.rstrip("/")
-    return f"{root}{path}"
+class StatusApp:
+    """An ASGI app that builds the status page's FastAPI app when it is first called."""
 
+    def __init__(self) -> None:
+        self._app: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
 
-def _fastapi_apps() -> list[dict[str, object]]:
-    if not RUNNING_ON_API_SERVER:
-        return []
-    from airflow_outamation.plugins.status_page import create_app
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._app is None:
+            from airflow_outamation.plugins.status_page import create_app
 
-    return [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Outamation ingestion status"}]
+            self._app = create_app()
+        await self._app(scope, receive, send)
 
 
 class OutamationStatusPlugin(AirflowPlugin):
     """The ingestion status page, in the UI's Browse menu."""
 
     name = "outamation_status"
-    fastapi_apps = _fastapi_apps()
+    fastapi_apps = [{"app": StatusApp(), "url_prefix": URL_PREFIX, "name": "Outamation ingestion status"}]
     external_views = [
         {
             "name": "Ingestion status",

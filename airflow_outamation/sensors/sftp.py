@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_outamation import metrics
@@ -55,7 +56,8 @@ class ReadyFilesSensor(BaseSensorOperator):
     :param min_size: smallest size in bytes that counts (1 skips empty files)
     :param max_files: most files one run passes on (the first by name; templated); ``None`` for all;
         the others stay in the folder for the next run
-    :param deferrable: wait in the triggerer (default) instead of in a worker slot
+    :param deferrable: wait in the triggerer instead of in a worker slot; default: Airflow's
+        ``[operators] default_deferrable``, or True when it is not set
     :param project_root: the project's configured folder (templated): ``directory`` must lie inside
         it as the server resolves it (symbolic links followed), else the task fails; ``None``: not checked
     """
@@ -69,11 +71,11 @@ class ReadyFilesSensor(BaseSensorOperator):
         sftp_conn_id: str,
         directory: str,
         pattern: str = "*.pdf",
-        stability_delay: float | str = 1.2,
+        stability_delay: float = 1.2,
         min_age: float = 0,
         min_size: int = 1,
-        max_files: int | str | None = None,
-        deferrable: bool = True,
+        max_files: int | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
         project_root: str | None = None,
         **kwargs: Any,
     ) -> None:

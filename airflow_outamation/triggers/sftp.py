@@ -16,9 +16,8 @@ from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
 from airflow_outamation.hooks.sftp_errors import SFTPLocation, unreachable_error
 from airflow_outamation.polling import retry_delay
 from airflow_outamation.readiness import FileState, RemoteFile, StabilityTracker, is_candidate, waiting_files
-from airflow_outamation.triggers.sftp_event import ReadyFilesEventTrigger
 
-__all__ = ["ReadyFilesEventTrigger", "ReadyFilesTrigger", "error_from_event"]
+__all__ = ["ReadyFilesTrigger", "error_from_event"]
 
 
 def progress_line(

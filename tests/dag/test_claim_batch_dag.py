@@ -10,9 +10,9 @@ import pytest
 
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.operators.sftp import manifest_id_for
-from airflow_outamation.testing.dag_runs import load_dag_in_bundle, xcom_values
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.server_base import SftpTestServer
+from outamation_testbed.dag_runs import load_dag_in_bundle, xcom_values
 
 DAG_ID = "outamation_test_claim_batch"
 DAG_SOURCE = """

@@ -14,9 +14,9 @@ import pytest
 
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.operators.sftp import manifest_id_for
-from airflow_outamation.testing.dag_runs import import_dag_file, xcom_values
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.server_base import SftpTestServer
+from outamation_testbed.dag_runs import import_dag_file, xcom_values
 
 if TYPE_CHECKING:
     from airflow.dag_processing.dagbag import DagBag
@@ -498,7 +498,7 @@ def test_an_event_mode_entry_is_scheduled_on_its_watched_input_folder(
     from airflow.sdk import Asset
 
     from airflow_outamation.assets import in_progress_asset
-    from airflow_outamation.triggers.sftp import ReadyFilesEventTrigger
+    from airflow_outamation.triggers.sftp_event import ReadyFilesEventTrigger
 
     entries = [
         {

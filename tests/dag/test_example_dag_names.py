@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from airflow_outamation.testing.dag_runs import import_dag_file, xcom_values
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.server_base import SftpTestServer
+from outamation_testbed.dag_runs import import_dag_file, xcom_values
 
 DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "outamation_sftp_ingest.py"
 

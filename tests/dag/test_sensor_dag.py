@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from airflow_outamation.sensors.sftp import ReadyFilesSensor
-from airflow_outamation.testing.dag_runs import load_dag_in_bundle, xcom_values
 from airflow_outamation.testing.server_base import SftpTestServer
+from outamation_testbed.dag_runs import load_dag_in_bundle, xcom_values
 
 DAG_ID = "outamation_test_ready_files_sensor"
 
@@ -63,12 +63,13 @@ def sensor_dag(
     """The DAG above in a bundle of its own, watching ``<base>/input`` on the asyncssh server.
 
     Parametrised indirectly, the parameter is a dict of sensor arguments (name -> source text)
-    added to or replacing ``poke_interval=0.2, timeout=60``.
+    added to or replacing ``deferrable=True, poke_interval=0.2, timeout=60``.
     """
     base = asyncssh_server.remote_path(f"dag-{tmp_path.name}")
     conn_id = "outamation_dag_sftp"
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", asyncssh_server.connection_json())
-    arguments = {"poke_interval": "0.2", "timeout": "60", **getattr(request, "param", {})}
+    defaults = {"deferrable": "True", "poke_interval": "0.2", "timeout": "60"}
+    arguments = {**defaults, **getattr(request, "param", {})}
     sensor_args = "".join(f"\n        {name}={value}," for name, value in arguments.items())
     source = DAG_SOURCE.format(dag_id=DAG_ID, base=base, conn_id=conn_id, sensor_args=sensor_args)
     return load_dag_in_bundle(source, tmp_path / "bundle", monkeypatch), base

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from airflow_outamation.signing import message_id
-from airflow_outamation.testing.dag_runs import load_dag_in_bundle, xcom_values
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, Reply
+from outamation_testbed.dag_runs import load_dag_in_bundle, xcom_values
 
 DAG_ID = "outamation_test_submit_batches"
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_outamation.testing.airflow_processes import AirflowProcesses, example_dag_home
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.server_base import SftpTestServer
+from outamation_testbed.airflow_processes import AirflowProcesses, example_dag_home
 
 PROJECTS = ("alpha", "beta")
 #: A DAG of another team, scheduled on alpha's claims: it returns the file names of its asset events.

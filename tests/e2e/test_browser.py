@@ -21,10 +21,10 @@ import pytest
 import requests
 
 from airflow_outamation.projects import parse_projects
-from airflow_outamation.testing.airflow_processes import EXAMPLE_DAG, AirflowProcesses, example_dag_home
-from airflow_outamation.testing.dag_runs import import_dag_file
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.server_base import SftpTestServer
+from outamation_testbed.airflow_processes import EXAMPLE_DAG, AirflowProcesses, example_dag_home
+from outamation_testbed.dag_runs import import_dag_file
 
 USER, PASSWORD = "ops", "not-the-default-password"
 #: tour: triggered from the UI; steady: one batch the API keeps failing; broken: refused, run fails;

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_outamation import demo
 from airflow_outamation.testing.document_api_receiver import ReceivedRequest
+from outamation_testbed import demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -22,12 +22,12 @@ import psutil
 import pytest
 
 from airflow_outamation.hooks.sftp_pool import DEFAULT_POOL_SIZE
-from airflow_outamation.testing.airflow_processes import AirflowProcesses
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, Reply
-from airflow_outamation.testing.many_projects import ManyProjects, many_projects, process_tree
-from airflow_outamation.testing.postgres_server import PostgresServer, postgres_available
-from airflow_outamation.testing.redis_server import RedisServer, redis_available
 from airflow_outamation.testing.server_base import SftpTestServer
+from outamation_testbed.airflow_processes import AirflowProcesses
+from outamation_testbed.many_projects import ManyProjects, many_projects, process_tree
+from outamation_testbed.postgres_server import PostgresServer, postgres_available
+from outamation_testbed.redis_server import RedisServer, redis_available
 
 PROJECTS = 20
 FILES_PER_PROJECT = 50

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from airflow_outamation.testing.airflow_processes import AirflowProcesses, example_dag_home
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.server_base import SftpTestServer
+from outamation_testbed.airflow_processes import AirflowProcesses, example_dag_home
 
 PROJECTS = ("pair", "growing", "claiming", "restart", "manual")
 #: Seconds without any file during which no run may be created (the idle check).

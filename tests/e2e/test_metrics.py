@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from airflow_outamation import metrics
-from airflow_outamation.testing.airflow_processes import AirflowProcesses, example_dag_home
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.server_base import SftpTestServer
+from outamation_testbed.airflow_processes import AirflowProcesses, example_dag_home
 
 PROJECT = "metrics"
 DAG_ID = f"outamation_sftp_ingest_{PROJECT}"

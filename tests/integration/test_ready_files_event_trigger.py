@@ -16,7 +16,7 @@ from airflow.triggers.base import TriggerEvent
 from airflow_outamation.hooks.sftp_async import DEFAULT_POOL_SIZE
 from airflow_outamation.testing.event_loops import run
 from airflow_outamation.testing.server_base import SftpTestServer
-from airflow_outamation.triggers.sftp import ReadyFilesEventTrigger
+from airflow_outamation.triggers.sftp_event import ReadyFilesEventTrigger
 
 FAST = {"poke_interval": 0.2, "stability_delay": 0.4}
 

@@ -19,7 +19,8 @@ from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
 from airflow_outamation.sensors.sftp import DEFERRAL_GRACE, ReadyFilesSensor
 from airflow_outamation.testing.pytest_plugin import set_airflow_connection
 from airflow_outamation.testing.server_base import SftpTestServer
-from airflow_outamation.triggers.sftp import ReadyFilesEventTrigger, ReadyFilesTrigger
+from airflow_outamation.triggers.sftp import ReadyFilesTrigger
+from airflow_outamation.triggers.sftp_event import ReadyFilesEventTrigger
 
 CONTEXT = cast(Context, {})
 
@@ -70,11 +71,12 @@ def test_files_already_waiting_are_passed_on_without_deferring(
     assert [f["filename"] for f in files] == ["a.pdf", "b.pdf"]
 
 
-def test_defers_by_default_and_returns_ready_files(
+def test_defers_and_returns_ready_files(
     sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
 ) -> None:
     sensor = ReadyFilesSensor(
         task_id="wait",
+        deferrable=True,
         sftp_conn_id=sftp_conn_id,
         directory=sftp_base,
         max_files=2,
@@ -133,6 +135,7 @@ def test_directory_removed_while_deferred_fails_even_with_soft_fail(
     sftp_server.makedirs(f"{sftp_base}/gone")
     sensor = ReadyFilesSensor(
         task_id="wait",
+        deferrable=True,
         sftp_conn_id=sftp_conn_id,
         directory=f"{sftp_base}/gone",
         poke_interval=0.2,
@@ -229,6 +232,7 @@ def test_deferred_wait_on_an_unreachable_server_fails_even_with_soft_fail(
     conn_id, server = stopped_server
     sensor = ReadyFilesSensor(
         task_id="wait",
+        deferrable=True,
         sftp_conn_id=conn_id,
         directory=server.remote_path("input"),
         poke_interval=0.2,
@@ -248,6 +252,7 @@ def test_deferred_wait_on_a_reachable_empty_folder_times_out_or_skips(
 ) -> None:
     sensor = ReadyFilesSensor(
         task_id="wait",
+        deferrable=True,
         sftp_conn_id=sftp_conn_id,
         directory=sftp_base,
         poke_interval=0.2,

@@ -31,7 +31,7 @@ FINISHED_STATES = ("success", "failed")
 
 
 #: The repository's example DAG file, which the test bed runs as a user would.
-EXAMPLE_DAG = Path(__file__).resolve().parents[2] / "dags" / "outamation_sftp_ingest.py"
+EXAMPLE_DAG = Path(__file__).resolve().parents[1] / "dags" / "outamation_sftp_ingest.py"
 
 
 def example_dag_home(home: Path, projects: list[dict[str, Any]]) -> tuple[Path, dict[str, str]]:

@@ -1,10 +1,10 @@
 """
-``python -m airflow_outamation.demo``: the whole pipeline, event-driven, on local servers and real Airflow.
+``python -m outamation_testbed.demo``: the whole pipeline, event-driven, on local servers and real Airflow.
 
 Starts the in-process asyncssh SFTP server with sample PDFs in ``input/`` (one of them still being
 written), the signature-verifying document API receiver and, on a throw-away ``AIRFLOW_HOME``,
 Airflow's API server, scheduler, DAG processor and triggerer (LocalExecutor, SQLite:
-:class:`~airflow_outamation.testing.airflow_processes.AirflowProcesses`). The demo project is in event
+:class:`~outamation_testbed.airflow_processes.AirflowProcesses`). The demo project is in event
 mode: the watcher of its input folder (``ReadyFilesEventTrigger``, in the triggerer) starts every
 run; the demo triggers none. The API refuses one batch (HTTP 400): its files go to
 ``rejected/<date>/`` and run 1 fails naming that folder; the demo moves them back to ``input/``, as a
@@ -30,14 +30,14 @@ from typing import Any
 
 import requests
 
-from airflow_outamation.testing.airflow_processes import (
+from airflow_outamation.testing.asyncssh_server import AsyncsshSftpServer
+from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, ReceivedRequest, Reply
+from outamation_testbed.airflow_processes import (
     EXAMPLE_DAG,
     FINISHED_STATES,
     AirflowProcesses,
     example_dag_home,
 )
-from airflow_outamation.testing.asyncssh_server import AsyncsshSftpServer
-from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, ReceivedRequest, Reply
 
 PROJECT_ID = "demo"
 DAG_ID = f"outamation_sftp_ingest_{PROJECT_ID}"
