@@ -8,9 +8,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import paramiko
-from paramiko.sftp import SFTP_OK
+from paramiko.sftp import CMD_REMOVE, SFTP_OK
 
 from airflow_outamation.claims.names import differences, unique_name
+from airflow_outamation.claims.pipelining import pipelined
 from airflow_outamation.claims.protocol import ClaimedFile, claim_files
 from airflow_outamation.claims.records import (
     ATTEMPTS_DIR,
@@ -28,6 +29,7 @@ from airflow_outamation.claims.records import (
     record_dir,
     record_path,
     status_error,
+    write_json_many,
     write_json_once,
 )
 from airflow_outamation.claims.renames import folder_lock, renames_without_replacing
@@ -112,15 +114,38 @@ def record_sent(
     :param files: the batch's claimed files (dicts with ``backup_path``, ``size``, ``mtime``) or
         their paths (size and mtime are then read from the server)
     """
-    sent_dir = record_dir(in_progress_dir, SENT_DIR)
-    path = record_path(in_progress_dir, SENT_DIR, message_id)
-    entries = sorted((_receipt_entry(sftp, item) for item in files), key=lambda entry: entry["path"])
+    return record_sent_many(sftp, in_progress_dir, {message_id: files})[message_id]
+
+
+def record_sent_many(
+    sftp: paramiko.SFTPClient,
+    in_progress_dir: str,
+    accepted: Mapping[str, Iterable[Mapping[str, Any] | str]],
+) -> dict[str, str]:
+    """
+    Write the receipts of many accepted batches in one pipelined step (:func:`record_sent` each).
+
+    :param accepted: message id -> the batch's claimed files
+    :return: message id -> the receipt's path
+    """
+    paths = {message_id: record_path(in_progress_dir, SENT_DIR, message_id) for message_id in accepted}
+    contents = {
+        paths[message_id]: {
+            "version": RECORD_VERSION,
+            "message_id": message_id,
+            "files": sorted((_receipt_entry(sftp, item) for item in files), key=lambda entry: entry["path"]),
+        }
+        for message_id, files in accepted.items()
+    }
     try:
-        makedirs(sftp, sent_dir)
-        write_json_once(sftp, path, {"version": RECORD_VERSION, "message_id": message_id, "files": entries})
+        makedirs(sftp, record_dir(in_progress_dir, SENT_DIR))
+        write_json_many(sftp, contents)
     except OSError as exc:
-        raise SFTPClaimError(f"writing the receipt {path} failed: {type(exc).__name__}: {exc}") from exc
-    return path
+        raise SFTPClaimError(
+            f"writing {len(contents)} receipt(s) in {record_dir(in_progress_dir, SENT_DIR)} failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    return paths
 
 
 def claim_status(sftp: paramiko.SFTPClient, in_progress_dir: str, manifest_id: str) -> dict[str, list[str]]:
@@ -343,16 +368,42 @@ def record_batch(
     :param batch: ``{"files": [...], "uploaded_by", "source", "profile_code"}``
     :return: the record on the server (the first one written wins)
     """
-    path = record_path(claim_dir, BATCHES_DIR, message_id)
+    return record_batch_many(sftp, claim_dir, {message_id: batch})[message_id]
+
+
+def record_batch_many(
+    sftp: paramiko.SFTPClient, claim_dir: str, batches: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """
+    Record many batches before their first send in one pipelined step (:func:`record_batch` each).
+
+    :param batches: message id -> ``{"files": [...], "uploaded_by", "source", "profile_code"}``
+    :return: message id -> the record on the server (the first one written wins)
+    """
+    folder = record_dir(claim_dir, BATCHES_DIR)
     try:
-        existing = read_json(sftp, path)
-        if existing is not None:
-            return dict(existing)
-        makedirs(sftp, record_dir(claim_dir, BATCHES_DIR))
-        content = {"version": RECORD_VERSION, "message_id": message_id, **batch}
-        return dict(write_json_once(sftp, path, content))
+        makedirs(sftp, folder)
+        present = listdir(sftp, folder)
+        records = {
+            message_id: read_json(sftp, record_path(claim_dir, BATCHES_DIR, message_id))
+            for message_id in batches
+            if f"{message_id}.json" in present
+        }
+        missing = {
+            record_path(claim_dir, BATCHES_DIR, message_id): (
+                message_id,
+                {"version": RECORD_VERSION, "message_id": message_id, **batch},
+            )
+            for message_id, batch in batches.items()
+            if records.get(message_id) is None
+        }
+        written = write_json_many(sftp, {path: content for path, (_, content) in missing.items()})
     except OSError as exc:
-        raise SFTPClaimError(f"writing the batch record {path} failed: {type(exc).__name__}: {exc}") from exc
+        raise SFTPClaimError(
+            f"writing batch records in {folder} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    records.update({message_id: written[path] for path, (message_id, _) in missing.items()})
+    return {message_id: dict(records[message_id]) for message_id in batches}
 
 
 def record_attempt(
@@ -464,7 +515,9 @@ def take_leases(
     :param now: the current time (epoch seconds)
     """
     folder = record_dir(claim_dir, LEASES_DIR)
-    taken = {}
+    taken: dict[str, int] = {}
+    wanted: dict[str, tuple[str, int]] = {}
+    content = {"version": RECORD_VERSION, "holder": holder, "expires": now + seconds}
     try:
         makedirs(sftp, folder)
         names = listdir(sftp, folder)
@@ -476,21 +529,24 @@ def take_leases(
                     taken[message_id] = newest
                 if lease.get("holder") == holder or float(lease.get("expires", 0)) > now:
                     continue
-            path = posixpath.join(folder, f"{message_id}.{newest + 1}.json")
-            content = {"version": RECORD_VERSION, "holder": holder, "expires": now + seconds}
-            if write_json_once(sftp, path, content).get("holder") == holder:
-                taken[message_id] = newest + 1
+            wanted[posixpath.join(folder, f"{message_id}.{newest + 1}.json")] = (message_id, newest + 1)
+        written = write_json_many(sftp, dict.fromkeys(wanted, content))
     except OSError as exc:
         raise SFTPClaimError(f"leasing batches in {folder} failed: {type(exc).__name__}: {exc}") from exc
+    for path, (message_id, generation) in wanted.items():
+        if written[path].get("holder") == holder:
+            taken[message_id] = generation
     return taken
 
 
 def release_leases(sftp: paramiko.SFTPClient, claim_dir: str, leases: Mapping[str, int]) -> None:
-    """Remove the leases of :func:`take_leases` and the expired ones before them (no record is read)."""
+    """Remove the leases of :func:`take_leases` and the expired ones before them (pipelined, none read)."""
     folder = record_dir(claim_dir, LEASES_DIR)
     names = listdir(sftp, folder)
-    for message_id, generation in leases.items():
-        for number in _generations(names, message_id):
-            if number <= generation:
-                with contextlib.suppress(FileNotFoundError):
-                    sftp.remove(posixpath.join(folder, f"{message_id}.{number}.json"))
+    doomed = [
+        posixpath.join(folder, f"{message_id}.{number}.json")
+        for message_id, generation in leases.items()
+        for number in _generations(names, message_id)
+        if number <= generation
+    ]
+    pipelined(sftp, [(CMD_REMOVE, (sftp._adjust_cwd(path),)) for path in doomed])  # type: ignore[attr-defined]
