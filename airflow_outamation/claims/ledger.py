@@ -26,6 +26,7 @@ from airflow_outamation.claims.records import (
     manifest_path,
     present,
     read_json,
+    read_json_many,
     record_dir,
     record_path,
     status_error,
@@ -172,12 +173,16 @@ def claim_status(sftp: paramiko.SFTPClient, in_progress_dir: str, manifest_id: s
 def record_keys(sftp: paramiko.SFTPClient, claim_dir: str, kind: str) -> dict[str, set[tuple[Any, ...]]]:
     """The files (:func:`file_key`) each batch record of ``kind`` in ``claim_dir`` lists, by message id."""
     folder = record_dir(claim_dir, kind)
-    found = {}
-    for message_id in message_ids(sftp, claim_dir, kind):
-        record = read_json(sftp, posixpath.join(folder, f"{message_id}.json"))
-        if record is not None:
-            found[message_id] = {file_key(entry) for entry in record.get("files", [])}
-    return found
+    paths = {
+        message_id: posixpath.join(folder, f"{message_id}.json")
+        for message_id in message_ids(sftp, claim_dir, kind)
+    }
+    records = read_json_many(sftp, paths.values())
+    return {
+        message_id: {file_key(entry) for entry in records[path].get("files", [])}
+        for message_id, path in paths.items()
+        if records[path] is not None
+    }
 
 
 def sent_message_ids(sftp: paramiko.SFTPClient, in_progress_dir: str) -> set[str]:
@@ -448,29 +453,40 @@ def open_batches(
         for kind in (BATCHES_DIR, SENT_DIR, REJECTED_DIR, COMPLETED_DIR)
     }
     attempts = listdir(sftp, record_dir(claim_dir, ATTEMPTS_DIR))
+    open_names = [
+        name
+        for name in listed[BATCHES_DIR]
+        if name.endswith(".json")
+        and name not in listed[REJECTED_DIR]
+        and not (name in listed[SENT_DIR] and (name in listed[COMPLETED_DIR] or completion == "keep"))
+    ]
+    failed_of = {
+        name: sorted(
+            (other for other in attempts if other.startswith(f"{name.removesuffix('.json')}.")),
+            key=lambda other: int(other.split(".")[1]),
+        )
+        for name in open_names
+    }
+    records = read_json_many(  # the open batches' records and their last failures, pipelined
+        sftp,
+        [posixpath.join(record_dir(claim_dir, BATCHES_DIR), name) for name in open_names]
+        + [
+            posixpath.join(record_dir(claim_dir, ATTEMPTS_DIR), failed[-1])
+            for failed in failed_of.values()
+            if failed
+        ],
+    )
     batches = {}
-    for name, entry in listed[BATCHES_DIR].items():
+    for name in open_names:
+        entry = listed[BATCHES_DIR][name]
         sent, completed = name in listed[SENT_DIR], name in listed[COMPLETED_DIR]
-        if (
-            not name.endswith(".json")
-            or name in listed[REJECTED_DIR]
-            or (sent and (completed or completion == "keep"))
-        ):
-            continue
         rejecting = f"{name}{PLAN_SUFFIX}" in listed[REJECTED_DIR]
-        record = read_json(sftp, posixpath.join(record_dir(claim_dir, BATCHES_DIR), name))
+        record = records[posixpath.join(record_dir(claim_dir, BATCHES_DIR), name)]
         if record is None:
             continue
         message_id = name.removesuffix(".json")
-        failed = sorted(
-            (other for other in attempts if other.startswith(f"{message_id}.")),
-            key=lambda other: int(other.split(".")[1]),
-        )
-        last = (
-            read_json(sftp, posixpath.join(record_dir(claim_dir, ATTEMPTS_DIR), failed[-1]))
-            if failed
-            else None
-        )
+        failed = failed_of[name]
+        last = records[posixpath.join(record_dir(claim_dir, ATTEMPTS_DIR), failed[-1])] if failed else None
         batches[message_id] = {
             **record,
             "recorded_at": entry.st_mtime,
