@@ -36,7 +36,6 @@ from airflow_outamation.claims.ledger import (
     take_leases,
 )
 from airflow_outamation.claims.names import NAME_MAX, differences, manifest_id_for, unique_name, with_suffix
-from airflow_outamation.claims.pipelining import pipelined_renames, pipelined_writes
 from airflow_outamation.claims.protocol import (
     Claim,
     ClaimedFile,
@@ -70,6 +69,7 @@ from airflow_outamation.claims.renames import (
     renames_are_exclusive,
     renames_without_replacing,
 )
+from airflow_outamation.sftp_pipelining import pipelined_renames, pipelined_writes
 
 __all__ = [
     "ATTEMPTS_DIR",

@@ -11,7 +11,6 @@ import paramiko
 from paramiko.sftp import CMD_REMOVE, SFTP_OK
 
 from airflow_outamation.claims.names import differences, unique_name
-from airflow_outamation.claims.pipelining import pipelined
 from airflow_outamation.claims.protocol import ClaimedFile, claim_files
 from airflow_outamation.claims.records import (
     ATTEMPTS_DIR,
@@ -36,6 +35,7 @@ from airflow_outamation.claims.records import (
 from airflow_outamation.claims.renames import folder_lock, renames_without_replacing
 from airflow_outamation.exceptions import SFTPClaimError
 from airflow_outamation.sftp_paths import makedirs
+from airflow_outamation.sftp_pipelining import pipelined
 
 #: Names a move tries when other moves keep taking the free name it found.
 MOVE_TRIES = 10

@@ -12,8 +12,8 @@ from typing import Any
 import paramiko
 from paramiko.sftp import CMD_REMOVE, SFTP_DESC, SFTP_NO_SUCH_FILE, SFTP_OK, SFTP_PERMISSION_DENIED
 
-from airflow_outamation.claims.pipelining import pipelined, pipelined_reads, pipelined_writes
 from airflow_outamation.claims.renames import RECORD_LOCK_EXPIRY, folder_lock, renames_without_replacing
+from airflow_outamation.sftp_pipelining import pipelined, pipelined_reads, pipelined_writes
 
 CLAIMS_DIR = ".claims"
 #: The format of the records written from 0.4 on (``"version": 2``); 0.3's records have no version.

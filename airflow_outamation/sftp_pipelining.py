@@ -7,7 +7,7 @@ pipelining (``_async_request`` / ``_read_response``), which this module uses for
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import paramiko
@@ -16,8 +16,11 @@ from paramiko.sftp import (
     CMD_CLOSE,
     CMD_DATA,
     CMD_HANDLE,
+    CMD_NAME,
     CMD_OPEN,
+    CMD_OPENDIR,
     CMD_READ,
+    CMD_READDIR,
     CMD_RENAME,
     CMD_STATUS,
     CMD_WRITE,
@@ -30,8 +33,10 @@ from paramiko.sftp import (
     int64,
 )
 
-#: SFTP requests kept in flight at once.
-PIPELINE_DEPTH = 64
+#: SFTP requests kept in flight at once (a request is ~100 bytes: far within the SSH window).
+PIPELINE_DEPTH = 256
+#: Directory reads sent at once while listing (OpenSSH answers up to 100 names to each).
+READDIR_BURST = 8
 #: Bytes of one write request (OpenSSH's sftp-server takes up to 256 KiB).
 WRITE_CHUNK = 32 * 1024
 #: Bytes asked for by one read request; a record that fills it is read on in further rounds.
@@ -164,3 +169,42 @@ def pipelined_reads(sftp: paramiko.SFTPClient, paths: Sequence[str]) -> dict[str
 
 def _close(sftp: paramiko.SFTPClient, handles: Mapping[str, bytes]) -> None:
     pipelined(sftp, [(CMD_CLOSE, (handle,)) for handle in handles.values()])
+
+
+def pipelined_listdir_attr(
+    sftp: paramiko.SFTPClient, path: str, decode: Callable[[bytes], str]
+) -> list[paramiko.SFTPAttributes]:
+    """
+    List a folder like ``SFTPClient.listdir_attr``, with ``READDIR_BURST`` directory reads in flight.
+
+    paramiko waits for each answer of about 100 names: 1,000 entries cost 12 round trips, here 3.
+    Sending the next reads before the answers is what OpenSSH's own ``sftp`` client does.
+
+    :param decode: how a name's bytes become ``str``
+    :raises FileNotFoundError: and paramiko's other errors, as ``listdir_attr`` raises them
+    """
+    kind, msg = sftp._request(CMD_OPENDIR, sftp._adjust_cwd(path))  # type: ignore[attr-defined]
+    if kind != CMD_HANDLE or msg is None:
+        raise paramiko.SFTPError("Expected handle")
+    handle = msg.get_binary()
+    entries: list[paramiko.SFTPAttributes] = []
+    try:
+        reading = True
+        while reading:
+            for kind, msg in pipelined(sftp, [(CMD_READDIR, (handle,))] * READDIR_BURST):
+                if kind != CMD_NAME:
+                    reading = False
+                    try:
+                        sftp._convert_status(msg)  # type: ignore[attr-defined]
+                    except EOFError:
+                        continue
+                    continue
+                for _ in range(msg.get_int()):
+                    name = decode(msg.get_string())
+                    longname = msg.get_string().decode(errors="replace")
+                    attributes = paramiko.SFTPAttributes._from_msg(msg, name, longname)  # type: ignore[attr-defined]
+                    if name not in (".", ".."):
+                        entries.append(attributes)
+    finally:
+        sftp._request(CMD_CLOSE, handle)  # type: ignore[attr-defined]
+    return entries
