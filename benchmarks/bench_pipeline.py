@@ -225,6 +225,7 @@ def main(args: argparse.Namespace) -> None:
         "schedule": None,
         "profile_code": "bench",
         "poke_interval": 1,
+        "stability_delay": 0.5,
     }
     dags, projects_env = example_dag_home(home, [project])
     (dags / "per_batch.py").write_text(PER_BATCH_DAG)

@@ -25,7 +25,9 @@ from airflow_outamation.claims.ledger import (
     open_batches,
     record_attempt,
     record_batch,
+    record_batch_many,
     record_sent,
+    record_sent_many,
     reject,
     release_leases,
     relocate,
@@ -34,7 +36,6 @@ from airflow_outamation.claims.ledger import (
     take_leases,
 )
 from airflow_outamation.claims.names import NAME_MAX, differences, manifest_id_for, unique_name, with_suffix
-from airflow_outamation.claims.pipelining import pipelined_renames, pipelined_writes
 from airflow_outamation.claims.protocol import (
     Claim,
     ClaimedFile,
@@ -68,6 +69,7 @@ from airflow_outamation.claims.renames import (
     renames_are_exclusive,
     renames_without_replacing,
 )
+from airflow_outamation.sftp_pipelining import pipelined_renames, pipelined_writes
 
 __all__ = [
     "ATTEMPTS_DIR",
@@ -108,9 +110,11 @@ __all__ = [
     "purge_finished",
     "record_attempt",
     "record_batch",
+    "record_batch_many",
     "record_dir",
     "record_path",
     "record_sent",
+    "record_sent_many",
     "reject",
     "release_leases",
     "relocate",

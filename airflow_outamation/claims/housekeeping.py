@@ -27,6 +27,7 @@ from airflow_outamation.claims.records import (
     manifest_path,
     present,
     read_json,
+    read_json_many,
     record_dir,
     record_path,
     write_json_once,
@@ -163,16 +164,17 @@ def folder_status(sftp: paramiko.SFTPClient, claim_dir: str) -> dict[str, int]:
     counted by claim identity: two claims of one name are two files.
     """
     entries = listdir(sftp, claims_folder(claim_dir))
+    placed = read_json_many(
+        sftp,
+        [posixpath.join(claims_folder(claim_dir), name) for name in entries if name.endswith(".placed.json")],
+    )
     claimed = 0
-    for name in entries:
-        if name.endswith(".placed.json"):
-            placements, _ = load_placements(
-                read_json(sftp, posixpath.join(claims_folder(claim_dir), name)) or {}
-            )
-            manifest_id = name.removesuffix(".placed.json")
-            claimed += len(placements) - sum(
-                1 for other in entries if other.startswith(f"{manifest_id}.returned.")
-            )
+    for path, record in placed.items():
+        placements, _ = load_placements(record or {})
+        manifest_id = posixpath.basename(path).removesuffix(".placed.json")
+        claimed += len(placements) - sum(
+            1 for other in entries if other.startswith(f"{manifest_id}.returned.")
+        )
     counts = {
         kind: len(set().union(*record_keys(sftp, claim_dir, kind).values()))
         for kind in (SENT_DIR, REJECTED_DIR, COMPLETED_DIR)

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import paramiko
-from paramiko.sftp import SFTP_OK
+from paramiko.sftp import CMD_REMOVE, SFTP_OK
 
 from airflow_outamation.claims.names import differences, unique_name
 from airflow_outamation.claims.protocol import ClaimedFile, claim_files
@@ -25,14 +25,17 @@ from airflow_outamation.claims.records import (
     manifest_path,
     present,
     read_json,
+    read_json_many,
     record_dir,
     record_path,
     status_error,
+    write_json_many,
     write_json_once,
 )
 from airflow_outamation.claims.renames import folder_lock, renames_without_replacing
 from airflow_outamation.exceptions import SFTPClaimError
 from airflow_outamation.sftp_paths import makedirs
+from airflow_outamation.sftp_pipelining import pipelined
 
 #: Names a move tries when other moves keep taking the free name it found.
 MOVE_TRIES = 10
@@ -112,15 +115,38 @@ def record_sent(
     :param files: the batch's claimed files (dicts with ``backup_path``, ``size``, ``mtime``) or
         their paths (size and mtime are then read from the server)
     """
-    sent_dir = record_dir(in_progress_dir, SENT_DIR)
-    path = record_path(in_progress_dir, SENT_DIR, message_id)
-    entries = sorted((_receipt_entry(sftp, item) for item in files), key=lambda entry: entry["path"])
+    return record_sent_many(sftp, in_progress_dir, {message_id: files})[message_id]
+
+
+def record_sent_many(
+    sftp: paramiko.SFTPClient,
+    in_progress_dir: str,
+    accepted: Mapping[str, Iterable[Mapping[str, Any] | str]],
+) -> dict[str, str]:
+    """
+    Write the receipts of many accepted batches in one pipelined step (:func:`record_sent` each).
+
+    :param accepted: message id -> the batch's claimed files
+    :return: message id -> the receipt's path
+    """
+    paths = {message_id: record_path(in_progress_dir, SENT_DIR, message_id) for message_id in accepted}
+    contents = {
+        paths[message_id]: {
+            "version": RECORD_VERSION,
+            "message_id": message_id,
+            "files": sorted((_receipt_entry(sftp, item) for item in files), key=lambda entry: entry["path"]),
+        }
+        for message_id, files in accepted.items()
+    }
     try:
-        makedirs(sftp, sent_dir)
-        write_json_once(sftp, path, {"version": RECORD_VERSION, "message_id": message_id, "files": entries})
+        makedirs(sftp, record_dir(in_progress_dir, SENT_DIR))
+        write_json_many(sftp, contents)
     except OSError as exc:
-        raise SFTPClaimError(f"writing the receipt {path} failed: {type(exc).__name__}: {exc}") from exc
-    return path
+        raise SFTPClaimError(
+            f"writing {len(contents)} receipt(s) in {record_dir(in_progress_dir, SENT_DIR)} failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    return paths
 
 
 def claim_status(sftp: paramiko.SFTPClient, in_progress_dir: str, manifest_id: str) -> dict[str, list[str]]:
@@ -147,12 +173,16 @@ def claim_status(sftp: paramiko.SFTPClient, in_progress_dir: str, manifest_id: s
 def record_keys(sftp: paramiko.SFTPClient, claim_dir: str, kind: str) -> dict[str, set[tuple[Any, ...]]]:
     """The files (:func:`file_key`) each batch record of ``kind`` in ``claim_dir`` lists, by message id."""
     folder = record_dir(claim_dir, kind)
-    found = {}
-    for message_id in message_ids(sftp, claim_dir, kind):
-        record = read_json(sftp, posixpath.join(folder, f"{message_id}.json"))
-        if record is not None:
-            found[message_id] = {file_key(entry) for entry in record.get("files", [])}
-    return found
+    paths = {
+        message_id: posixpath.join(folder, f"{message_id}.json")
+        for message_id in message_ids(sftp, claim_dir, kind)
+    }
+    records = read_json_many(sftp, paths.values())
+    return {
+        message_id: {file_key(entry) for entry in records[path].get("files", [])}
+        for message_id, path in paths.items()
+        if records[path] is not None
+    }
 
 
 def sent_message_ids(sftp: paramiko.SFTPClient, in_progress_dir: str) -> set[str]:
@@ -343,16 +373,42 @@ def record_batch(
     :param batch: ``{"files": [...], "uploaded_by", "source", "profile_code"}``
     :return: the record on the server (the first one written wins)
     """
-    path = record_path(claim_dir, BATCHES_DIR, message_id)
+    return record_batch_many(sftp, claim_dir, {message_id: batch})[message_id]
+
+
+def record_batch_many(
+    sftp: paramiko.SFTPClient, claim_dir: str, batches: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """
+    Record many batches before their first send in one pipelined step (:func:`record_batch` each).
+
+    :param batches: message id -> ``{"files": [...], "uploaded_by", "source", "profile_code"}``
+    :return: message id -> the record on the server (the first one written wins)
+    """
+    folder = record_dir(claim_dir, BATCHES_DIR)
     try:
-        existing = read_json(sftp, path)
-        if existing is not None:
-            return dict(existing)
-        makedirs(sftp, record_dir(claim_dir, BATCHES_DIR))
-        content = {"version": RECORD_VERSION, "message_id": message_id, **batch}
-        return dict(write_json_once(sftp, path, content))
+        makedirs(sftp, folder)
+        present = listdir(sftp, folder)
+        records = {
+            message_id: read_json(sftp, record_path(claim_dir, BATCHES_DIR, message_id))
+            for message_id in batches
+            if f"{message_id}.json" in present
+        }
+        missing = {
+            record_path(claim_dir, BATCHES_DIR, message_id): (
+                message_id,
+                {"version": RECORD_VERSION, "message_id": message_id, **batch},
+            )
+            for message_id, batch in batches.items()
+            if records.get(message_id) is None
+        }
+        written = write_json_many(sftp, {path: content for path, (_, content) in missing.items()})
     except OSError as exc:
-        raise SFTPClaimError(f"writing the batch record {path} failed: {type(exc).__name__}: {exc}") from exc
+        raise SFTPClaimError(
+            f"writing batch records in {folder} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    records.update({message_id: written[path] for path, (message_id, _) in missing.items()})
+    return {message_id: dict(records[message_id]) for message_id in batches}
 
 
 def record_attempt(
@@ -397,29 +453,40 @@ def open_batches(
         for kind in (BATCHES_DIR, SENT_DIR, REJECTED_DIR, COMPLETED_DIR)
     }
     attempts = listdir(sftp, record_dir(claim_dir, ATTEMPTS_DIR))
+    open_names = [
+        name
+        for name in listed[BATCHES_DIR]
+        if name.endswith(".json")
+        and name not in listed[REJECTED_DIR]
+        and not (name in listed[SENT_DIR] and (name in listed[COMPLETED_DIR] or completion == "keep"))
+    ]
+    failed_of = {
+        name: sorted(
+            (other for other in attempts if other.startswith(f"{name.removesuffix('.json')}.")),
+            key=lambda other: int(other.split(".")[1]),
+        )
+        for name in open_names
+    }
+    records = read_json_many(  # the open batches' records and their last failures, pipelined
+        sftp,
+        [posixpath.join(record_dir(claim_dir, BATCHES_DIR), name) for name in open_names]
+        + [
+            posixpath.join(record_dir(claim_dir, ATTEMPTS_DIR), failed[-1])
+            for failed in failed_of.values()
+            if failed
+        ],
+    )
     batches = {}
-    for name, entry in listed[BATCHES_DIR].items():
+    for name in open_names:
+        entry = listed[BATCHES_DIR][name]
         sent, completed = name in listed[SENT_DIR], name in listed[COMPLETED_DIR]
-        if (
-            not name.endswith(".json")
-            or name in listed[REJECTED_DIR]
-            or (sent and (completed or completion == "keep"))
-        ):
-            continue
         rejecting = f"{name}{PLAN_SUFFIX}" in listed[REJECTED_DIR]
-        record = read_json(sftp, posixpath.join(record_dir(claim_dir, BATCHES_DIR), name))
+        record = records[posixpath.join(record_dir(claim_dir, BATCHES_DIR), name)]
         if record is None:
             continue
         message_id = name.removesuffix(".json")
-        failed = sorted(
-            (other for other in attempts if other.startswith(f"{message_id}.")),
-            key=lambda other: int(other.split(".")[1]),
-        )
-        last = (
-            read_json(sftp, posixpath.join(record_dir(claim_dir, ATTEMPTS_DIR), failed[-1]))
-            if failed
-            else None
-        )
+        failed = failed_of[name]
+        last = records[posixpath.join(record_dir(claim_dir, ATTEMPTS_DIR), failed[-1])] if failed else None
         batches[message_id] = {
             **record,
             "recorded_at": entry.st_mtime,
@@ -464,7 +531,9 @@ def take_leases(
     :param now: the current time (epoch seconds)
     """
     folder = record_dir(claim_dir, LEASES_DIR)
-    taken = {}
+    taken: dict[str, int] = {}
+    wanted: dict[str, tuple[str, int]] = {}
+    content = {"version": RECORD_VERSION, "holder": holder, "expires": now + seconds}
     try:
         makedirs(sftp, folder)
         names = listdir(sftp, folder)
@@ -476,21 +545,24 @@ def take_leases(
                     taken[message_id] = newest
                 if lease.get("holder") == holder or float(lease.get("expires", 0)) > now:
                     continue
-            path = posixpath.join(folder, f"{message_id}.{newest + 1}.json")
-            content = {"version": RECORD_VERSION, "holder": holder, "expires": now + seconds}
-            if write_json_once(sftp, path, content).get("holder") == holder:
-                taken[message_id] = newest + 1
+            wanted[posixpath.join(folder, f"{message_id}.{newest + 1}.json")] = (message_id, newest + 1)
+        written = write_json_many(sftp, dict.fromkeys(wanted, content))
     except OSError as exc:
         raise SFTPClaimError(f"leasing batches in {folder} failed: {type(exc).__name__}: {exc}") from exc
+    for path, (message_id, generation) in wanted.items():
+        if written[path].get("holder") == holder:
+            taken[message_id] = generation
     return taken
 
 
 def release_leases(sftp: paramiko.SFTPClient, claim_dir: str, leases: Mapping[str, int]) -> None:
-    """Remove the leases of :func:`take_leases` and the expired ones before them (no record is read)."""
+    """Remove the leases of :func:`take_leases` and the expired ones before them (pipelined, none read)."""
     folder = record_dir(claim_dir, LEASES_DIR)
     names = listdir(sftp, folder)
-    for message_id, generation in leases.items():
-        for number in _generations(names, message_id):
-            if number <= generation:
-                with contextlib.suppress(FileNotFoundError):
-                    sftp.remove(posixpath.join(folder, f"{message_id}.{number}.json"))
+    doomed = [
+        posixpath.join(folder, f"{message_id}.{number}.json")
+        for message_id, generation in leases.items()
+        for number in _generations(names, message_id)
+        if number <= generation
+    ]
+    pipelined(sftp, [(CMD_REMOVE, (sftp._adjust_cwd(path),)) for path in doomed])  # type: ignore[attr-defined]

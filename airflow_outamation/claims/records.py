@@ -6,14 +6,14 @@ import contextlib
 import json
 import posixpath
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import paramiko
 from paramiko.sftp import CMD_REMOVE, SFTP_DESC, SFTP_NO_SUCH_FILE, SFTP_OK, SFTP_PERMISSION_DENIED
 
-from airflow_outamation.claims.pipelining import pipelined, pipelined_writes
 from airflow_outamation.claims.renames import RECORD_LOCK_EXPIRY, folder_lock, renames_without_replacing
+from airflow_outamation.sftp_pipelining import pipelined, pipelined_reads, pipelined_writes
 
 CLAIMS_DIR = ".claims"
 #: The format of the records written from 0.4 on (``"version": 2``); 0.3's records have no version.
@@ -76,6 +76,22 @@ def read_json(sftp: paramiko.SFTPClient, path: str) -> Any:
             return json.loads(handle.read())
     except FileNotFoundError:
         return None
+
+
+def read_json_many(sftp: paramiko.SFTPClient, paths: Iterable[str]) -> dict[str, Any]:
+    """
+    Read many JSON records in a few pipelined steps (:func:`read_json` each); a missing one is ``None``.
+
+    :param paths: the records' paths
+    """
+    wanted = list(dict.fromkeys(paths))
+    found: dict[str, Any] = {}
+    for path, data in pipelined_reads(sftp, wanted).items():
+        try:
+            found[path] = None if data is None else json.loads(data)
+        except ValueError:  # a short read before the end: read it the plain way
+            found[path] = read_json(sftp, path)
+    return found
 
 
 def write_json_once(sftp: paramiko.SFTPClient, path: str, content: Any) -> Any:

@@ -31,10 +31,10 @@ import uuid
 from collections.abc import Iterator, Sequence
 
 import paramiko
-from paramiko.sftp import SFTP_FAILURE
+from paramiko.sftp import CMD_REMOVE, SFTP_FAILURE, SFTP_OK
 
-from airflow_outamation.claims.pipelining import pipelined_renames
 from airflow_outamation.exceptions import SFTPClaimError
+from airflow_outamation.sftp_pipelining import pipelined, pipelined_renames, pipelined_writes
 
 log = logging.getLogger(__name__)
 
@@ -68,21 +68,21 @@ def _remove_tree(sftp: paramiko.SFTPClient, folder: str) -> None:
 
 
 def _probe(sftp: paramiko.SFTPClient, folder: str) -> bool:
-    """Rename a file onto another in ``folder``: ``True`` when the server replaced it."""
+    """Rename a file onto another in ``folder`` (five round trips); ``True`` when it replaced it."""
     token = uuid.uuid4().hex[:12]
     first, second = (posixpath.join(folder, f".probe-{token}.{n}") for n in (1, 2))
-    _write(sftp, first, b"1")
-    _write(sftp, second, b"2")
-    try:
-        sftp.rename(first, second)
-    except OSError:
-        replaces = False
-    else:
-        replaces = True
-    for path in (first, second):
-        with contextlib.suppress(OSError):
-            sftp.remove(path)
+    written = pipelined_writes(sftp, {first: b"1", second: b"2"})
+    if any(status != SFTP_OK for status in written.values()):
+        _remove(sftp, [first, second])
+        raise OSError(f"probing how the server renames in {folder}: it refused to write there")
+    replaces = pipelined_renames(sftp, [(first, second)])[0] == SFTP_OK
+    _remove(sftp, [first, second])
     return replaces
+
+
+def _remove(sftp: paramiko.SFTPClient, paths: Sequence[str]) -> None:
+    """Remove files, pipelined, whether they exist or not."""
+    pipelined(sftp, [(CMD_REMOVE, (sftp._adjust_cwd(path),)) for path in paths])  # type: ignore[attr-defined]
 
 
 def _check_directory_rename_refuses(sftp: paramiko.SFTPClient, folder: str) -> None:

@@ -14,6 +14,7 @@ from paramiko.message import Message
 
 from airflow_outamation.exceptions import SFTPPoolExhaustedError
 from airflow_outamation.name_text import NAME_ENCODING
+from airflow_outamation.sftp_pipelining import pipelined_listdir_attr
 
 #: SSH connections one pool keeps open at most (per connection settings).
 DEFAULT_POOL_SIZE = 4
@@ -41,6 +42,10 @@ class ServerNamesSFTPClient(paramiko.SFTPClient):
         if isinstance(path, str):
             path = path.encode(*NAME_ENCODING)
         return super()._adjust_cwd(path)  # type: ignore[misc]
+
+    def listdir_attr(self, path: str = ".") -> list[paramiko.SFTPAttributes]:
+        """``SFTPClient.listdir_attr`` with its directory reads pipelined (a round trip per ~800 names)."""
+        return pipelined_listdir_attr(self, path, lambda name: name.decode(*NAME_ENCODING))
 
     def _read_response(self, waitfor: int | None = None) -> tuple[int | None, Message | None]:
         kind, message = super()._read_response(waitfor)  # type: ignore[misc]

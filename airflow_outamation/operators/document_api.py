@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -119,6 +122,66 @@ def record_receipts(sftp: PooledSFTPHook, message_id: str, batch: Sequence[Mappi
         sftp.run_on_sftp(claims.record_sent, folder, message_id, files)
         for folder, files in _folders(batch).items()
     ]
+
+
+class _Settler:
+    """
+    Writes the receipts of accepted batches, then their completion, in a thread of its own.
+
+    Receipts are written in groups (whatever was accepted while the previous group was written:
+    one pipelined step each), so the send loop never waits on the SFTP server and the number of
+    round trips does not grow with the number of batches. A batch is completed only once its
+    receipt is written; a failure stays local to its batches (logged, fails the task at its end).
+    """
+
+    def __init__(self, operator: _BatchSending, sftp_conn_id: str) -> None:
+        self._operator = operator
+        self._sftp_conn_id = sftp_conn_id
+        self._queue: queue.SimpleQueue[tuple[str, Sequence[Mapping[str, Any]]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="outamation-receipts", daemon=True)
+
+    def __enter__(self) -> _Settler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def accepted(self, message_id: str, files: Sequence[Mapping[str, Any]]) -> None:
+        """Queue an accepted batch for its receipt and completion."""
+        self._queue.put((message_id, files))
+
+    def _run(self) -> None:
+        sftp = PooledSFTPHook(self._sftp_conn_id)  # a hook belongs to one thread; the pool is shared
+        while True:
+            group = [self._queue.get()]
+            while not self._queue.empty():
+                group.append(self._queue.get())
+            accepted = [item for item in group if item is not None]
+            if accepted:
+                self._settle(sftp, accepted)
+            if None in group:
+                return
+
+    def _settle(
+        self, sftp: PooledSFTPHook, accepted: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
+    ) -> None:
+        by_folder: dict[str, dict[str, list[Mapping[str, Any]]]] = defaultdict(dict)
+        for message_id, files in accepted:
+            for folder, in_folder in _folders(files).items():
+                by_folder[folder][message_id] = in_folder
+        unwritten: set[str] = set()
+        for folder, receipts in by_folder.items():
+            what = f"Receipts of {len(receipts)} accepted batch(es) in {folder} (a retry resends them)"
+            if (
+                self._operator._locally(what, sftp.run_on_sftp, claims.record_sent_many, folder, receipts)
+                is None
+            ):
+                unwritten |= receipts.keys()
+        for message_id, files in accepted:
+            if message_id not in unwritten and not self._operator.completion_after:
+                self._operator._complete(sftp, message_id, files)  # else a later run completes it
 
 
 class SubmitBatchOperator(BaseOperator):
@@ -287,37 +350,49 @@ class _BatchSending(BaseOperator):
         """
         leases = self._lease(sftp, pending, files_of) if sftp is not None else {}
         failures: dict[str, tuple[DocumentApiError, int]] = {}
+        settler = _Settler(self, sftp.ssh_conn_id) if sftp is not None and sftp.ssh_conn_id else None
         try:
-            for batch, outcome in api.send_batches(
-                [b for b in pending if b.message_id not in self._in_flight], int(self.max_in_flight)
-            ):
-                files = files_of[batch.message_id]
-                if isinstance(outcome, DocumentApiError):
-                    self.log.error("Batch %s: %s failed: %s", batch.message_id, batch_label(files), outcome)
-                    metrics.count(metrics.FILES_FAILED, len(files), self._project)
-                    attempts = 1
-                    if sftp is not None:
-                        details = {
-                            "status": outcome.status,
-                            "answer": str(outcome)[:ANSWER_CHARS],
-                            "time": _now(),
-                        }
-                        folder = claim_dir_of(files[0])
-                        attempts = sftp.run_on_sftp(claims.record_attempt, folder, batch.message_id, details)
-                    failures[batch.message_id] = (outcome, attempts)
-                    continue
-                self.log.info("%s", _accepted_line(outcome, files))
-                metrics.count(metrics.FILES_SENT, len(files), self._project)
-                if sftp is not None:
-                    record_receipts(sftp, batch.message_id, files)
-                    if not self.completion_after:  # else a later run's housekeeping completes it
-                        self._complete(sftp, batch.message_id, files)
+            with settler or contextlib.nullcontext():
+                self._send_leased(api, sftp, settler, pending, files_of, failures)
         finally:
             if sftp is not None:
                 for folder, taken in leases.items():
                     release = (sftp.run_on_sftp, claims.release_leases, folder, taken)
                     self._locally(f"Releasing the leases in {folder}", *release)
         return failures
+
+    def _send_leased(
+        self,
+        api: DocumentApiHook,
+        sftp: PooledSFTPHook | None,
+        settler: _Settler | None,
+        pending: Sequence[PreparedBatch],
+        files_of: Mapping[str, Sequence[Mapping[str, Any]]],
+        failures: dict[str, tuple[DocumentApiError, int]],
+    ) -> None:
+        """Send the batches this task leased; hand each accepted one to ``settler``, keep failures."""
+        for batch, outcome in api.send_batches(
+            [b for b in pending if b.message_id not in self._in_flight], int(self.max_in_flight)
+        ):
+            files = files_of[batch.message_id]
+            if isinstance(outcome, DocumentApiError):
+                self.log.error("Batch %s: %s failed: %s", batch.message_id, batch_label(files), outcome)
+                metrics.count(metrics.FILES_FAILED, len(files), self._project)
+                attempts = 1
+                if sftp is not None:
+                    details = {
+                        "status": outcome.status,
+                        "answer": str(outcome)[:ANSWER_CHARS],
+                        "time": _now(),
+                    }
+                    folder = claim_dir_of(files[0])
+                    attempts = sftp.run_on_sftp(claims.record_attempt, folder, batch.message_id, details)
+                failures[batch.message_id] = (outcome, attempts)
+                continue
+            self.log.info("%s", _accepted_line(outcome, files))
+            metrics.count(metrics.FILES_SENT, len(files), self._project)
+            if settler is not None:
+                settler.accepted(batch.message_id, files)
 
     def _lease(
         self,
@@ -542,10 +617,12 @@ class SubmitBatchesOperator(_BatchSending):
             "source": self.source,
             "profile_code": self.profile_code or api.settings.profile_code,
         }
+        by_folder: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         for batch in pending:
             files = [dict(item) for item in files_of[batch.message_id]]
-            record = {"files": files, **fields}
-            sftp.run_on_sftp(claims.record_batch, claim_dir_of(files[0]), batch.message_id, record)
+            by_folder[claim_dir_of(files[0])][batch.message_id] = {"files": files, **fields}
+        for folder, records in by_folder.items():  # one pipelined step per claim folder
+            sftp.run_on_sftp(claims.record_batch_many, folder, records)
 
     @staticmethod
     def _settled(sftp: PooledSFTPHook | None, batches: list[list[dict[str, Any]]]) -> dict[str, set[str]]:

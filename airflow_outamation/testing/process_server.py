@@ -114,7 +114,14 @@ class ProcessSftpServer(SftpTestServer):
         return text
 
     def _count(self, pattern: re.Pattern[str]) -> int:
-        return sum(1 for line in self.log_text().splitlines() if pattern.search(line))
+        """Log lines matching ``pattern``, once the log stopped growing (a server logs a connection late)."""
+        count = -1
+        for _ in range(20):
+            previous, count = count, sum(1 for line in self.log_text().splitlines() if pattern.search(line))
+            if count == previous:
+                break
+            time.sleep(0.1)
+        return count
 
     @staticmethod
     def _children_of(pid: int) -> list[int]:

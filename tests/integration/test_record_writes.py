@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_outamation.claims.records import write_json_many
+from airflow_outamation.claims.records import read_json, read_json_many, write_json_many
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.testing.latency_proxy import LatencyProxy
 from airflow_outamation.testing.server_base import SftpTestServer
@@ -37,6 +37,19 @@ def test_many_records_are_written_in_one_call_and_an_existing_one_wins(
     assert sorted(p.name for p in sftp_server.local_path(f"{sftp_base}/sent").iterdir()) == sorted(
         path.rsplit("/", 1)[1] for path in contents
     )  # no temporary file left
+
+
+def test_many_records_are_read_in_one_call_as_one_by_one_reads_see_them(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    contents = {f"{sftp_base}/sent/r{i:03}.json": {"n": i, "data": "y" * (i * 1500)} for i in range(60)}
+    missing = f"{sftp_base}/sent/never.json"
+    with PooledSFTPHook(ssh_conn_id=sftp_conn_id).get_managed_conn() as sftp:
+        sftp_server.makedirs(f"{sftp_base}/sent")
+        write_json_many(sftp, contents)
+        found = read_json_many(sftp, [*contents, missing])  # bodies up to 88 KB: several read rounds
+        assert found == {**contents, missing: None}
+        assert all(read_json(sftp, path) == found[path] for path in contents)
 
 
 def test_racing_writers_of_the_same_records_agree_on_one_content_each(

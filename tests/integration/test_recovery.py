@@ -207,7 +207,9 @@ def test_a_worker_killed_between_receipt_and_move_is_finished_by_the_next_run(
     )
     assert worker.returncode == -9, worker.stderr.decode()[-2000:]
     in_progress = f"{sftp_base}/in_progress/{DATE}"
-    assert len(PooledSFTPHook(sftp_conn_id).run_on_sftp(claims.sent_message_ids, in_progress)) == 3
+    # receipts are written ahead of the moves (in groups, beside the sends): at least the third
+    # batch's receipt exists, its move was cut short
+    assert len(PooledSFTPHook(sftp_conn_id).run_on_sftp(claims.sent_message_ids, in_progress)) >= 3
     assert len(_documents(sftp_server, f"{sftp_base}/processed/{DATE}")) == 4  # two batches moved
 
     _resend(sftp_base, document_api_conn_id, sftp_conn_id, completion="move").execute({})
