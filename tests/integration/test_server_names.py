@@ -27,7 +27,7 @@ from airflow_outamation.sensors.sftp import ReadyFilesSensor
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.event_loops import run
 from airflow_outamation.testing.server_base import SftpTestServer
-from airflow_outamation.triggers.sftp import ReadyFilesEventTrigger
+from airflow_outamation.triggers.sftp_event import ReadyFilesEventTrigger
 
 LATIN1_NAME = b"Rechnung_M\xfcller.pdf"  # what an older Windows client sends for "Rechnung_Müller.pdf"
 AS_RECEIVED = LATIN1_NAME.decode("utf-8", "surrogateescape")
