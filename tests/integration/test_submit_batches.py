@@ -18,6 +18,7 @@ from airflow_outamation.exceptions import DocumentApiError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.operators.document_api import SubmitBatchesOperator
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, Reply, deeply_nested_json
+from airflow_outamation.testing.latency_proxy import LatencyProxy
 from airflow_outamation.testing.server_base import SftpTestServer
 
 # The task as Airflow retries it: the same task id, so the retry takes over the leases of the killed try.
@@ -162,17 +163,26 @@ def test_retry_after_on_one_batch_holds_back_every_sender(
     assert Counter(document_api_receiver.accepted_ids).most_common(1)[0][1] == 1
 
 
+@pytest.mark.parametrize("one_way_delay", [0, 0.025], ids=["loopback", "50ms-rtt"])
 def test_a_send_task_killed_mid_way_resends_only_the_batches_without_a_receipt(
     sftp_server: SftpTestServer,
     sftp_base: str,
     sftp_conn_id: str,
     document_api_receiver: DocumentApiReceiver,
     document_api_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    one_way_delay: float,
 ) -> None:
+    """Also at a distance (LatencyProxy), where receipts are written in groups beside the sends."""
     claimed = _claimed(sftp_server, sftp_base, 30)
     document_api_receiver.script(*[Reply(delay=0.1)] * 30)
+    proxy = LatencyProxy(sftp_server.port, one_way_delay).start()
+    conn = sftp_server.connection_dict()
+    conn["port"] = proxy.port
+    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_FAR", json.dumps(conn))
+    far_conn_id = "outamation_far" if one_way_delay else sftp_conn_id
     worker = subprocess.Popen(
-        [sys.executable, "-c", SEND_SCRIPT, document_api_conn_id, sftp_conn_id, json.dumps(claimed)],
+        [sys.executable, "-c", SEND_SCRIPT, document_api_conn_id, far_conn_id, json.dumps(claimed)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -181,12 +191,17 @@ def test_a_send_task_killed_mid_way_resends_only_the_batches_without_a_receipt(
         time.sleep(0.05)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
+    time.sleep(20 * one_way_delay)  # requests the worker sent before it died still reach the server
     receipted_before = _receipted(sftp_conn_id, claimed)
     assert 8 <= len(receipted_before) < 30, "the worker was killed mid-way"
     first_attempt = [r.message_id for r in document_api_receiver.requests]
 
     document_api_receiver.reset()
-    summary = _operator(claimed, document_api_conn_id, sftp_conn_id, batch_size=1).execute({})
+    try:
+        summary = _operator(claimed, document_api_conn_id, far_conn_id, batch_size=1).execute({})
+    finally:
+        PooledSFTPHook.close_all()
+        proxy.stop()
 
     resent = document_api_receiver.accepted_ids
     assert summary["already_sent"] == len(receipted_before)
