@@ -19,8 +19,8 @@ DAG_ID_PREFIX = "outamation_sftp_ingest_"
 PLACEHOLDER_PREFIX = "outamation_sftp_ingest-invalid-"
 #: How many days of dated claim folders the sent, unsent and rejected counts cover (today included).
 STATUS_DAYS = 7
-#: Longest failure reason shown on the page.
-REASON_LIMIT = 300
+#: Longest failure reason kept (the page folds long ones; the fix is often at the end).
+REASON_LIMIT = 4000
 
 
 @dataclass(frozen=True)
