@@ -303,7 +303,12 @@ def build_dag(project: Project) -> DAG:
         catchup=False,
         max_active_runs=project.max_active_runs,
         params=project_params(project),
-        default_args={"owner": project.owner, "retries": 2, "retry_delay": timedelta(minutes=1)},
+        default_args={
+            "owner": project.owner,
+            "retries": 2,
+            "retry_delay": timedelta(minutes=1),
+            "on_failure_callback": record_failure,
+        },
         tags=["outamation", "sftp", project_id],
         doc_md=project_doc(project),
         user_defined_macros={"project_folder": folder_macro(project.base_path)},
@@ -401,19 +406,29 @@ def build_dag(project: Project) -> DAG:
     return dag
 
 
-def run_outcome(states: Mapping[str, str | None]) -> str | None:
+#: The XCom key under which a failed task leaves its error for ``check_run`` (and the run's XCom tab).
+FAILURE_KEY = "failure"
+
+
+def record_failure(context: Context) -> None:
+    """Every task's ``on_failure_callback``: leave its error, one line, as the XCom ``failure``."""
+    error = context.get("exception")
+    if error is not None:
+        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        context["ti"].xcom_push(FAILURE_KEY, " ".join(text.split()))
+
+
+def run_outcome(states: Mapping[str, str | None], errors: Mapping[str, str | None]) -> str | None:
     """
-    One line naming the run's failed tasks and where their reason is, or ``None`` when none failed.
+    One line naming the run's failed tasks and their errors, or ``None`` when none failed.
 
     :param states: task id -> its state in the run
+    :param errors: task id -> the error it left (:func:`record_failure`), if any
     """
     failed = [task for task, state in states.items() if state == "failed"]
     if not failed:
         return None
-    return (
-        f"{', '.join(failed)} failed: the reason and the fix are in the error lines of "
-        f"{'its' if len(failed) == 1 else 'their'} log (Failed task logs on this run's page)"
-    )
+    return "; ".join(f"{task} failed: {errors.get(task) or 'see its log'}" for task in failed)
 
 
 class RunOutcomeOperator(BaseOperator):
@@ -422,8 +437,11 @@ class RunOutcomeOperator(BaseOperator):
     def execute(self, context: Context) -> None:
         """Read the run's task states; fail when one failed (the run would otherwise count as a success)."""
         run_id = context["run_id"]
-        states = context["ti"].get_task_states(dag_id=self.dag_id, run_ids=[run_id]).get(run_id, {})
-        if (problem := run_outcome(states)) is not None:
+        ti = context["ti"]
+        states = ti.get_task_states(dag_id=self.dag_id, run_ids=[run_id]).get(run_id, {})
+        failed = [task for task, state in states.items() if state == "failed"]
+        errors = {task: ti.xcom_pull(task_ids=task, key=FAILURE_KEY) for task in failed}
+        if (problem := run_outcome(states, errors)) is not None:
             raise AirflowFailException(problem)
         self.log.info("No task of this run failed")
 
@@ -440,6 +458,10 @@ class InvalidEntryOperator(BaseOperator):
         raise AirflowFailException(self.message)
 
 
+#: Longest DAG display name: the DAG list shows an invalid entry's first problem in it.
+DISPLAY_NAME_LIMIT = 200
+
+
 def invalid_entry_dag(entry: InvalidEntry) -> DAG:
     """A paused, unscheduled placeholder DAG that shows in the UI why an entry has no DAG."""
     name = entry.project_id or f"entry {entry.index}"
@@ -448,7 +470,7 @@ def invalid_entry_dag(entry: InvalidEntry) -> DAG:
         warnings.warn(f"{PROJECTS_FILE}: {entry.message}", UserWarning, stacklevel=1)
     with DAG(
         dag_id=dag_id,
-        dag_display_name=f"INVALID project entry: {name}",
+        dag_display_name=f"INVALID project entry: {name}: {entry.problems[0]}"[:DISPLAY_NAME_LIMIT],
         description=f"{'; '.join(entry.problems)} ({entry.label})"[:200],
         schedule=None,
         start_date=START_DATE,

@@ -56,12 +56,14 @@ def test_dags_folder_has_no_import_errors() -> None:
     assert dag.catchup is False
 
 
-def test_check_run_names_the_failed_tasks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_run_names_the_failed_tasks_and_their_errors() -> None:
     module = import_dag_file(DAG_FILE)
-    assert module.run_outcome({"claim_files": "success", "wait_for_files": "skipped"}) is None
-    assert module.run_outcome({"submit_batches": "failed", "project_status": "success"}) == (
-        "submit_batches failed: the reason and the fix are in the error lines of its log "
-        "(Failed task logs on this run's page)"
+    assert module.run_outcome({"claim_files": "success", "wait_for_files": "skipped"}, {}) is None
+    states = {"submit_batches": "failed", "project_status": "failed", "check_run": "running"}
+    errors = {"submit_batches": "DocumentApiRejectedError: HTTP 422 ... move the files back to /p/input"}
+    assert module.run_outcome(states, errors) == (
+        "submit_batches failed: DocumentApiRejectedError: HTTP 422 ... move the files back to /p/input; "
+        "project_status failed: see its log"
     )
 
 
@@ -346,6 +348,9 @@ def test_bad_entries_get_a_visible_placeholder_and_the_good_dag_loads(
     assert "unknown key 'base_pth' (did you mean 'base_path'?)" in typo.description
     assert "project 'typo' (entry 1)" in typo.doc_md
     assert typo.description.startswith("unknown key 'base_pth' (did you mean 'base_path'?)")
+    assert typo.dag_display_name == (
+        "INVALID project entry: typo: unknown key 'base_pth' (did you mean 'base_path'?)"
+    )
     noprofile = bag.dags["outamation_sftp_ingest-invalid-2-noprofile"]
     assert noprofile.description.startswith("profile_code is missing")
     assert (typo.schedule, typo.is_paused_upon_creation, typo.tags) == (None, True, {"outamation", "invalid"})
@@ -478,6 +483,9 @@ def test_an_api_400_fails_the_submit_without_retries(
     assert _task_tries(dag_run)["submit_batches"] == ("failed", 1)
     assert _task_tries(dag_run)["project_status"] == ("success", 1)  # logged despite the failure
     assert _task_tries(dag_run)["check_run"] == ("failed", 1)  # the run's last word: submit_batches failed
+    (error,) = xcom_values(dag_run.dag_id, dag_run.run_id, "submit_batches", key="failure")
+    assert error.startswith("DocumentApiRejectedError: ")
+    assert "400" in error
     assert len(document_api_receiver.requests) == 1
     (folder,) = os.listdir(example.server.local_path(f"{base}/rejected"))
     assert "a.pdf" in os.listdir(example.server.local_path(f"{base}/rejected/{folder}"))
