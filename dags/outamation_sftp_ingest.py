@@ -45,7 +45,7 @@ import os
 import posixpath
 import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -55,7 +55,13 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_outamation.assets import in_progress_asset, ready_files_asset
 from airflow_outamation.hooks.document_api import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, display_url
-from airflow_outamation.ingestion_status import dag_id_of, placeholder_dag_id
+from airflow_outamation.ingestion_status import (
+    FAILURE_KEY,
+    OUTCOME_TASK,
+    dag_id_of,
+    placeholder_dag_id,
+    run_outcome,
+)
 from airflow_outamation.operators.document_api import ResendUnsentOperator, SubmitBatchesOperator
 from airflow_outamation.operators.sftp import ClaimFilesOperator, ProjectStatusOperator
 from airflow_outamation.projects import (
@@ -395,8 +401,8 @@ def build_dag(project: Project) -> DAG:
             retries=0,
         )
         check_run = RunOutcomeOperator(
-            task_id="check_run",
-            execution_timeout=timeouts["check_run"],
+            task_id=OUTCOME_TASK,
+            execution_timeout=timeouts[OUTCOME_TASK],
             trigger_rule=TriggerRule.ALL_DONE,
             retries=0,
         )
@@ -404,10 +410,6 @@ def build_dag(project: Project) -> DAG:
         # One line: project_status and check_run run when every task before them is done, whatever its state.
         submit_batches >> project_status >> check_run
     return dag
-
-
-#: The XCom key under which a failed task leaves its error for ``check_run`` (and the run's XCom tab).
-FAILURE_KEY = "failure"
 
 
 def record_failure(context: Context) -> None:
@@ -418,19 +420,6 @@ def record_failure(context: Context) -> None:
         context["ti"].xcom_push(FAILURE_KEY, " ".join(text.split()))
 
 
-def run_outcome(states: Mapping[str, str | None], errors: Mapping[str, str | None]) -> str | None:
-    """
-    One line naming the run's failed tasks and their errors, or ``None`` when none failed.
-
-    :param states: task id -> its state in the run
-    :param errors: task id -> the error it left (:func:`record_failure`), if any
-    """
-    failed = [task for task, state in states.items() if state == "failed"]
-    if not failed:
-        return None
-    return "; ".join(f"{task} failed: {errors.get(task) or 'see its log'}" for task in failed)
-
-
 class RunOutcomeOperator(BaseOperator):
     """Succeed when no task of the run failed, else fail the run naming the failed tasks (runs last)."""
 
@@ -439,7 +428,7 @@ class RunOutcomeOperator(BaseOperator):
         run_id = context["run_id"]
         ti = context["ti"]
         states = ti.get_task_states(dag_id=self.dag_id, run_ids=[run_id]).get(run_id, {})
-        failed = [task for task, state in states.items() if state == "failed"]
+        failed = [task for task, state in states.items() if state == "failed" and task != OUTCOME_TASK]
         errors = {task: ti.xcom_pull(task_ids=task, key=FAILURE_KEY) for task in failed}
         if (problem := run_outcome(states, errors)) is not None:
             raise AirflowFailException(problem)

@@ -1,5 +1,6 @@
 """
-The provider's Airflow plugin: the ingestion status page in the API server, linked from the UI.
+The provider's Airflow plugin: the ingestion status page in the API server, linked from the UI, and
+the listener that notes a failed ingestion run's reason on the run (:mod:`.run_notes`).
 
 Registered through the ``airflow.plugins`` entry point, which Airflow 3.3 loads in every process;
 the FastAPI app (see :mod:`airflow_outamation.plugins.status_page`) is built in the API server only.
@@ -12,6 +13,8 @@ from urllib.parse import urlsplit
 
 from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
+
+from airflow_outamation.plugins import run_notes
 
 #: Where the app is mounted in the API server.
 URL_PREFIX = "/outamation"
@@ -34,9 +37,10 @@ def _fastapi_apps() -> list[dict[str, object]]:
 
 
 class OutamationStatusPlugin(AirflowPlugin):
-    """The ingestion status page, in the UI's Browse menu."""
+    """The ingestion status page, in the UI's Browse menu, and failed runs' reasons as their notes."""
 
     name = "outamation_status"
+    listeners = [run_notes]
     fastapi_apps = _fastapi_apps()
     external_views = [
         {
