@@ -65,7 +65,7 @@ th { position: sticky; top: 0; background: #f4f4f5; font-weight: 600; font-size:
 tbody tr:nth-child(even) td { background: #fafafa; } tbody tr:hover td { background: #f0f7ff; }
 td.count { text-align: right; font-variant-numeric: tabular-nums; }
 td.error { max-width: 36rem; white-space: pre-wrap; overflow-wrap: anywhere; }
-summary { cursor: pointer; } details[open] summary { margin-bottom: .3rem; }
+summary { cursor: pointer; } details[open] .short { display: none; }
 .state { display: inline-block; padding: 0 .45rem; border-radius: 9999px; font-size: 12px;
   font-weight: 600; color: #fff; background: #71717a; }
 .state.success { background: #16a34a; } .state.failed { background: #dc2626; }
@@ -117,7 +117,7 @@ def _error_cell(text: str) -> str:
         return _cell(text or None, "error")
     summary = text[:SUMMARY_LIMIT].rsplit(" ", 1)[0] + " …"
     return (
-        f'<td class="error"><details><summary>{html.escape(summary)}</summary>'
+        f'<td class="error"><details><summary><span class="short">{html.escape(summary)}</span></summary>'
         f"{html.escape(text)}</details></td>"
     )
 

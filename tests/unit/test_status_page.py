@@ -33,7 +33,7 @@ def test_the_whole_error_is_on_the_page_and_expands() -> None:
     run = LastRun("r", "failed", None, "submit_batches", reason)
     page = render_page([_row(last_run=run)], 10)
     (details,) = re.findall(r"<details>.*?</details>", page, re.S)
-    assert "<summary>submit_batches: X: DocumentApiRejectedError: HTTP 422" in details
+    assert '<summary><span class="short">submit_batches: X: DocumentApiRejectedError: HTTP 422' in details
     assert FIX in details
 
 
