@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 import pytest
+from sqlalchemy import select
 
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.operators.sftp import manifest_id_for
@@ -370,6 +371,20 @@ def test_a_projects_file_that_is_not_json_is_an_import_error_naming_it(
 NIGHT_IN_NEW_YORK = datetime(2026, 11, 26, 1, 30, tzinfo=timezone.utc)  # 20:30 on the 25th there
 
 
+def _noted(dag_run: DagRun) -> str | None:
+    """The run's note once the plugin's listener was told it failed (as the scheduler does)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    from airflow_outamation.plugins import run_notes
+
+    query = select(DagRun).where(DagRun.dag_id == dag_run.dag_id, DagRun.run_id == dag_run.run_id)
+    with create_session() as session:
+        run_notes.on_dag_run_failed(dag_run=session.scalars(query).one(), msg="task_failure")
+    with create_session() as session:
+        return session.scalars(query).one().note
+
+
 def _task_tries(dag_run: DagRun) -> dict[str, tuple[str, int]]:
     """Each task of the run: its state and try number."""
     from airflow.models.taskinstance import TaskInstance
@@ -486,6 +501,7 @@ def test_an_api_400_fails_the_submit_without_retries(
     (error,) = xcom_values(dag_run.dag_id, dag_run.run_id, "submit_batches", key="failure")
     assert error.startswith("DocumentApiRejectedError: ")
     assert "400" in error
+    assert _noted(dag_run) == f"submit_batches failed: {error}"
     assert len(document_api_receiver.requests) == 1
     (folder,) = os.listdir(example.server.local_path(f"{base}/rejected"))
     assert "a.pdf" in os.listdir(example.server.local_path(f"{base}/rejected/{folder}"))
