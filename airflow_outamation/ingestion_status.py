@@ -19,8 +19,12 @@ DAG_ID_PREFIX = "outamation_sftp_ingest_"
 PLACEHOLDER_PREFIX = "outamation_sftp_ingest-invalid-"
 #: How many days of dated claim folders the sent, unsent and rejected counts cover (today included).
 STATUS_DAYS = 7
-#: Longest failure reason shown on the page.
-REASON_LIMIT = 300
+#: Longest failure reason kept (the page folds long ones; the fix is often at the end).
+REASON_LIMIT = 4000
+#: The XCom key under which a failed task of the example DAG leaves its error (one line).
+FAILURE_KEY = "failure"
+#: The example DAG's last task: it fails the run naming the tasks that failed before it.
+OUTCOME_TASK = "check_run"
 
 
 @dataclass(frozen=True)
@@ -163,3 +167,16 @@ def failure_reason(records: Iterable[Mapping[str, Any]], limit: int = REASON_LIM
     if reason is not None and len(reason) > limit:
         return reason[: limit - 1] + "…"
     return reason
+
+
+def run_outcome(states: Mapping[str, str | None], errors: Mapping[str, str | None]) -> str | None:
+    """
+    One line naming a run's failed tasks and their errors, or ``None`` when none failed.
+
+    :param states: task id -> its state in the run (:data:`OUTCOME_TASK` is left out)
+    :param errors: task id -> the error it left as XCom :data:`FAILURE_KEY`, if any
+    """
+    failed = [task for task, state in states.items() if state == "failed" and task != OUTCOME_TASK]
+    if not failed:
+        return None
+    return "; ".join(f"{task} failed: {errors.get(task) or 'see its log'}" for task in failed)

@@ -38,6 +38,9 @@ COMPLETIONS = ("keep", "move", "delete")
 _PROJECT_ID = re.compile(r"[A-Za-z0-9_.-]+")
 #: Longest ``stability_delay`` in seconds (an entry's, or a run's from the trigger form).
 MAX_STABILITY_DELAY = 600
+#: Largest ``batch_size`` (files per API call) and ``max_files_per_run``, in entries and the trigger form.
+MAX_BATCH_SIZE = 100
+MAX_FILES_PER_RUN = 100_000
 #: Longest ``project_id``: Airflow's limit of a DAG tag (the id is one); its DAG id stays far below 250.
 PROJECT_ID_MAX = 100
 _CRON_PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
@@ -244,8 +247,8 @@ SCHEMA: dict[str, Check] = {
     "min_age": _number(0),
     "min_size": _number(0, integer=True),
     "stability_delay": _number(0, MAX_STABILITY_DELAY),
-    "batch_size": _number(1, 100, integer=True),
-    "max_files_per_run": _number(1, 100_000, integer=True),
+    "batch_size": _number(1, MAX_BATCH_SIZE, integer=True),
+    "max_files_per_run": _number(1, MAX_FILES_PER_RUN, integer=True),
     "max_in_flight": _number(1, 32, integer=True),
     "date_format": _date_format,
     "timezone": _timezone,

@@ -9,8 +9,9 @@ default), and it runs every run, also when no new file arrives and the rest is s
 the batches earlier runs left unsent (under their original ids), finishes interrupted moves and
 deletes, gives up on a batch after ``max_send_attempts`` failed sends (rejected folder) and
 removes the records of claims finished more than ``retention_days`` ago. ``project_status`` logs
-the project at a glance whatever happened before; ``check_run`` then fails the run if any task
-failed (a run ending with a successful status task would otherwise count as a success).
+the project at a glance whatever happened before; ``check_run`` then succeeds, or fails the run
+with one line naming the tasks that failed (a run ending with a successful status task would
+otherwise count as a success).
 
 An entry with ``"schedule": "event"`` is scheduled on its input folder's Asset instead of a clock: the
 Asset's watcher (:class:`~airflow_outamation.triggers.sftp_event.ReadyFilesEventTrigger`, in the triggerer)
@@ -42,22 +43,31 @@ import json
 import math
 import os
 import posixpath
+import re
 import warnings
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from airflow.sdk import DAG, Asset, Param, TriggerRule
+from airflow.sdk import DAG, Asset, Context, Param, TriggerRule, get_parsing_context
 from airflow.sdk.bases.operator import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_outamation.assets import in_progress_asset, ready_files_asset
 from airflow_outamation.hooks.document_api import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, display_url
-from airflow_outamation.ingestion_status import dag_id_of, placeholder_dag_id
+from airflow_outamation.ingestion_status import (
+    FAILURE_KEY,
+    OUTCOME_TASK,
+    dag_id_of,
+    placeholder_dag_id,
+    run_outcome,
+)
 from airflow_outamation.operators.document_api import ResendUnsentOperator, SubmitBatchesOperator
 from airflow_outamation.operators.sftp import ClaimFilesOperator, ProjectStatusOperator
 from airflow_outamation.projects import (
     EVENT_SCHEDULE,
+    MAX_BATCH_SIZE,
+    MAX_FILES_PER_RUN,
     MAX_STABILITY_DELAY,
     InvalidEntry,
     Project,
@@ -122,19 +132,48 @@ def folder_macro(root: str) -> Callable[[str], str]:
     return project_folder
 
 
+#: A sample day for the date folder's example in the form and docs (a fixed one: the DAG stays the same).
+SAMPLE_DAY = datetime(2026, 12, 5, tzinfo=timezone.utc)
+
+
+def date_folder(project: Project) -> str:
+    """The claim folder's name as its format and an example, e.g. ``<%m%d%Y>, e.g. 12052026``."""
+    return f"<{project.date_format}>, e.g. {SAMPLE_DAY.strftime(project.date_format)}"
+
+
+def folder_pattern(root: str) -> str:
+    """
+    A ``pattern`` for the ``base_path`` param that the form and the trigger API check: ``root``, a
+    folder below it or a relative subfolder, no ``..`` segment, no control character (see
+    :func:`~airflow_outamation.projects.confine_path`, which the tasks still apply).
+    """
+    literal = re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", root.strip("/"))
+    inside = rf"/+{literal}(/.*)?" if literal else "/.*"
+    return rf"^(?!(.*/)?\.\.(/|$))(?!.*[\x00-\x1f\x7f])({inside}|[^/\s].*)$"
+
+
+def _between(low: float, high: float) -> dict[str, object]:
+    """
+    Bounds the trigger API checks but the form does not clamp: the UI's number field silently turns a
+    value outside ``minimum``/``maximum`` into the nearest bound, so they go inside ``allOf``.
+    """
+    return {"allOf": [{"minimum": low, "maximum": high}]}
+
+
 def project_params(project: Project) -> dict[str, Param]:
-    """The trigger form of a project's DAG: titled params, defaults from its entry."""
+    """The trigger form of a project's DAG: titled params, defaults from its entry, checked on trigger."""
     scrub = url_scrubber(dataclasses.astuple(project))
     return {
         "base_path": Param(
             project.base_path,
             type="string",
             minLength=1,
+            pattern=folder_pattern(project.base_path),
             title="Project folder",
             description=scrub(
-                f"Folder on the SFTP server: {project.base_path} or a folder inside it. Files are "
-                f"read from its '{project.source_dir}' folder and claimed into "
-                f"'{project.in_progress_dir}/<{project.date_format}>'."
+                f"Folder on the SFTP server: {project.base_path} or a folder inside it (no '..'). Files "
+                f"are read from its '{project.source_dir}' folder and claimed into "
+                f"'{project.in_progress_dir}/{date_folder(project)}'."
             ),
         ),
         "profile_code": Param(
@@ -161,24 +200,22 @@ def project_params(project: Project) -> dict[str, Param]:
         "batch_size": Param(
             project.batch_size,
             type="integer",
-            minimum=1,
-            maximum=100,
+            **_between(1, MAX_BATCH_SIZE),
             title="Batch size",
-            description="Files per API call (1 to 100).",
+            description=f"Files per API call (1 to {MAX_BATCH_SIZE}).",
         ),
         "max_files_per_run": Param(
             project.max_files_per_run,
             type="integer",
-            minimum=1,
-            maximum=100_000,
+            **_between(1, MAX_FILES_PER_RUN),
             title="Most files per run",
-            description="Most files this run claims (1 to 100,000); the others wait for the next run.",
+            description=f"Most files this run claims (1 to {MAX_FILES_PER_RUN:,}); the others wait for "
+            "the next run.",
         ),
         "stability_delay": Param(
             project.stability_delay,
             type="number",
-            minimum=0,
-            maximum=MAX_STABILITY_DELAY,
+            **_between(0, MAX_STABILITY_DELAY),
             title="Stability delay (seconds)",
             description=f"Seconds (0 to {MAX_STABILITY_DELAY}) a file's size and mtime must stay "
             "unchanged before it counts as fully uploaded.",
@@ -214,7 +251,7 @@ def project_doc(project: Project) -> str:
     else:
         schedule = f"`{project.schedule}`" if project.schedule else "none (triggered by hand)"
     url = f" (URL `{display_url(project.api_url)}`)" if project.api_url else ""
-    claimed_into = f"{project.base_path}/{project.in_progress_dir}/<{project.date_format}>"
+    claimed_into = f"{project.base_path}/{project.in_progress_dir}/{date_folder(project)}"
     return url_scrubber(dataclasses.astuple(project))(f"""\
 ### Project `{project.project_id}`
 
@@ -241,6 +278,23 @@ fix the cause, then clear the task.
 """)
 
 
+#: What the DAG list shows after a project's name when it does not run on a clock.
+RUNS_HOW: dict[str | None, str] = {None: " (manual only)", EVENT_SCHEDULE: " (runs when files are ready)"}
+
+
+def dag_description(project: Project) -> str:
+    """The DAG list's description: how the project runs (manual, event mode), then where files go."""
+    route = f"SFTP {project.base_path}/{project.source_dir} -> document API, project {project.project_id}"
+    if project.schedule is None:
+        return f"Manual only: {route}"
+    if project.schedule == EVENT_SCHEDULE:
+        return (
+            f"Runs when files are ready in {project.base_path}/{project.source_dir} (watched only while "
+            f"unpaused): {route}"
+        )
+    return route
+
+
 def build_dag(project: Project) -> DAG:
     """The ingestion DAG of one valid project entry."""
     project_id = project.project_id
@@ -248,14 +302,19 @@ def build_dag(project: Project) -> DAG:
     timeouts = task_timeouts(project)
     with DAG(
         dag_id=dag_id_of(project_id),
-        dag_display_name=f"Outamation SFTP ingest: {project_id}",
-        description=f"SFTP {project.base_path}/{project.source_dir} -> document API, project {project_id}",
+        dag_display_name=f"Outamation SFTP ingest: {project_id}{RUNS_HOW.get(project.schedule, '')}",
+        description=dag_description(project),
         schedule=[watched_asset(project)] if event_mode else project.schedule,
         start_date=START_DATE,
         catchup=False,
         max_active_runs=project.max_active_runs,
         params=project_params(project),
-        default_args={"owner": project.owner, "retries": 2, "retry_delay": timedelta(minutes=1)},
+        default_args={
+            "owner": project.owner,
+            "retries": 2,
+            "retry_delay": timedelta(minutes=1),
+            "on_failure_callback": record_failure,
+        },
         tags=["outamation", "sftp", project_id],
         doc_md=project_doc(project),
         user_defined_macros={"project_folder": folder_macro(project.base_path)},
@@ -342,23 +401,38 @@ def build_dag(project: Project) -> DAG:
             retries=0,
         )
         check_run = RunOutcomeOperator(
-            task_id="check_run",
-            execution_timeout=timeouts["check_run"],
-            trigger_rule=TriggerRule.ONE_FAILED,
+            task_id=OUTCOME_TASK,
+            execution_timeout=timeouts[OUTCOME_TASK],
+            trigger_rule=TriggerRule.ALL_DONE,
             retries=0,
         )
         resend_unsent >> wait_for_files
-        submit_batches >> project_status
-        [resend_unsent, wait_for_files, claim_files, submit_batches, project_status] >> check_run
+        # One line: project_status and check_run run when every task before them is done, whatever its state.
+        submit_batches >> project_status >> check_run
     return dag
 
 
-class RunOutcomeOperator(BaseOperator):
-    """Fail the run when a task before it failed (runs only then: trigger rule ``one_failed``)."""
+def record_failure(context: Context) -> None:
+    """Every task's ``on_failure_callback``: leave its error, one line, as the XCom ``failure``."""
+    error = context.get("exception")
+    if error is not None:
+        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        context["ti"].xcom_push(FAILURE_KEY, " ".join(text.split()))
 
-    def execute(self, context: object) -> None:
-        """Fail, so that the run's state shows the failure despite its later successful tasks."""
-        raise AirflowFailException("a task of this run failed; see its log (project_status logged the state)")
+
+class RunOutcomeOperator(BaseOperator):
+    """Succeed when no task of the run failed, else fail the run naming the failed tasks (runs last)."""
+
+    def execute(self, context: Context) -> None:
+        """Read the run's task states; fail when one failed (the run would otherwise count as a success)."""
+        run_id = context["run_id"]
+        ti = context["ti"]
+        states = ti.get_task_states(dag_id=self.dag_id, run_ids=[run_id]).get(run_id, {})
+        failed = [task for task, state in states.items() if state == "failed" and task != OUTCOME_TASK]
+        errors = {task: ti.xcom_pull(task_ids=task, key=FAILURE_KEY) for task in failed}
+        if (problem := run_outcome(states, errors)) is not None:
+            raise AirflowFailException(problem)
+        self.log.info("No task of this run failed")
 
 
 class InvalidEntryOperator(BaseOperator):
@@ -373,14 +447,20 @@ class InvalidEntryOperator(BaseOperator):
         raise AirflowFailException(self.message)
 
 
+#: Longest DAG display name: the DAG list shows an invalid entry's first problem in it.
+DISPLAY_NAME_LIMIT = 200
+
+
 def invalid_entry_dag(entry: InvalidEntry) -> DAG:
     """A paused, unscheduled placeholder DAG that shows in the UI why an entry has no DAG."""
     name = entry.project_id or f"entry {entry.index}"
-    warnings.warn(f"{PROJECTS_FILE}: {entry.message}", UserWarning, stacklevel=1)
+    dag_id = placeholder_dag_id(entry.project_id, entry.index)
+    if get_parsing_context().dag_id in (None, dag_id):  # the DAG processor, not other projects' tasks
+        warnings.warn(f"{PROJECTS_FILE}: {entry.message}", UserWarning, stacklevel=1)
     with DAG(
-        dag_id=placeholder_dag_id(entry.project_id, entry.index),
-        dag_display_name=f"INVALID project entry: {name}",
-        description=entry.message[:200],
+        dag_id=dag_id,
+        dag_display_name=f"INVALID project entry: {name}: {entry.problems[0]}"[:DISPLAY_NAME_LIMIT],
+        description=f"{'; '.join(entry.problems)} ({entry.label})"[:200],
         schedule=None,
         start_date=START_DATE,
         is_paused_upon_creation=True,

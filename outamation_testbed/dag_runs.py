@@ -52,11 +52,11 @@ def import_dag_file(path: Path) -> ModuleType:
     return module
 
 
-def xcom_values(dag_id: str, run_id: str, task_id: str) -> list[Any]:
-    """The ``return_value`` XComs of a task in a run, one per map index."""
+def xcom_values(dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> list[Any]:
+    """The XComs ``key`` of a task in a run, one per map index."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
-    query = XComModel.get_many(run_id=run_id, key="return_value", task_ids=task_id, dag_ids=dag_id)
+    query = XComModel.get_many(run_id=run_id, key=key, task_ids=task_id, dag_ids=dag_id)
     with create_session() as session:
         return [XComModel.deserialize_value(row) for row in session.scalars(query)]

@@ -1,5 +1,6 @@
 """
-The provider's Airflow plugin: the ingestion status page in the API server, linked from the UI.
+The provider's Airflow plugin: the ingestion status page in the API server, linked from the UI, and
+the listener that notes a failed ingestion run's reason on the run (:mod:`.run_notes`).
 
 Registered as Airflow's own providers register theirs: in the provider info (``plugins``) and
 through the ``airflow.plugins`` entry point. Every Airflow process loads plugins; the page's
@@ -14,6 +15,7 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
+from airflow_outamation.plugins import run_notes
 from airflow_outamation.plugins.status_urls import URL_PREFIX, ui_path
 
 Scope = MutableMapping[str, Any]
@@ -36,9 +38,10 @@ class StatusApp:
 
 
 class OutamationStatusPlugin(AirflowPlugin):
-    """The ingestion status page, in the UI's Browse menu."""
+    """The ingestion status page, in the UI's Browse menu, and failed runs' reasons as their notes."""
 
     name = "outamation_status"
+    listeners = [run_notes]
     fastapi_apps = [{"app": StatusApp(), "url_prefix": URL_PREFIX, "name": "Outamation ingestion status"}]
     external_views = [
         {

@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 import pytest
+from sqlalchemy import select
 
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.operators.sftp import manifest_id_for
@@ -49,9 +50,22 @@ def test_dags_folder_has_no_import_errors() -> None:
         "project_status",
         "check_run",
     ]
-    assert dag.get_task("resend_unsent").downstream_task_ids == {"wait_for_files", "check_run"}
+    assert dag.get_task("resend_unsent").downstream_task_ids == {"wait_for_files"}
+    assert dag.get_task("check_run").upstream_task_ids == {"project_status"}  # one line, no tangle
+    assert dag.get_task("check_run").trigger_rule == "all_done"  # success, not skipped, when nothing failed
     assert dag.max_active_runs == 1
     assert dag.catchup is False
+
+
+def test_check_run_names_the_failed_tasks_and_their_errors() -> None:
+    module = import_dag_file(DAG_FILE)
+    assert module.run_outcome({"claim_files": "success", "wait_for_files": "skipped"}, {}) is None
+    states = {"submit_batches": "failed", "project_status": "failed", "check_run": "running"}
+    errors = {"submit_batches": "DocumentApiRejectedError: HTTP 422 ... move the files back to /p/input"}
+    assert module.run_outcome(states, errors) == (
+        "submit_batches failed: DocumentApiRejectedError: HTTP 422 ... move the files back to /p/input; "
+        "project_status failed: see its log"
+    )
 
 
 def test_one_dag_per_project_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,10 +101,47 @@ def test_params_reject_bad_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         ("base_path", ""),
         ("stability_delay", -1),
         ("max_files_per_run", 0),
+        ("base_path", "/etc"),
+        ("base_path", "/pq"),
+        ("base_path", "/p/../etc"),
+        ("base_path", "../etc"),
+        ("base_path", "/p/a\nb"),
     ):
         with pytest.raises(ParamValidationError):
             dag.params.get_param(name).resolve(bad)
     assert dag.params.get_param("batch_size").resolve(7) == 7
+    for good in ("/p", "/p/", "/p/east", "//p/east", "east/2026"):
+        assert dag.params.get_param("base_path").resolve(good) == good
+    for name in ("batch_size", "max_files_per_run", "stability_delay"):  # the form would clamp to these
+        assert not {"minimum", "maximum"} & set(dag.params.get_param(name).schema)
+
+
+def test_the_form_and_docs_show_the_date_folder_as_an_example(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = {"project_id": "p", "sftp_conn_id": "s", "document_api_conn_id": "a", "base_path": "/p"}
+    project["profile_code"] = "x"
+    dag = _load_example_dag([project], tmp_path, monkeypatch).outamation_sftp_ingest_p
+    assert "'in_progress/<%m%d%Y>, e.g. 12052026'" in dag.params.get_param("base_path").description
+    assert "`/p/in_progress/<%m%d%Y>, e.g. 12052026`" in dag.doc_md
+
+
+def test_the_dag_list_says_how_each_project_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = {"sftp_conn_id": "s", "document_api_conn_id": "a", "profile_code": "x"}
+    projects = [
+        {**entry, "project_id": "clock", "base_path": "/clock", "schedule": "@daily"},
+        {**entry, "project_id": "hand", "base_path": "/hand", "schedule": None},
+        {**entry, "project_id": "drop", "base_path": "/drop", "schedule": "event"},
+    ]
+    module = _load_example_dag(projects, tmp_path, monkeypatch)
+    clock, hand, drop = (getattr(module, f"outamation_sftp_ingest_{p}") for p in ("clock", "hand", "drop"))
+    assert clock.dag_display_name == "Outamation SFTP ingest: clock"
+    assert hand.dag_display_name == "Outamation SFTP ingest: hand (manual only)"
+    assert hand.description.startswith("Manual only: ")
+    assert drop.dag_display_name == "Outamation SFTP ingest: drop (runs when files are ready)"
+    assert drop.description.startswith(
+        "Runs when files are ready in /drop/input (watched only while unpaused):"
+    )
 
 
 @dataclass
@@ -140,6 +191,7 @@ def test_full_run_claims_batches_and_sends_signed_calls(
         dag_run = dag.test(run_conf={"stability_delay": 0.4, "batch_size": 3, "uploaded_by": "tester"})
 
     assert dag_run.state == "success"
+    assert _task_tries(dag_run)["check_run"][0] == "success"  # not skipped
     (claimed,) = xcom_values(dag.dag_id, dag_run.run_id, "claim_files")
     assert sorted(c["filename"] for c in claimed) == [f"doc{i}.pdf" for i in range(7)]
     folder = os.path.dirname(claimed[0]["backup_path"])
@@ -228,18 +280,23 @@ def test_base_path_from_the_trigger_form_cannot_leave_the_project_folder(
     example: ExampleProject,
     document_api_receiver: DocumentApiReceiver,
 ) -> None:
-    """The probe moved beta's files and posted them under acme's profile with base_path=<acme>/../beta."""
+    """
+    The probe moved beta's files and posted them under acme's profile with base_path=<acme>/../beta.
+    The param's pattern refuses the run before it starts (as the trigger form and API do).
+    """
+    from airflow.sdk.exceptions import ParamValidationError
+
     root = example.base("confine")
     base = f"{root}/acme"
     for folder in (f"{root}/beta/input", f"{root}/acme-beta/input", f"{base}/input"):
         example.server.write(f"{folder}/secret.pdf", b"%PDF-1.7 not acme's")
     dag = example.load(base)
 
-    dag_run = dag.outamation_sftp_ingest_dagtest.test(
-        run_conf={"base_path": escape.format(base=base), "stability_delay": 0.3}
-    )
+    with pytest.raises(ParamValidationError, match="param base_path"):
+        dag.outamation_sftp_ingest_dagtest.test(
+            run_conf={"base_path": escape.format(base=base), "stability_delay": 0.3}
+        )
 
-    assert dag_run.state == "failed"
     assert document_api_receiver.requests == []
     for folder in ("beta", "acme-beta", "acme"):
         assert os.listdir(example.server.local_path(f"{root}/{folder}/input")) == ["secret.pdf"]
@@ -291,8 +348,12 @@ def test_bad_entries_get_a_visible_placeholder_and_the_good_dag_loads(
     typo = bag.dags["outamation_sftp_ingest-invalid-1-typo"]
     assert "unknown key 'base_pth' (did you mean 'base_path'?)" in typo.description
     assert "project 'typo' (entry 1)" in typo.doc_md
+    assert typo.description.startswith("unknown key 'base_pth' (did you mean 'base_path'?)")
+    assert typo.dag_display_name == (
+        "INVALID project entry: typo: unknown key 'base_pth' (did you mean 'base_path'?)"
+    )
     noprofile = bag.dags["outamation_sftp_ingest-invalid-2-noprofile"]
-    assert "profile_code is missing" in noprofile.description
+    assert noprofile.description.startswith("profile_code is missing")
     assert (typo.schedule, typo.is_paused_upon_creation, typo.tags) == (None, True, {"outamation", "invalid"})
     (warnings_of_file,) = bag.captured_warnings.values()
     assert [("typo" in w, "noprofile" in w) for w in warnings_of_file] == [(True, False), (False, True)]
@@ -308,6 +369,20 @@ def test_a_projects_file_that_is_not_json_is_an_import_error_naming_it(
 
 
 NIGHT_IN_NEW_YORK = datetime(2026, 11, 26, 1, 30, tzinfo=timezone.utc)  # 20:30 on the 25th there
+
+
+def _noted(dag_run: DagRun) -> str | None:
+    """The run's note once the plugin's listener was told it failed (as the scheduler does)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    from airflow_outamation.plugins import run_notes
+
+    query = select(DagRun).where(DagRun.dag_id == dag_run.dag_id, DagRun.run_id == dag_run.run_id)
+    with create_session() as session:
+        run_notes.on_dag_run_failed(dag_run=session.scalars(query).one(), msg="task_failure")
+    with create_session() as session:
+        return session.scalars(query).one().note
 
 
 def _task_tries(dag_run: DagRun) -> dict[str, tuple[str, int]]:
@@ -333,6 +408,7 @@ def test_the_date_folder_is_the_runs_date_in_the_projects_timezone(
     dag_run = dag.test(logical_date=NIGHT_IN_NEW_YORK, run_conf={"stability_delay": 0.3})
 
     assert dag_run.state == "success"
+    assert _task_tries(dag_run)["check_run"][0] == "success"  # not skipped
     (claimed,) = xcom_values(dag.dag_id, dag_run.run_id, "claim_files")
     assert [c["backup_path"] for c in claimed] == [f"{base}/in_progress/11252026/a.pdf"]
 
@@ -421,6 +497,11 @@ def test_an_api_400_fails_the_submit_without_retries(
     assert dag_run.state == "failed"
     assert _task_tries(dag_run)["submit_batches"] == ("failed", 1)
     assert _task_tries(dag_run)["project_status"] == ("success", 1)  # logged despite the failure
+    assert _task_tries(dag_run)["check_run"] == ("failed", 1)  # the run's last word: submit_batches failed
+    (error,) = xcom_values(dag_run.dag_id, dag_run.run_id, "submit_batches", key="failure")
+    assert error.startswith("DocumentApiRejectedError: ")
+    assert "400" in error
+    assert _noted(dag_run) == f"submit_batches failed: {error}"
     assert len(document_api_receiver.requests) == 1
     (folder,) = os.listdir(example.server.local_path(f"{base}/rejected"))
     assert "a.pdf" in os.listdir(example.server.local_path(f"{base}/rejected/{folder}"))
@@ -459,6 +540,19 @@ def test_the_claims_asset_event_names_the_folder_and_the_uploaded_files(
     assert extras == [
         {"in_progress": [f"{base}/in_progress/11262026"], "file_count": 2, "files": ["a.pdf", "b.pdf"]}
     ]
+
+
+def test_the_invalid_entry_warning_stays_out_of_other_projects_tasks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = {"project_id": "good", "sftp_conn_id": "s", "document_api_conn_id": "a", "base_path": "/good"}
+    projects = [{**good, "profile_code": "intake"}, {**good, "project_id": "typo", "base_pth": "/typo"}]
+    # What Airflow's task runner sets before it parses the DAG file of the task it runs.
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "outamation_sftp_ingest_good")
+    assert _dag_bag(projects, tmp_path, monkeypatch).captured_warnings == {}
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "outamation_sftp_ingest-invalid-1-typo")
+    (warnings_of_file,) = _dag_bag(projects, tmp_path, monkeypatch).captured_warnings.values()
+    assert "unknown key 'base_pth'" in warnings_of_file[0]
 
 
 def test_each_dag_shows_its_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,10 +1,12 @@
 """
 The Airflow UI in headless Chromium on real Airflow processes with a real login.
 
-One Airflow stack for the module: log in through the login page, read a project's trigger form,
-trigger a run from it, read its task logs, open the document API connection form, and watch the
-ingestion status page (plugin) count two projects: one with an unsent batch, one with a failed run.
-``OUTAMATION_SCREENSHOT_DIR=docs`` saves the status page as ``docs/status-page.png``.
+One Airflow stack for the module: log in through the login page, read the DAG list (an event-mode
+project, an invalid entry), read a project's trigger form and see it refuse bad values, trigger a run
+from it, read its task logs, open the document API connection form, see a failed run's reason on its
+page, and watch the ingestion status page (plugin) count two projects: one with an unsent batch, one
+with a failed run. ``OUTAMATION_SCREENSHOT_DIR=docs`` saves the DAG list, the trigger form and the
+status page as ``docs/dag-list.png``, ``docs/trigger-form.png`` and ``docs/status-page.png``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +31,10 @@ from outamation_testbed.dag_runs import import_dag_file
 
 USER, PASSWORD = "ops", "not-the-default-password"
 #: tour: triggered from the UI; steady: one batch the API keeps failing; broken: refused, run fails;
-#: silent: its SFTP server accepts connections and never answers.
-PROJECTS = ("tour", "steady", "broken", "silent")
+#: silent: its SFTP server accepts connections and never answers; drop: event mode (watched folder).
+PROJECTS = ("tour", "steady", "broken", "silent", "drop")
+#: The placeholder DAG of the entry with a typo (index 5 in the projects file).
+TYPO_DAG = "outamation_sftp_ingest-invalid-5-typo"
 STATUS_TIMEOUT = 3
 WAIT = 60  # seconds the browser waits for an element
 
@@ -65,10 +70,18 @@ def projects(
         }
         for name in PROJECTS
     ]
-    entries[-1].update(sftp_conn_id="ui_silent", base_path="/silent")
-    for entry in entries[:-1]:
-        asyncssh_server.makedirs(f"{entry['base_path']}/input")
-    return entries
+    entries[3].update(sftp_conn_id="ui_silent", base_path="/silent")
+    entries[4].update(schedule="event", poke_interval=5)
+    for entry in entries:
+        if entry["project_id"] != "silent":
+            asyncssh_server.makedirs(f"{entry['base_path']}/input")
+    typo = {
+        **entries[0],
+        "project_id": "typo",
+        "base_path": f"{entries[0]['base_path']}-typo",
+        "batch_sise": 9,
+    }
+    return [*entries, typo]
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +114,24 @@ def airflow(
         processes.start()
         for name in PROJECTS:
             processes.wait_for_dag(dag_id(name))
+        _wait_until(lambda: processes.api("GET", "/dags", params={"tags": "invalid"})["total_entries"])
         yield processes
     finally:
         processes.stop()
+
+
+def _wait_until(found: Any, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not found():
+        assert time.monotonic() < deadline, f"not there after {timeout} s"
+        time.sleep(1)
+
+
+def _screenshot(browser: Any, name: str) -> None:
+    """Save the browser's window as ``<OUTAMATION_SCREENSHOT_DIR>/<name>.png`` when that is set."""
+    if screenshots := os.environ.get("OUTAMATION_SCREENSHOT_DIR"):
+        Path(screenshots).mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(Path(screenshots) / f"{name}.png"))
 
 
 def _token(airflow: AirflowProcesses) -> str:
@@ -275,16 +303,68 @@ def test_connection_form_of_the_document_api_type(airflow: AirflowProcesses, bro
     )
 
 
-def test_status_page_counts_an_unsent_batch_and_shows_a_failed_run(
-    airflow: AirflowProcesses,
-    browser: Any,
-    projects: list[dict[str, Any]],
-    asyncssh_server: SftpTestServer,
-    receiver: DocumentApiReceiver,
+def test_dag_list_shows_how_projects_run_and_why_an_entry_is_invalid(
+    airflow: AirflowProcesses, browser: Any
 ) -> None:
     from selenium.webdriver.common.by import By
 
-    bases = {entry["project_id"]: entry["base_path"] for entry in projects}
+    _log_in(browser, airflow)
+    browser.get(f"{airflow.base_url}/dags")
+    shown = (
+        "INVALID project entry: typo: unknown key 'batch_sise' (did you mean 'batch_size'?)",
+        "Outamation SFTP ingest: drop (runs when files are ready)",
+        "Outamation SFTP ingest: tour (manual only)",
+    )
+    body = lambda b: b.find_element(By.TAG_NAME, "body").text  # noqa: E731
+    _wait(browser).until(lambda b: all(text in body(b) for text in shown))
+    _screenshot(browser, "dag-list")
+
+
+def _trigger_form_with(browser: Any, airflow: AirflowProcesses, name: str, value: str) -> Any:
+    """The tour's trigger form with param ``name`` typed in as ``value`` (left as typed: not clamped)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(f"{airflow.base_url}/dags/{dag_id('tour')}")
+    _wait(browser).until(lambda b: _button(b, "Trigger")).click()
+    form = _open_dialog(browser)
+    field = _wait(browser).until(lambda b: next(iter(form.find_elements(By.NAME, f"element_{name}")), None))
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(value, Keys.TAB)
+    assert field.get_attribute("value") == value
+    return form
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "refusal"),
+    [("batch_size", "0", "0 is less than the minimum of 1"), ("base_path", "/etc", "'/etc' does not match")],
+)
+def test_trigger_form_refuses_what_the_run_would_refuse(
+    airflow: AirflowProcesses, browser: Any, tour_run: dict[str, str], name: str, value: str, refusal: str
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    runs = airflow.api("GET", f"/dags/{dag_id('tour')}/dagRuns")["total_entries"]
+    _log_in(browser, airflow)
+    form = _trigger_form_with(browser, airflow, name, value)
+    _wait(browser).until(lambda b: _button(form, "Trigger")).click()
+    _dialog_text_once_it_shows(browser, f"param {name}", refusal)
+    if name == "base_path":
+        message = browser.find_element(By.XPATH, "//*[contains(text(), 'Invalid input for param')]")
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", message)
+        _screenshot(browser, "trigger-form")
+    assert airflow.api("GET", f"/dags/{dag_id('tour')}/dagRuns")["total_entries"] == runs
+
+
+@pytest.fixture(scope="module")
+def failed_runs(
+    airflow: AirflowProcesses,
+    projects: list[dict[str, Any]],
+    asyncssh_server: SftpTestServer,
+    receiver: DocumentApiReceiver,
+) -> dict[str, str]:
+    """steady: a batch the API keeps failing (run still retrying); broken: a batch refused, run failed."""
+    bases = {entry["project_id"]: entry.get("base_path") for entry in projects}
     receiver.script_for_file("steady_0.pdf", *[503] * 100)  # its batch stays unsent, whatever the retries
     receiver.script_for_file("broken_0.pdf", 422)  # refused for good: rejected, the run fails
     for name, count in (("steady", 3), ("broken", 2)):
@@ -293,7 +373,29 @@ def test_status_page_counts_an_unsent_batch_and_shows_a_failed_run(
     runs = {name: airflow.trigger(dag_id(name), {}) for name in ("steady", "broken")}
     assert airflow.wait_for_run(dag_id("broken"), runs["broken"]) == "failed"
     airflow.wait_for_task_state(dag_id("steady"), runs["steady"], "submit_batches", "up_for_retry")
+    return runs
 
+
+def test_a_failed_runs_reason_shows_on_its_page(
+    airflow: AirflowProcesses, browser: Any, failed_runs: dict[str, str]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    page = f"{airflow.base_url}/dags/{dag_id('broken')}/runs/{quote(failed_runs['broken'], safe='')}"
+    _log_in(browser, airflow)
+    browser.get(page)
+    body = lambda b: b.find_element(By.TAG_NAME, "body").text  # noqa: E731
+    # The run's note (written when the run failed): each failed task, its error and the fix.
+    _wait(browser).until(lambda b: "submit_batches failed: DocumentApiRejectedError" in body(b))
+    assert "back to the input folder to send them again" in body(browser)
+
+
+def test_status_page_counts_an_unsent_batch_and_shows_a_failed_run(
+    airflow: AirflowProcesses, browser: Any, projects: list[dict[str, Any]], failed_runs: dict[str, str]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    bases = {entry["project_id"]: entry.get("base_path") for entry in projects}
     rows = _status_rows(airflow)
     steady, broken, silent = rows["steady"], rows["broken"], rows["silent"]
     assert (steady["waiting"], steady["claimed_today"], steady["sent"], steady["unsent"]) == (0, 3, 1, 2)
@@ -324,14 +426,23 @@ def test_status_page_counts_an_unsent_batch_and_shows_a_failed_run(
             row.get_attribute("data-project"): [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
             for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")
         }
-        assert cells["steady"][1:7] == ["0", "3", "1", "2", "0", "running"]
-        assert cells["broken"][1:7] == ["0", "2", "0", "0", "2", "failed"]
-        assert cells["broken"][7].startswith("submit_batches: DocumentApiRejectedError")
-        assert "no answer within" in cells["silent"][7]
-        link = table.find_element(By.LINK_TEXT, "broken")
+        assert cells["steady"][1:8] == ["manual only", "", "0", "3", "1", "2", "0"]
+        assert cells["steady"][8].startswith("running 20")
+        assert cells["broken"][3:8] == ["0", "2", "0", "0", "2"]
+        assert cells["broken"][8].startswith("failed 20")
+        assert cells["broken"][8].endswith(" UTC")
+        assert cells["broken"][9].startswith("submit_batches: DocumentApiRejectedError")
+        assert cells["drop"][1:3] == ["when files are ready", f"watching {bases['drop']}/input"]
+        assert "no answer within" in cells["silent"][9]
+        broken = table.find_element(By.CSS_SELECTOR, "tr[data-project=broken]")
+        link = broken.find_element(By.LINK_TEXT, "broken")
         assert link.get_attribute("href").endswith(f"/dags/{dag_id('broken')}")
+        run_link = broken.find_element(By.CSS_SELECTOR, "td:nth-child(9) a")
+        run_page = f"/dags/{dag_id('broken')}/runs/{quote(failed_runs['broken'], safe='')}"
+        assert run_link.get_attribute("href").endswith(run_page)
+        error = broken.find_element(By.TAG_NAME, "details")
+        error.find_element(By.TAG_NAME, "summary").click()  # expands: the whole error, the fix included
+        assert "back to the input folder to send them again" in error.text
     finally:
         browser.switch_to.default_content()
-    if screenshots := os.environ.get("OUTAMATION_SCREENSHOT_DIR"):
-        Path(screenshots).mkdir(parents=True, exist_ok=True)
-        browser.save_screenshot(str(Path(screenshots) / "status-page.png"))
+    _screenshot(browser, "status-page")
