@@ -308,6 +308,7 @@ def build_dag(project: Project) -> DAG:
             max_files="{{ params.max_files_per_run }}",
             name_encoding=project.name_encoding,
             project_root=project.base_path,
+            return_summary=True,  # XCom stays small; submit_batches reads the files from the claim's record
             outlets=[in_progress_asset(project_id)],
         )
         submit_batches = SubmitBatchesOperator(

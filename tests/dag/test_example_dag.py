@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_outamation.hooks.sftp import PooledSFTPHook
-from airflow_outamation.operators.sftp import manifest_id_for
+from airflow_outamation.operators.sftp import claimed_file_dicts, manifest_id_for
 from airflow_outamation.testing.dag_runs import import_dag_file, xcom_values
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.server_base import SftpTestServer
@@ -140,7 +140,9 @@ def test_full_run_claims_batches_and_sends_signed_calls(
         dag_run = dag.test(run_conf={"stability_delay": 0.4, "batch_size": 3, "uploaded_by": "tester"})
 
     assert dag_run.state == "success"
-    (claimed,) = xcom_values(dag.dag_id, dag_run.run_id, "claim_files")
+    (claim,) = xcom_values(dag.dag_id, dag_run.run_id, "claim_files")
+    assert (claim["file_count"], claim["files"]) == (7, [f"doc{i}.pdf" for i in range(7)])
+    claimed = claimed_file_dicts(claim, dag.get_task("claim_files").sftp_conn_id)
     assert sorted(c["filename"] for c in claimed) == [f"doc{i}.pdf" for i in range(7)]
     folder = os.path.dirname(claimed[0]["backup_path"])
     assert folder.startswith(f"{base}/in_progress/")
@@ -333,8 +335,8 @@ def test_the_date_folder_is_the_runs_date_in_the_projects_timezone(
     dag_run = dag.test(logical_date=NIGHT_IN_NEW_YORK, run_conf={"stability_delay": 0.3})
 
     assert dag_run.state == "success"
-    (claimed,) = xcom_values(dag.dag_id, dag_run.run_id, "claim_files")
-    assert [c["backup_path"] for c in claimed] == [f"{base}/in_progress/11252026/a.pdf"]
+    (claim,) = xcom_values(dag.dag_id, dag_run.run_id, "claim_files")
+    assert claim["claim_dir"] == f"{base}/in_progress/11252026"
 
 
 @pytest.mark.slow
