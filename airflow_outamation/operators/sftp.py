@@ -135,7 +135,7 @@ class ClaimFilesOperator(BaseOperator):
         task fails. ``None``: inside ``base_path``
     :param return_summary: return :func:`claim_summary` (its size independent of the number of
         files; the tasks of this package read the files from the claim's record) instead of every
-        claimed file's dict
+        claimed file's dict; the log then lists every claimed file, one line each
     """
 
     template_fields: Sequence[str] = (
@@ -221,7 +221,7 @@ class ClaimFilesOperator(BaseOperator):
             target,
             name_list([posixpath.basename(file.source_path) for file in result.claimed]),
         )
-        for file in result.claimed:  # the whole list, here and in the claim's record (not in XCom)
+        for file in result.claimed if self.return_summary else ():  # the whole list, as XCom has none
             self.log.info("  claimed %s -> %s", printable(file.source_path), printable(file.backup_path))
         if result.skipped:
             self.log.warning("Skipped %d file(s): %s", len(result.skipped), describe_skipped(result.skipped))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from datetime import datetime, timezone
 from types import SimpleNamespace
@@ -64,10 +65,20 @@ def test_a_claims_xcom_is_bounded_and_its_files_are_read_from_its_record(
     assert len(files) == 5000
 
 
-def test_the_batches_of_a_summary_are_those_of_its_files(
-    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+def test_the_batches_of_a_summary_are_those_of_its_files_and_its_log_lists_them(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
+    caplog.set_level(logging.INFO)
     summary, files = _claim(sftp_server, sftp_base, sftp_conn_id, 12)
+
+    captured = capfd.readouterr()
+    logs = caplog.text + captured.out + captured.err
+    for file in files:
+        assert f"claimed {file['source_path']} -> {file['backup_path']}" in logs
 
     from_summary = BatchFilesOperator(task_id="batch", claimed=summary, sftp_conn_id=sftp_conn_id)
     from_files = BatchFilesOperator(task_id="batch", claimed=files)
