@@ -11,6 +11,10 @@ Benchmark: what one deployment pays per task and per run for 1 / 100 / 500 proje
   50 / 500 / 5,000 files with names like ``invoice_2026_000042.pdf`` in ``/customers/p042``: every
   file's dict (before 0.4, and ``ClaimFilesOperator``'s default) against the summary the example DAG
   keeps (``return_summary=True``); and the sensor's ready files, still one dict per file.
+- **Status page data** (``--status``): the rows of N projects (``project_rows``: folder counts over
+  SFTP from the in-process asyncssh server, 3 files in each input folder, all projects on one
+  connection or one each with ``--status-connections``; last runs from a migrated SQLite database),
+  the first page view (connections opened) and the next one, wall seconds.
 
 Run: ``.venv/bin/python benchmarks/bench_projects.py [--projects 1 100 500] [--repeat 3]``.
 """
@@ -25,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="outamation-bench-"))
@@ -147,15 +152,63 @@ def xcom_bytes(counts: list[int]) -> list[dict[str, int]]:
     return rows
 
 
+def status_times(counts: list[int], connections: int, folder: Path) -> list[dict[str, float]]:
+    """Wall seconds of the status page's rows for each projects count: first view, second view."""
+    import subprocess as run
+
+    from airflow.utils.session import create_session
+
+    from airflow_outamation.plugins.status_data import project_rows
+    from airflow_outamation.projects import parse_projects
+    from airflow_outamation.testing.asyncssh_server import AsyncsshSftpServer
+
+    airflow = Path(sys.executable).parent / "airflow"
+    run.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
+    rows = []
+    (folder / "sftp").mkdir()
+    with AsyncsshSftpServer(root=str(folder / "sftp")) as server:
+        for conn in range(connections):
+            os.environ[f"AIRFLOW_CONN_OUTAMATION_BENCH_{conn}"] = server.connection_json()
+        for count in counts:
+            entries = []
+            for index in range(count):
+                base = server.remote_path(f"status-{count}/p{index:03d}")
+                for name in ("a.pdf", "b.pdf", "c.pdf"):
+                    server.write(f"{base}/input/{name}")
+                entries.append(
+                    {
+                        "project_id": f"p{index:03d}",
+                        "sftp_conn_id": f"outamation_bench_{index % connections}",
+                        "document_api_conn_id": "api",
+                        "base_path": base,
+                        "profile_code": "intake",
+                    }
+                )
+            projects, invalid = parse_projects(entries, {})
+            views = []
+            for _ in range(2):
+                started = time.perf_counter()
+                with create_session() as session:
+                    shown = project_rows(session, projects, invalid, lambda dag_id: dag_id, timeout=60)
+                views.append(time.perf_counter() - started)
+            assert all(row.waiting == 3 for row in shown), [row for row in shown if row.waiting != 3][:1]
+            rows.append({"projects": count, "first_s": views[0], "second_s": views[1]})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--projects", type=int, nargs="+", default=[1, 100, 500])
     parser.add_argument("--parse", action=argparse.BooleanOptionalAction, default=True, help="DAG file parse")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--files", type=int, nargs="+", default=[50, 500, 5000])
+    parser.add_argument("--status", action=argparse.BooleanOptionalAction, default=False, help="status page")
+    parser.add_argument("--status-connections", type=int, default=1, help="SFTP connection ids, shared")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         rows = parse_times(args.projects, args.repeat, Path(folder)) if args.parse else []
+        status = status_times(args.projects, args.status_connections, Path(folder)) if args.status else []
     print("\n| projects | parsed as | DAGs built | DAG file import, CPU | process start to exit, CPU |")
     print("|---:|---|---:|---:|---:|")
     for row in rows:
@@ -170,6 +223,13 @@ def main() -> None:
             f"| {sizes['files']:,} | {sizes['claim_files']:,} B | {sizes['claim_summary']:,} B "
             f"| {sizes['sensor']:,} B |"
         )
+
+    if status:
+        print("\n| projects | SFTP connections | first view | next view |")
+        print("|---:|---:|---:|---:|")
+    for row in status:
+        views = f"{row['first_s']:.2f} s | {row['second_s']:.2f} s"
+        print(f"| {row['projects']} | {args.status_connections} | {views} |")
 
 
 if __name__ == "__main__":
