@@ -105,6 +105,11 @@ class BoundedReads:
 
 
 READS = BoundedReads()
+#: Folder reads at once per SFTP server (host and port), below OpenSSH's ``MaxStartups`` (10): the other
+#: projects on that server wait their turn.
+READS_PER_SERVER = 8
+_SLOTS: dict[tuple[str | None, int | None], threading.BoundedSemaphore] = {}
+_SLOTS_LOCK = threading.Lock()
 #: Seconds a project's folder counts are shown as read before a page view reads them again.
 COUNTS_TTL = 30.0
 
@@ -160,14 +165,22 @@ class CachedReads:
 COUNTS = CachedReads(READS, COUNTS_TTL)
 
 
+def _server_slots(hook: PooledSFTPHook) -> threading.BoundedSemaphore:
+    """The :data:`READS_PER_SERVER` slots of the hook's SFTP server (host and port), for every project."""
+    where = hook.location
+    with _SLOTS_LOCK:
+        return _SLOTS.setdefault((where.host, where.port), threading.BoundedSemaphore(READS_PER_SERVER))
+
+
 def _folder_counts(project: Project, dates: list[str]) -> dict[str, Any]:
     """The project's folder counts; ``ready`` counts only the input files that can become ready."""
     hook = PooledSFTPHook(ssh_conn_id=project.sftp_conn_id)
-    status = hook.project_status(project.base_path, project.source_dir, project.in_progress_dir, dates)
-    if status["ready"]:  # the input folder exists and holds files: which of them can become ready?
-        listing = hook._list_states(posixpath.join(project.base_path, project.source_dir))
-        candidates, _ = waiting_files(None, listing, project.pattern, project.min_size)
-        status["ready"] = len(candidates)
+    with _server_slots(hook):
+        status = hook.project_status(project.base_path, project.source_dir, project.in_progress_dir, dates)
+        if status["ready"]:  # the input folder exists and holds files: which of them can become ready?
+            listing = hook._list_states(posixpath.join(project.base_path, project.source_dir))
+            candidates, _ = waiting_files(None, listing, project.pattern, project.min_size)
+            status["ready"] = len(candidates)
     return status
 
 

@@ -204,3 +204,40 @@ def test_a_view_shows_the_counts_read_before_and_refreshes_them_in_the_backgroun
             break
         time.sleep(0.1)
     assert waiting() == 2
+
+
+def test_reads_of_one_server_are_bounded(airflow_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.utils.session import create_session
+
+    from airflow_outamation.plugins.status_data import READS_PER_SERVER
+
+    accepted: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as server:  # accepts, never answers
+        port = server.getsockname()[1]
+
+        def accept() -> None:
+            while True:
+                try:
+                    accepted.append(server.accept()[0])
+                except OSError:
+                    return
+
+        threading.Thread(target=accept, daemon=True).start()
+        projects = []
+        for index in range(3 * READS_PER_SERVER):  # each on a connection id of its own
+            silent = {"conn_type": "sftp", "host": "127.0.0.1", "port": port, "login": "u", "password": "p"}
+            monkeypatch.setenv(f"AIRFLOW_CONN_OUTAMATION_BOUNDED_{index}", json.dumps(silent))
+            entry = {"project_id": f"b{index}", "sftp_conn_id": f"outamation_bounded_{index}"}
+            project = parse_entry(
+                {**entry, "document_api_conn_id": "a", "base_path": f"/b{index}", "profile_code": "p"}, 0
+            )
+            assert isinstance(project, Project)
+            projects.append(project)
+
+        with create_session() as session:
+            rows = project_rows(session, projects, [], lambda dag_id: dag_id, timeout=1)
+
+        assert all("no answer within 1 s" in (row.error or "") for row in rows)
+        assert len(accepted) == READS_PER_SERVER
+    for connection in accepted:
+        connection.close()
