@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import difflib
+import functools
 import math
 import posixpath
 import re
@@ -174,10 +175,16 @@ def _folder(value: Any) -> str | None:
     return problem
 
 
+@functools.lru_cache(maxsize=256)
+def _valid_cron(expression: str) -> bool:
+    """Whether ``expression`` is a cron expression; cached, as most entries share a few schedules."""
+    return bool(croniter.is_valid(expression))
+
+
 def _schedule(value: Any) -> str | None:
     if value is None or value == EVENT_SCHEDULE or value in _CRON_PRESETS:
         return None
-    if isinstance(value, str) and croniter.is_valid(value):
+    if isinstance(value, str) and _valid_cron(value):
         return None
     return f"must be a cron expression, a preset such as '@daily', null or 'event', got {value!r}"
 

@@ -367,6 +367,7 @@ def build_dag(project: Project) -> DAG:
             max_files="{{ params.max_files_per_run }}",
             name_encoding=project.name_encoding,
             project_root=project.base_path,
+            return_summary=True,  # XCom stays small; submit_batches reads the files from the claim's record
             outlets=[in_progress_asset(project_id)],
         )
         submit_batches = SubmitBatchesOperator(
@@ -482,8 +483,13 @@ def load_projects(path: Path) -> tuple[list[Project], list[InvalidEntry]]:
 
 
 _projects, _invalid = load_projects(PROJECTS_FILE)
+# A task process builds only the DAG of its task (Airflow sets the parsing context there); the DAG
+# processor, `airflow dags list` and a plain import have no context and build every DAG.
+_wanted = get_parsing_context().dag_id
 for _project in _projects:
-    globals()[dag_id_of(_project.project_id)] = build_dag(_project)
+    if _wanted in (None, dag_id_of(_project.project_id)):
+        globals()[dag_id_of(_project.project_id)] = build_dag(_project)
 for _entry in _invalid:
-    _dag = invalid_entry_dag(_entry)
-    globals()[_dag.dag_id] = _dag
+    if _wanted in (None, placeholder_dag_id(_entry.project_id, _entry.index)):
+        _dag = invalid_entry_dag(_entry)
+        globals()[_dag.dag_id] = _dag

@@ -42,6 +42,7 @@ from airflow_outamation.claims.protocol import (
     SkippedFile,
     claim,
     claim_files,
+    claimed_files,
     describe_skipped,
     intended_files,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "claim_files",
     "claim_folders",
     "claim_status",
+    "claimed_files",
     "claims_folder",
     "complete",
     "describe_skipped",

@@ -225,6 +225,30 @@ def claim_files(
     return claim(sftp, files, in_progress_dir, manifest_id, name_encoding).claimed
 
 
+def claimed_files(
+    sftp: paramiko.SFTPClient,
+    in_progress_dir: str,
+    manifest_id: str,
+    name_encoding: str = DEFAULT_NAME_ENCODING,
+) -> list[ClaimedFile]:
+    """
+    The files claim ``manifest_id`` took, read back from its records: what the claim returned.
+
+    This is how the tasks after a claim learn its files (the claim's XCom holds only a summary). It
+    resumes the finished claim as a retry of it would (moving nothing), so the files come back with
+    the same identity, paths and names as the claim gave them.
+
+    :param in_progress_dir: the dated in-progress directory the claim went into
+    :param manifest_id: the claim's id
+    :param name_encoding: the claim's ``name_encoding``
+    :raises SFTPClaimError: the claim has no finished record there (never made, or cut short)
+    """
+    for record in (manifest_path(in_progress_dir, manifest_id), placed_path(in_progress_dir, manifest_id)):
+        if read_json(sftp, record) is None:
+            raise SFTPClaimError(f"claim {manifest_id} has no record {record}: it never finished")
+    return claim(sftp, [], in_progress_dir, manifest_id, name_encoding).claimed
+
+
 def _as_uploaded(file: ClaimedFile, name_encoding: str) -> ClaimedFile:
     """
     ``file`` with the name it came by in UTF-8 (:func:`utf8_name`), as the API payload and logs take it.

@@ -25,6 +25,7 @@ from airflow_outamation.claims import claim_dir_of, sibling_dir
 from airflow_outamation.exceptions import DocumentApiError, DocumentApiRejectedError, SFTPClaimError
 from airflow_outamation.hooks.document_api import BatchSubmission, DocumentApiHook, PreparedBatch
 from airflow_outamation.hooks.sftp import PooledSFTPHook
+from airflow_outamation.operators.sftp import claimed_file_dicts
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -475,7 +476,8 @@ class SubmitBatchesOperator(_BatchSending):
     the failed batches and where their files are; without Airflow retries when the API refused
     every failed batch, with them when any failure may heal (unreachable, 408, 429, 5xx).
 
-    :param claimed: the claim step's result, ``[{"filename", "backup_path", ...}]`` (templated)
+    :param claimed: the claim step's result (templated): its summary, whose files are read from the
+        claim's record through ``sftp_conn_id``, or its files ``[{"filename", "backup_path", ...}]``
     :param uploaded_by: who uploaded the files (templated)
     :param source: where the files came from (templated)
     :param profile_code: processing profile (templated); the connection's ``profile_code`` when empty
@@ -505,7 +507,7 @@ class SubmitBatchesOperator(_BatchSending):
     def __init__(
         self,
         *,
-        claimed: Sequence[Mapping[str, Any]] | XComArg,
+        claimed: Mapping[str, Any] | Sequence[Mapping[str, Any]] | XComArg,
         uploaded_by: str,
         source: str,
         profile_code: str | None = None,
@@ -523,7 +525,8 @@ class SubmitBatchesOperator(_BatchSending):
 
     def _run(self, context: Context) -> dict[str, Any]:
         """Send every unsent batch; return ``{"batches", "sent", "already_sent", "failed", ...}``."""
-        files = [dict(item) for item in self.claimed or []]  # type: ignore[union-attr]  # resolved by now
+        files = claimed_file_dicts(self.claimed, self.sftp_conn_id)  # type: ignore[arg-type]  # resolved by now
+        self._files = files
         batches = split_into_batches(files, int(self.batch_size))
         api = self._api()
         sftp = PooledSFTPHook(self.sftp_conn_id) if self.sftp_conn_id else None
@@ -586,7 +589,7 @@ class SubmitBatchesOperator(_BatchSending):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         """OpenLineage: the claim folders with the number of files sent from each, and the document API."""
-        files = [dict(item) for item in self.claimed or []]  # type: ignore[union-attr]  # rendered
+        files: list[dict[str, Any]] = getattr(self, "_files", [])
         inputs = []
         if self.sftp_conn_id:
             namespace = lineage.sftp_namespace(PooledSFTPHook(self.sftp_conn_id))

@@ -16,15 +16,31 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_outamation import lineage, metrics
 from airflow_outamation.assets import EVENT_FILES_LISTED
 from airflow_outamation.batching import as_limit, name_list
-from airflow_outamation.claims import ClaimedFile, describe_skipped, intended_files, manifest_id_for
+from airflow_outamation.claims import (
+    ClaimedFile,
+    claimed_files,
+    describe_skipped,
+    intended_files,
+    manifest_id_for,
+    manifest_path,
+)
 from airflow_outamation.claims.names import DEFAULT_NAME_ENCODING
 from airflow_outamation.hooks.sftp import PooledSFTPHook
+from airflow_outamation.name_text import printable
 from airflow_outamation.readiness import DEFAULT_PATTERN, DEFAULT_STABILITY_DELAY, RemoteFile
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-__all__ = ["ClaimFilesOperator", "ProjectStatusOperator", "asset_event_extra", "manifest_id_for", "run_date"]
+__all__ = [
+    "ClaimFilesOperator",
+    "ProjectStatusOperator",
+    "asset_event_extra",
+    "claim_summary",
+    "claimed_file_dicts",
+    "manifest_id_for",
+    "run_date",
+]
 
 
 def run_date(context: Context, timezone: str | None = None) -> datetime:
@@ -46,6 +62,48 @@ def asset_event_extra(claimed: Sequence[ClaimedFile]) -> dict[str, Any]:
         "file_count": len(claimed),
         "files": [posixpath.basename(file.source_path) for file in claimed[:EVENT_FILES_LISTED]],
     }
+
+
+def claim_summary(
+    claimed: Sequence[ClaimedFile], claim_dir: str, manifest_id: str, name_encoding: str
+) -> dict[str, Any]:
+    """
+    What a claim puts in XCom: :func:`asset_event_extra` and where its record is, never the whole list.
+
+    Its size does not grow with the number of files (at most ``EVENT_FILES_LISTED`` names); the
+    tasks after the claim read its files from the record (:func:`claimed_file_dicts`).
+    """
+    return {
+        **asset_event_extra(claimed),
+        "claim_dir": claim_dir,
+        "manifest_id": manifest_id,
+        "name_encoding": name_encoding,
+        "record": manifest_path(claim_dir, manifest_id),
+    }
+
+
+def claimed_file_dicts(
+    claimed: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None, sftp_conn_id: str | None
+) -> list[dict[str, Any]]:
+    """
+    The claimed files as ``ClaimedFile.to_dict()`` dicts, from a claim's XCom: a summary or a list.
+
+    A summary (:func:`claim_summary`) is read back from the claim's record on the server
+    (:func:`~airflow_outamation.claims.claimed_files`); a list of file dicts, as claims returned
+    before 0.4, is taken as it is.
+
+    :raises ValueError: a summary but no ``sftp_conn_id`` to read its record with
+    """
+    if not claimed:
+        return []
+    if isinstance(claimed, Mapping):
+        if sftp_conn_id is None:
+            raise ValueError("the claim's summary needs sftp_conn_id to read its files from its record")
+        files = PooledSFTPHook(ssh_conn_id=sftp_conn_id).run_on_sftp(
+            claimed_files, claimed["claim_dir"], claimed["manifest_id"], claimed["name_encoding"]
+        )
+        return [file.to_dict() for file in files]
+    return [dict(file) for file in claimed]
 
 
 class ClaimFilesOperator(BaseOperator):
@@ -79,6 +137,9 @@ class ClaimFilesOperator(BaseOperator):
     :param project_root: the project's configured folder (templated): the input and in-progress
         folders must lie inside it as the server resolves them (symbolic links followed), else the
         task fails. ``None``: inside ``base_path``
+    :param return_summary: return :func:`claim_summary` (its size independent of the number of
+        files; the tasks of this package read the files from the claim's record) instead of every
+        claimed file's dict; the log then lists every claimed file, one line each
     """
 
     template_fields: Sequence[str] = (
@@ -109,12 +170,14 @@ class ClaimFilesOperator(BaseOperator):
         max_files: int | None = None,
         name_encoding: str = DEFAULT_NAME_ENCODING,
         project_root: str | None = None,
+        return_summary: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.sftp_conn_id = sftp_conn_id
         self.base_path = base_path
         self.files = files
+        self.return_summary = return_summary
         self.source_dir = source_dir
         self.in_progress_dir = in_progress_dir
         self.date_format = date_format
@@ -125,8 +188,8 @@ class ClaimFilesOperator(BaseOperator):
         self.name_encoding = name_encoding
         self.project_root = project_root
 
-    def execute(self, context: Context) -> list[dict[str, Any]]:
-        """Claim the files; return the claimed ones as ``ClaimedFile.to_dict()`` dicts."""
+    def execute(self, context: Context) -> dict[str, Any] | list[dict[str, Any]]:
+        """Claim the files; return the claimed ones as ``ClaimedFile.to_dict()`` dicts, or the summary."""
         try:
             codecs.lookup(self.name_encoding)
         except LookupError:
@@ -162,6 +225,8 @@ class ClaimFilesOperator(BaseOperator):
             target,
             name_list([posixpath.basename(file.source_path) for file in result.claimed]),
         )
+        for file in result.claimed if self.return_summary else ():  # the whole list, as XCom has none
+            self.log.info("  claimed %s -> %s", printable(file.source_path), printable(file.backup_path))
         if result.skipped:
             self.log.warning("Skipped %d file(s): %s", len(result.skipped), describe_skipped(result.skipped))
         extra = asset_event_extra(result.claimed)
@@ -169,6 +234,8 @@ class ClaimFilesOperator(BaseOperator):
             if isinstance(outlet, Asset):
                 context["outlet_events"][outlet].extra = extra
         self._claimed = [file.to_dict() for file in result.claimed]
+        if self.return_summary:
+            return claim_summary(result.claimed, target, manifest_id, self.name_encoding)
         return self._claimed
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:

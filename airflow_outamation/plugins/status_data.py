@@ -4,7 +4,9 @@ Where the status page's rows come from: the projects file, the SFTP folders, Air
 Each project's folders are read through :class:`PooledSFTPHook` in a thread of its own, all at once,
 and the page waits for them at most ``timeout`` seconds: a silent or broken server shows an error
 in its row instead of holding the page. A read still running from an earlier page is waited for
-again rather than started twice, so a hung server costs one thread, not one per page view.
+again rather than started twice, so a hung server costs one thread, not one per page view. What a
+read found is shown for :data:`COUNTS_TTL` seconds, then shown while it is read again in the
+background (:class:`CachedReads`): at 500 projects only the first view waits for the folders.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 import posixpath
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, wait
 from datetime import datetime, timezone
@@ -102,17 +105,88 @@ class BoundedReads:
 
 
 READS = BoundedReads()
+#: Folder reads at once per SFTP server (host and port), below OpenSSH's ``MaxStartups`` (10): the other
+#: projects on that server wait their turn.
+READS_PER_SERVER = 8
+_SLOTS: dict[tuple[str | None, int | None], threading.BoundedSemaphore] = {}
+_SLOTS_LOCK = threading.Lock()
+#: Seconds a project's folder counts are shown as read before a page view reads them again.
+COUNTS_TTL = 30.0
+
+
+class CachedReads:
+    """
+    The last result of each read, shown for ``ttl`` seconds; after that a view still shows it at once
+    and reads again in the background (:class:`BoundedReads`), so only a read never made before
+    is waited for. A failed read is remembered too: the page shows its error until a read succeeds.
+    """
+
+    def __init__(self, reads: BoundedReads, ttl: float) -> None:
+        self._reads = reads
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._results: dict[str, tuple[float, Any]] = {}
+
+    def run(self, calls: Mapping[str, Callable[[], T]], timeout: float) -> dict[str, T | BaseException]:
+        """
+        Each key's last result; read (again) what is older than ``ttl``, waiting only for new keys.
+
+        :param calls: key -> call; a key names what the call reads (the same key, the same read)
+        :param timeout: seconds to wait for the keys never read before, all together
+        :return: key -> the call's result, its exception, or a :class:`TimeoutError`
+        """
+        now = time.monotonic()
+        with self._lock:
+            known = {key: self._results[key] for key in calls if key in self._results}
+        stale = {
+            key: call for key, call in calls.items() if key not in known or now - known[key][0] >= self._ttl
+        }
+        self._reads.run({key: self._remembered(key, stale[key]) for key in stale if key in known}, timeout=0)
+        results: dict[str, T | BaseException] = {key: result for key, (_, result) in known.items()}
+        new = {key: self._remembered(key, call) for key, call in stale.items() if key not in known}
+        results.update(self._reads.run(new, timeout))
+        return results
+
+    def _remembered(self, key: str, call: Callable[[], T]) -> Callable[[], T]:
+        def remember() -> T:
+            try:
+                result: Any = call()
+            except BaseException as exc:
+                result = exc
+                raise
+            finally:
+                with self._lock:
+                    self._results[key] = (time.monotonic(), result)
+            return result
+
+        return remember
+
+
+COUNTS = CachedReads(READS, COUNTS_TTL)
+
+
+def _server_slots(hook: PooledSFTPHook) -> threading.BoundedSemaphore:
+    """The :data:`READS_PER_SERVER` slots of the hook's SFTP server (host and port), for every project."""
+    where = hook.location
+    with _SLOTS_LOCK:
+        return _SLOTS.setdefault((where.host, where.port), threading.BoundedSemaphore(READS_PER_SERVER))
 
 
 def _folder_counts(project: Project, dates: list[str]) -> dict[str, Any]:
     """The project's folder counts; ``ready`` counts only the input files that can become ready."""
     hook = PooledSFTPHook(ssh_conn_id=project.sftp_conn_id)
-    status = hook.project_status(project.base_path, project.source_dir, project.in_progress_dir, dates)
-    if status["ready"]:  # the input folder exists and holds files: which of them can become ready?
-        listing = hook._list_states(posixpath.join(project.base_path, project.source_dir))
-        candidates, _ = waiting_files(None, listing, project.pattern, project.min_size)
-        status["ready"] = len(candidates)
+    with _server_slots(hook):
+        status = hook.project_status(project.base_path, project.source_dir, project.in_progress_dir, dates)
+        if status["ready"]:  # the input folder exists and holds files: which of them can become ready?
+            listing = hook._list_states(posixpath.join(project.base_path, project.source_dir))
+            candidates, _ = waiting_files(None, listing, project.pattern, project.min_size)
+            status["ready"] = len(candidates)
     return status
+
+
+def _read_key(project: Project, dates: list[str]) -> str:
+    """What a project's folder read is known by: its id, settings and days (an edited entry is read anew)."""
+    return f"{project.project_id}-{hash((project, tuple(dates))):x}"
 
 
 def _read_error(project: Project, exc: BaseException) -> str:
@@ -178,13 +252,17 @@ def project_rows(
     """
     now = datetime.now(timezone.utc)
     dates = {p.project_id: status_dates(now, p.timezone, p.date_format) for p in projects}
-    counts = READS.run(
-        {p.project_id: functools.partial(_folder_counts, p, dates[p.project_id]) for p in projects}, timeout
+    counts = COUNTS.run(
+        {
+            _read_key(p, dates[p.project_id]): functools.partial(_folder_counts, p, dates[p.project_id])
+            for p in projects
+        },
+        timeout,
     )
     runs = last_runs(session, [dag_id_of(p.project_id) for p in projects])
     rows = []
     for p in projects:
-        result = counts[p.project_id]
+        result = counts[_read_key(p, dates[p.project_id])]
         failed = isinstance(result, BaseException)
         rows.append(
             project_row(

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from airflow_outamation.hooks.sftp import PooledSFTPHook
-from airflow_outamation.operators.sftp import manifest_id_for
+from airflow_outamation.operators.sftp import claimed_file_dicts, manifest_id_for
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.server_base import SftpTestServer
 from outamation_testbed.dag_runs import import_dag_file, xcom_values
@@ -192,7 +192,9 @@ def test_full_run_claims_batches_and_sends_signed_calls(
 
     assert dag_run.state == "success"
     assert _task_tries(dag_run)["check_run"][0] == "success"  # not skipped
-    (claimed,) = xcom_values(dag.dag_id, dag_run.run_id, "claim_files")
+    (claim,) = xcom_values(dag.dag_id, dag_run.run_id, "claim_files")
+    assert (claim["file_count"], claim["files"]) == (7, [f"doc{i}.pdf" for i in range(7)])
+    claimed = claimed_file_dicts(claim, dag.get_task("claim_files").sftp_conn_id)
     assert sorted(c["filename"] for c in claimed) == [f"doc{i}.pdf" for i in range(7)]
     folder = os.path.dirname(claimed[0]["backup_path"])
     assert folder.startswith(f"{base}/in_progress/")
@@ -409,8 +411,8 @@ def test_the_date_folder_is_the_runs_date_in_the_projects_timezone(
 
     assert dag_run.state == "success"
     assert _task_tries(dag_run)["check_run"][0] == "success"  # not skipped
-    (claimed,) = xcom_values(dag.dag_id, dag_run.run_id, "claim_files")
-    assert [c["backup_path"] for c in claimed] == [f"{base}/in_progress/11252026/a.pdf"]
+    (claim,) = xcom_values(dag.dag_id, dag_run.run_id, "claim_files")
+    assert claim["claim_dir"] == f"{base}/in_progress/11252026"
 
 
 @pytest.mark.slow

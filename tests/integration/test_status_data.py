@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -172,3 +173,71 @@ def test_the_status_of_an_invalid_entry_shows_no_url_credential(airflow_db: str)
     for shown in (json.dumps(row.to_dict()), render_page([row], 10)):
         assert "hunter2-pass" not in shown
         assert "Qk7-tok3n-9f8e" not in shown
+
+
+def test_a_view_shows_the_counts_read_before_and_refreshes_them_in_the_background(
+    asyncssh_server: SftpTestServer, airflow_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from airflow.utils.session import create_session
+
+    from airflow_outamation.plugins import status_data
+    from airflow_outamation.testing.pytest_plugin import set_airflow_connection
+
+    monkeypatch.setattr(status_data, "COUNTS", status_data.CachedReads(status_data.READS, ttl=0))
+    conn_id = set_airflow_connection(monkeypatch, "outamation_status_cache", asyncssh_server)
+    base = asyncssh_server.remote_path(f"cached-{tmp_path.name}")
+    asyncssh_server.write(f"{base}/input/a.pdf")
+    entry = {"project_id": "cached", "sftp_conn_id": conn_id, "document_api_conn_id": "api"}
+    project = parse_entry({**entry, "base_path": base, "profile_code": "p"}, 0)
+    assert isinstance(project, Project)
+
+    def waiting() -> int | None:
+        with create_session() as session:
+            (row,) = project_rows(session, [project], [], lambda dag_id: dag_id, timeout=10)
+        return row.waiting
+
+    assert waiting() == 1
+    asyncssh_server.write(f"{base}/input/b.pdf")
+    assert waiting() == 1  # what the last read found; the page does not wait for the new read
+    for _ in range(100):  # the read started by that view finishes in the background
+        if waiting() == 2:
+            break
+        time.sleep(0.1)
+    assert waiting() == 2
+
+
+def test_reads_of_one_server_are_bounded(airflow_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.utils.session import create_session
+
+    from airflow_outamation.plugins.status_data import READS_PER_SERVER
+
+    accepted: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as server:  # accepts, never answers
+        port = server.getsockname()[1]
+
+        def accept() -> None:
+            while True:
+                try:
+                    accepted.append(server.accept()[0])
+                except OSError:
+                    return
+
+        threading.Thread(target=accept, daemon=True).start()
+        projects = []
+        for index in range(3 * READS_PER_SERVER):  # each on a connection id of its own
+            silent = {"conn_type": "sftp", "host": "127.0.0.1", "port": port, "login": "u", "password": "p"}
+            monkeypatch.setenv(f"AIRFLOW_CONN_OUTAMATION_BOUNDED_{index}", json.dumps(silent))
+            entry = {"project_id": f"b{index}", "sftp_conn_id": f"outamation_bounded_{index}"}
+            project = parse_entry(
+                {**entry, "document_api_conn_id": "a", "base_path": f"/b{index}", "profile_code": "p"}, 0
+            )
+            assert isinstance(project, Project)
+            projects.append(project)
+
+        with create_session() as session:
+            rows = project_rows(session, projects, [], lambda dag_id: dag_id, timeout=1)
+
+        assert all("no answer within 1 s" in (row.error or "") for row in rows)
+        assert len(accepted) == READS_PER_SERVER
+    for connection in accepted:
+        connection.close()
