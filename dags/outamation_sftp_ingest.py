@@ -3,6 +3,7 @@ Outamation SFTP ingestion: one DAG per project, scheduled and triggerable from t
 
     resend_unsent -> wait_for_files (deferrable) -> claim_files -> submit_batches (every batch, 8 in flight)
         -> project_status -> check_run
+    resend_unsent -> check_alerts -> check_run
 
 ``resend_unsent`` comes first, so it never races this run's own sends (one run at a time by
 default), and it runs every run, also when no new file arrives and the rest is skipped: it resends
@@ -11,6 +12,9 @@ deletes, gives up on a batch after ``max_send_attempts`` failed sends (rejected 
 removes the records of claims finished more than ``retention_days`` ago. ``project_status`` logs
 the project at a glance whatever happened before; ``check_run`` then fails the run if any task
 failed (a run ending with a successful status task would otherwise count as a success).
+``check_alerts`` judges the entry's expectations (``expect_files_by``, ``max_unsent_age``,
+``alert_on_rejected``, ``max_unreachable``) early in every run, while ``wait_for_files`` may still wait,
+and sends one message per alert started or cleared to the entry's ``alert_targets``.
 
 An entry with ``"schedule": "event"`` is scheduled on its input folder's Asset instead of a clock: the
 Asset's watcher (:class:`~airflow_outamation.triggers.sftp.ReadyFilesEventTrigger`, in the triggerer)
@@ -51,9 +55,11 @@ from airflow.sdk import DAG, Asset, Param, TriggerRule
 from airflow.sdk.bases.operator import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_outamation.alerts.check import AlertCheck
 from airflow_outamation.assets import in_progress_asset, ready_files_asset
 from airflow_outamation.hooks.document_api import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, display_url
 from airflow_outamation.ingestion_status import dag_id_of, placeholder_dag_id
+from airflow_outamation.operators.alerts import CheckAlertsOperator, project_expectations
 from airflow_outamation.operators.document_api import ResendUnsentOperator, SubmitBatchesOperator
 from airflow_outamation.operators.sftp import ClaimFilesOperator, ProjectStatusOperator
 from airflow_outamation.projects import (
@@ -107,6 +113,7 @@ def task_timeouts(project: Project) -> dict[str, timedelta]:
         "submit_batches": TASK_TIME_FLOOR + sending,
         "project_status": TASK_TIME_FLOOR,
         "check_run": TASK_TIME_FLOOR,
+        "check_alerts": TASK_TIME_FLOOR,
     }
 
 
@@ -215,6 +222,11 @@ def project_doc(project: Project) -> str:
         schedule = f"`{project.schedule}`" if project.schedule else "none (triggered by hand)"
     url = f" (URL `{display_url(project.api_url)}`)" if project.api_url else ""
     claimed_into = f"{project.base_path}/{project.in_progress_dir}/<{project.date_format}>"
+    alerts = "; ".join(project_expectations(project).describe()) + (
+        f" (to {', '.join(f'{k}: {v}' for k, v in project.alert_targets.items())})"
+        if project.alert_targets
+        else " (no alert_targets: logged only)"
+    )
     return url_scrubber(dataclasses.astuple(project))(f"""\
 ### Project `{project.project_id}`
 
@@ -226,6 +238,7 @@ def project_doc(project: Project) -> str:
 | Claimed into | `{claimed_into}`, the run's date in {project.timezone} |
 | Schedule | {schedule}; one run at a time: {project.max_active_runs} |
 | Asset | `{asset.uri}`: `schedule=[in_progress_asset("{project.project_id}")]` |
+| Alerts | {alerts} |
 
 resend_unsent -> wait_for_files -> claim_files -> submit_batches -> project_status -> check_run.
 Each accepted batch gets a receipt in `<in_progress>/<date>/.claims/sent/`; then its files are
@@ -341,15 +354,36 @@ def build_dag(project: Project) -> DAG:
             trigger_rule=TriggerRule.ALL_DONE,
             retries=0,
         )
+        check_alerts = CheckAlertsOperator(
+            task_id="check_alerts",
+            execution_timeout=timeouts["check_alerts"],
+            trigger_rule=TriggerRule.ALL_DONE,  # also, and above all, when the resend failed
+            check=AlertCheck(
+                project_id=project_id,
+                sftp_conn_id=project.sftp_conn_id,
+                in_progress_root=posixpath.join(project.base_path, project.in_progress_dir),
+                date_format=project.date_format,
+                expectations=project_expectations(project),
+                alert_targets=project.alert_targets or {},
+            ),
+            retries=0,  # the next run checks again
+        )
         check_run = RunOutcomeOperator(
             task_id="check_run",
             execution_timeout=timeouts["check_run"],
             trigger_rule=TriggerRule.ONE_FAILED,
             retries=0,
         )
-        resend_unsent >> wait_for_files
+        resend_unsent >> [wait_for_files, check_alerts]
         submit_batches >> project_status
-        [resend_unsent, wait_for_files, claim_files, submit_batches, project_status] >> check_run
+        [
+            resend_unsent,
+            wait_for_files,
+            claim_files,
+            submit_batches,
+            project_status,
+            check_alerts,
+        ] >> check_run
     return dag
 
 

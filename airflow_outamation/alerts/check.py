@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from airflow_outamation.alerts.delivery import CLEARED, STARTED, AlertMessage, deliver
+from airflow_outamation.alerts.delivery import CLEARED, STARTED, AlertMessage, deliver, status_page_url
 from airflow_outamation.alerts.expectations import Expectations, Facts, evaluate, transition
 from airflow_outamation.alerts.facts import CHART_DAYS, read_facts
 from airflow_outamation.hooks.sftp import PooledSFTPHook
@@ -31,7 +31,7 @@ class AlertCheck:
     :param date_format: ``strftime`` format of its dated claim folders
     :param expectations: what it promises
     :param alert_targets: where messages go (``email``, ``webhook``, ``smtp_conn_id``); empty: nowhere
-    :param status_url: the status page, linked from every message
+    :param status_url: the status page, linked from every message; empty: :func:`status_page_url`
     """
 
     project_id: str
@@ -60,7 +60,8 @@ class AlertCheck:
         still_open, started, cleared = transition(state.get("open", {}), found, judged)
         sent, failures = [], []
         for event, condition in [(STARTED, c) for c in started] + [(CLEARED, c) for c in cleared]:
-            message = AlertMessage(self.project_id, event, condition, self.status_url, now.timestamp())
+            status_url = self.status_url or status_page_url()
+            message = AlertMessage(self.project_id, event, condition, status_url, now.timestamp())
             log.warning("%s", message.subject)
             try:
                 if self.alert_targets:

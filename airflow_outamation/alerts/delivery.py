@@ -16,8 +16,10 @@ from typing import Any
 import requests
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.sdk import BaseHook
+from airflow.sdk.configuration import conf
 
 from airflow_outamation.alerts.expectations import Condition
+from airflow_outamation.plugins.status_plugin import URL_PREFIX
 from airflow_outamation.signing import message_id, sign
 
 #: The SMTP connection used when ``alert_targets`` names none.
@@ -84,6 +86,12 @@ class AlertMessage:
             for label, value in self.lines()
         )
         return f"<p>{html.escape(self.subject)}</p><table>{rows}</table>"
+
+
+def status_page_url() -> str:
+    """The status page's address: ``[api] base_url`` and the plugin's path."""
+    base = conf.get("api", "base_url", fallback="") or "http://localhost:8080"
+    return f"{base.rstrip('/')}{URL_PREFIX}/status"
 
 
 def _iso(moment: float) -> str:

@@ -47,9 +47,11 @@ def test_dags_folder_has_no_import_errors() -> None:
         "claim_files",
         "submit_batches",
         "project_status",
+        "check_alerts",
         "check_run",
     ]
-    assert dag.get_task("resend_unsent").downstream_task_ids == {"wait_for_files", "check_run"}
+    after_resend = {"wait_for_files", "check_alerts", "check_run"}
+    assert dag.get_task("resend_unsent").downstream_task_ids == after_resend
     assert dag.max_active_runs == 1
     assert dag.catchup is False
 
