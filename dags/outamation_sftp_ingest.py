@@ -55,11 +55,11 @@ from airflow.sdk import DAG, Asset, Param, TriggerRule
 from airflow.sdk.bases.operator import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_outamation.alerts.check import AlertCheck
+from airflow_outamation.alerts.check import AlertCheck, project_expectations
 from airflow_outamation.assets import in_progress_asset, ready_files_asset
 from airflow_outamation.hooks.document_api import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, display_url
 from airflow_outamation.ingestion_status import dag_id_of, placeholder_dag_id
-from airflow_outamation.operators.alerts import CheckAlertsOperator, project_expectations
+from airflow_outamation.operators.alerts import CheckAlertsOperator
 from airflow_outamation.operators.document_api import ResendUnsentOperator, SubmitBatchesOperator
 from airflow_outamation.operators.sftp import ClaimFilesOperator, ProjectStatusOperator
 from airflow_outamation.projects import (

@@ -5,6 +5,7 @@ cleared, and return the state the next check starts from (:mod:`.state` keeps it
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from airflow_outamation.alerts.expectations import Expectations, Facts, evaluate
 from airflow_outamation.alerts.facts import CHART_DAYS, read_facts
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.ingestion_status import status_dates
+from airflow_outamation.projects import Project
 
 log = logging.getLogger(__name__)
 
@@ -92,3 +94,9 @@ class AlertCheck:
             since = failing_since if failing_since is not None else now.timestamp()
             error = f"{type(exc).__name__}: {exc}"
             return Facts(now, self.in_progress_root, error=error, failing_since=since), {}
+
+
+def project_expectations(project: Project) -> Expectations:
+    """A project entry's expectations."""
+    names = {f.name for f in dataclasses.fields(Expectations)}
+    return Expectations(**{name: getattr(project, name) for name in names})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime, timezone
 from typing import Any
 
@@ -11,11 +10,9 @@ from airflow.sdk.definitions.context import Context
 
 from airflow_outamation import metrics
 from airflow_outamation.alerts.check import AlertCheck
-from airflow_outamation.alerts.expectations import Expectations
 from airflow_outamation.alerts.state import load_state, save_state
 from airflow_outamation.exceptions import OutamationError
 from airflow_outamation.ingestion_status import dag_id_of
-from airflow_outamation.projects import Project
 
 
 class CheckAlertsOperator(BaseOperator):
@@ -42,9 +39,3 @@ class CheckAlertsOperator(BaseOperator):
         if failures:
             raise OutamationError("sending alerts failed: " + "; ".join(failures))
         return {"open": sorted(state["open"]), "sent": [message.subject for message in sent]}
-
-
-def project_expectations(project: Project) -> Expectations:
-    """A project entry's expectations."""
-    names = {f.name for f in dataclasses.fields(Expectations)}
-    return Expectations(**{name: getattr(project, name) for name in names})

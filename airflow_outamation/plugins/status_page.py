@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
+from airflow_outamation.alerts.page import alerts_section
 from airflow_outamation.ingestion_status import STATUS_DAYS, ProjectRow, dag_id_of, placeholder_dag_id
 from airflow_outamation.plugins.status_data import project_rows, projects_file, read_projects
 from airflow_outamation.plugins.status_plugin import ui_path
@@ -113,7 +114,8 @@ def create_app() -> FastAPI:
     def status_page(session: SessionDep, user: GetUserDep) -> HTMLResponse:
         """The page: one row per project the user may read."""
         rows, timeout, error = rows_for(user, session)
-        return HTMLResponse(render_page(rows, timeout, error))
+        alerts = alerts_section(session, [row.project_id for row in rows])
+        return HTMLResponse(render_page(rows, timeout, error).replace("</body>", f"{alerts}</body>"))
 
     @app.get("/status.json")
     def status_json(session: SessionDep, user: GetUserDep) -> dict[str, Any]:
