@@ -19,6 +19,8 @@ from airflow.sdk import BaseHook
 from airflow.sdk.configuration import conf
 
 from airflow_outamation.alerts.expectations import Condition
+from airflow_outamation.exceptions import OutamationError
+from airflow_outamation.hooks.document_api import display_url
 from airflow_outamation.plugins.status_plugin import URL_PREFIX
 from airflow_outamation.signing import message_id, sign
 
@@ -117,20 +119,23 @@ def send_webhook(message: AlertMessage, http_conn_id: str) -> None:
 
     The connection's host is the URL (or its host, with ``schema``/``port``/``extra.endpoint``).
 
-    :raises requests.HTTPError: the receiver answered with an error
+    :raises OutamationError: the receiver cannot be reached or answered with an error (no URL secrets)
     """
     conn = BaseHook.get_connection(http_conn_id)
     body = json.dumps(message.to_json(), sort_keys=True).encode()
     headers = {"Content-Type": "application/json"}
     if conn.password:
         headers.update(sign(message_id(message.to_json()), body, conn.password))
-    response = requests.post(
-        _url(conn.host or "", conn.schema, conn.port, conn.extra_dejson),
-        data=body,
-        headers=headers,
-        timeout=WEBHOOK_TIMEOUT,
-    )
-    response.raise_for_status()
+    url = _url(conn.host or "", conn.schema, conn.port, conn.extra_dejson)
+    try:
+        response = requests.post(url, data=body, headers=headers, timeout=WEBHOOK_TIMEOUT)
+    except requests.RequestException as exc:
+        raise OutamationError(f"webhook {display_url(url)} ({http_conn_id}): {type(exc).__name__}") from None
+    if response.status_code >= 300:
+        raise OutamationError(
+            f"webhook {display_url(url)} ({http_conn_id}) answered HTTP {response.status_code}: "
+            f"{response.text[:200]}"
+        )
 
 
 def _url(host: str, schema: str | None, port: int | None, extra: Mapping[str, Any]) -> str:

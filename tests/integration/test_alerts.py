@@ -178,3 +178,27 @@ def test_an_alert_the_smtp_server_did_not_take_is_sent_by_the_next_check(
     state, _, _ = check.run(state, datetime.now(timezone.utc))
     assert failures == []
     assert smtp_server.subjects() == ["[outamation] acme: late: no file arrived by 00:00 (UTC)"]
+
+
+def test_a_webhook_that_fails_is_named_without_its_urls_secrets(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with DocumentApiReceiver(path="/alerts") as receiver:
+        conn = {
+            "conn_type": "http",
+            "host": f"{receiver.url}?token=s3cret-token",
+            "password": receiver.secret,
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_LEAKY_HOOK", json.dumps(conn))
+        receiver.script(500)
+        url = receiver.url
+        check = _check(
+            sftp_conn_id, sftp_base, Expectations(expect_files_by="00:00"), {"webhook": "leaky_hook"}
+        )
+        state, sent, failures = check.run(empty_state(), datetime.now(timezone.utc))
+    assert (sent, state["open"]) == ([], {})
+    assert f"webhook {url} (leaky_hook) answered HTTP 500" in failures[0]
+    assert "s3cret" not in failures[0]
