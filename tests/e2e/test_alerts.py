@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -154,3 +155,26 @@ def test_a_refused_batch_gives_one_email(
         _run(airflow, "refused")
     (subject,) = _subjects(smtp, "refused")
     assert subject.startswith("[outamation] al_refused: rejected: batch msg_")
+
+
+def test_the_status_page_shows_the_expectations_and_the_open_alert_in_a_browser(
+    airflow: AirflowProcesses, chromium: Any, deadline: datetime
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    chromium.get(f"{airflow.base_url}/outamation/status")
+    WebDriverWait(chromium, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "section.alerts"))
+    sections = {
+        section.get_attribute("data-project"): section
+        for section in chromium.find_elements(By.CSS_SELECTOR, "section.alerts")
+    }
+    late, refused = sections["al_late"].text, sections["al_refused"].text
+    assert f"a file by {deadline:%H:%M} (UTC), every day" in late
+    assert "Open alerts" in late
+    assert "none" in late  # cleared by the first test
+    assert "no batch rejected" in refused
+    (alert,) = sections["al_refused"].find_elements(By.CSS_SELECTOR, "li.alert")
+    assert alert.text.startswith("rejected: batch msg_")
+    bars = sections["al_refused"].find_elements(By.CSS_SELECTOR, "svg.chart rect")
+    assert len(bars) == 14 * 3
