@@ -14,7 +14,9 @@ from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.server_base import SftpTestServer
 from airflow_outamation.testing.smtp_server import SmtpTestServer
 
-PROJECTS = ("late", "refused")
+PROJECTS = ("late", "refused", "busy")
+#: ``max_unsent_age`` of project ``busy`` (seconds).
+MAX_UNSENT_AGE = 15
 
 pytestmark = pytest.mark.slow
 
@@ -59,6 +61,7 @@ def airflow(
         for name in PROJECTS
     ]
     projects[0]["expect_files_by"] = deadline.strftime("%H:%M")
+    projects[2]["max_unsent_age"] = MAX_UNSENT_AGE
     for project in projects:
         asyncssh_server.makedirs(f"{project['base_path']}/input")
     dags, projects_env = example_dag_home(home, projects)
@@ -178,3 +181,32 @@ def test_the_status_page_shows_the_expectations_and_the_open_alert_in_a_browser(
     assert alert.text.startswith("rejected: batch msg_")
     bars = sections["al_refused"].find_elements(By.CSS_SELECTOR, "svg.chart rect")
     assert len(bars) == 14 * 3
+
+
+def test_an_api_answering_503_past_max_unsent_age_gives_one_alert_and_one_clear(
+    airflow: AirflowProcesses,
+    asyncssh_server: SftpTestServer,
+    receiver: DocumentApiReceiver,
+    smtp: SmtpTestServer,
+) -> None:
+    dag_id = "outamation_sftp_ingest_al_busy"
+    receiver.script_for_file("busy.pdf", *[503] * 10_000)
+    asyncssh_server.write(asyncssh_server.remote_path(f"al-{airflow.home.name}/busy/input/busy.pdf"))
+    _wait(lambda: bool(airflow.api("GET", f"/dags/{dag_id}/dagRuns")["dag_runs"]), "no run started", airflow)
+    (first,) = (run["dag_run_id"] for run in airflow.api("GET", f"/dags/{dag_id}/dagRuns")["dag_runs"])
+    airflow.wait_for_task_state(dag_id, first, "submit_batches", "up_for_retry")
+    airflow.api("PATCH", f"/dags/{dag_id}/dagRuns/{first}", json={"state": "failed"})  # no 2-minute retry
+    airflow.wait_for_run(dag_id, first)
+    time.sleep(MAX_UNSENT_AGE + 1)
+
+    for _ in range(3):  # each run's resend gets 503 again
+        _run(airflow, "busy")
+    unsent = f"[outamation] al_busy: unsent: 1 batch(es) not accepted by the API after {MAX_UNSENT_AGE} s"
+    assert _subjects(smtp, "busy") == [unsent]
+    body = smtp.messages[-1].get_payload()[0].get_payload(decode=True).decode()
+    assert "HTTP 503" in body
+
+    receiver.reset()  # the API answers again: the next run's resend sends the batch
+    for _ in range(3):
+        _run(airflow, "busy")
+    assert _subjects(smtp, "busy") == [unsent, unsent.replace("] ", "] CLEARED ", 1)]
