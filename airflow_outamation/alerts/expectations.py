@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, time
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 #: Day names an entry's ``expect_files_on`` may list, Monday first (``datetime.weekday()`` order).
@@ -21,8 +21,18 @@ LATE = "late"
 UNSENT = "unsent"
 REJECTED = "rejected"
 UNREACHABLE = "unreachable"
+API_UNREACHABLE = "api_unreachable"
 #: Conditions that clear by themselves and so get a "cleared" message; a rejected batch waits for a person.
-CLEARING = (LATE, UNSENT, UNREACHABLE)
+CLEARING = (LATE, UNSENT, UNREACHABLE, API_UNREACHABLE)
+
+
+class UnsentBatch(NamedTuple):
+    """A batch the API has not accepted: when it was recorded (unix seconds) and its last failed send."""
+
+    recorded_at: float
+    failure: str | None = None
+    #: the HTTP status of the last failed send; ``None`` when no answer came (or it never failed)
+    status: int | None = None
 
 
 @dataclass(frozen=True)
@@ -34,7 +44,8 @@ class Expectations:
     :param expect_files_on: the weekdays ``expect_files_by`` applies to (``"mon"``...); all when empty
     :param max_unsent_age: seconds a claimed file may wait for the API to accept it
     :param alert_on_rejected: a batch moved to the rejected folder is an alert
-    :param max_unreachable: seconds the SFTP server may be unreachable
+    :param max_unreachable: seconds the SFTP server may be unreachable, and a batch may wait while the
+        API gives no answer at all
     :param timezone: the project's IANA time zone
     """
 
@@ -56,7 +67,7 @@ class Expectations:
         if self.alert_on_rejected:
             lines.append("no batch rejected")
         if self.max_unreachable is not None:
-            lines.append(f"the SFTP server reachable (alert after {self.max_unreachable:g} s)")
+            lines.append(f"the SFTP server and the API reachable (alert after {self.max_unreachable:g} s)")
         return lines
 
 
@@ -68,8 +79,7 @@ class Facts:
     :param now: when it read (aware)
     :param folder: the project's claim folder root (``<base>/in_progress``), for messages
     :param claimed_today: files claimed today in the project's time zone; ``None`` when not read
-    :param unsent: message id -> when its batch was recorded (unix seconds) and its last failure, for
-        batches the API has not accepted yet; ``None`` when not read
+    :param unsent: message id -> each batch the API has not accepted yet; ``None`` when not read
     :param rejected: message id -> the claim folder of each rejected batch; ``None`` when not read
     :param error: why the SFTP server could not be read, ``None`` when it could
     :param failing_since: when the reads began failing (unix seconds), from the last check's state
@@ -78,7 +88,7 @@ class Facts:
     now: datetime
     folder: str
     claimed_today: int | None = None
-    unsent: Mapping[str, tuple[float, str | None]] | None = None
+    unsent: Mapping[str, UnsentBatch] | None = None
     rejected: Mapping[str, str] | None = None
     error: str | None = None
     failing_since: float | None = None
@@ -146,23 +156,29 @@ def evaluate(expect: Expectations, facts: Facts) -> tuple[dict[str, Condition], 
                 f"the input folder; today's claim folder under {facts.folder} is empty",
             )
     if facts.unsent is not None:
-        judged.add(UNSENT)
+        judged |= {UNSENT, API_UNREACHABLE}
         if expect.max_unsent_age is not None:
             old = {
-                message_id: (recorded, failure)
-                for message_id, (recorded, failure) in facts.unsent.items()
-                if now - recorded > expect.max_unsent_age
+                key: batch
+                for key, batch in facts.unsent.items()
+                if now - batch.recorded_at > expect.max_unsent_age
             }
             if old:
-                oldest = min(recorded for recorded, _ in old.values())
-                failures = sorted({failure for _, failure in old.values() if failure})
-                found[UNSENT] = Condition(
-                    UNSENT,
-                    UNSENT,
-                    oldest,
-                    f"{len(old)} batch(es) not accepted by the API after {expect.max_unsent_age:g} s",
-                    f"batches {', '.join(sorted(old))} under {facts.folder}"
-                    + (f"; last error: {failures[-1]}" if failures else ""),
+                found[UNSENT] = _unsent(
+                    UNSENT, old, f"not accepted by the API after {expect.max_unsent_age:g} s", facts
+                )
+        if expect.max_unreachable is not None:
+            silent = {
+                key: batch
+                for key, batch in facts.unsent.items()
+                if batch.failure and batch.status is None and now - batch.recorded_at > expect.max_unreachable
+            }
+            if silent:
+                found[API_UNREACHABLE] = _unsent(
+                    API_UNREACHABLE,
+                    silent,
+                    f"without an answer from the API for {expect.max_unreachable:g} s",
+                    facts,
                 )
     if facts.rejected is not None:
         judged.add(REJECTED)
@@ -177,6 +193,19 @@ def evaluate(expect: Expectations, facts: Facts) -> tuple[dict[str, Condition], 
                     f"its files and {message_id}.json in the rejected folder beside {claim_dir}",
                 )
     return found, judged
+
+
+def _unsent(kind: str, batches: Mapping[str, UnsentBatch], what: str, facts: Facts) -> Condition:
+    """One condition naming ``batches``, since the oldest was recorded, with the last error seen."""
+    failures = sorted(batch.failure for batch in batches.values() if batch.failure)
+    return Condition(
+        kind,
+        kind,
+        min(batch.recorded_at for batch in batches.values()),
+        f"{len(batches)} batch(es) {what}",
+        f"batches {', '.join(sorted(batches))} under {facts.folder}"
+        + (f"; last error: {failures[-1]}" if failures else ""),
+    )
 
 
 def transition(

@@ -12,7 +12,7 @@ from typing import Any
 
 import paramiko
 
-from airflow_outamation.alerts.expectations import Facts
+from airflow_outamation.alerts.expectations import Facts, UnsentBatch
 from airflow_outamation.claims import REJECTED_DIR, claim_folders, folder_status, message_ids, open_batches
 
 #: Days of history the status page's chart shows (today included).
@@ -31,7 +31,7 @@ def read_facts(
     :return: the facts and, per date, ``{"claimed", "sent", "rejected"}`` (missing days count 0)
     """
     wanted = set(dates)
-    unsent: dict[str, tuple[float, str | None]] = {}
+    unsent: dict[str, UnsentBatch] = {}
     rejected: dict[str, str] = {}
     days = {date: {"claimed": 0, "sent": 0, "rejected": 0} for date in dates}
     for folder in claim_folders(sftp, in_progress_root):
@@ -42,7 +42,10 @@ def read_facts(
         days[date] = {key: counts[key] for key in ("claimed", "sent", "rejected")}
         for message_id, batch in open_batches(sftp, folder).items():
             if not batch["sent"]:
-                unsent[message_id] = (float(batch["recorded_at"]), _failure(batch["last_failure"]))
+                last = batch["last_failure"] or {}
+                unsent[message_id] = UnsentBatch(
+                    float(batch["recorded_at"]), _failure(last), last.get("status")
+                )
         rejected.update(dict.fromkeys(message_ids(sftp, folder, REJECTED_DIR), folder))
     facts = Facts(
         now=now,
@@ -54,7 +57,7 @@ def read_facts(
     return facts, days
 
 
-def _failure(record: dict[str, Any] | None) -> str | None:
+def _failure(record: dict[str, Any]) -> str | None:
     if not record:
         return None
     status = record.get("status")

@@ -8,12 +8,14 @@ from typing import Any
 import pytest
 
 from airflow_outamation.alerts.expectations import (
+    API_UNREACHABLE,
     LATE,
     REJECTED,
     UNREACHABLE,
     UNSENT,
     Expectations,
     Facts,
+    UnsentBatch,
     deadline_today,
     evaluate,
     transition,
@@ -60,13 +62,35 @@ def test_the_deadline_is_in_the_projects_time_zone_on_its_weekdays() -> None:
 def test_batches_unsent_past_max_unsent_age_are_one_condition_naming_them_and_the_error() -> None:
     expect = Expectations(max_unsent_age=600)
     old, young = NOW.timestamp() - 700, NOW.timestamp() - 100
-    unsent = {"msg_b": (old, "HTTP 503: busy"), "msg_a": (old - 5, None), "msg_c": (young, None)}
+    unsent = {
+        "msg_b": UnsentBatch(old, "HTTP 503: busy", 503),
+        "msg_a": UnsentBatch(old - 5),
+        "msg_c": UnsentBatch(young),
+    }
     found, _ = evaluate(expect, facts(unsent=unsent))
     assert list(found) == [UNSENT]
     assert found[UNSENT].since == old - 5
     assert "msg_a, msg_b under /up/acme/in_progress" in found[UNSENT].look_at
     assert "HTTP 503: busy" in found[UNSENT].look_at
     assert "msg_c" not in found[UNSENT].look_at
+
+
+def test_a_batch_without_any_answer_from_the_api_past_max_unreachable_is_api_unreachable() -> None:
+    expect = Expectations(max_unreachable=300)
+    before = NOW.timestamp() - 400
+    unsent = {
+        "msg_silent": UnsentBatch(before, "ConnectionError: refused", None),
+        "msg_busy": UnsentBatch(before, "HTTP 503: busy", 503),
+        "msg_new": UnsentBatch(NOW.timestamp() - 10, "ConnectionError: refused", None),
+        "msg_untried": UnsentBatch(before),
+    }
+    found, judged = evaluate(expect, facts(unsent=unsent))
+    assert list(found) == [API_UNREACHABLE]
+    assert found[API_UNREACHABLE].look_at.startswith("batches msg_silent under")
+    assert "ConnectionError: refused" in found[API_UNREACHABLE].look_at
+    open_alerts, _, _ = transition({}, found, judged)
+    _, _, cleared = transition(open_alerts, *evaluate(expect, facts(unsent={})))
+    assert [condition.key for condition in cleared] == [API_UNREACHABLE]
 
 
 def test_each_rejected_batch_is_its_own_condition_unless_turned_off() -> None:
