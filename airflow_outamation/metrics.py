@@ -14,6 +14,8 @@ Name                               Kind     What
 ``outamation.claim.duration``      timer    one claim step (ms)
 ``outamation.api.call.duration``   timer    one API request, each retry counted on its own (ms)
 ``outamation.send.duration``       timer    one send task: submit_batches, submit_batch, resend_unsent (ms)
+``outamation.alerts.open``         gauge    alerts open for the project after its last check
+``outamation.alerts.sent``         counter  alert messages sent (a start or a clear, to all its targets)
 =================================  =======  ===========================================================
 
 Every metric carries the tag ``project`` (the DAG id: one DAG per project). StatsD without tag
@@ -43,6 +45,8 @@ FILES_REJECTED = "outamation.files.rejected"
 CLAIM_DURATION = "outamation.claim.duration"
 API_CALL_DURATION = "outamation.api.call.duration"
 SEND_DURATION = "outamation.send.duration"
+ALERTS_OPEN = "outamation.alerts.open"
+ALERTS_SENT = "outamation.alerts.sent"
 
 #: The tag naming the project.
 PROJECT_TAG = "project"
@@ -90,6 +94,18 @@ def count(name: str, value: int, project: str) -> None:
         return
     for stat, tags in _names(name, project):
         stats.incr(stat, count=value, tags=tags)
+
+
+def gauge(name: str, value: float, project: str) -> None:
+    """
+    Set the gauge ``name`` of ``project`` to ``value``.
+
+    :param name: one of this module's gauge names
+    :param value: the current value
+    :param project: the project (DAG id)
+    """
+    for stat, tags in _names(name, project):
+        stats.gauge(stat, value, tags=tags)
 
 
 @contextmanager

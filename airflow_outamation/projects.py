@@ -11,10 +11,11 @@ from __future__ import annotations
 import codecs
 import difflib
 import functools
+import json
 import math
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any
@@ -22,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from airflow_outamation.alerts.expectations import WEEKDAYS
 from airflow_outamation.claims.names import DEFAULT_NAME_ENCODING
 from airflow_outamation.ingestion_status import status_dates
 from airflow_outamation.readiness import (
@@ -80,6 +82,12 @@ class Project:
     name_encoding: str = DEFAULT_NAME_ENCODING
     max_send_attempts: int = 5
     retention_days: float = 30
+    expect_files_by: str | None = None
+    expect_files_on: Sequence[str] = ()
+    max_unsent_age: float | None = None
+    alert_on_rejected: bool = True
+    max_unreachable: float | None = None
+    alert_targets: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -232,6 +240,37 @@ def _api_url(value: Any) -> str | None:
     return None
 
 
+def _clock(value: Any) -> str | None:
+    if not isinstance(value, str) or not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+        return f"must be a time of day 'HH:MM' (24 hours), got {value!r}"
+    return None
+
+
+def _weekdays(value: Any) -> str | None:
+    if not isinstance(value, list) or not value or any(day not in WEEKDAYS for day in value):
+        return f"must be a non-empty list of {', '.join(map(repr, WEEKDAYS))}, got {value!r}"
+    return None
+
+
+def _boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+
+
+def _alert_targets(value: Any) -> str | None:
+    if not isinstance(value, dict) or not value or set(value) - {"email", "webhook", "smtp_conn_id"}:
+        return (
+            'must be an object with "email" (a list of addresses), "webhook" (an http connection id) '
+            f'and "smtp_conn_id" (optional), got {value!r}'
+        )
+    emails = value.get("email", [])
+    if not isinstance(emails, list) or any(_text(a) or "@" not in a for a in emails):
+        return f"email must be a list of email addresses, got {emails!r}"
+    for key in ("webhook", "smtp_conn_id"):
+        if key in value and _text(value[key]):
+            return f"{key} must be the id of an Airflow connection, got {value[key]!r}"
+    return None
+
+
 def _optional(check: Check) -> Check:
     return lambda value: None if value is None else check(value)
 
@@ -267,6 +306,12 @@ SCHEMA: dict[str, Check] = {
     "name_encoding": _encoding,
     "max_send_attempts": _number(1, 100, integer=True),
     "retention_days": _number(0, low_open=True),
+    "expect_files_by": _optional(_clock),
+    "expect_files_on": _weekdays,
+    "max_unsent_age": _optional(_number(0, low_open=True)),
+    "alert_on_rejected": _boolean,
+    "max_unreachable": _optional(_number(0)),
+    "alert_targets": _optional(_alert_targets),
 }
 
 
@@ -277,7 +322,8 @@ def parse_entry(entry: Any, index: int, defaults: Mapping[str, Any] | None = Non
     :param entry: the entry as read from JSON
     :param index: its position in the file, to name it in messages
     :param defaults: defaults that replace the built-in ones (``SftpService``'s environment variables:
-        ``source_dir``, ``in_progress_dir``, ``profile_code``); ``None`` values are ignored
+        ``source_dir``, ``in_progress_dir``, ``profile_code``; ``OUTAMATION_ALERT_TARGETS``'s
+        ``alert_targets``); ``None`` values are ignored
     """
     if not isinstance(entry, dict):
         return InvalidEntry(index, None, (f"must be a JSON object, got {type(entry).__name__}",))
@@ -297,7 +343,11 @@ def parse_entry(entry: Any, index: int, defaults: Mapping[str, Any] | None = Non
                 f"{key} must not hold a URL with user info, query or fragment (every reader of the DAG "
                 f"would see it), got {value!r}"
             )
-    settings = {**_DEFAULTS, **{k: v for k, v in (defaults or {}).items() if v is not None}, **entry}
+    given = {k: v for k, v in (defaults or {}).items() if v is not None}
+    from_env = given.get("alert_targets") if "alert_targets" not in entry else None
+    if from_env is not None and (problem := _alert_targets(from_env)) is not None:
+        problems.append(f"alert_targets of OUTAMATION_ALERT_TARGETS {problem}")
+    settings = {**_DEFAULTS, **given, **entry}
     if not problems and not settings["profile_code"]:
         problems.append("profile_code is missing and the PROFILE_CODE environment variable is not set")
     if problems:
@@ -316,16 +366,23 @@ def url_scrubber(values: Iterable[Any]) -> Scrubber:
     return Scrubber(part for url in urls for part in url_secrets(url))
 
 
-def seed_defaults(environ: Mapping[str, str]) -> dict[str, str | None]:
+def seed_defaults(environ: Mapping[str, str]) -> dict[str, Any]:
     """
     The defaults ``SftpService``'s environment variables give every entry (the DAG's ``ENV_DEFAULTS``).
 
-    :param environ: the environment (``SOURCE_FILES``, ``IN_Progress_Path``, ``PROFILE_CODE``)
+    :param environ: the environment (``SOURCE_FILES``, ``IN_Progress_Path``, ``PROFILE_CODE``, and
+        ``OUTAMATION_ALERT_TARGETS``: the JSON ``alert_targets`` of every entry that has none)
     """
+    targets = environ.get("OUTAMATION_ALERT_TARGETS")
+    try:
+        alert_targets = json.loads(targets) if targets else None
+    except ValueError:
+        alert_targets = targets  # not JSON: the entries' check names the problem
     return {
         "source_dir": environ.get("SOURCE_FILES"),
         "in_progress_dir": environ.get("IN_Progress_Path"),
         "profile_code": environ.get("PROFILE_CODE") or None,
+        "alert_targets": alert_targets,
     }
 
 

@@ -3,6 +3,7 @@ Outamation SFTP ingestion: one DAG per project, scheduled and triggerable from t
 
     resend_unsent -> wait_for_files (deferrable) -> claim_files -> submit_batches (every batch, 8 in flight)
         -> project_status -> check_run
+    resend_unsent -> check_alerts -> check_run
 
 ``resend_unsent`` comes first, so it never races this run's own sends (one run at a time by
 default), and it runs every run, also when no new file arrives and the rest is skipped: it resends
@@ -12,6 +13,9 @@ removes the records of claims finished more than ``retention_days`` ago. ``proje
 the project at a glance whatever happened before; ``check_run`` then succeeds, or fails the run
 with one line naming the tasks that failed (a run ending with a successful status task would
 otherwise count as a success).
+``check_alerts`` judges the entry's expectations (``expect_files_by``, ``max_unsent_age``,
+``alert_on_rejected``, ``max_unreachable``) early in every run, while ``wait_for_files`` may still wait,
+and sends one message per alert started or cleared to the entry's ``alert_targets``.
 
 An entry with ``"schedule": "event"`` is scheduled on its input folder's Asset instead of a clock: the
 Asset's watcher (:class:`~airflow_outamation.triggers.sftp_event.ReadyFilesEventTrigger`, in the triggerer)
@@ -53,6 +57,7 @@ from airflow.sdk import DAG, Asset, Context, Param, TriggerRule, get_parsing_con
 from airflow.sdk.bases.operator import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_outamation.alerts.check import AlertCheck, project_expectations
 from airflow_outamation.assets import in_progress_asset, ready_files_asset
 from airflow_outamation.hooks.document_api import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, display_url
 from airflow_outamation.ingestion_status import (
@@ -62,6 +67,7 @@ from airflow_outamation.ingestion_status import (
     placeholder_dag_id,
     run_outcome,
 )
+from airflow_outamation.operators.alerts import CheckAlertsOperator
 from airflow_outamation.operators.document_api import ResendUnsentOperator, SubmitBatchesOperator
 from airflow_outamation.operators.sftp import ClaimFilesOperator, ProjectStatusOperator
 from airflow_outamation.projects import (
@@ -117,6 +123,7 @@ def task_timeouts(project: Project) -> dict[str, timedelta]:
         "submit_batches": TASK_TIME_FLOOR + sending,
         "project_status": TASK_TIME_FLOOR,
         "check_run": TASK_TIME_FLOOR,
+        "check_alerts": TASK_TIME_FLOOR,
     }
 
 
@@ -252,6 +259,11 @@ def project_doc(project: Project) -> str:
         schedule = f"`{project.schedule}`" if project.schedule else "none (triggered by hand)"
     url = f" (URL `{display_url(project.api_url)}`)" if project.api_url else ""
     claimed_into = f"{project.base_path}/{project.in_progress_dir}/{date_folder(project)}"
+    alerts = "; ".join(project_expectations(project).describe()) + (
+        f" (to {', '.join(f'{k}: {v}' for k, v in project.alert_targets.items())})"
+        if project.alert_targets
+        else " (no alert_targets: logged only)"
+    )
     return url_scrubber(dataclasses.astuple(project))(f"""\
 ### Project `{project.project_id}`
 
@@ -263,6 +275,7 @@ def project_doc(project: Project) -> str:
 | Claimed into | `{claimed_into}`, the run's date in {project.timezone} |
 | Schedule | {schedule}; one run at a time: {project.max_active_runs} |
 | Asset | `{asset.uri}`: `schedule=[in_progress_asset("{project.project_id}")]` |
+| Alerts | {alerts} |
 
 resend_unsent -> wait_for_files -> claim_files -> submit_batches -> project_status -> check_run.
 Each accepted batch gets a receipt in `<in_progress>/<date>/.claims/sent/`; then its files are
@@ -401,15 +414,30 @@ def build_dag(project: Project) -> DAG:
             trigger_rule=TriggerRule.ALL_DONE,
             retries=0,
         )
+        check_alerts = CheckAlertsOperator(
+            task_id="check_alerts",
+            execution_timeout=timeouts["check_alerts"],
+            trigger_rule=TriggerRule.ALL_DONE,  # also, and above all, when the resend failed
+            check=AlertCheck(
+                project_id=project_id,
+                sftp_conn_id=project.sftp_conn_id,
+                in_progress_root=posixpath.join(project.base_path, project.in_progress_dir),
+                date_format=project.date_format,
+                expectations=project_expectations(project),
+                alert_targets=project.alert_targets or {},
+            ),
+            retries=0,  # the next run checks again
+        )
         check_run = RunOutcomeOperator(
             task_id=OUTCOME_TASK,
             execution_timeout=timeouts[OUTCOME_TASK],
             trigger_rule=TriggerRule.ALL_DONE,
             retries=0,
         )
-        resend_unsent >> wait_for_files
+        resend_unsent >> [wait_for_files, check_alerts]
         # One line: project_status and check_run run when every task before them is done, whatever its state.
         submit_batches >> project_status >> check_run
+        check_alerts >> check_run
     return dag
 
 

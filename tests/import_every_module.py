@@ -3,7 +3,8 @@ Import every module of an installed package with ``pytest`` unimportable; exit 1
 
 Usage: ``python tests/import_every_module.py airflow_outamation``. Run as a script, so the package
 comes from where it is installed (the wheel in CI), not from the source tree. Only the pytest plugin
-(``airflow_outamation.testing.pytest_plugin``) may need pytest: it is what the ``[testing]`` extra is for.
+and the SMTP test server (``airflow_outamation.testing.pytest_plugin``, ``.smtp_server``) may need
+pytest or aiosmtpd: they are what the ``[testing]`` extra is for.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import traceback
 from collections.abc import Sequence
 from types import ModuleType
 
-#: The one module that needs the ``[testing]`` extra (pytest).
-NEEDS_PYTEST = frozenset({"airflow_outamation.testing.pytest_plugin"})
+#: The modules that need the ``[testing]`` extra (pytest, aiosmtpd).
+NEEDS_TESTING_EXTRA = frozenset(
+    {"airflow_outamation.testing.pytest_plugin", "airflow_outamation.testing.smtp_server"}
+)
 BLOCKED = ("pytest", "_pytest")
 
 
@@ -41,7 +44,7 @@ def main(package: str) -> int:
         sys.modules.pop(name, None)
     sys.meta_path.insert(0, PytestBlocker())
     failed = []
-    names = [name for name in module_names(package) if name not in NEEDS_PYTEST]
+    names = [name for name in module_names(package) if name not in NEEDS_TESTING_EXTRA]
     for name in names:
         try:
             importlib.import_module(name)

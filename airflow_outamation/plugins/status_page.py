@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
+from airflow_outamation.alerts.page import alerts_section
 from airflow_outamation.ingestion_status import STATUS_DAYS, ProjectRow, dag_id_of, placeholder_dag_id
 from airflow_outamation.plugins.status_data import project_rows, projects_file, read_projects
 from airflow_outamation.plugins.status_urls import ui_path
@@ -238,7 +239,8 @@ def create_app() -> FastAPI:
     def status_page(session: SessionDep, user: GetUserDep) -> HTMLResponse:
         """The page: one row per project the user may read."""
         data = rows_for(user, session)
-        return HTMLResponse(render_page(data.rows, data.timeout, data.error, data.modes))
+        alerts = alerts_section(session, [row.project_id for row in data.rows])
+        return HTMLResponse(render_page(data.rows, data.timeout, data.error, data.modes, sections=[alerts]))
 
     @app.get("/status.json")
     def status_json(session: SessionDep, user: GetUserDep) -> dict[str, Any]:

@@ -14,6 +14,8 @@ Enable them in a ``conftest.py`` with ``pytest_plugins = ["airflow_outamation.te
 - ``document_api_receiver``: a fresh local document API (``DocumentApiReceiver``) for one test.
 - ``document_api_conn_id``: an ``outamation_document_api`` connection to it with a short backoff
   (``DOC_AI_API_URL`` unset for the test).
+- ``smtp_server``: a fresh local SMTP server (``SmtpTestServer``, aiosmtpd) for one test;
+  ``smtp_conn_id``: the Airflow ``smtp`` connection ``smtp_default`` to it.
 
 A server kind whose Debian package is missing (``openssh-server``, ``proftpd-core`` +
 ``proftpd-mod-crypto``, ``rclone``) is skipped, except when ``CI=true``: there its tests fail.
@@ -33,6 +35,7 @@ from airflow_outamation.testing.openssh_server import OpenSshServer, sshd_availa
 from airflow_outamation.testing.proftpd_server import ProftpdServer, proftpd_available
 from airflow_outamation.testing.rclone_server import RcloneServer, rclone_available
 from airflow_outamation.testing.server_base import SftpTestServer
+from airflow_outamation.testing.smtp_server import SmtpTestServer
 
 #: Each server kind: how to create one, whether it is installed, and the Debian packages it needs.
 SERVERS: dict[str, tuple[Callable[[], SftpTestServer], Callable[[], bool], str]] = {
@@ -153,3 +156,15 @@ def document_api_conn_id(document_api_receiver: DocumentApiReceiver, monkeypatch
         ),
     )
     return conn_id
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpTestServer]:
+    with SmtpTestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_conn_id(smtp_server: SmtpTestServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_server.connection_json())
+    return "smtp_default"
