@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from airflow_outamation.testing.process_server import ProcessSftpServer, generate_key, unprivileged_account
+from airflow_outamation.testing.process_server import ProcessSftpServer, unprivileged_account
 
 SSHD_PATH = "/usr/sbin/sshd"
 
@@ -48,22 +47,7 @@ class OpenSshServer(ProcessSftpServer):
             )
         super().__init__(root, unprivileged_account().pw_name, None)
         self._sshd_path = sshd_path
-        work = Path(self._workdir)
-        self.host_key_line = generate_key(work / "host_key")
-        generate_key(work / "client_key")
-        self.client_key_path = str(work / "client_key")
-        shutil.copy(work / "client_key.pub", work / "authorized_keys")
-        for name in ("host_key", "authorized_keys"):
-            self._chown(work / name)
-        self._config_path = work / "sshd_config"
-
-    def local_path(self, remote_path: str) -> Path:
-        """sshd serves the real file system: the SFTP path is the local path."""
-        return Path(remote_path)
-
-    def remote_path(self, relative: str) -> str:
-        """The SFTP path of a path relative to ``root``."""
-        return str(self.root / relative.lstrip("/"))
+        self._config_path = self._make_keys() / "sshd_config"
 
     def _command(self) -> Sequence[str]:
         work = Path(self._workdir)

@@ -48,6 +48,8 @@ class ProcessSftpServer(SftpTestServer):
     opened_line = re.compile(r"$^")
     #: A log file the server writes besides its standard error, if any.
     log_file: Path | None = None
+    #: Whether the server shows ``root`` as ``/``; else it serves the real file system (paths are local).
+    serves_root_as_slash = False
 
     def __init__(self, root: str | os.PathLike[str] | None, username: str, password: str | None) -> None:
         super().__init__(root, username, password)
@@ -62,6 +64,34 @@ class ProcessSftpServer(SftpTestServer):
 
     def _command(self) -> Sequence[str]:
         raise NotImplementedError
+
+    def _make_keys(self, authorized_keys: str | None = None) -> Path:
+        """
+        Create the host key and the client's key, and the file of keys the server authorizes.
+
+        :param authorized_keys: that file's content; the client's public key line when ``None``
+        :return: the work folder holding them
+        """
+        work = Path(self._workdir)
+        self.host_key_line = generate_key(work / "host_key")
+        client_key = generate_key(work / "client_key")
+        self.client_key_path = str(work / "client_key")
+        (work / "authorized_keys").write_text(authorized_keys or f"{client_key}\n")
+        for name in ("host_key", "authorized_keys"):
+            self._chown(work / name)
+        return work
+
+    def local_path(self, remote_path: str) -> Path:
+        """The local file behind an SFTP path (the same path, unless ``root`` is served as ``/``)."""
+        return super().local_path(remote_path) if self.serves_root_as_slash else Path(remote_path)
+
+    def remote_path(self, relative: str) -> str:
+        """The SFTP path of a path relative to ``root``."""
+        return (
+            super().remote_path(relative)
+            if self.serves_root_as_slash
+            else str(self.root / relative.lstrip("/"))
+        )
 
     def _listen_port(self) -> int:
         """The port the process listens on (the one clients use, unless a subclass puts a proxy first)."""

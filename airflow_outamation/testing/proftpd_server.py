@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from airflow_outamation.testing.process_server import ProcessSftpServer, generate_key
+from airflow_outamation.testing.process_server import ProcessSftpServer
 
 PROFTPD_PATH = "/usr/sbin/proftpd"
 MOD_SFTP_PATH = "/usr/lib/proftpd/mod_sftp.so"
@@ -39,11 +39,8 @@ class ProftpdServer(ProcessSftpServer):
 
     def __init__(self, root: str | os.PathLike[str] | None = None, password: str = "s3cret-pass") -> None:
         super().__init__(root, "outamation", password)
-        work = Path(self._workdir)
-        self.host_key_line = generate_key(work / "host_key")
-        generate_key(work / "client_key")
-        self.client_key_path = str(work / "client_key")
-        rfc4716 = subprocess.run(
+        work = self._make_keys()
+        rfc4716 = subprocess.run(  # ProFTPD reads public keys in RFC 4716 format
             ["ssh-keygen", "-e", "-f", work / "client_key.pub"], check=True, capture_output=True, text=True
         ).stdout
         (work / "authorized_keys").write_text(rfc4716)
@@ -59,14 +56,6 @@ class ProftpdServer(ProcessSftpServer):
             self._chown(work / name)
         self._config_path = work / "proftpd.conf"
         self.log_file = work / "sftp.log"
-
-    def local_path(self, remote_path: str) -> Path:
-        """ProFTPD serves the real file system here (no chroot): the SFTP path is the local path."""
-        return Path(remote_path)
-
-    def remote_path(self, relative: str) -> str:
-        """The SFTP path of a path relative to ``root``."""
-        return str(self.root / relative.lstrip("/"))
 
     def _command(self) -> Sequence[str]:
         work = Path(self._workdir)

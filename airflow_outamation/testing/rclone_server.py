@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 from airflow_outamation.testing.latency_proxy import LatencyProxy
-from airflow_outamation.testing.process_server import ProcessSftpServer, free_port, generate_key
+from airflow_outamation.testing.process_server import ProcessSftpServer, free_port
 
 RCLONE_PATH = "/usr/bin/rclone"
 
@@ -35,17 +34,12 @@ class RcloneServer(ProcessSftpServer):
     """
 
     kind = "rclone"
+    serves_root_as_slash = True
     opened_line = re.compile(r"SSH login from \S+ using ")
 
     def __init__(self, root: str | os.PathLike[str] | None = None, password: str = "s3cret-pass") -> None:
         super().__init__(root, "outamation", password)
-        work = Path(self._workdir)
-        self.host_key_line = generate_key(work / "host_key")
-        generate_key(work / "client_key")
-        self.client_key_path = str(work / "client_key")
-        shutil.copy(work / "client_key.pub", work / "authorized_keys")
-        for name in ("host_key", "authorized_keys"):
-            self._chown(work / name)
+        self._make_keys()
         self._backend_port = 0
         self._proxy: LatencyProxy | None = None
 
