@@ -226,6 +226,7 @@ def main(args: argparse.Namespace) -> None:
         "profile_code": "bench",
         "poke_interval": 1,
         "stability_delay": 0.5,
+        "max_files_per_run": args.max_files_per_run,
     }
     dags, projects_env = example_dag_home(home, [project])
     (dags / "per_batch.py").write_text(PER_BATCH_DAG)
@@ -284,4 +285,5 @@ if __name__ == "__main__":
     parser.add_argument("--paths", nargs="+", default=["per-batch", "one-task"])
     parser.add_argument("--rtt-ms", type=float, default=0, help="SFTP round trip through a LatencyProxy")
     parser.add_argument("--api-ms", type=float, default=0, help="time the API takes to answer a batch")
+    parser.add_argument("--max-files-per-run", type=int, default=5000, help="the project entry's cap")
     main(parser.parse_args())
