@@ -8,12 +8,24 @@ from types import ModuleType
 
 import pytest
 from airflow.sdk import DAG
-from airflow.sdk.definitions._internal.dag_parsing_context import _airflow_parsing_context_manager
+from airflow.sdk.definitions.context import _AIRFLOW_PARSING_CONTEXT_DAG_ID, _AIRFLOW_PARSING_CONTEXT_TASK_ID
 
 from outamation_testbed.dag_runs import import_dag_file
 
 DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "outamation_sftp_ingest.py"
 PROJECTS = 500
+
+
+def _parse_for_task(monkeypatch: pytest.MonkeyPatch, dag_id: str, task_id: str) -> ModuleType:
+    """Import the DAG file as Airflow's task runner does for a task instance (its parsing context set).
+
+    Set through ``monkeypatch``: Airflow's own ``_airflow_parsing_context_manager`` leaves the variables
+    in ``os.environ`` when they were not set before, and later tests' Airflow processes inherited them
+    (their DAG processor then built no project's DAG).
+    """
+    monkeypatch.setenv(_AIRFLOW_PARSING_CONTEXT_DAG_ID, dag_id)
+    monkeypatch.setenv(_AIRFLOW_PARSING_CONTEXT_TASK_ID, task_id)
+    return import_dag_file(DAG_FILE)
 
 
 def _dags_of(module: ModuleType) -> list[str]:
@@ -50,19 +62,16 @@ def test_a_plain_import_builds_every_dag(projects_file: Path) -> None:
     assert "outamation_sftp_ingest-invalid-500-typo" in dags
 
 
-def test_a_task_process_builds_only_its_own_dag(projects_file: Path) -> None:
-    # How Airflow's task runner parses the file for a task instance (task_runner.startup).
-    with _airflow_parsing_context_manager(dag_id="outamation_sftp_ingest_p123", task_id="claim_files"):
-        module = import_dag_file(DAG_FILE)
+def test_a_task_process_builds_only_its_own_dag(projects_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = _parse_for_task(monkeypatch, "outamation_sftp_ingest_p123", "claim_files")
 
     assert _dags_of(module) == ["outamation_sftp_ingest_p123"]
     assert module.outamation_sftp_ingest_p123.params["base_path"] == "/customers/p123"
 
 
-def test_a_placeholders_task_builds_only_its_placeholder(projects_file: Path) -> None:
-    with _airflow_parsing_context_manager(
-        dag_id="outamation_sftp_ingest-invalid-500-typo", task_id="invalid_entry"
-    ):
-        module = import_dag_file(DAG_FILE)
+def test_a_placeholders_task_builds_only_its_placeholder(
+    projects_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = _parse_for_task(monkeypatch, "outamation_sftp_ingest-invalid-500-typo", "invalid_entry")
 
     assert _dags_of(module) == ["outamation_sftp_ingest-invalid-500-typo"]
