@@ -161,8 +161,8 @@ def test_a_refused_batch_gives_one_email(
 
 
 @pytest.mark.xfail(
-    reason="issue 28 (open): after the merge with issue 29's cached status data and issue 32's page, the alerts "
-    "section did not show within 60 s in the final clean-clone run; passed on the alerts branch alone",
+    reason="issue 28 (open): after the merges with issue 29's cached status data and issue 32's page, "
+    "the alerts section did not show within 60 s in the final clean-clone run; passed on its branch alone",
     strict=False,
 )
 def test_the_status_page_shows_the_expectations_and_the_open_alert_in_a_browser(
