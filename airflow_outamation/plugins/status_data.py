@@ -12,6 +12,7 @@ background (:class:`CachedReads`): at 500 projects only the first view waits for
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import posixpath
@@ -186,7 +187,8 @@ def _folder_counts(project: Project, dates: list[str]) -> dict[str, Any]:
 
 def _read_key(project: Project, dates: list[str]) -> str:
     """What a project's folder read is known by: its id, settings and days (an edited entry is read anew)."""
-    return f"{project.project_id}-{hash((project, tuple(dates))):x}"
+    digest = hashlib.sha256(repr((project, dates)).encode()).hexdigest()[:16]  # entries hold lists and dicts
+    return f"{project.project_id}-{digest}"
 
 
 def _read_error(project: Project, exc: BaseException) -> str:

@@ -160,11 +160,6 @@ def test_a_refused_batch_gives_one_email(
     assert subject.startswith("[outamation] al_refused: rejected: batch msg_")
 
 
-@pytest.mark.xfail(
-    reason="issue 28 (open): after the merges with issue 29's cached status data and issue 32's page, "
-    "the alerts section did not show within 60 s in the final clean-clone run; passed on its branch alone",
-    strict=False,
-)
 def test_the_status_page_shows_the_expectations_and_the_open_alert_in_a_browser(
     airflow: AirflowProcesses, chromium: Any, deadline: datetime
 ) -> None:

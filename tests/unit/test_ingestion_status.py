@@ -93,3 +93,23 @@ def test_failure_reason_falls_back_to_the_last_error_line_and_is_bounded() -> No
     assert reason is not None
     assert len(reason) == 50
     assert reason.endswith("…")
+
+
+def test_the_status_page_knows_the_reads_of_an_entry_with_lists_and_dicts() -> None:
+    """An entry with alert keys (a list, a dict) is not hashable: the status page keys its reads by a digest."""
+    from airflow_outamation.plugins.status_data import _read_key
+    from airflow_outamation.projects import Project, parse_entry
+
+    entry = {
+        "project_id": "al",
+        "sftp_conn_id": "s",
+        "document_api_conn_id": "a",
+        "base_path": "/al",
+        "profile_code": "p",
+        "expect_files_on": ["mon", "tue"],
+        "alert_targets": {"email": ["ops@example.com"]},
+    }
+    project = parse_entry(entry, 0)
+    assert isinstance(project, Project)
+    assert _read_key(project, ["12052026"]) == _read_key(parse_entry(entry, 0), ["12052026"])  # type: ignore[arg-type]
+    assert _read_key(project, ["12052026"]) != _read_key(project, ["12062026"])
