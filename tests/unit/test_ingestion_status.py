@@ -96,7 +96,7 @@ def test_failure_reason_falls_back_to_the_last_error_line_and_is_bounded() -> No
 
 
 def test_the_status_page_knows_the_reads_of_an_entry_with_lists_and_dicts() -> None:
-    """An entry with alert keys (a list, a dict) is not hashable: the status page keys its reads by a digest."""
+    """An entry with alert keys (a list, a dict) is unhashable: the status page keys reads by a digest."""
     from airflow_outamation.plugins.status_data import _read_key
     from airflow_outamation.projects import Project, parse_entry
 
