@@ -154,7 +154,11 @@ def test_survives_a_server_restart_mid_wait(
 
     async def restart_while_waiting() -> dict[str, Any]:
         waiting = asyncio.create_task(first_event(ReadyFilesTrigger(conn_id, inbox, **FAST)))
-        await asyncio.sleep(0.5)
+        for _ in range(200):  # the restart must come after the trigger's first connection, however loaded the machine
+            if server.connections_opened() >= 1:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
         await asyncio.to_thread(server.stop)
         await asyncio.sleep(1.0)  # polls now fail: refused connections, retried with backoff
         await asyncio.to_thread(server.start)
