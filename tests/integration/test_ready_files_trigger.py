@@ -154,7 +154,7 @@ def test_survives_a_server_restart_mid_wait(
 
     async def restart_while_waiting() -> dict[str, Any]:
         waiting = asyncio.create_task(first_event(ReadyFilesTrigger(conn_id, inbox, **FAST)))
-        for _ in range(200):  # the restart must come after the trigger's first connection, however loaded the machine
+        for _ in range(200):  # restart only after the trigger's first connection, however loaded the machine
             if server.connections_opened() >= 1:
                 break
             await asyncio.sleep(0.05)
