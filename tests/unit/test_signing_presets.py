@@ -57,14 +57,14 @@ def test_stripe_accepts_our_stripe_signature_and_refuses_another_secret() -> Non
     headers = sign("msg_1", BODY, STRIPE_SECRET, scheme=SigningScheme(STRIPE))
     header = headers["Stripe-Signature"]
     assert stripe.WebhookSignature.verify_header(BODY.decode(), header, STRIPE_SECRET, tolerance=300)
-    with pytest.raises(stripe.SignatureVerificationError):
+    with pytest.raises(stripe.error.SignatureVerificationError):
         stripe.WebhookSignature.verify_header(BODY.decode(), header, "whsec_other", tolerance=300)
 
 
 def test_stripe_refuses_our_stale_stripe_signature() -> None:
     stale = int(time.time()) - 301
     headers = sign("msg_1", BODY, STRIPE_SECRET, timestamp=stale, scheme=SigningScheme(STRIPE))
-    with pytest.raises(stripe.SignatureVerificationError, match="tolerance"):
+    with pytest.raises(stripe.error.SignatureVerificationError, match="tolerance"):
         stripe.WebhookSignature.verify_header(BODY.decode(), headers["Stripe-Signature"], STRIPE_SECRET, 300)
 
 
