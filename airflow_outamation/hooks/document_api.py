@@ -582,10 +582,11 @@ class DocumentApiHook(BaseHook):
             headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
         )
         try:
-            answer = response.json() if response.ok else None
+            answer = response.json() if response.ok else {}
         except ValueError:
-            answer = None
-        token = answer.get("access_token") if isinstance(answer, dict) else None
+            answer = {}
+        answer = answer if isinstance(answer, dict) else {}
+        token = answer.get("access_token")
         if not isinstance(token, str) or not token:
             status = f"HTTP {response.status_code}"
             message = (
@@ -601,8 +602,11 @@ class DocumentApiHook(BaseHook):
         mask_secret(token)
         self._tokens.append(token)
         self._scrub_tokens = Scrubber(self._tokens)
-        lifetime = answer.get("expires_in") if isinstance(answer, dict) else None
-        return token, float(lifetime) if isinstance(lifetime, (int, float)) and lifetime > 0 else None
+        try:  # some token endpoints send expires_in as a string; without one the token is kept until a 401
+            lifetime = float(answer["expires_in"])
+        except (KeyError, TypeError, ValueError):
+            return token, None
+        return token, lifetime if lifetime > 0 else None
 
     def _request(self, method: str, url: str, where: str, **kwargs: Any) -> requests.Response:
         """
@@ -738,7 +742,7 @@ class DocumentApiHook(BaseHook):
             return True, f"signed request accepted: {where} answered HTTP {response.status_code}"
         if response.status_code in (401, 403):
             return False, (
-                f"signature refused: check the HMAC secret (password) and signature scheme of connection "
-                f"{self.document_api_conn_id!r}: {where} answered HTTP {response.status_code}"
+                f"signature refused: check the HMAC secret (password), signature scheme and auth settings of "
+                f"connection {self.document_api_conn_id!r}: {where} answered HTTP {response.status_code}"
             )
         return False, f"{where} answered HTTP {response.status_code} to the signed test request"
