@@ -240,7 +240,10 @@ class _Handler(BaseHTTPRequestHandler):
                 decoded = ""
             user, _, password = decoded.partition(":")
             client = (user, password)
-        if form.get("grant_type") != "client_credentials":
+        failure = receiver.next_token_failure()
+        if failure is not None:
+            self._send(failure, b'{"error": "temporarily_unavailable"}', None)
+        elif form.get("grant_type") != "client_credentials":
             self._send(400, b'{"error": "unsupported_grant_type"}', None)
         elif client != receiver.oauth2_client:
             self._send(401, b'{"error": "invalid_client"}', None)
@@ -370,6 +373,7 @@ class DocumentApiReceiver:
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._replies: deque[Reply] = deque()
+        self._token_failures: deque[int] = deque()
         self._file_replies: dict[str, deque[Reply]] = {}
         self._requests: list[ReceivedRequest] = []
         self._connections = 0
@@ -466,6 +470,16 @@ class DocumentApiReceiver:
             self._valid_tokens[token] = time.monotonic() + self.token_lifetime
         return token
 
+    def script_token_failures(self, *statuses: int) -> None:
+        """Answer the next token requests with these statuses (an identity provider that fails)."""
+        with self._lock:
+            self._token_failures.extend(statuses)
+
+    def next_token_failure(self) -> int | None:
+        """The status to fail the next token request with, if one is scripted."""
+        with self._lock:
+            return self._token_failures.popleft() if self._token_failures else None
+
     def revoke_tokens(self) -> None:
         """Make every issued token invalid (as if it had expired early): the next request gets 401."""
         with self._lock:
@@ -521,6 +535,7 @@ class DocumentApiReceiver:
             self.verifications.clear()
             self.issued_tokens.clear()
             self._valid_tokens.clear()
+            self._token_failures.clear()
 
     def connection_dict(self, **extras: Any) -> dict[str, Any]:
         """

@@ -117,6 +117,17 @@ def test_oauth2_a_second_401_fails_without_another_refresh(use_connection: Any) 
     assert len(receiver.issued_tokens) == 2
 
 
+def test_oauth2_token_endpoint_outage_is_retried_as_an_attempt_of_the_same_batch(use_connection: Any) -> None:
+    with DocumentApiReceiver(oauth2_client=CLIENT) as receiver:
+        receiver.script_token_failures(503)
+        result = submit(use_connection(receiver.connection_dict(**FAST)))
+        (request,) = receiver.requests
+    assert result.attempts == 2
+    assert request.valid
+    assert request.message_id == result.message_id
+    assert len(receiver.issued_tokens) == 1
+
+
 def test_oauth2_wrong_client_secret_fails_clearly(use_connection: Any) -> None:
     with DocumentApiReceiver(oauth2_client=CLIENT) as receiver:
         conn = receiver.connection_dict(**FAST)
