@@ -13,7 +13,8 @@ of its verification path (``/verify``) is answered 204 when the signature verifi
 not, for connection tests (a scripted :class:`Reply` with ``trickle``, when queued, answers instead).
 It verifies every signing preset (``scheme``) and can require an API key header (``api_key``) or an
 OAuth2 bearer token (``oauth2_client``), which it issues itself from its token path (``/token``,
-client credentials grant); :meth:`DocumentApiReceiver.revoke_tokens` makes the issued ones expire.
+client credentials grant); :meth:`DocumentApiReceiver.revoke_tokens` makes the issued ones expire
+and :meth:`DocumentApiReceiver.script_token_failures` fails the next token requests.
 """
 
 from __future__ import annotations
