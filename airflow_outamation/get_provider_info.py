@@ -96,9 +96,10 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": "airflow_outamation.hooks.document_api.DocumentApiHook",
                 "hook-name": "Outamation Document API",
                 "ui-field-behaviour": {
-                    "hidden-fields": ["login"],
+                    "hidden-fields": [],
                     "relabeling": {
                         "host": "API URL",
+                        "login": "OAuth2 client id",
                         "password": "HMAC secret",
                         "schema": "Scheme (when the URL has none)",
                     },
@@ -117,10 +118,12 @@ def get_provider_info() -> dict[str, Any]:
                     "signature_scheme": {
                         "label": "Signature scheme",
                         "description": "standard-webhooks: webhook-id/-timestamp/-signature headers; "
-                        "hex-hmac: sha256=<hex> over timestamp.body in the signature header.",
+                        "hex-hmac: sha256=<hex> over timestamp.body in the signature header; "
+                        "github: X-Hub-Signature-256; stripe: Stripe-Signature; slack: X-Slack-Signature; "
+                        "none: unsigned (authenticate with an API key or OAuth2).",
                         "schema": {
                             "type": "string",
-                            "enum": ["standard-webhooks", "hex-hmac"],
+                            "enum": ["standard-webhooks", "hex-hmac", "github", "stripe", "slack", "none"],
                             "default": "standard-webhooks",
                         },
                     },
@@ -128,6 +131,46 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Signature header (hex-hmac)",
                         "description": "Header that carries the hex-hmac signature.",
                         "schema": {"type": ["string", "null"], "default": "X-Signature"},
+                    },
+                    "auth": {
+                        "label": "Authentication",
+                        "description": "Besides (or instead of) the signature: none, api-key (a static "
+                        "header) or oauth2 (client credentials; token cached, refreshed once on 401).",
+                        "schema": {
+                            "type": "string",
+                            "enum": ["none", "api-key", "oauth2"],
+                            "default": "none",
+                        },
+                    },
+                    "api_key": {
+                        "label": "API key (api-key)",
+                        "description": "Empty with signature scheme none: the password is the key.",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
+                    "api_key_header": {
+                        "label": "API key header (api-key)",
+                        "description": "Header that carries the API key.",
+                        "schema": {"type": ["string", "null"], "default": "X-API-Key"},
+                    },
+                    "token_url": {
+                        "label": "Token URL (oauth2)",
+                        "description": "The OAuth2 token endpoint (client credentials grant).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "client_id": {
+                        "label": "Client id (oauth2)",
+                        "description": "Empty: the login is the client id.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "client_secret": {
+                        "label": "Client secret (oauth2)",
+                        "description": "Empty with signature scheme none: the password is the client secret.",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
+                    "scope": {
+                        "label": "Scope (oauth2)",
+                        "description": "The scope to ask the token endpoint for; empty: none.",
+                        "schema": {"type": ["string", "null"]},
                     },
                     "timeout": {
                         "label": "Timeout (seconds)",

@@ -1,17 +1,25 @@
 """
 HMAC request signing and verification for the document API (pure functions, no I/O).
 
-Two schemes:
+Schemes (the connection extra ``signature_scheme``):
 
 - ``standard-webhooks`` (default), the `Standard Webhooks <https://www.standardwebhooks.com/>`__ spec:
   headers ``webhook-id``, ``webhook-timestamp`` (unix seconds) and
   ``webhook-signature: v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>``.
-- ``hex-hmac`` (GitHub/Stripe style): ``<signature header>: sha256=<hex HMAC-SHA256(key,
-  "{timestamp}.{body}")>`` plus ``X-Webhook-Timestamp`` and ``X-Webhook-Id``; the signature header
-  name is configurable (``X-Signature`` by default).
+- ``hex-hmac``: ``<signature header>: sha256=<hex HMAC-SHA256(key, "{timestamp}.{body}")>`` plus
+  ``X-Webhook-Timestamp`` and ``X-Webhook-Id``; the signature header name is configurable
+  (``X-Signature`` by default).
+- ``github``: ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256(key, body)>``, the message id in
+  ``X-GitHub-Delivery``. GitHub's scheme has no timestamp, so it cannot refuse a replayed request.
+- ``stripe``: ``Stripe-Signature: t=<timestamp>,v1=<hex HMAC-SHA256(key, "{timestamp}.{body}")>``,
+  the message id in ``X-Webhook-Id``.
+- ``slack``: ``X-Slack-Signature: v0=<hex HMAC-SHA256(key, "v0:{timestamp}:{body}")>`` and
+  ``X-Slack-Request-Timestamp``, the message id in ``X-Webhook-Id``.
+- ``none``: no signature, only ``X-Webhook-Id`` (for APIs that authenticate by API key or OAuth2 alone).
 
-A secret ``whsec_<base64>`` is base64-decoded to the key; any other secret is used as its UTF-8 bytes.
-A signature header may carry several space-separated signatures (secret rotation); one match suffices.
+For ``standard-webhooks`` and ``hex-hmac`` a secret ``whsec_<base64>`` is base64-decoded to the key;
+the vendor presets use the secret's UTF-8 bytes as their vendors do (a Stripe ``whsec_`` secret too).
+A signature header may carry several signatures (secret rotation); one match suffices.
 """
 
 from __future__ import annotations
@@ -28,7 +36,11 @@ from typing import Any
 
 STANDARD_WEBHOOKS = "standard-webhooks"
 HEX_HMAC = "hex-hmac"
-SIGNATURE_SCHEMES = (STANDARD_WEBHOOKS, HEX_HMAC)
+GITHUB = "github"
+STRIPE = "stripe"
+SLACK = "slack"
+UNSIGNED = "none"
+SIGNATURE_SCHEMES = (STANDARD_WEBHOOKS, HEX_HMAC, GITHUB, STRIPE, SLACK, UNSIGNED)
 DEFAULT_HEX_SIGNATURE_HEADER = "X-Signature"
 DEFAULT_TOLERANCE = 300
 SECRET_PREFIX = "whsec_"
@@ -38,12 +50,26 @@ class SignatureError(ValueError):
     """A request's signature headers are missing, malformed, stale or do not match the body."""
 
 
+#: Per scheme: the headers of the message id, the timestamp and the signature (``None``: no such
+#: header; Stripe's timestamp rides in its signature header, ``hex-hmac``'s signature header is configured).
+_HEADERS: dict[str, tuple[str, str | None, str | None]] = {
+    STANDARD_WEBHOOKS: ("webhook-id", "webhook-timestamp", "webhook-signature"),
+    HEX_HMAC: ("X-Webhook-Id", "X-Webhook-Timestamp", None),
+    GITHUB: ("X-GitHub-Delivery", None, "X-Hub-Signature-256"),
+    STRIPE: ("X-Webhook-Id", None, "Stripe-Signature"),
+    SLACK: ("X-Webhook-Id", "X-Slack-Request-Timestamp", "X-Slack-Signature"),
+    UNSIGNED: ("X-Webhook-Id", None, None),
+}
+#: The prefix of a hex signature in each hex scheme's signature header.
+_HEX_PREFIXES = {HEX_HMAC: "sha256=", GITHUB: "sha256=", SLACK: "v0=", STRIPE: "v1="}
+
+
 @dataclass(frozen=True)
 class SigningScheme:
     """
     Which headers carry the message id, timestamp and signature, and how the signature is made.
 
-    :param name: ``standard-webhooks`` or ``hex-hmac``
+    :param name: one of :data:`SIGNATURE_SCHEMES`
     :param signature_header: the signature header of the ``hex-hmac`` scheme
     """
 
@@ -57,19 +83,37 @@ class SigningScheme:
             raise ValueError("the signature header name must not be empty")
 
     @property
+    def signs(self) -> bool:
+        """Whether requests are signed at all (every scheme but ``none``)."""
+        return self.name != UNSIGNED
+
+    @property
     def id_header(self) -> str:
         """Header carrying the message id."""
-        return "webhook-id" if self.name == STANDARD_WEBHOOKS else "X-Webhook-Id"
+        return _HEADERS[self.name][0]
 
     @property
-    def timestamp_header(self) -> str:
-        """Header carrying the unix timestamp the request was signed at."""
-        return "webhook-timestamp" if self.name == STANDARD_WEBHOOKS else "X-Webhook-Timestamp"
+    def timestamp_header(self) -> str | None:
+        """Header carrying the unix timestamp the request was signed at, if the scheme has one."""
+        return _HEADERS[self.name][1]
 
     @property
-    def signature_header_name(self) -> str:
-        """Header carrying the signature(s)."""
-        return "webhook-signature" if self.name == STANDARD_WEBHOOKS else self.signature_header
+    def signature_header_name(self) -> str | None:
+        """Header carrying the signature(s); ``None`` for ``none``."""
+        return self.signature_header if self.name == HEX_HMAC else _HEADERS[self.name][2]
+
+    def key(self, secret: str | bytes) -> bytes:
+        """
+        The HMAC key: :func:`secret_key` for Standard Webhooks and ``hex-hmac``, else the secret's bytes.
+
+        :param secret: the shared secret as configured
+        """
+        if self.name in (STANDARD_WEBHOOKS, HEX_HMAC):
+            return secret_key(secret)
+        key = secret.encode("utf-8") if isinstance(secret, str) else secret
+        if not key:
+            raise ValueError("the signing secret must not be empty")
+        return key
 
 
 def secret_key(secret: str | bytes) -> bytes:
@@ -143,7 +187,11 @@ def message_id(payload: Any, files: Iterable[Mapping[str, Any]] = ()) -> str:
 
 
 def _signed_content(scheme: SigningScheme, msg_id: str, timestamp: int, body: bytes) -> bytes:
-    prefix = f"{msg_id}.{timestamp}." if scheme.name == STANDARD_WEBHOOKS else f"{timestamp}."
+    prefix = {
+        STANDARD_WEBHOOKS: f"{msg_id}.{timestamp}.",
+        GITHUB: "",
+        SLACK: f"v0:{timestamp}:",
+    }.get(scheme.name, f"{timestamp}.")
     return prefix.encode("utf-8") + body
 
 
@@ -151,11 +199,12 @@ def _digest(scheme: SigningScheme, key: bytes, msg_id: str, timestamp: int, body
     return hmac.new(key, _signed_content(scheme, msg_id, timestamp, body), hashlib.sha256).digest()
 
 
-def _signature(scheme: SigningScheme, key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
-    digest = _digest(scheme, key, msg_id, timestamp, body)
+def _signature(scheme: SigningScheme, digest: bytes, timestamp: int) -> str:
     if scheme.name == STANDARD_WEBHOOKS:
         return "v1," + base64.b64encode(digest).decode("ascii")
-    return "sha256=" + digest.hex()
+    if scheme.name == STRIPE:
+        return f"t={timestamp},v1={digest.hex()}"
+    return _HEX_PREFIXES[scheme.name] + digest.hex()
 
 
 def sign(
@@ -171,17 +220,20 @@ def sign(
 
     :param msg_id: the message id, the same for every attempt of one batch
     :param body: the exact request body bytes
-    :param secret: the shared secret (``whsec_<base64>`` or raw text)
+    :param secret: the shared secret (``whsec_<base64>`` or raw text); unused by the ``none`` scheme
     :param timestamp: unix seconds; now when not given
     :param scheme: the signing scheme; Standard Webhooks when not given
     """
     scheme = scheme or SigningScheme()
+    headers = {scheme.id_header: msg_id}
+    if scheme.signature_header_name is None:
+        return headers
     ts = int(time.time()) if timestamp is None else timestamp
-    return {
-        scheme.id_header: msg_id,
-        scheme.timestamp_header: str(ts),
-        scheme.signature_header_name: _signature(scheme, secret_key(secret), msg_id, ts, body),
-    }
+    if scheme.timestamp_header is not None:
+        headers[scheme.timestamp_header] = str(ts)
+    digest = _digest(scheme, scheme.key(secret), msg_id, ts, body)
+    headers[scheme.signature_header_name] = _signature(scheme, digest, ts)
+    return headers
 
 
 def _timestamp(value: str, tolerance: int, now: float) -> int:
@@ -195,27 +247,23 @@ def _timestamp(value: str, tolerance: int, now: float) -> int:
     return ts
 
 
-def _candidates(scheme: SigningScheme, header: str) -> list[bytes]:
-    """Decode every signature of our version in a (space-separated) signature header."""
-    found = []
-    for entry in header.split():
+def _entries(scheme: SigningScheme, header: str) -> tuple[str | None, list[str]]:
+    """Split a signature header into its timestamp (Stripe's ``t=``) and its signatures of our version."""
+    if scheme.name == STRIPE:
+        pairs = [entry.strip().partition("=") for entry in header.split(",")]
+        stamps = [value for name, _, value in pairs if name == "t"]
+        return (stamps[0] if stamps else None), [value for name, _, value in pairs if name == "v1"]
+    prefix = "v1," if scheme.name == STANDARD_WEBHOOKS else _HEX_PREFIXES[scheme.name]
+    return None, [entry[len(prefix) :] for entry in header.split() if entry.startswith(prefix)]
+
+
+def _decode(scheme: SigningScheme, value: str) -> bytes | None:
+    try:
         if scheme.name == STANDARD_WEBHOOKS:
-            version, _, value = entry.partition(",")
-            if version != "v1":
-                continue
-            try:
-                found.append(base64.b64decode(value, validate=True))
-            except binascii.Error:
-                continue
-        else:
-            algorithm, _, value = entry.partition("=")
-            if algorithm != "sha256":
-                continue
-            try:
-                found.append(bytes.fromhex(value))
-            except ValueError:
-                continue
-    return found
+            return base64.b64decode(value, validate=True)
+        return bytes.fromhex(value)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def verify(
@@ -230,7 +278,8 @@ def verify(
     """
     Check a request's signature; return its message id or raise :class:`SignatureError`.
 
-    Header names are case-insensitive; signatures are compared in constant time.
+    Header names are case-insensitive; signatures are compared in constant time. The ``github``
+    scheme has no timestamp to check; ``none`` only requires the message id.
 
     :param headers: the request headers (any mapping with ``items()``)
     :param body: the exact request body
@@ -242,16 +291,26 @@ def verify(
     scheme = scheme or SigningScheme()
     body_bytes = body.encode("utf-8") if isinstance(body, str) else body
     lowered = {name.lower(): value for name, value in headers.items()}
-    names = (scheme.id_header, scheme.timestamp_header, scheme.signature_header_name)
-    missing = [name for name in names if not lowered.get(name.lower())]
+    names = [scheme.id_header, scheme.timestamp_header, scheme.signature_header_name]
+    missing = [name for name in names if name is not None and not lowered.get(name.lower())]
     if missing:
         raise SignatureError(f"missing signature header(s): {', '.join(missing)}")
-    msg_id, ts_value, signatures = (lowered[name.lower()] for name in names)
-    ts = _timestamp(ts_value.strip(), tolerance, time.time() if now is None else now)
-    expected = _digest(scheme, secret_key(secret), msg_id, ts, body_bytes)
+    msg_id = lowered[scheme.id_header.lower()]
+    if scheme.signature_header_name is None:
+        return msg_id
+    ts_value, signatures = _entries(scheme, lowered[scheme.signature_header_name.lower()])
+    if scheme.timestamp_header is not None:
+        ts_value = lowered[scheme.timestamp_header.lower()]
+    ts = 0
+    if scheme.name != GITHUB:
+        if ts_value is None:
+            raise SignatureError("the signature header has no timestamp (t=)")
+        ts = _timestamp(ts_value.strip(), tolerance, time.time() if now is None else now)
+    expected = _digest(scheme, scheme.key(secret), msg_id, ts, body_bytes)
     matched = False
-    for candidate in _candidates(scheme, signatures):
-        matched |= hmac.compare_digest(expected, candidate)
+    for value in signatures:
+        candidate = _decode(scheme, value)
+        matched |= candidate is not None and hmac.compare_digest(expected, candidate)
     if not matched:
         raise SignatureError("no signature matches the body")
     return msg_id

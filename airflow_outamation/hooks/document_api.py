@@ -2,8 +2,11 @@
 DocumentApiHook: signed, retried POSTs of file batches to the Outamation document API.
 
 The connection (type ``outamation_document_api``) holds the endpoint URL in ``host``, the HMAC secret
-in ``password`` and, in ``extra``: ``profile_code``, ``signature_scheme`` (``standard-webhooks`` or
-``hex-hmac``), ``signature_header`` (for ``hex-hmac``), ``timeout`` (seconds one HTTP exchange may
+in ``password`` and, in ``extra``: ``profile_code``, ``signature_scheme`` (``standard-webhooks``,
+``hex-hmac``, ``github``, ``stripe``, ``slack`` or ``none``; see :mod:`airflow_outamation.signing`),
+``signature_header`` (for ``hex-hmac``), ``auth`` with its settings (``api-key``: ``api_key``,
+``api_key_header``; ``oauth2``: ``token_url``, ``client_id``, ``client_secret``, ``scope``; see
+:mod:`airflow_outamation.hooks.api_auth`), ``timeout`` (seconds one HTTP exchange may
 take in all: connect, headers and body; an answer still arriving then is a retried timeout), ``max_retries``
 (retries after the first attempt), ``backoff_initial`` and ``backoff_max`` (seconds), ``ca_bundle``
 (a CA certificate file or directory to verify the API's TLS certificate with), ``expected_content_type``
@@ -14,8 +17,9 @@ The URL is taken from the hook's ``api_url`` argument (a project entry's), else 
 the ``DOC_AI_API_URL`` environment variable, ``SftpService``'s setting, only fills in when neither has one.
 
 Nothing from outside (exception texts, response bodies) reaches a log or an error unscrubbed: the
-secret, its ``whsec_`` payload, runs of 8 or more of their characters, and the URL's query and user
-info are masked (:mod:`airflow_outamation.redaction`).
+secret, its ``whsec_`` payload, the API key, the OAuth2 client secret and access tokens, runs of 8 or
+more of their characters, and the URL's query and user info are masked
+(:mod:`airflow_outamation.redaction`).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from tenacity.wait import wait_exponential, wait_random
 from airflow_outamation import __version__, metrics
 from airflow_outamation.api_answers import ExpectedAnswer
 from airflow_outamation.exceptions import DocumentApiError, DocumentApiRejectedError
+from airflow_outamation.hooks.api_auth import OAUTH2, ApiAuth, BearerToken
 from airflow_outamation.hooks.http_deadline import DeadlineAdapter, total_deadline
 from airflow_outamation.redaction import Scrubber, secret_variants, url_secrets
 from airflow_outamation.signing import STANDARD_WEBHOOKS, SigningScheme, message_id, sign
@@ -100,6 +105,7 @@ class DocumentApiSettings:
     ca_bundle: str | None = None
     expected_answer: ExpectedAnswer = field(default_factory=ExpectedAnswer)
     verify_path: str | None = None
+    auth: ApiAuth = field(default_factory=ApiAuth)
 
     @property
     def verify(self) -> str | bool:
@@ -108,8 +114,13 @@ class DocumentApiSettings:
 
     @property
     def secrets(self) -> list[str]:
-        """Every string never to show: the secret in its forms, the URL's query values and user info."""
-        return [*secret_variants(self.secret), *url_secrets(self.url), *url_secrets(sent_url(self.url))]
+        """Every string never to show: the secret's forms, the credentials, the URL's query and user info."""
+        return [
+            *secret_variants(self.secret),
+            *self.auth.secrets,
+            *url_secrets(self.url),
+            *url_secrets(sent_url(self.url)),
+        ]
 
     @cached_property
     def scrub(self) -> Scrubber:
@@ -291,19 +302,23 @@ class DocumentApiHook(BaseHook):
         self._settings: DocumentApiSettings | None = None
         self._session: requests.Session | None = None
         self._pause = SharedPause()
+        self._bearer: BearerToken | None = None
+        self._tokens: list[str] = []
+        self._scrub_tokens = Scrubber(self._tokens)
 
     @property
     def settings(self) -> DocumentApiSettings:
-        """The connection's settings, read once; the secret is registered with the secrets masker."""
+        """The connection's settings, read once; the secrets are registered with the secrets masker."""
         if self._settings is None:
-            self._settings = self._load_settings()
+            settings = self._load_settings()
+            if settings.auth.mode == OAUTH2:
+                self._bearer = BearerToken(self._fetch_token)
+            self._settings = settings
         return self._settings
 
     def _load_settings(self) -> DocumentApiSettings:
         conn = self.get_connection(self.document_api_conn_id)
-        if not conn.password:
-            raise DocumentApiError(f"connection {self.document_api_conn_id!r} has no HMAC secret (password)")
-        for variant in secret_variants(conn.password):
+        for variant in secret_variants(conn.password or ""):
             mask_secret(variant)
         prefix = f"extra__{self.conn_type}__"  # older UI forms stored prefixed field names
         extra = {name.removeprefix(prefix): value for name, value in conn.extra_dejson.items()}
@@ -312,10 +327,16 @@ class DocumentApiHook(BaseHook):
                 extra.get("signature_scheme") or STANDARD_WEBHOOKS,
                 **({"signature_header": extra["signature_header"]} if extra.get("signature_header") else {}),
             )
+            auth = ApiAuth.from_connection(conn.login, conn.password, extra, scheme.signs)
+            for secret in auth.secrets:
+                mask_secret(secret)
+            if scheme.signs and not conn.password:
+                raise ValueError("no HMAC secret (password); signature_scheme none sends unsigned requests")
             settings = DocumentApiSettings(
                 url=self._url(conn.host, conn.schema, conn.port),
-                secret=conn.password,
+                secret=conn.password or "",
                 scheme=scheme,
+                auth=auth,
                 profile_code=extra.get("profile_code") or None,
                 timeout=self._number(extra, "timeout", DEFAULT_TIMEOUT, float),
                 max_retries=int(self._number(extra, "max_retries", DEFAULT_MAX_RETRIES, int)),
@@ -512,17 +533,80 @@ class DocumentApiHook(BaseHook):
                         running[pool.submit(self.send_batch, following)] = following
 
     def _post(self, msg_id: str, body: bytes, attempt_number: int) -> requests.Response:
-        """Sign and send one attempt; raise a transient or final :class:`DocumentApiError` on failure."""
+        """
+        Sign and send one attempt; raise a transient or final :class:`DocumentApiError` on failure.
+
+        An OAuth2 token the API refuses (401) is replaced once and the request sent again, within
+        the same attempt and under the same message id.
+        """
         settings = self.settings
         where = f"{display_url(settings.url)} (batch {msg_id}, attempt {attempt_number})"
-        self._pause.wait()
-        headers = sign(msg_id, body, settings.secret, scheme=settings.scheme)
-        with metrics.timed(metrics.API_CALL_DURATION, self.project):
-            response = self._request("POST", settings.url, where, data=body, headers=headers)
+        for refreshed in (False, True):
+            self._pause.wait()
+            headers, token = self._credentials()
+            headers |= sign(msg_id, body, settings.secret, scheme=settings.scheme)
+            with metrics.timed(metrics.API_CALL_DURATION, self.project):
+                response = self._request("POST", settings.url, where, data=body, headers=headers)
+            if response.status_code != 401 or token is None or refreshed or self._bearer is None:
+                break
+            self.log.info("%s refused the OAuth2 access token (HTTP 401): fetching a new one", where)
+            self._bearer.discard(token)
         failure = self._answer_failure(response, where)
         if failure is not None:
             raise failure
         return response
+
+    def _credentials(self) -> tuple[dict[str, str], str | None]:
+        """The API key or bearer token headers of a request, and the token sent (``None`` without one)."""
+        headers = self.settings.auth.static_headers()
+        if self._bearer is None:
+            return headers, None
+        token = self._bearer.get()
+        return {**headers, "Authorization": f"Bearer {token}"}, token
+
+    def _fetch_token(self) -> tuple[str, float | None]:
+        """
+        Get an access token by the OAuth2 client credentials grant; return it and its lifetime.
+
+        :raises DocumentApiError: the token endpoint refused or gave no token; transient for
+            timeouts, lost connections, 408, 429 and 5xx
+        """
+        token_url, form, client = self.settings.auth.token_request()
+        where = f"the token endpoint {display_url(token_url)}"
+        response = self._request(
+            "POST",
+            token_url,
+            where,
+            data=form,
+            auth=client,
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
+        )
+        try:
+            answer = response.json() if response.ok else {}
+        except ValueError:
+            answer = {}
+        answer = answer if isinstance(answer, dict) else {}
+        token = answer.get("access_token")
+        if not isinstance(token, str) or not token:
+            status = f"HTTP {response.status_code}"
+            message = (
+                f"{where} answered {status} without an access token: {self._scrub(_excerpt(response.text))}"
+            )
+            if response.status_code in RETRYABLE_STATUSES or response.status_code >= 500:
+                raise DocumentApiTransientError(message, status=response.status_code)
+            raise DocumentApiError(
+                f"{message}; check the OAuth2 client id and secret of connection "
+                f"{self.document_api_conn_id!r}",
+                status=response.status_code,
+            )
+        mask_secret(token)
+        self._tokens.append(token)
+        self._scrub_tokens = Scrubber(self._tokens)
+        try:  # some token endpoints send expires_in as a string; without one the token is kept until a 401
+            lifetime = float(answer["expires_in"])
+        except (KeyError, TypeError, ValueError):
+            return token, None
+        return token, lifetime if lifetime > 0 else None
 
     def _request(self, method: str, url: str, where: str, **kwargs: Any) -> requests.Response:
         """
@@ -621,8 +705,8 @@ class DocumentApiHook(BaseHook):
         )
 
     def _scrub(self, text: str) -> str:
-        """Mask secrets and the URL's query and user info in text that came from outside."""
-        return self._settings.scrub(text) if self._settings else text
+        """Mask secrets, access tokens and the URL's query and user info in text that came from outside."""
+        return self._scrub_tokens(self._settings.scrub(text)) if self._settings else text
 
     def test_connection(self) -> tuple[bool, str]:
         """
@@ -650,14 +734,15 @@ class DocumentApiHook(BaseHook):
     def _test_signed(self, settings: DocumentApiSettings) -> tuple[bool, str]:
         """Send a signed ``GET`` of ``verify_path``; say whether the API accepted its signature."""
         url = urljoin(settings.url, settings.verify_path)
-        headers = sign(f"connection-test-{uuid.uuid4().hex}", b"", settings.secret, scheme=settings.scheme)
         where = f"{display_url(url)} ({settings.scheme.name} signature)"
+        headers, _ = self._credentials()
+        headers |= sign(f"connection-test-{uuid.uuid4().hex}", b"", settings.secret, scheme=settings.scheme)
         response = self._request("GET", url, where, headers=headers)
         if 200 <= response.status_code < 300:
             return True, f"signed request accepted: {where} answered HTTP {response.status_code}"
         if response.status_code in (401, 403):
             return False, (
-                f"signature refused: check the HMAC secret (password) and signature scheme of connection "
-                f"{self.document_api_conn_id!r}: {where} answered HTTP {response.status_code}"
+                f"signature refused: check the HMAC secret (password), signature scheme and auth settings of "
+                f"connection {self.document_api_conn_id!r}: {where} answered HTTP {response.status_code}"
             )
         return False, f"{where} answered HTTP {response.status_code} to the signed test request"

@@ -11,15 +11,21 @@ empty a valid request gets 200 with ``{"status": "accepted", ...}`` as ``applica
 certificate and key (see :func:`write_self_signed_certificate`), it serves HTTPS. A signed ``GET``
 of its verification path (``/verify``) is answered 204 when the signature verifies and 401 when
 not, for connection tests (a scripted :class:`Reply` with ``trickle``, when queued, answers instead).
+It verifies every signing preset (``scheme``) and can require an API key header (``api_key``) or an
+OAuth2 bearer token (``oauth2_client``), which it issues itself from its token path (``/token``,
+client credentials grant); :meth:`DocumentApiReceiver.revoke_tokens` makes the issued ones expire
+and :meth:`DocumentApiReceiver.script_token_failures` fails the next token requests.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime
 import ipaddress
 import json
 import os
+import secrets
 import socket
 import ssl
 import threading
@@ -30,8 +36,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import parse_qs
 
 from airflow_outamation.signing import HEX_HMAC, SignatureError, SigningScheme, verify
+
+#: The Basic auth header prefix a client sends its OAuth2 client id and secret under.
+_BASIC = "basic "
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,8 @@ class Reply:
     :param content_type: value of the ``Content-Type`` header; no header when ``None``
     :param trickle: when set, send the body chunked, one byte every ``trickle`` seconds (a timeout
         per read never fires on it)
+    :param echo_credentials: answer with a body quoting the request's ``Authorization`` and API key
+        headers (an API that echoes what it was sent)
     """
 
     status: int = 200
@@ -56,6 +68,7 @@ class Reply:
     drop: bool = False
     content_type: str | None = "application/json"
     trickle: float | None = None
+    echo_credentials: bool = False
 
 
 def deeply_nested_json(depth: int = 100_000) -> str:
@@ -75,11 +88,12 @@ class ReceivedRequest:
     signature_error: str | None = None
     reply: Reply = field(default_factory=Reply)
     received_at: float = field(default_factory=time.monotonic)
+    auth_error: str | None = None
 
     @property
     def valid(self) -> bool:
-        """Whether the signature verified."""
-        return self.signature_error is None
+        """Whether the signature verified and the credentials (API key, bearer token) were accepted."""
+        return self.signature_error is None and self.auth_error is None
 
     def json(self) -> Any:
         """The body parsed as JSON."""
@@ -158,6 +172,11 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != receiver.verify_path:
             self._send(404, b"", None)
             return
+        auth_error = receiver.auth_error(self.headers)
+        if auth_error is not None:
+            receiver.record_verification(False)
+            self._send(401, json.dumps({"error": auth_error}).encode("utf-8"), None)
+            return
         try:
             verify(
                 dict(self.headers.items()), b"", receiver.secret, receiver.tolerance, scheme=receiver.scheme
@@ -176,6 +195,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         receiver = self.server.receiver
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path == receiver.token_path and receiver.oauth2_client is not None:
+            self._issue_token(body)
+            return
         headers = dict(self.headers.items())
         try:
             msg_id: str | None = verify(
@@ -184,20 +206,52 @@ class _Handler(BaseHTTPRequestHandler):
             error = None
         except SignatureError as exc:
             msg_id, error = None, str(exc)
-        reply = receiver.next_reply(body) if error is None else Reply(401, json.dumps({"error": error}))
-        receiver.record(ReceivedRequest("POST", self.path, headers, body, msg_id, error, reply))
+        auth_error = receiver.auth_error(self.headers)
+        refusal = auth_error or error
+        reply = receiver.next_reply(body) if refusal is None else Reply(401, json.dumps({"error": refusal}))
+        receiver.record(
+            ReceivedRequest("POST", self.path, headers, body, msg_id, error, reply, auth_error=auth_error)
+        )
         if reply.delay and receiver.stopping.wait(reply.delay):
             reply = Reply(drop=True)
         if reply.drop:
             self.close_connection = True
             return
         answer = reply.body
+        if reply.echo_credentials:
+            names = ("Authorization", receiver.api_key_header)
+            answer = json.dumps({"error": "refused", "sent": [self.headers.get(name) for name in names]})
         if answer is None:
             answer = json.dumps({"status": "accepted" if reply.status < 300 else "error", "id": msg_id})
         if reply.trickle:
             self._trickle(reply.status, answer.encode("utf-8"), reply.trickle, reply.content_type)
             return
         self._send(reply.status, answer.encode("utf-8"), reply.retry_after, reply.content_type)
+
+    def _issue_token(self, body: bytes) -> None:
+        """The OAuth2 token endpoint: a bearer token for the client credentials grant, else 400/401."""
+        receiver = self.server.receiver
+        form = {name: values[0] for name, values in parse_qs(body.decode("utf-8", "replace")).items()}
+        client = (form.get("client_id"), form.get("client_secret"))
+        authorization = self.headers.get("Authorization") or ""
+        if authorization.lower().startswith(_BASIC):
+            try:
+                decoded = base64.b64decode(authorization[len(_BASIC) :], validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                decoded = ""
+            user, _, password = decoded.partition(":")
+            client = (user, password)
+        failure = receiver.next_token_failure()
+        if failure is not None:
+            self._send(failure, b'{"error": "temporarily_unavailable"}', None)
+        elif form.get("grant_type") != "client_credentials":
+            self._send(400, b'{"error": "unsupported_grant_type"}', None)
+        elif client != receiver.oauth2_client:
+            self._send(401, b'{"error": "invalid_client"}', None)
+        else:
+            token = receiver.issue_token()
+            answer = {"access_token": token, "token_type": "Bearer", "expires_in": receiver.token_lifetime}
+            self._send(200, json.dumps(answer).encode("utf-8"), None)
 
     def _trickle(self, status: int, body: bytes, interval: float, content_type: str | None) -> None:
         """Answer at once, then send ``body`` chunked, one byte every ``interval`` s (until stopped)."""
@@ -273,6 +327,12 @@ class DocumentApiReceiver:
     :param tls_key: PEM private key of ``tls_cert``
     :param verify_path: the URL path whose signed ``GET`` answers 204 or 401 (connection tests)
     :param answer_delay: seconds every batch waits for its default answer (an API that takes time)
+    :param api_key: when set, every request must carry it in ``api_key_header``
+    :param api_key_header: the header of the API key
+    :param oauth2_client: when set, the client id and secret its token path issues bearer tokens to;
+        every request must then carry a valid one (``Authorization: Bearer <token>``)
+    :param token_lifetime: seconds an issued token is valid (its ``expires_in``)
+    :param token_path: the URL path of the token endpoint
     """
 
     def __init__(
@@ -286,8 +346,20 @@ class DocumentApiReceiver:
         tls_key: Path | None = None,
         verify_path: str = "/verify",
         answer_delay: float = 0.0,
+        api_key: str | None = None,
+        api_key_header: str = "X-API-Key",
+        oauth2_client: tuple[str, str] | None = None,
+        token_lifetime: int = 3600,
+        token_path: str = "/token",
     ) -> None:
         self.secret = secret or new_secret()
+        self.api_key = api_key
+        self.api_key_header = api_key_header
+        self.oauth2_client = oauth2_client
+        self.token_lifetime = token_lifetime
+        self.token_path = token_path
+        self.issued_tokens: list[str] = []
+        self._valid_tokens: dict[str, float] = {}
         self.answer_delay = answer_delay
         self.verify_path = verify_path
         self.verifications: list[bool] = []
@@ -302,6 +374,7 @@ class DocumentApiReceiver:
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._replies: deque[Reply] = deque()
+        self._token_failures: deque[int] = deque()
         self._file_replies: dict[str, deque[Reply]] = {}
         self._requests: list[ReceivedRequest] = []
         self._connections = 0
@@ -390,6 +463,47 @@ class DocumentApiReceiver:
         with self._lock:
             self._connections += 1
 
+    def issue_token(self) -> str:
+        """Issue a new bearer token, valid for ``token_lifetime`` seconds."""
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            self.issued_tokens.append(token)
+            self._valid_tokens[token] = time.monotonic() + self.token_lifetime
+        return token
+
+    def script_token_failures(self, *statuses: int) -> None:
+        """Answer the next token requests with these statuses (an identity provider that fails)."""
+        with self._lock:
+            self._token_failures.extend(statuses)
+
+    def next_token_failure(self) -> int | None:
+        """The status to fail the next token request with, if one is scripted."""
+        with self._lock:
+            return self._token_failures.popleft() if self._token_failures else None
+
+    def revoke_tokens(self) -> None:
+        """Make every issued token invalid (as if it had expired early): the next request gets 401."""
+        with self._lock:
+            self._valid_tokens.clear()
+
+    def auth_error(self, headers: Any) -> str | None:
+        """Why a request's credentials are refused (missing or wrong API key or token), or ``None``."""
+        if self.api_key is not None and headers.get(self.api_key_header) != self.api_key:
+            return f"missing or wrong API key in {self.api_key_header}"
+        if self.oauth2_client is not None:
+            scheme, _, token = (headers.get("Authorization") or "").partition(" ")
+            with self._lock:
+                expiry = self._valid_tokens.get(token) if scheme.lower() == "bearer" else None
+            if expiry is None or expiry < time.monotonic():
+                return "missing, unknown or expired bearer token"
+        return None
+
+    @property
+    def token_url(self) -> str:
+        """The token endpoint's URL."""
+        scheme = "https" if self.tls_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}{self.token_path}"
+
     @property
     def connection_count(self) -> int:
         """How many TCP connections were accepted, a failed TLS handshake included."""
@@ -420,18 +534,35 @@ class DocumentApiReceiver:
             self._file_replies.clear()
             self._connections = 0
             self.verifications.clear()
+            self.issued_tokens.clear()
+            self._valid_tokens.clear()
+            self._token_failures.clear()
 
     def connection_dict(self, **extras: Any) -> dict[str, Any]:
-        """An Airflow ``outamation_document_api`` connection for this receiver, with ``extras``."""
-        extra = {"signature_scheme": self.scheme.name, **extras}
+        """
+        An Airflow ``outamation_document_api`` connection for this receiver, with ``extras``.
+
+        The HMAC secret is its password (none when it verifies no signature); an API key and OAuth2
+        client credentials are extras (``auth``, ``api_key``, ``token_url``, ``client_id``,
+        ``client_secret``).
+        """
+        extra: dict[str, Any] = {"signature_scheme": self.scheme.name}
         if self.scheme.name == HEX_HMAC:
-            extra.setdefault("signature_header", self.scheme.signature_header)
-        return {
-            "conn_type": "outamation_document_api",
-            "host": self.url,
-            "password": self.secret,
-            "extra": extra,
-        }
+            extra["signature_header"] = self.scheme.signature_header
+        if self.api_key is not None:
+            extra |= {"auth": "api-key", "api_key": self.api_key, "api_key_header": self.api_key_header}
+        if self.oauth2_client is not None:
+            client_id, client_secret = self.oauth2_client
+            extra |= {
+                "auth": "oauth2",
+                "token_url": self.token_url,
+                "client_id": client_id,
+                "client_secret": client_secret,
+            }
+        connection = {"conn_type": "outamation_document_api", "host": self.url, "extra": extra | extras}
+        if self.scheme.signs:
+            connection["password"] = self.secret
+        return connection
 
     def connection_json(self, **extras: Any) -> str:
         """:meth:`connection_dict` as the JSON an ``AIRFLOW_CONN_<ID>`` variable holds."""

@@ -17,7 +17,7 @@ from airflow_outamation.hooks.document_api import (
     display_url,
     retry_after_seconds,
 )
-from airflow_outamation.signing import HEX_HMAC, SigningScheme, message_id
+from airflow_outamation.signing import GITHUB, HEX_HMAC, SLACK, STRIPE, UNSIGNED, SigningScheme, message_id
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, Reply
 
 FILES = [
@@ -231,6 +231,30 @@ def test_hex_hmac_scheme_with_custom_header(monkeypatch: pytest.MonkeyPatch) -> 
         (request,) = receiver.requests
     assert request.valid, request.signature_error
     assert request.headers["X-Outamation-Signature"].startswith("sha256=")
+
+
+@pytest.mark.parametrize("name", [GITHUB, STRIPE, SLACK, UNSIGNED])
+def test_each_signing_preset_is_sent_and_verified(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    with DocumentApiReceiver(scheme=SigningScheme(name)) as receiver:
+        monkeypatch.setenv("AIRFLOW_CONN_DOC_API_PRESET", receiver.connection_json(profile_code="p"))
+        monkeypatch.delenv("DOC_AI_API_URL", raising=False)
+        result = submit("doc_api_preset")
+        (request,) = receiver.requests
+    assert request.valid, request.signature_error
+    assert request.message_id == result.message_id
+    assert result.status_code == 200
+
+
+@pytest.mark.parametrize("name", [GITHUB, STRIPE, SLACK])
+def test_each_signing_preset_refuses_a_wrong_secret(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    with DocumentApiReceiver(scheme=SigningScheme(name)) as receiver:
+        conn = {**receiver.connection_dict(profile_code="p"), "password": "not the receiver's secret"}
+        monkeypatch.setenv("AIRFLOW_CONN_DOC_API_PRESET_WRONG", json.dumps(conn))
+        monkeypatch.delenv("DOC_AI_API_URL", raising=False)
+        with pytest.raises(DocumentApiError, match="HTTP 401"):
+            submit("doc_api_preset_wrong")
+        (request,) = receiver.requests
+    assert request.signature_error == "no signature matches the body"
 
 
 def test_receiver_rejects_a_wrong_secret(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,6 +17,7 @@ from airflow_outamation import claims
 from airflow_outamation.exceptions import DocumentApiError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.operators.document_api import SubmitBatchesOperator
+from airflow_outamation.signing import GITHUB, SLACK, STANDARD_WEBHOOKS, STRIPE, UNSIGNED, SigningScheme
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, Reply, deeply_nested_json
 from airflow_outamation.testing.latency_proxy import LatencyProxy
 from airflow_outamation.testing.server_base import SftpTestServer
@@ -96,6 +97,38 @@ def test_every_batch_is_sent_once_with_a_receipt_and_a_rerun_sends_nothing(
     assert (again["sent"], again["already_sent"]) == (0, 5)
     assert again["message_ids"] == summary["message_ids"]
     assert len(document_api_receiver.requests) == 5
+
+
+@pytest.mark.parametrize(
+    ("scheme", "credentials"),
+    [
+        (GITHUB, {}),
+        (STRIPE, {}),
+        (SLACK, {"api_key": "ak_0123456789abcdef"}),
+        (STANDARD_WEBHOOKS, {"oauth2_client": ("client", "client-secret-0123456789")}),
+        (UNSIGNED, {"oauth2_client": ("client", "client-secret-0123456789")}),
+    ],
+    ids=["github", "stripe", "slack+api-key", "standard-webhooks+oauth2", "oauth2-alone"],
+)
+def test_every_preset_and_credential_sends_each_batch_once(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    scheme: str,
+    credentials: dict[str, object],
+) -> None:
+    claimed = _claimed(sftp_server, sftp_base, 7)
+    with DocumentApiReceiver(scheme=SigningScheme(scheme), **credentials) as receiver:  # type: ignore[arg-type]
+        monkeypatch.setenv("AIRFLOW_CONN_DOC_API_PRESET", receiver.connection_json(profile_code="p"))
+        monkeypatch.delenv("DOC_AI_API_URL", raising=False)
+        summary = _operator(claimed, "doc_api_preset", sftp_conn_id).execute({})
+        requests = receiver.requests
+        assert len(receiver.issued_tokens) == (1 if "oauth2_client" in credentials else 0)
+    assert (summary["sent"], summary["failed"]) == (2, 0)
+    assert all(r.valid for r in requests), [(r.signature_error, r.auth_error) for r in requests]
+    assert sorted(r.message_id for r in requests) == sorted(summary["message_ids"])
+    assert _receipted(sftp_conn_id, claimed) == set(summary["message_ids"])
 
 
 def test_a_refused_batch_fails_the_task_by_name_and_is_not_sent_again(
