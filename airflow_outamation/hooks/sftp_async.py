@@ -32,6 +32,8 @@ from airflow_outamation.hooks.sftp_errors import (
     IS_A_DIRECTORY,
     SFTPLocation,
     check_connection_type,
+    check_route,
+    jump_error,
     path_error,
     translate,
 )
@@ -118,6 +120,8 @@ class SSHOverrides:
     :param no_host_key_check: skip host key verification (``True``) or enforce it (``False``)
     :param ciphers: ciphers in order of preference (otherwise the connection's ``ciphers`` extra,
         then :data:`PREFERRED_CIPHERS`)
+    :param proxy_command: a command whose standard input and output reach the server (otherwise the
+        connection's ``proxy_command`` extra)
     """
 
     host: str | None = None
@@ -126,6 +130,7 @@ class SSHOverrides:
     credentials: SSHCredentials | None = None
     no_host_key_check: bool | None = None
     ciphers: tuple[str, ...] | None = None
+    proxy_command: str | None = None
 
 
 class _PoolKey(NamedTuple):
@@ -282,9 +287,13 @@ class PooledSFTPHookAsync(SFTPHookAsync):
         The provider's ``_get_conn`` passes a fixed set of options to ``asyncssh.connect``, so it is
         rebuilt here: host key checks from the provider's parsing of the extras, login, password
         and unlocked key from the same resolution the sync hook uses, ciphers from the overrides,
-        the connection's ``ciphers`` extra or :data:`PREFERRED_CIPHERS`.
+        the connection's ``ciphers`` extra or :data:`PREFERRED_CIPHERS`; the route through the
+        ``jump_host`` extra's connection (its own credentials and host key checks) or a proxy command.
         """
         conn = await get_async_connection(self.sftp_conn_id)
+        check_connection_type(self.sftp_conn_id, conn.conn_type, _first(self.host, conn.host))
+        jump_host = check_route(self.sftp_conn_id, conn.extra_dejson)
+        self.location = self._location(conn)
         self._parse_extras(conn)
         credentials = self.overrides.credentials or SSHCredentials.from_connection(
             conn.login, conn.password, conn.extra_dejson
@@ -305,18 +314,42 @@ class PooledSFTPHookAsync(SFTPHookAsync):
             config["known_hosts"] = None
         elif self.known_hosts and self._should_use_known_hosts():
             config["known_hosts"] = self.known_hosts
-        return await asyncssh.connect(**config)
+        if jump_host is None:
+            proxy_command = _first(self.overrides.proxy_command, conn.extra_dejson.get("proxy_command"))
+            if proxy_command:
+                config["proxy_command"] = proxy_command
+            return await asyncssh.connect(**config)
+        jump = await self._connect_jump(jump_host)
+        try:
+            ssh = await asyncssh.connect(tunnel=jump, **config)
+        except BaseException:
+            jump.close()
+            raise
+        ssh.set_tunnel(jump)  # closing the connection closes the jump host's too
+        return ssh
 
-    async def _get_pool(self) -> _SettingsKeyedSFTPClientPool:
-        """The pool for the connection's current settings; pools of edited settings get closed."""
-        conn = await get_async_connection(self.sftp_conn_id)
-        check_connection_type(self.sftp_conn_id, conn.conn_type, _first(self.host, conn.host))
-        self.location = SFTPLocation(
+    async def _connect_jump(self, jump_host: str) -> asyncssh.SSHClientConnection:
+        """Connect to the jump host with its own connection's credentials and host key checks."""
+        jump = PooledSFTPHookAsync(jump_host, timeout=self.timeout)
+        try:
+            return await within(jump._get_conn(), self.timeout)
+        except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
+            raise jump_error(exc, jump.location, self.location) from exc
+
+    def _location(self, conn: Connection) -> SFTPLocation:
+        """The server this hook reaches with ``conn`` (and its overrides), as errors name it."""
+        return SFTPLocation(
             _first(self.username, conn.login),
             _first(self.host, conn.host),
             _first(self.port, conn.port, SSH_PORT),
             self.sftp_conn_id,
         )
+
+    async def _get_pool(self) -> _SettingsKeyedSFTPClientPool:
+        """The pool for the connection's current settings; pools of edited settings get closed."""
+        conn = await get_async_connection(self.sftp_conn_id)
+        check_connection_type(self.sftp_conn_id, conn.conn_type, _first(self.host, conn.host))
+        self.location = self._location(conn)
         key = _PoolKey(self.sftp_conn_id, _settings_digest(conn, self.overrides))
         for stale in _SettingsKeyedSFTPClientPool.retire_others(key):
             self.log.info("Connection %r was edited; closing its old pooled connections", self.sftp_conn_id)
