@@ -492,14 +492,14 @@ class PooledSFTPHook(SFTPHook):
         )
 
     @staticmethod
-    def _transfer(coro: Coroutine[Any, Any, None]) -> None:
+    def _transfer(coro: Coroutine[Any, Any, T]) -> T:
         """
         Run an asyncssh transfer of :class:`PooledSFTPHookAsync` on the process's transfer loop.
 
         Bulk bytes go through asyncssh: its parallel ~255 KiB requests run at about the speed of
         OpenSSH's ``sftp``, paramiko's 32 KiB ones at half of it (``benchmarks/README.md``).
         """
-        TRANSFER_LOOP.run(coro)
+        return TRANSFER_LOOP.run(coro)
 
     @_reconnect_once
     def is_file_fully_uploaded(self, path: str, delay: float = 1.2) -> bool:
@@ -597,6 +597,17 @@ class PooledSFTPHook(SFTPHook):
             shutil.rmtree(local_dir, ignore_errors=True)
             raise
         return local_path
+
+    @_reconnect_once
+    def sha256_files(self, paths: Sequence[str]) -> list[str]:
+        """
+        The SHA-256 (hex) of each remote file, computed while streaming it (never held whole in memory).
+
+        :param paths: full paths to the remote files
+        :raises SFTPPathError: a file is missing, a directory or not permitted
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
+        """
+        return self._transfer(self._async_twin().sha256_files(paths))
 
     @_reconnect_once
     def remove_file(self, path: str) -> None:

@@ -15,10 +15,10 @@ import os
 import posixpath
 import sys
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import astuple, dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 import asyncssh
 from airflow.providers.common.compat.connection import get_async_connection
@@ -59,6 +59,8 @@ PREFERRED_CIPHERS = (
 )
 #: SFTP read or write requests in flight per transfer (each up to the server's limit, ~255 KiB on OpenSSH).
 TRANSFER_REQUESTS = 16
+#: Bytes one checksum read asks for (in parallel requests): the most of a file held in memory at once.
+CHECKSUM_CHUNK = 4 * 1024 * 1024
 
 SFTPPair = tuple[asyncssh.SSHClientConnection, asyncssh.SFTPClient]
 
@@ -473,6 +475,26 @@ class PooledSFTPHookAsync(SFTPHookAsync):
                 await sftp.get(remote_path, local_path, max_requests=TRANSFER_REQUESTS)
         if is_directory:  # raised outside the pool's context: the connection is fine
             raise path_error(IS_A_DIRECTORY, remote_path, self.location)
+
+    async def sha256_files(self, paths: Sequence[str]) -> list[str]:
+        """
+        The SHA-256 (hex) of each remote file, streamed: at most :data:`CHECKSUM_CHUNK` bytes held at once.
+
+        :param paths: the remote files
+        :raises SFTPPathError: a file is missing, a directory or not permitted
+        :raises SFTPConnectError: the server cannot be reached, timed out or the connection went away
+        """
+        digests = []
+        for path in paths:
+            digest = hashlib.sha256()
+            async with (
+                self._client_for(path) as sftp,
+                sftp.open(path, "rb", max_requests=TRANSFER_REQUESTS) as remote,
+            ):
+                while chunk := await within(remote.read(CHECKSUM_CHUNK), self.timeout):
+                    digest.update(cast(bytes, chunk))  # "rb": bytes
+            digests.append(digest.hexdigest())
+        return digests
 
     @classmethod
     async def close_all(cls) -> None:

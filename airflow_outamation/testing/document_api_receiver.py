@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
 import ipaddress
 import json
 import os
@@ -25,12 +26,14 @@ import ssl
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from airflow_outamation.batching import SHA256
 from airflow_outamation.signing import HEX_HMAC, SignatureError, SigningScheme, verify
 
 
@@ -131,6 +134,15 @@ def write_self_signed_certificate(directory: Path, host: str = "127.0.0.1") -> t
     return cert_path, key_path
 
 
+def _sha256(path: Path) -> str | None:
+    """A local file's SHA-256 (hex), read in chunks; ``None`` when it cannot be read."""
+    try:
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
@@ -184,7 +196,11 @@ class _Handler(BaseHTTPRequestHandler):
             error = None
         except SignatureError as exc:
             msg_id, error = None, str(exc)
-        reply = receiver.next_reply(body) if error is None else Reply(401, json.dumps({"error": error}))
+        if error is not None:
+            reply = Reply(401, json.dumps({"error": error}))
+        else:
+            wrong = receiver.wrong_checksums(body)
+            reply = Reply(422, json.dumps({"error": wrong})) if wrong else receiver.next_reply(body)
         receiver.record(ReceivedRequest("POST", self.path, headers, body, msg_id, error, reply))
         if reply.delay and receiver.stopping.wait(reply.delay):
             reply = Reply(drop=True)
@@ -273,6 +289,10 @@ class DocumentApiReceiver:
     :param tls_key: PEM private key of ``tls_cert``
     :param verify_path: the URL path whose signed ``GET`` answers 204 or 401 (connection tests)
     :param answer_delay: seconds every batch waits for its default answer (an API that takes time)
+
+    Set :attr:`local_file` (a batch file's ``backup_path`` -> its local file, e.g. a test server's
+    ``local_path``) to have each file's ``sha256`` checked: a batch with a missing or wrong one is
+    answered 422.
     """
 
     def __init__(
@@ -299,6 +319,7 @@ class DocumentApiReceiver:
         if tls_cert is not None:
             self.tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             self.tls_context.load_cert_chain(tls_cert, tls_key)
+        self.local_file: Callable[[str], Path] | None = None
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._replies: deque[Reply] = deque()
@@ -374,6 +395,17 @@ class DocumentApiReceiver:
                     if self._file_replies.get(name):
                         return self._file_replies[name].popleft()
             return self._replies.popleft() if self._replies else Reply(delay=self.answer_delay)
+
+    def wrong_checksums(self, body: bytes) -> str | None:
+        """Which files of a batch lack their ``sha256`` or carry a wrong one (with :attr:`local_file`)."""
+        if self.local_file is None:
+            return None
+        try:
+            files = [(str(f["backup_path"]), f.get(SHA256)) for f in json.loads(body)["files"]]
+        except (ValueError, KeyError, TypeError):
+            return "the body holds no files"
+        wrong = [path for path, sent in files if sent != _sha256(self.local_file(path))]
+        return f"missing or wrong sha256 of {', '.join(wrong)}" if wrong else None
 
     def record(self, request: ReceivedRequest) -> None:
         """Remember a request."""
