@@ -39,6 +39,7 @@ from airflow_outamation.hooks.sftp_errors import (
     IS_A_DIRECTORY,
     NOT_A_DIRECTORY,
     SFTPLocation,
+    beyond_jump_error,
     check_connection_type,
     check_route,
     is_connection_lost,
@@ -294,10 +295,7 @@ class PooledSFTPHook(SFTPHook):
                 "direct-tcpip", (self.remote_host, self.port or SSH_PORT), ("127.0.0.1", 0), self.conn_timeout
             )
         except Exception as exc:
-            raise SFTPConnectError(
-                f"jump host {self.jump_host!r} could not open a connection to "
-                f"{self.remote_host}:{self.port}: {type(exc).__name__}: {exc}"
-            ) from None
+            raise beyond_jump_error(exc, str(self.jump_host), self.remote_host, self.port) from None
 
     def _open_client(self) -> PooledClient:
         """

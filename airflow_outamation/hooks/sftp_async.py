@@ -31,6 +31,7 @@ from airflow_outamation.hooks.credentials import SSHCredentials
 from airflow_outamation.hooks.sftp_errors import (
     IS_A_DIRECTORY,
     SFTPLocation,
+    beyond_jump_error,
     check_connection_type,
     check_route,
     jump_error,
@@ -324,6 +325,9 @@ class PooledSFTPHookAsync(SFTPHookAsync):
         jump = await self._connect_jump(jump_host)
         try:
             ssh = await asyncssh.connect(tunnel=jump, **config)
+        except asyncssh.ChannelOpenError as exc:
+            jump.close()
+            raise beyond_jump_error(exc, jump_host, config["host"], config["port"]) from exc
         except BaseException:
             jump.close()
             raise

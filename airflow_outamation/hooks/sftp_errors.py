@@ -203,6 +203,24 @@ def jump_error(exc: BaseException, jump: SFTPLocation, target: SFTPLocation | No
     return type(error)(f"{error} (on the way to {target})") if target is not None else error
 
 
+def beyond_jump_error(
+    exc: BaseException, jump_host: str, host: str | None, port: int | None
+) -> SFTPConnectError:
+    """
+    The error of a jump host that could not open a connection on to the server (refused, unreachable).
+
+    :param exc: the jump host's refusal of the forwarded connection
+    :param jump_host: the jump host's connection id
+    :param host: the server's host, as the jump host sees it
+    :param port: the server's port
+    """
+    reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+    return SFTPConnectError(
+        f"jump host (connection {jump_host!r}) could not open a connection to {host}:{port}: "
+        f"{type(exc).__name__}: {reason}"
+    )
+
+
 def _untrusted_host_key(exc: BaseException) -> str | None:
     """Why the server's host key was not trusted, or ``None`` when ``exc`` is not about that."""
     if isinstance(exc, paramiko.BadHostKeyException):

@@ -19,6 +19,7 @@ from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
 from airflow_outamation.testing.event_loops import run
 from airflow_outamation.testing.jump_host import JumpHostRoute
+from airflow_outamation.testing.process_server import free_port
 
 TARGET = "outamation_test_jump_target"
 JUMP = "outamation_test_jump"
@@ -117,6 +118,18 @@ def test_target_host_key_is_checked_through_the_jump_host(
     wrong = jump_host_route.jump.host_key_line
     _set(monkeypatch, TARGET, jump_host_route.target_connection_json(jump_host=JUMP, host_key=wrong))
     with pytest.raises(SFTPHostKeyError, match=rf"^SFTP server .*\(connection '{TARGET}'\) presented"):
+        _list(transport, base)
+
+
+@pytest.mark.parametrize("transport", ["paramiko", "asyncssh"])
+def test_a_target_the_jump_host_cannot_reach_is_named(
+    jump_host_route: JumpHostRoute, base: str, monkeypatch: pytest.MonkeyPatch, transport: str
+) -> None:
+    _set(monkeypatch, JUMP, jump_host_route.jump_connection_json())
+    conn = json.loads(jump_host_route.target_connection_json(jump_host=JUMP))
+    conn["port"] = jump_host_route.namespace.run(free_port)  # nothing listens there
+    _set(monkeypatch, TARGET, json.dumps(conn))
+    with pytest.raises(SFTPConnectError, match=rf"jump host \(connection '{JUMP}'\) could not open"):
         _list(transport, base)
 
 
