@@ -10,6 +10,10 @@ from airflow_outamation.name_text import printable
 T = TypeVar("T", bound=Mapping[str, Any])
 
 DEFAULT_BATCH_SIZE = 5
+#: The checksum a project may ask for (``checksum: sha256``); a file carries it under this key.
+SHA256 = "sha256"
+#: Checksums the payload can carry per file.
+CHECKSUMS = (SHA256,)
 
 
 def split_into_batches(files: Sequence[T], batch_size: int = DEFAULT_BATCH_SIZE) -> list[list[T]]:

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 
 from airflow_outamation.alerts.expectations import WEEKDAYS
+from airflow_outamation.batching import CHECKSUMS
 from airflow_outamation.claims.names import DEFAULT_NAME_ENCODING
 from airflow_outamation.ingestion_status import status_dates
 from airflow_outamation.readiness import (
@@ -88,6 +89,7 @@ class Project:
     alert_on_rejected: bool = True
     max_unreachable: float | None = None
     alert_targets: Mapping[str, Any] | None = None
+    checksum: str | None = None
 
 
 @dataclass(frozen=True)
@@ -312,6 +314,7 @@ SCHEMA: dict[str, Check] = {
     "alert_on_rejected": _boolean,
     "max_unreachable": _optional(_number(0)),
     "alert_targets": _optional(_alert_targets),
+    "checksum": _optional(_one_of(*CHECKSUMS)),
 }
 
 

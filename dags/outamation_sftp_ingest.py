@@ -397,6 +397,7 @@ def build_dag(project: Project) -> DAG:
             profile_code="{{ params.profile_code }}",
             batch_size="{{ params.batch_size }}",
             max_in_flight=project.max_in_flight,
+            checksum=project.checksum,
             retries=3,
             retry_delay=timedelta(minutes=2),
             retry_exponential_backoff=True,

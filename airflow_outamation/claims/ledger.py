@@ -10,6 +10,7 @@ from typing import Any
 import paramiko
 from paramiko.sftp import CMD_REMOVE, SFTP_OK
 
+from airflow_outamation.batching import SHA256
 from airflow_outamation.claims.names import differences, unique_name
 from airflow_outamation.claims.protocol import ClaimedFile, claim_files
 from airflow_outamation.claims.records import (
@@ -83,7 +84,7 @@ def _identity(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _receipt_entry(sftp: paramiko.SFTPClient, item: Mapping[str, Any] | str) -> dict[str, Any]:
-    """A sent file's path, size, mtime and claim identity: as claimed, or read from the server."""
+    """A sent file's path, size, mtime, claim identity (and checksum): as claimed, or read from the server."""
     if isinstance(item, Mapping):
         path, size, mtime = str(item["backup_path"]), item.get("size"), item.get("mtime")
     else:
@@ -95,7 +96,8 @@ def _receipt_entry(sftp: paramiko.SFTPClient, item: Mapping[str, Any] | str) -> 
             raise SFTPClaimError(f"reading {path} for a receipt failed: {type(exc).__name__}: {exc}") from exc
         size, mtime = attributes.st_size, attributes.st_mtime
     identity = _identity(item) if isinstance(item, Mapping) else {}
-    return {"path": path, "size": size, "mtime": mtime, **identity}
+    checksum = {SHA256: item[SHA256]} if isinstance(item, Mapping) and item.get(SHA256) else {}
+    return {"path": path, "size": size, "mtime": mtime, **identity, **checksum}
 
 
 def record_sent(
@@ -108,7 +110,7 @@ def record_sent(
     Write the receipt of a batch the API accepted; return its path. A receipt is written once.
 
     The receipt lists each file's claim identity (claim id and index), path, size and mtime, so a
-    later file at the same path is not taken for a sent one.
+    later file at the same path is not taken for a sent one, and its ``sha256`` when it was sent with one.
 
     :param in_progress_dir: the dated in-progress directory holding the batch's files
     :param message_id: the batch's message id

@@ -47,6 +47,7 @@ from tenacity.wait import wait_exponential, wait_random
 
 from airflow_outamation import __version__, metrics
 from airflow_outamation.api_answers import ExpectedAnswer
+from airflow_outamation.batching import SHA256
 from airflow_outamation.exceptions import DocumentApiError, DocumentApiRejectedError
 from airflow_outamation.hooks.api_auth import OAUTH2, ApiAuth, BearerToken
 from airflow_outamation.hooks.http_deadline import DeadlineAdapter, total_deadline
@@ -217,10 +218,11 @@ def build_payload(
 
     Each file is sent as ``{"filename", "backup_path"}``: ``filename`` is the name the customer
     uploaded (the base name of its ``source_path`` when claimed), ``backup_path`` where it is stored
-    now. When a name clash made the claim store it under another name, ``stored_name`` is added.
+    now. When a name clash made the claim store it under another name, ``stored_name`` is added;
+    when the file carries its ``sha256`` (checksums on), that too.
 
     :param files: claimed files; each needs ``filename`` and ``backup_path``, and ``source_path``
-        when claimed; other keys are ignored
+        when claimed, ``sha256`` when checksummed; other keys are ignored
     :param uploaded_by: who uploaded the batch
     :param source: where the batch came from
     :param profile_code: the document API's processing profile
@@ -233,7 +235,11 @@ def build_payload(
         stored = str(file["filename"])
         uploaded = posixpath.basename(str(file["source_path"])) if file.get("source_path") else stored
         entry = {"filename": uploaded, "backup_path": str(file["backup_path"])}
-        entries.append(entry if uploaded == stored else {**entry, "stored_name": stored})
+        if uploaded != stored:
+            entry["stored_name"] = stored
+        if file.get(SHA256):
+            entry[SHA256] = str(file[SHA256])
+        entries.append(entry)
     if not entries:
         raise ValueError("a batch needs at least one file")
     return {
@@ -456,7 +462,9 @@ class DocumentApiHook(BaseHook):
         claimed = list(files)
         payload = build_payload(claimed, uploaded_by, source, profile)
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        return PreparedBatch(message_id(payload, claimed), body, len(payload["files"]))
+        # A checksum adds nothing to a claimed file's identity: the id stays the same with or without.
+        unsummed = [{k: v for k, v in f.items() if k != SHA256} for f in payload["files"]]
+        return PreparedBatch(message_id({**payload, "files": unsummed}, claimed), body, len(unsummed))
 
     def send_batch(self, batch: PreparedBatch) -> BatchSubmission:
         """

@@ -39,8 +39,11 @@ from airflow_outamation.hooks.sftp_errors import (
     IS_A_DIRECTORY,
     NOT_A_DIRECTORY,
     SFTPLocation,
+    beyond_jump_error,
     check_connection_type,
+    check_route,
     is_connection_lost,
+    jump_error,
     path_error,
     translate,
 )
@@ -108,6 +111,18 @@ def _reconnect_once(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class _ThroughJumpSSHClient(paramiko.SSHClient):
+    """An SSH client whose connection runs through a jump host's; closing it closes both."""
+
+    def __init__(self, jump: paramiko.SSHClient) -> None:
+        super().__init__()
+        self.jump = jump
+
+    def close(self) -> None:
+        super().close()
+        self.jump.close()
+
+
 class PooledSFTPHook(SFTPHook):
     """
     Interact with SFTP through pooled connections that heal themselves.
@@ -144,7 +159,10 @@ class PooledSFTPHook(SFTPHook):
             conn = self.get_connection(ssh_conn_id)
             check_connection_type(ssh_conn_id, conn.conn_type, kwargs.get("remote_host") or conn.host)
             extra = conn.extra_dejson
+        self.jump_host: str | None = check_route(ssh_conn_id, extra)
         kwargs.setdefault("conn_retry_attempts", 1)
+        if kwargs.get("host_proxy_cmd") is None:
+            kwargs["host_proxy_cmd"] = extra.get("proxy_command")
         super().__init__(ssh_conn_id, *args, **kwargs)
         self.pool_size = pool_size
         self.pool_timeout = pool_timeout
@@ -185,6 +203,7 @@ class PooledSFTPHook(SFTPHook):
             self.look_for_keys,
             self.compress,
             self.host_proxy_cmd,
+            self.jump_host,
             repr(self.ciphers),
             repr(self.disabled_algorithms),
             self.keepalive_interval,
@@ -215,7 +234,24 @@ class PooledSFTPHook(SFTPHook):
         ``SSHHook.get_conn`` strips the password and passes ``key_file`` without its passphrase;
         here the password goes as typed and the key comes unlocked, as in the async hook.
         """
-        ssh = paramiko.SSHClient()
+        ssh = _ThroughJumpSSHClient(self._connect_jump()) if self.jump_host else paramiko.SSHClient()
+        try:
+            self._connect_client(ssh)
+        except BaseException:
+            ssh.close()
+            raise
+        transport = ssh.get_transport()
+        assert transport is not None
+        if isinstance(transport.sock, socket.socket):  # through a jump host it is an SSH channel
+            transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.keepalive_interval:
+            transport.set_keepalive(self.keepalive_interval)
+        if self.ciphers:
+            transport.get_security_options().ciphers = self.ciphers
+        return ssh
+
+    def _connect_client(self, ssh: paramiko.SSHClient) -> None:
+        """Check host keys as configured and connect ``ssh``, through the jump host or proxy if any."""
         if self.allow_host_key_change:
             self.log.warning("Remote Identification Change is not verified for %s", self.address)
             ssh.set_missing_host_key_policy(paramiko.MissingHostKeyPolicy)
@@ -238,16 +274,28 @@ class PooledSFTPHook(SFTPHook):
             banner_timeout=self.banner_timeout,
             auth_timeout=self.auth_timeout,
             compress=self.compress,
-            sock=self.host_proxy,
+            sock=self._jump_channel(ssh.jump) if isinstance(ssh, _ThroughJumpSSHClient) else self.host_proxy,
             disabled_algorithms=self.disabled_algorithms or None,
         )
-        transport = ssh.get_transport()
+
+    def _connect_jump(self) -> paramiko.SSHClient:
+        """Connect to :attr:`jump_host` with that connection's own credentials and host key checks."""
+        jump = PooledSFTPHook(self.jump_host, pool_size=1, pool_timeout=self.pool_timeout)
+        try:
+            return jump._connect()
+        except Exception as exc:
+            raise jump_error(exc, jump.location) from None
+
+    def _jump_channel(self, jump: paramiko.SSHClient) -> paramiko.Channel:
+        """A ``direct-tcpip`` channel from the jump host to this hook's server, to carry its SSH session."""
+        transport = jump.get_transport()
         assert transport is not None
-        if self.keepalive_interval:
-            transport.set_keepalive(self.keepalive_interval)
-        if self.ciphers:
-            transport.get_security_options().ciphers = self.ciphers
-        return ssh
+        try:
+            return transport.open_channel(
+                "direct-tcpip", (self.remote_host, self.port or SSH_PORT), ("127.0.0.1", 0), self.conn_timeout
+            )
+        except Exception as exc:
+            raise beyond_jump_error(exc, str(self.jump_host), self.remote_host, self.port) from None
 
     def _open_client(self) -> PooledClient:
         """
@@ -275,10 +323,7 @@ class PooledSFTPHook(SFTPHook):
         """One attempt of :meth:`_open_client`, raising paramiko's or the socket's error."""
         ssh = self._connect()
         try:
-            transport = ssh.get_transport()
-            assert transport is not None
-            transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
-            sftp = TrackedSFTPClient.from_transport(transport)
+            sftp = TrackedSFTPClient.from_transport(ssh.get_transport())  # type: ignore[arg-type]
             if sftp is None:
                 raise paramiko.SSHException("the server refused to open an SFTP session")
             return PooledClient(ssh, sftp)
@@ -438,20 +483,21 @@ class PooledSFTPHook(SFTPHook):
             credentials=self.credentials,
             no_host_key_check=self.no_host_key_check,
             ciphers=tuple(self.ciphers) if self.ciphers else None,
+            proxy_command=self.host_proxy_cmd,
         )
         return PooledSFTPHookAsync(
             self.ssh_conn_id or self.default_conn_name, pool_size=self.pool_size, overrides=overrides
         )
 
     @staticmethod
-    def _transfer(coro: Coroutine[Any, Any, None]) -> None:
+    def _transfer(coro: Coroutine[Any, Any, T]) -> T:
         """
         Run an asyncssh transfer of :class:`PooledSFTPHookAsync` on the process's transfer loop.
 
         Bulk bytes go through asyncssh: its parallel ~255 KiB requests run at about the speed of
         OpenSSH's ``sftp``, paramiko's 32 KiB ones at half of it (``benchmarks/README.md``).
         """
-        TRANSFER_LOOP.run(coro)
+        return TRANSFER_LOOP.run(coro)
 
     @_reconnect_once
     def is_file_fully_uploaded(self, path: str, delay: float = 1.2) -> bool:
@@ -549,6 +595,17 @@ class PooledSFTPHook(SFTPHook):
             shutil.rmtree(local_dir, ignore_errors=True)
             raise
         return local_path
+
+    @_reconnect_once
+    def sha256_files(self, paths: Sequence[str]) -> list[str]:
+        """
+        The SHA-256 (hex) of each remote file, computed while streaming it (never held whole in memory).
+
+        :param paths: full paths to the remote files
+        :raises SFTPPathError: a file is missing, a directory or not permitted
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
+        """
+        return self._transfer(self._async_twin().sha256_files(paths))
 
     @_reconnect_once
     def remove_file(self, path: str) -> None:

@@ -15,10 +15,10 @@ import os
 import posixpath
 import sys
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import astuple, dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 import asyncssh
 from airflow.providers.common.compat.connection import get_async_connection
@@ -31,7 +31,10 @@ from airflow_outamation.hooks.credentials import SSHCredentials
 from airflow_outamation.hooks.sftp_errors import (
     IS_A_DIRECTORY,
     SFTPLocation,
+    beyond_jump_error,
     check_connection_type,
+    check_route,
+    jump_error,
     path_error,
     translate,
 )
@@ -57,6 +60,8 @@ PREFERRED_CIPHERS = (
 )
 #: SFTP read or write requests in flight per transfer (each up to the server's limit, ~255 KiB on OpenSSH).
 TRANSFER_REQUESTS = 16
+#: Bytes one checksum read asks for (in parallel requests): the most of a file held in memory at once.
+CHECKSUM_CHUNK = 4 * 1024 * 1024
 
 SFTPPair = tuple[asyncssh.SSHClientConnection, asyncssh.SFTPClient]
 
@@ -118,6 +123,8 @@ class SSHOverrides:
     :param no_host_key_check: skip host key verification (``True``) or enforce it (``False``)
     :param ciphers: ciphers in order of preference (otherwise the connection's ``ciphers`` extra,
         then :data:`PREFERRED_CIPHERS`)
+    :param proxy_command: a command whose standard input and output reach the server (otherwise the
+        connection's ``proxy_command`` extra)
     """
 
     host: str | None = None
@@ -126,6 +133,7 @@ class SSHOverrides:
     credentials: SSHCredentials | None = None
     no_host_key_check: bool | None = None
     ciphers: tuple[str, ...] | None = None
+    proxy_command: str | None = None
 
 
 class _PoolKey(NamedTuple):
@@ -282,9 +290,13 @@ class PooledSFTPHookAsync(SFTPHookAsync):
         The provider's ``_get_conn`` passes a fixed set of options to ``asyncssh.connect``, so it is
         rebuilt here: host key checks from the provider's parsing of the extras, login, password
         and unlocked key from the same resolution the sync hook uses, ciphers from the overrides,
-        the connection's ``ciphers`` extra or :data:`PREFERRED_CIPHERS`.
+        the connection's ``ciphers`` extra or :data:`PREFERRED_CIPHERS`; the route through the
+        ``jump_host`` extra's connection (its own credentials and host key checks) or a proxy command.
         """
         conn = await get_async_connection(self.sftp_conn_id)
+        check_connection_type(self.sftp_conn_id, conn.conn_type, _first(self.host, conn.host))
+        jump_host = check_route(self.sftp_conn_id, conn.extra_dejson)
+        self.location = self._location(conn)
         self._parse_extras(conn)
         credentials = self.overrides.credentials or SSHCredentials.from_connection(
             conn.login, conn.password, conn.extra_dejson
@@ -305,18 +317,45 @@ class PooledSFTPHookAsync(SFTPHookAsync):
             config["known_hosts"] = None
         elif self.known_hosts and self._should_use_known_hosts():
             config["known_hosts"] = self.known_hosts
-        return await asyncssh.connect(**config)
+        if jump_host is None:
+            proxy_command = _first(self.overrides.proxy_command, conn.extra_dejson.get("proxy_command"))
+            if proxy_command:
+                config["proxy_command"] = proxy_command
+            return await asyncssh.connect(**config)
+        jump = await self._connect_jump(jump_host)
+        try:
+            ssh = await asyncssh.connect(tunnel=jump, **config)
+        except asyncssh.ChannelOpenError as exc:
+            jump.close()
+            raise beyond_jump_error(exc, jump_host, config["host"], config["port"]) from exc
+        except BaseException:
+            jump.close()
+            raise
+        ssh.set_tunnel(jump)  # closing the connection closes the jump host's too
+        return ssh
 
-    async def _get_pool(self) -> _SettingsKeyedSFTPClientPool:
-        """The pool for the connection's current settings; pools of edited settings get closed."""
-        conn = await get_async_connection(self.sftp_conn_id)
-        check_connection_type(self.sftp_conn_id, conn.conn_type, _first(self.host, conn.host))
-        self.location = SFTPLocation(
+    async def _connect_jump(self, jump_host: str) -> asyncssh.SSHClientConnection:
+        """Connect to the jump host with its own connection's credentials and host key checks."""
+        jump = PooledSFTPHookAsync(jump_host, timeout=self.timeout)
+        try:
+            return await within(jump._get_conn(), self.timeout)
+        except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
+            raise jump_error(exc, jump.location, self.location) from exc
+
+    def _location(self, conn: Connection) -> SFTPLocation:
+        """The server this hook reaches with ``conn`` (and its overrides), as errors name it."""
+        return SFTPLocation(
             _first(self.username, conn.login),
             _first(self.host, conn.host),
             _first(self.port, conn.port, SSH_PORT),
             self.sftp_conn_id,
         )
+
+    async def _get_pool(self) -> _SettingsKeyedSFTPClientPool:
+        """The pool for the connection's current settings; pools of edited settings get closed."""
+        conn = await get_async_connection(self.sftp_conn_id)
+        check_connection_type(self.sftp_conn_id, conn.conn_type, _first(self.host, conn.host))
+        self.location = self._location(conn)
         key = _PoolKey(self.sftp_conn_id, _settings_digest(conn, self.overrides))
         for stale in _SettingsKeyedSFTPClientPool.retire_others(key):
             self.log.info("Connection %r was edited; closing its old pooled connections", self.sftp_conn_id)
@@ -440,6 +479,26 @@ class PooledSFTPHookAsync(SFTPHookAsync):
                 await sftp.get(remote_path, local_path, max_requests=TRANSFER_REQUESTS)
         if is_directory:  # raised outside the pool's context: the connection is fine
             raise path_error(IS_A_DIRECTORY, remote_path, self.location)
+
+    async def sha256_files(self, paths: Sequence[str]) -> list[str]:
+        """
+        The SHA-256 (hex) of each remote file, streamed: at most :data:`CHECKSUM_CHUNK` bytes held at once.
+
+        :param paths: the remote files
+        :raises SFTPPathError: a file is missing, a directory or not permitted
+        :raises SFTPConnectError: the server cannot be reached, timed out or the connection went away
+        """
+        digests = []
+        for path in paths:
+            digest = hashlib.sha256()
+            async with (
+                self._client_for(path) as sftp,
+                sftp.open(path, "rb", max_requests=TRANSFER_REQUESTS) as remote,
+            ):
+                while chunk := await within(remote.read(CHECKSUM_CHUNK), self.timeout):
+                    digest.update(cast(bytes, chunk))  # "rb": bytes
+            digests.append(digest.hexdigest())
+        return digests
 
     @classmethod
     async def close_all(cls) -> None:

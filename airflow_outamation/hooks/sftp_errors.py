@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 import asyncssh
 import paramiko
@@ -43,12 +45,14 @@ class SFTPLocation:
     :param host: the server's host name or address
     :param port: the server's port
     :param conn_id: the Airflow connection id
+    :param role: what the server is to the connection: ``SFTP server``, or ``jump host`` on the way to one
     """
 
     username: str | None
     host: str | None
     port: int | None
     conn_id: str | None
+    role: str = "SFTP server"
 
     @property
     def address(self) -> str:
@@ -56,7 +60,7 @@ class SFTPLocation:
         return f"{self.username}@{self.host}:{self.port}"
 
     def __str__(self) -> str:
-        return f"SFTP server {self.address} (connection {self.conn_id!r})"
+        return f"{self.role} {self.address} (connection {self.conn_id!r})"
 
 
 def path_error(condition: str, path: str, where: SFTPLocation) -> SFTPPathError:
@@ -103,6 +107,31 @@ def check_connection_type(conn_id: str, conn_type: str | None, host: str | None)
         raise SFTPConnectionTypeError(
             f"connection {conn_id!r} of type {conn_type!r} has no host; expected {expected}"
         )
+
+
+def check_route(conn_id: str | None, extra: Mapping[str, Any]) -> str | None:
+    """
+    The connection's ``jump_host`` extra (the id of another ``sftp``/``ssh`` connection), checked.
+
+    :param conn_id: the connection id
+    :param extra: the connection's extras
+    :raises SFTPConnectionTypeError: ``jump_host`` is not a connection id, names the connection
+        itself, or comes with a ``proxy_command`` (one route per hop: the jump host's own
+        connection may set a proxy command)
+    """
+    jump_host = extra.get("jump_host") or None
+    if jump_host is None:
+        return None
+    if not isinstance(jump_host, str) or jump_host == conn_id:
+        raise SFTPConnectionTypeError(
+            f"connection {conn_id!r}: jump_host must be the id of another sftp/ssh connection"
+        )
+    if extra.get("proxy_command"):
+        raise SFTPConnectionTypeError(
+            f"connection {conn_id!r} sets both jump_host and proxy_command; set one (the jump host's "
+            "own connection may set a proxy_command)"
+        )
+    return jump_host
 
 
 def is_connection_lost(exc: BaseException) -> bool:
@@ -159,6 +188,36 @@ def translate(
     during = f" while accessing {printable(path)}" if path is not None else ""
     return SFTPConnectError(
         f"could not open or lost the connection to {where}{during}: {type(exc).__name__}: {reason}"
+    )
+
+
+def jump_error(exc: BaseException, jump: SFTPLocation, target: SFTPLocation | None = None) -> OutamationError:
+    """
+    This package's exception for a failure to reach the jump host, naming it (and the server behind it).
+
+    :param exc: the error of the jump hop
+    :param jump: the jump host and its connection
+    :param target: the server the jump host leads to, when the caller does not name it already
+    """
+    error = translate(exc, replace(jump, role="jump host"))
+    return type(error)(f"{error} (on the way to {target})") if target is not None else error
+
+
+def beyond_jump_error(
+    exc: BaseException, jump_host: str, host: str | None, port: int | None
+) -> SFTPConnectError:
+    """
+    The error of a jump host that could not open a connection on to the server (refused, unreachable).
+
+    :param exc: the jump host's refusal of the forwarded connection
+    :param jump_host: the jump host's connection id
+    :param host: the server's host, as the jump host sees it
+    :param port: the server's port
+    """
+    reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+    return SFTPConnectError(
+        f"jump host (connection {jump_host!r}) could not open a connection to {host}:{port}: "
+        f"{type(exc).__name__}: {reason}"
     )
 
 

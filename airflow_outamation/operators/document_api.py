@@ -15,7 +15,9 @@ from airflow.sdk import BaseOperator, Context, XComArg
 
 from airflow_outamation import claims, lineage, metrics
 from airflow_outamation.batching import (
+    CHECKSUMS,
     DEFAULT_BATCH_SIZE,
+    SHA256,
     batch_label,
     describe_batch,
     name_list,
@@ -117,6 +119,27 @@ def reject_batch(
     return targets
 
 
+def check_checksum(checksum: str | None, sftp_conn_id: str | None) -> None:
+    """
+    Refuse a checksum this package cannot compute, or one without a connection to read the files.
+
+    :raises ValueError: ``checksum`` is not ``None`` or one of :data:`~airflow_outamation.batching.CHECKSUMS`,
+        or there is no ``sftp_conn_id``
+    """
+    if checksum is not None and checksum not in CHECKSUMS:
+        raise ValueError(f"checksum must be one of {', '.join(CHECKSUMS)} or None, got {checksum!r}")
+    if checksum and not sftp_conn_id:
+        raise ValueError("checksum needs sftp_conn_id to read the files")
+
+
+def with_checksums(
+    sftp: PooledSFTPHook, batches: Sequence[Sequence[Mapping[str, Any]]]
+) -> list[list[dict[str, Any]]]:
+    """The batches' files, each with its ``sha256`` computed while streaming it from the server."""
+    digests = iter(sftp.sha256_files([str(f["backup_path"]) for batch in batches for f in batch]))
+    return [[{**f, SHA256: next(digests)} for f in batch] for batch in batches]
+
+
 def record_receipts(sftp: PooledSFTPHook, message_id: str, batch: Sequence[Mapping[str, Any]]) -> list[str]:
     """Write the receipt of an accepted batch (files with their identity as claimed) into each folder."""
     return [
@@ -207,6 +230,8 @@ class SubmitBatchOperator(BaseOperator):
     :param hook_kwargs: extra ``DocumentApiHook`` arguments (``timeout``, ``max_retries``, ...)
     :param sftp_conn_id: the ``sftp`` connection holding the files; when given, sent batches get a receipt
     :param map_index_template: how a mapped task is labelled in the UI; :data:`BATCH_MAP_INDEX_TEMPLATE`
+    :param checksum: ``"sha256"``: each file's SHA-256 goes in the payload and the receipt (read
+        through ``sftp_conn_id``); ``None`` (default): no checksum
     """
 
     template_fields: Sequence[str] = ("uploaded_by", "source", "profile_code")
@@ -223,9 +248,12 @@ class SubmitBatchOperator(BaseOperator):
         hook_kwargs: Mapping[str, Any] | None = None,
         sftp_conn_id: str | None = None,
         map_index_template: str | None = BATCH_MAP_INDEX_TEMPLATE,
+        checksum: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(map_index_template=map_index_template, **kwargs)
+        check_checksum(checksum, sftp_conn_id)
+        self.checksum = checksum
         self.batch = batch
         self.uploaded_by = uploaded_by
         self.source = source
@@ -243,10 +271,13 @@ class SubmitBatchOperator(BaseOperator):
         """Submit the batch; return ``{"message_id", "status", "file_count", "attempts"}``."""
         project = metrics.project_of(context)
         self.log.info("Sending %s: %s", self.batch_label, name_list([str(f["filename"]) for f in self.batch]))
+        batch = self.batch
+        if self.checksum and self.sftp_conn_id:
+            batch = with_checksums(PooledSFTPHook(self.sftp_conn_id), [batch])[0]
         hook = DocumentApiHook(self.document_api_conn_id, **{"project": project, **self.hook_kwargs})
         try:
             with metrics.timed(metrics.SEND_DURATION, project):
-                result = hook.submit_batch(self.batch, self.uploaded_by, self.source, self.profile_code)
+                result = hook.submit_batch(batch, self.uploaded_by, self.source, self.profile_code)
         except DocumentApiError:
             metrics.count(metrics.FILES_FAILED, len(self.batch), project)
             raise
@@ -255,7 +286,7 @@ class SubmitBatchOperator(BaseOperator):
         metrics.count(metrics.FILES_SENT, result.file_count, project)
         self.log.info("%s", _accepted_line(result, self.batch))
         if self.sftp_conn_id:
-            for receipt in record_receipts(PooledSFTPHook(self.sftp_conn_id), result.message_id, self.batch):
+            for receipt in record_receipts(PooledSFTPHook(self.sftp_conn_id), result.message_id, batch):
                 self.log.info("Receipt %s", receipt)
         return result.summary()
 
@@ -492,6 +523,9 @@ class SubmitBatchesOperator(_BatchSending):
         (default): at once; else by the first ``ResendUnsentOperator`` run after that time
     :param processed_dir: folder beside the in-progress one that ``move`` puts files in (dated like the claim)
     :param rejected_dir: folder beside the in-progress one that refused batches go to (dated like the claim)
+    :param checksum: ``"sha256"``: each file's SHA-256, computed while streaming it from the server
+        before its batch's first send, goes in the payload, the batch's record and its receipt; the
+        message ids stay as without; ``None`` (default): no checksum
     """
 
     template_fields: Sequence[str] = (
@@ -513,9 +547,12 @@ class SubmitBatchesOperator(_BatchSending):
         profile_code: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         sftp_conn_id: str | None = None,
+        checksum: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_checksum(checksum, sftp_conn_id)
+        self.checksum = checksum
         self.claimed = claimed
         self.uploaded_by = uploaded_by
         self.source = source
@@ -537,6 +574,8 @@ class SubmitBatchesOperator(_BatchSending):
         rejecting = states["rejecting"] & files_of.keys()
         rejected_before = rejecting | (states["rejected"] & files_of.keys())
         pending = [p for p in prepared if p.message_id not in already | rejected_before]
+        if self.checksum and sftp is not None:
+            pending = self._with_checksums(api, sftp, pending, files_of)
         self.log.info(
             "%d file(s) in %d batch(es) of up to %s; %d already sent (receipts), %d rejected before, "
             "sending %d, %s at a time",
@@ -595,6 +634,22 @@ class SubmitBatchesOperator(_BatchSending):
             namespace = lineage.sftp_namespace(PooledSFTPHook(self.sftp_conn_id))
             inputs = lineage.sftp_inputs(namespace, lineage.folder_counts(f["backup_path"] for f in files))
         return lineage.lineage(inputs, [lineage.api_output(self._api().settings.url, len(files))])
+
+    def _with_checksums(
+        self,
+        api: DocumentApiHook,
+        sftp: PooledSFTPHook,
+        pending: Sequence[PreparedBatch],
+        files_of: dict[str, list[dict[str, Any]]],
+    ) -> list[PreparedBatch]:
+        """``pending`` rebuilt with each file's SHA-256 (``files_of`` too); the message ids stay."""
+        summed = with_checksums(sftp, [files_of[batch.message_id] for batch in pending])
+        rebuilt = []
+        for batch, files in zip(pending, summed, strict=True):
+            files_of[batch.message_id] = files
+            rebuilt.append(api.prepare_batch(files, self.uploaded_by, self.source, self.profile_code))
+        self.log.info("Computed the SHA-256 of %d file(s) to send", sum(len(files) for files in summed))
+        return rebuilt
 
     def _list_batches(
         self, batches: Sequence[Sequence[Mapping[str, Any]]], pending: set[str], message_ids: Sequence[str]

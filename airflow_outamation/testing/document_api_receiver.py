@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import hashlib
 import ipaddress
 import json
 import os
@@ -31,6 +32,7 @@ import ssl
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -38,6 +40,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs
 
+from airflow_outamation.batching import SHA256
 from airflow_outamation.signing import HEX_HMAC, SignatureError, SigningScheme, verify
 
 #: The Basic auth header prefix a client sends its OAuth2 client id and secret under.
@@ -145,6 +148,15 @@ def write_self_signed_certificate(directory: Path, host: str = "127.0.0.1") -> t
     return cert_path, key_path
 
 
+def _sha256(path: Path) -> str | None:
+    """A local file's SHA-256 (hex), read in chunks; ``None`` when it cannot be read."""
+    try:
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
@@ -208,7 +220,11 @@ class _Handler(BaseHTTPRequestHandler):
             msg_id, error = None, str(exc)
         auth_error = receiver.auth_error(self.headers)
         refusal = auth_error or error
-        reply = receiver.next_reply(body) if refusal is None else Reply(401, json.dumps({"error": refusal}))
+        if refusal is not None:
+            reply = Reply(401, json.dumps({"error": refusal}))
+        else:
+            wrong = receiver.wrong_checksums(body)
+            reply = Reply(422, json.dumps({"error": wrong})) if wrong else receiver.next_reply(body)
         receiver.record(
             ReceivedRequest("POST", self.path, headers, body, msg_id, error, reply, auth_error=auth_error)
         )
@@ -333,6 +349,10 @@ class DocumentApiReceiver:
         every request must then carry a valid one (``Authorization: Bearer <token>``)
     :param token_lifetime: seconds an issued token is valid (its ``expires_in``)
     :param token_path: the URL path of the token endpoint
+
+    Set :attr:`local_file` (a batch file's ``backup_path`` -> its local file, e.g. a test server's
+    ``local_path``) to have each file's ``sha256`` checked: a batch with a missing or wrong one is
+    answered 422.
     """
 
     def __init__(
@@ -371,6 +391,7 @@ class DocumentApiReceiver:
         if tls_cert is not None:
             self.tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             self.tls_context.load_cert_chain(tls_cert, tls_key)
+        self.local_file: Callable[[str], Path] | None = None
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._replies: deque[Reply] = deque()
@@ -447,6 +468,17 @@ class DocumentApiReceiver:
                     if self._file_replies.get(name):
                         return self._file_replies[name].popleft()
             return self._replies.popleft() if self._replies else Reply(delay=self.answer_delay)
+
+    def wrong_checksums(self, body: bytes) -> str | None:
+        """Which files of a batch lack their ``sha256`` or carry a wrong one (with :attr:`local_file`)."""
+        if self.local_file is None:
+            return None
+        try:
+            files = [(str(f["backup_path"]), f.get(SHA256)) for f in json.loads(body)["files"]]
+        except (ValueError, KeyError, TypeError):
+            return "the body holds no files"
+        wrong = [path for path, sent in files if sent != _sha256(self.local_file(path))]
+        return f"missing or wrong sha256 of {', '.join(wrong)}" if wrong else None
 
     def record(self, request: ReceivedRequest) -> None:
         """Remember a request."""

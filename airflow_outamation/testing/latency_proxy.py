@@ -8,9 +8,14 @@ containers often lack). Order is kept; bandwidth is not limited.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow_outamation.testing.netns import NetworkNamespace
 
 
 class LatencyProxy:
@@ -23,10 +28,19 @@ class LatencyProxy:
     :param target_port: the port of the server on 127.0.0.1
     :param delay: one-way delay in seconds (a round trip costs twice this)
     :param port: the port to listen on; a free one when 0
+    :param target_namespace: the network namespace the target listens in (a bridge into it); the
+        proxy's own when ``None``
     """
 
-    def __init__(self, target_port: int, delay: float, port: int = 0) -> None:
+    def __init__(
+        self,
+        target_port: int,
+        delay: float,
+        port: int = 0,
+        target_namespace: NetworkNamespace | None = None,
+    ) -> None:
         self.target_port = target_port
+        self.target_namespace = target_namespace
         self.delay = delay
         self.port = port
         #: Connections accepted since the proxy started.
@@ -89,7 +103,7 @@ class LatencyProxy:
         self.accepted += 1
         self._clients.add(client_writer)
         try:
-            server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+            server_reader, server_writer = await self._connect_target()
         except OSError:
             self._clients.discard(client_writer)
             client_writer.transport.abort()
@@ -106,6 +120,19 @@ class LatencyProxy:
             self._clients.discard(client_writer)
             client_writer.close()
             server_writer.close()
+
+    async def _connect_target(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Connect to the target on 127.0.0.1, in the target's namespace when it has one."""
+        if self.target_namespace is None:
+            return await asyncio.open_connection("127.0.0.1", self.target_port)
+        sock = self.target_namespace.run(socket.socket)
+        sock.setblocking(False)
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", self.target_port))
+        except BaseException:
+            sock.close()
+            raise
+        return await asyncio.open_connection(sock=sock)
 
     async def _pipe(
         self,

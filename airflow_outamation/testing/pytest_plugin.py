@@ -14,6 +14,8 @@ Enable them in a ``conftest.py`` with ``pytest_plugins = ["airflow_outamation.te
 - ``document_api_receiver``: a fresh local document API (``DocumentApiReceiver``) for one test.
 - ``document_api_conn_id``: an ``outamation_document_api`` connection to it with a short backoff
   (``DOC_AI_API_URL`` unset for the test).
+- ``jump_host_route``: a target OpenSSH sshd reachable only through a jump sshd (``JumpHostRoute``,
+  both in a private network namespace; root only), one per test session.
 - ``smtp_server``: a fresh local SMTP server (``SmtpTestServer``, aiosmtpd) for one test;
   ``smtp_conn_id``: the Airflow ``smtp`` connection ``smtp_default`` to it.
 
@@ -31,6 +33,8 @@ import pytest
 
 from airflow_outamation.testing.asyncssh_server import AsyncsshSftpServer
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
+from airflow_outamation.testing.jump_host import JumpHostRoute
+from airflow_outamation.testing.netns import namespaces_available
 from airflow_outamation.testing.openssh_server import OpenSshServer, sshd_available
 from airflow_outamation.testing.proftpd_server import ProftpdServer, proftpd_available
 from airflow_outamation.testing.rclone_server import RcloneServer, rclone_available
@@ -49,11 +53,14 @@ SERVER_KINDS = tuple(SERVERS)
 
 def _require(kind: str) -> None:
     _, available, packages = SERVERS[kind]
-    if available():
-        return
-    message = f"the {kind} SFTP server is not installed (apt-get install {packages})"
+    if not available():
+        _unavailable(f"the {kind} SFTP server is not installed (apt-get install {packages})")
+
+
+def _unavailable(message: str) -> None:
+    """Skip the test, or fail it when ``CI=true`` (there every test must run)."""
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message}; CI=true requires every server kind's tests to run")
+        pytest.fail(f"{message}; CI=true requires every test bed's tests to run")
     pytest.skip(message)
 
 
@@ -137,6 +144,15 @@ def sftp_base(sftp_server: SftpTestServer) -> str:
 @pytest.fixture
 def sftp_conn_id(sftp_server: SftpTestServer, monkeypatch: pytest.MonkeyPatch) -> str:
     return set_airflow_connection(monkeypatch, f"outamation_test_{sftp_server.kind}", sftp_server)
+
+
+@pytest.fixture(scope="session")
+def jump_host_route() -> Iterator[JumpHostRoute]:
+    _require("openssh")
+    if not namespaces_available():
+        _unavailable("a jump-host route needs network namespaces: run the tests as root with unshare")
+    with JumpHostRoute() as route:
+        yield route
 
 
 @pytest.fixture

@@ -94,6 +94,8 @@ def test_every_problem_of_an_entry_is_named() -> None:
         ("retention_days", 0),
         ("base_path", "/upload/../etc"),
         ("name_encoding", "klingon"),
+        ("checksum", "md5"),
+        ("checksum", "SHA256"),
     ],
 )
 def test_bad_values_are_refused(key: str, bad: Any) -> None:
@@ -117,6 +119,8 @@ def test_bad_values_are_refused(key: str, bad: Any) -> None:
         ("max_send_attempts", 3),
         ("retention_days", 7.5),
         ("min_age", 2.5),
+        ("checksum", "sha256"),
+        ("checksum", None),
     ],
 )
 def test_good_values_are_accepted(key: str, good: Any) -> None:
