@@ -15,7 +15,8 @@ with one line naming the tasks that failed (a run ending with a successful statu
 otherwise count as a success).
 ``check_alerts`` judges the entry's expectations (``expect_files_by``, ``max_unsent_age``,
 ``alert_on_rejected``, ``max_unreachable``) early in every run, while ``wait_for_files`` may still wait,
-and sends one message per alert started or cleared to the entry's ``alert_targets``.
+and sends one message per alert started or cleared to the entry's ``alert_targets`` (a start quotes the
+error the run's failed tasks left, or those of the previous check's run).
 
 An entry with ``"schedule": "event"`` is scheduled on its input folder's Asset instead of a clock: the
 Asset's watcher (:class:`~airflow_outamation.triggers.sftp_event.ReadyFilesEventTrigger`, in the triggerer)
