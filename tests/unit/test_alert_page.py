@@ -59,3 +59,15 @@ def test_a_project_shows_its_expectations_and_open_alerts_escaped() -> None:
     assert "within 600 s" in page
     assert "late: no file &lt;b&gt;, since 2026-11-30 09:00 UTC. the input" in page
     assert "11302026</text>" in page  # the chart ends today
+
+
+def test_a_project_shows_todays_slowest_wait_from_its_state() -> None:
+    project = Project("acme", "s", "a", "/up")
+    days = {"11302026": {"claimed": 2, "sent": 2, "rejected": 0, "slowest_wait": 75.0}}
+    page = project_section(
+        project,
+        project_expectations(project),
+        {**empty_state(), "days": days},
+        datetime(2026, 11, 30, tzinfo=timezone.utc),
+    )
+    assert "<title>11302026: slowest wait 1 min 15 s</title></circle>" in page
