@@ -15,7 +15,8 @@ with one line naming the tasks that failed (a run ending with a successful statu
 otherwise count as a success).
 ``check_alerts`` judges the entry's expectations (``expect_files_by``, ``max_unsent_age``,
 ``alert_on_rejected``, ``max_unreachable``) early in every run, while ``wait_for_files`` may still wait,
-and sends one message per alert started or cleared to the entry's ``alert_targets``.
+and sends one message per alert started or cleared to the entry's ``alert_targets`` (a start quotes the
+error the run's failed tasks left, or those of the previous check's run).
 
 An entry with ``"schedule": "event"`` is scheduled on its input folder's Asset instead of a clock: the
 Asset's watcher (:class:`~airflow_outamation.triggers.sftp_event.ReadyFilesEventTrigger`, in the triggerer)
@@ -65,9 +66,8 @@ from airflow_outamation.ingestion_status import (
     OUTCOME_TASK,
     dag_id_of,
     placeholder_dag_id,
-    run_outcome,
 )
-from airflow_outamation.operators.alerts import CheckAlertsOperator
+from airflow_outamation.operators.alerts import CheckAlertsOperator, run_failures
 from airflow_outamation.operators.document_api import ResendUnsentOperator, SubmitBatchesOperator
 from airflow_outamation.operators.sftp import ClaimFilesOperator, ProjectStatusOperator
 from airflow_outamation.projects import (
@@ -427,6 +427,8 @@ def build_dag(project: Project) -> DAG:
                 expectations=project_expectations(project),
                 alert_targets=project.alert_targets or {},
             ),
+            document_api_conn_id=project.document_api_conn_id,
+            api_url=project.api_url,
             retries=0,  # the next run checks again
         )
         check_run = RunOutcomeOperator(
@@ -455,12 +457,7 @@ class RunOutcomeOperator(BaseOperator):
 
     def execute(self, context: Context) -> None:
         """Read the run's task states; fail when one failed (the run would otherwise count as a success)."""
-        run_id = context["run_id"]
-        ti = context["ti"]
-        states = ti.get_task_states(dag_id=self.dag_id, run_ids=[run_id]).get(run_id, {})
-        failed = [task for task, state in states.items() if state == "failed" and task != OUTCOME_TASK]
-        errors = {task: ti.xcom_pull(task_ids=task, key=FAILURE_KEY) for task in failed}
-        if (problem := run_outcome(states, errors)) is not None:
+        if (problem := run_failures(context["ti"], self.dag_id, context["run_id"])) is not None:
             raise AirflowFailException(problem)
         self.log.info("No task of this run failed")
 

@@ -45,7 +45,7 @@ class AlertCheck:
     status_url: str = ""
 
     def run(
-        self, state: Mapping[str, Any], now: datetime
+        self, state: Mapping[str, Any], now: datetime, task_error: str = ""
     ) -> tuple[dict[str, Any], list[AlertMessage], list[str]]:
         """
         Check once.
@@ -55,6 +55,8 @@ class AlertCheck:
 
         :param state: the last check's state (:func:`.state.load_state`)
         :param now: the time of the check (aware)
+        :param task_error: the error a failing task of the project left, named in the messages of
+            alerts that start (secrets already masked)
         :return: the new state, the messages sent, and one line per message that could not be sent
         """
         facts, days = self.read(now, state.get("failing_since"))
@@ -63,7 +65,8 @@ class AlertCheck:
         sent, failures = [], []
         for event, condition in [(STARTED, c) for c in started] + [(CLEARED, c) for c in cleared]:
             status_url = self.status_url or status_page_url()
-            message = AlertMessage(self.project_id, event, condition, status_url, now.timestamp())
+            error = task_error if event == STARTED else ""
+            message = AlertMessage(self.project_id, event, condition, status_url, now.timestamp(), error)
             log.warning("%s", message.subject)
             try:
                 if self.alert_targets:

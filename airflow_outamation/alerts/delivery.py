@@ -42,6 +42,7 @@ class AlertMessage:
     :param condition: what is (or was) wrong
     :param status_url: the status page
     :param at: when the check saw it (unix seconds)
+    :param task_error: the error a failing task of the project left (secrets masked), if any
     """
 
     project_id: str
@@ -49,6 +50,7 @@ class AlertMessage:
     condition: Condition
     status_url: str
     at: float
+    task_error: str = ""
 
     @property
     def subject(self) -> str:
@@ -65,7 +67,10 @@ class AlertMessage:
         ]
         if self.event == CLEARED:
             lines.append(("Cleared", _iso(self.at)))
-        return [*lines, ("Look at", self.condition.look_at), ("Status page", self.status_url)]
+        lines.append(("Look at", self.condition.look_at))
+        if self.task_error:
+            lines.append(("Failing task", self.task_error))
+        return [*lines, ("Status page", self.status_url)]
 
     def to_json(self) -> dict[str, Any]:
         """The webhook's body."""
@@ -78,6 +83,7 @@ class AlertMessage:
             "since": _iso(self.condition.since),
             "at": _iso(self.at),
             "look_at": self.condition.look_at,
+            "task_error": self.task_error,
             "status_url": self.status_url,
         }
 

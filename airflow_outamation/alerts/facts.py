@@ -1,6 +1,6 @@
 """
 What a check reads of a project's ledger on the SFTP server: today's claims, unsent and rejected
-batches, and the daily counts of the chart (one listing per record folder, few file reads).
+batches, and the chart's daily counts and slowest wait (one listing per record folder, few file reads).
 """
 
 from __future__ import annotations
@@ -13,7 +13,14 @@ from typing import Any
 import paramiko
 
 from airflow_outamation.alerts.expectations import Facts, UnsentBatch
-from airflow_outamation.claims import REJECTED_DIR, claim_folders, folder_status, message_ids, open_batches
+from airflow_outamation.claims import (
+    REJECTED_DIR,
+    claim_folders,
+    folder_status,
+    message_ids,
+    open_batches,
+    slowest_wait,
+)
 
 #: Days of history the status page's chart shows (today included).
 CHART_DAYS = 14
@@ -21,25 +28,29 @@ CHART_DAYS = 14
 
 def read_facts(
     sftp: paramiko.SFTPClient, in_progress_root: str, dates: Sequence[str], now: datetime
-) -> tuple[Facts, dict[str, dict[str, int]]]:
+) -> tuple[Facts, dict[str, dict[str, Any]]]:
     """
     Read the dated claim folders named in ``dates`` (today first) under ``in_progress_root``.
 
     :param in_progress_root: the project's in-progress folder (``<base>/<in_progress>``)
     :param dates: folder names of the days to read, today first (:func:`status_dates`)
     :param now: the time of the check
-    :return: the facts and, per date, ``{"claimed", "sent", "rejected"}`` (missing days count 0)
+    :return: the facts and, per date, ``{"claimed", "sent", "rejected"}`` (missing days count 0) and
+        ``slowest_wait`` (seconds, :func:`~airflow_outamation.claims.slowest_wait`; ``None`` without one)
     """
     wanted = set(dates)
     unsent: dict[str, UnsentBatch] = {}
     rejected: dict[str, str] = {}
-    days = {date: {"claimed": 0, "sent": 0, "rejected": 0} for date in dates}
+    days: dict[str, dict[str, Any]] = {
+        date: {"claimed": 0, "sent": 0, "rejected": 0, "slowest_wait": None} for date in dates
+    }
     for folder in claim_folders(sftp, in_progress_root):
         date = posixpath.basename(folder)
         if date not in wanted:
             continue
         counts = folder_status(sftp, folder)
         days[date] = {key: counts[key] for key in ("claimed", "sent", "rejected")}
+        days[date]["slowest_wait"] = slowest_wait(sftp, folder)
         for message_id, batch in open_batches(sftp, folder).items():
             if not batch["sent"]:
                 last = batch["last_failure"] or {}

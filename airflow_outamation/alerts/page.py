@@ -1,6 +1,6 @@
 """
 The status page's alert section: per project its expectations, the alerts open now, and a chart of the
-last 14 days (files claimed, sent, rejected per day) drawn on the server as SVG.
+last 14 days (files claimed, sent, rejected per day, and the slowest file's wait) drawn on the server as SVG.
 
 Everything comes from the projects file and the alert Variables the ``check_alerts`` tasks write: no
 SFTP read, so the section costs the page one database query.
@@ -30,6 +30,8 @@ from airflow_outamation.projects import Project
 #: The chart's series: state key, label, colour.
 SERIES = (("claimed", "claimed", "#8a8a8a"), ("sent", "sent", "#1b7a2f"), ("rejected", "rejected", "#b00020"))
 BAR, GAP, HEIGHT = 5, 6, 60
+#: Colour of the slowest-wait line.
+WAIT_COLOUR = "#1f5fa8"
 
 
 def read_states(session: Session, project_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -51,12 +53,14 @@ def read_states(session: Session, project_ids: Iterable[str]) -> dict[str, dict[
     return states
 
 
-def chart_svg(days: Sequence[str], counts: Mapping[str, Mapping[str, int]]) -> str:
+def chart_svg(days: Sequence[str], counts: Mapping[str, Mapping[str, Any]]) -> str:
     """
-    Bars of claimed, sent and rejected files per day, oldest day left; each bar's tooltip gives its number.
+    Bars of claimed, sent and rejected files per day, oldest day left, and a line of each day's slowest
+    wait (its own scale); each bar's and point's tooltip gives its value.
 
     :param days: folder names of the days, oldest first
-    :param counts: day -> ``{"claimed", "sent", "rejected"}`` (a missing day counts 0)
+    :param counts: day -> ``{"claimed", "sent", "rejected", "slowest_wait"}`` (a missing count is 0, a
+        missing wait no point)
     """
     group = len(SERIES) * BAR + GAP
     width, top = (
@@ -75,15 +79,50 @@ def chart_svg(days: Sequence[str], counts: Mapping[str, Mapping[str, int]]) -> s
             )
     legend = " ".join(f'<tspan fill="{colour}">■ {label}</tspan>' for _, label, colour in SERIES)
     return (
-        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{HEIGHT + 28}" '
-        f'role="img" aria-label="files per day, last {len(days)} days">'
+        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{HEIGHT + 41}" '
+        f'role="img" aria-label="files per day and slowest wait, last {len(days)} days">'
         + "".join(bars)
         + f'<line x1="0" y1="{HEIGHT + 0.5}" x2="{width}" y2="{HEIGHT + 0.5}" stroke="#ccc"/>'
+        + _wait_line(days, counts, group)
         + f'<text x="0" y="{HEIGHT + 12}" font-size="10">{html.escape(days[0])}</text>'
         + f'<text x="{width}" y="{HEIGHT + 12}" font-size="10" text-anchor="end">'
         + f"{html.escape(days[-1])}</text>"
         + f'<text x="0" y="{HEIGHT + 25}" font-size="10">{legend} (most: {top})</text></svg>'
     )
+
+
+def _wait_line(days: Sequence[str], counts: Mapping[str, Mapping[str, Any]], group: int) -> str:
+    """Each day's slowest wait as a point over its bars, joined by a line; nothing without a wait."""
+    waits = {day: wait for day in days if (wait := counts.get(day, {}).get("slowest_wait")) is not None}
+    if not waits:
+        return ""
+    longest = max(max(waits.values()), 1)
+    points = [
+        (index * group + len(SERIES) * BAR / 2, HEIGHT - HEIGHT * waits[day] / longest, day)
+        for index, day in enumerate(days)
+        if day in waits
+    ]
+    dots = "".join(
+        f'<circle cx="{x:g}" cy="{y:g}" r="2" fill="{WAIT_COLOUR}">'
+        f"<title>{html.escape(day)}: slowest wait {duration_text(waits[day])}</title></circle>"
+        for x, y, day in points
+    )
+    line = " ".join(f"{x:g},{y:g}" for x, y, _ in points)
+    return (
+        f'<polyline points="{line}" fill="none" stroke="{WAIT_COLOUR}"/>{dots}'
+        f'<text x="0" y="{HEIGHT + 38}" font-size="10"><tspan fill="{WAIT_COLOUR}">'
+        f"● slowest wait (longest: {duration_text(longest)})</tspan></text>"
+    )
+
+
+def duration_text(seconds: float) -> str:
+    """``42 s``, ``1 min 30 s`` or ``2 h 5 min``."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
 
 
 def project_section(

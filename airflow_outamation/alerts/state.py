@@ -1,5 +1,6 @@
 """
-A project's alert state: the open alerts, since when its SFTP server fails, the chart's daily counts.
+A project's alert state: the open alerts, since when its SFTP server fails, the chart's daily counts,
+and the run of the last check (whose failed tasks' errors the next check may quote).
 
 Kept in one Airflow Variable per project (``outamation_alerts__<project_id>``), JSON: the metadata
 database is what every run, every retry and the status page see, and it stays readable while the
@@ -24,7 +25,7 @@ def variable_key(project_id: str) -> str:
 
 def empty_state() -> dict[str, Any]:
     """The state of a project never checked: no open alert, no failing server, no history."""
-    return {"open": {}, "failing_since": None, "days": {}, "checked_at": None}
+    return {"open": {}, "failing_since": None, "days": {}, "checked_at": None, "run_id": None}
 
 
 def load_state(project_id: str) -> dict[str, Any]:

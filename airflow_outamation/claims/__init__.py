@@ -33,6 +33,7 @@ from airflow_outamation.claims.ledger import (
     relocate,
     sent_message_ids,
     settled,
+    slowest_wait,
     take_leases,
 )
 from airflow_outamation.claims.names import NAME_MAX, differences, manifest_id_for, unique_name, with_suffix
@@ -126,6 +127,7 @@ __all__ = [
     "sent_message_ids",
     "settled",
     "sibling_dir",
+    "slowest_wait",
     "take_leases",
     "unique_name",
     "with_suffix",

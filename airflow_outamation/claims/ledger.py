@@ -187,6 +187,27 @@ def record_keys(sftp: paramiko.SFTPClient, claim_dir: str, kind: str) -> dict[st
     }
 
 
+def slowest_wait(sftp: paramiko.SFTPClient, claim_dir: str) -> float | None:
+    """
+    The longest any sent file of ``claim_dir`` waited, in seconds: from the end of its upload (its
+    mtime as claimed) to its receipt (the API accepted it); ``None`` when no receipt lists an mtime.
+    """
+    folder = record_dir(claim_dir, SENT_DIR)
+    receipts = {
+        posixpath.join(folder, name): entry.st_mtime
+        for name, entry in present(sftp, folder).items()
+        if name.endswith(".json") and entry.st_mtime is not None
+    }
+    records = read_json_many(sftp, receipts)
+    waits = [
+        max(accepted - float(item["mtime"]), 0.0)
+        for path, accepted in receipts.items()
+        for item in (records[path] or {}).get("files", [])
+        if item.get("mtime") is not None
+    ]
+    return max(waits, default=None)
+
+
 def sent_message_ids(sftp: paramiko.SFTPClient, in_progress_dir: str) -> set[str]:
     """
     The message ids of the batches with a receipt in ``in_progress_dir`` (one listing, no file read).

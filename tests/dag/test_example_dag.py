@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from airflow_outamation.hooks.sftp import PooledSFTPHook
+from airflow_outamation.ingestion_status import run_outcome
 from airflow_outamation.operators.sftp import claimed_file_dicts, manifest_id_for
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.server_base import SftpTestServer
@@ -59,11 +60,10 @@ def test_dags_folder_has_no_import_errors() -> None:
 
 
 def test_check_run_names_the_failed_tasks_and_their_errors() -> None:
-    module = import_dag_file(DAG_FILE)
-    assert module.run_outcome({"claim_files": "success", "wait_for_files": "skipped"}, {}) is None
+    assert run_outcome({"claim_files": "success", "wait_for_files": "skipped"}, {}) is None
     states = {"submit_batches": "failed", "project_status": "failed", "check_run": "running"}
     errors = {"submit_batches": "DocumentApiRejectedError: HTTP 422 ... move the files back to /p/input"}
-    assert module.run_outcome(states, errors) == (
+    assert run_outcome(states, errors) == (
         "submit_batches failed: DocumentApiRejectedError: HTTP 422 ... move the files back to /p/input; "
         "project_status failed: see its log"
     )

@@ -10,13 +10,16 @@ from typing import Any
 import pytest
 
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
+from airflow_outamation.testing.pytest_plugin import new_sftp_server
 from airflow_outamation.testing.server_base import SftpTestServer
 from airflow_outamation.testing.smtp_server import SmtpTestServer
 from outamation_testbed.airflow_processes import AirflowProcesses, example_dag_home
 
-PROJECTS = ("late", "refused", "busy")
+PROJECTS = ("late", "refused", "busy", "down")
 #: ``max_unsent_age`` of project ``busy`` (seconds).
 MAX_UNSENT_AGE = 15
+#: ``max_unreachable`` of project ``down`` (seconds).
+MAX_UNREACHABLE = 20
 
 pytestmark = pytest.mark.slow
 
@@ -25,6 +28,14 @@ pytestmark = pytest.mark.slow
 def smtp() -> Iterator[SmtpTestServer]:
     with SmtpTestServer() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def down_server() -> Iterator[SftpTestServer]:
+    """Project ``down``'s own SFTP server, a real sshd the test stops and starts again."""
+    server = new_sftp_server("openssh")
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +53,7 @@ def airflow(
     receiver: DocumentApiReceiver,
     smtp: SmtpTestServer,
     deadline: datetime,
+    down_server: SftpTestServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[AirflowProcesses]:
     home = tmp_path_factory.mktemp("airflow-home")
@@ -62,12 +74,16 @@ def airflow(
     ]
     projects[0]["expect_files_by"] = deadline.strftime("%H:%M")
     projects[2]["max_unsent_age"] = MAX_UNSENT_AGE
-    for project in projects:
-        asyncssh_server.makedirs(f"{project['base_path']}/input")
+    projects[3]["max_unreachable"] = MAX_UNREACHABLE
+    projects[3]["sftp_conn_id"] = "outamation_al_down_sftp"
+    projects[3]["base_path"] = down_server.remote_path(f"al-{home.name}/down")
+    for project, server in zip(projects, (asyncssh_server,) * 3 + (down_server,), strict=True):
+        server.makedirs(f"{project['base_path']}/input")
     dags, projects_env = example_dag_home(home, projects)
     env = {
         **projects_env,
         "AIRFLOW_CONN_OUTAMATION_AL_SFTP": asyncssh_server.connection_json(),
+        "AIRFLOW_CONN_OUTAMATION_AL_DOWN_SFTP": down_server.connection_json(),
         "AIRFLOW_CONN_OUTAMATION_AL_API": receiver.connection_json(backoff_initial=0.1, backoff_max=1),
         "AIRFLOW_CONN_SMTP_DEFAULT": smtp.connection_json(),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
@@ -210,3 +226,36 @@ def test_an_api_answering_503_past_max_unsent_age_gives_one_alert_and_one_clear(
     for _ in range(3):
         _run(airflow, "busy")
     assert _subjects(smtp, "busy") == [unsent, unsent.replace("] ", "] CLEARED ", 1)]
+
+
+def test_an_sftp_server_stopped_past_max_unreachable_gives_one_alert_and_one_cleared_email(
+    airflow: AirflowProcesses, down_server: SftpTestServer, smtp: SmtpTestServer
+) -> None:
+    _run(airflow, "down")  # reachable: nothing to say
+    down_server.stop()
+    try:
+        _check_while_down(airflow)  # down since now: not yet an alert
+        assert _subjects(smtp, "down") == []
+        time.sleep(MAX_UNREACHABLE + 1)
+        for _ in range(3):
+            _check_while_down(airflow)
+    finally:
+        down_server.start()
+    down = "[outamation] al_down: unreachable: the SFTP server cannot be reached"
+    assert _subjects(smtp, "down") == [down]
+    body = smtp.messages[-1].get_payload()[0].get_payload(decode=True).decode()
+    assert "Failing task" in body
+    assert "resend_unsent failed: " in body  # the error the run's first task left
+
+    for _ in range(3):
+        _run(airflow, "down")
+    assert _subjects(smtp, "down") == [down, down.replace("] ", "] CLEARED ", 1)]
+
+
+def _check_while_down(airflow: AirflowProcesses) -> None:
+    """A manual run of project ``down`` until its check is done, then failed: its sensor would retry."""
+    dag_id = "outamation_sftp_ingest_al_down"
+    run_id = airflow.trigger(dag_id, {})
+    airflow.wait_for_task_state(dag_id, run_id, "check_alerts", "success")
+    airflow.api("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}", json={"state": "failed"})
+    airflow.wait_for_run(dag_id, run_id)

@@ -6,6 +6,8 @@ by email to a real SMTP server and by signed webhook to the local HTTP receiver.
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -15,6 +17,7 @@ import pytest
 from airflow_outamation.alerts.check import AlertCheck
 from airflow_outamation.alerts.expectations import Expectations
 from airflow_outamation.alerts.state import empty_state
+from airflow_outamation.claims import record_sent
 from airflow_outamation.exceptions import DocumentApiError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.operators.document_api import SubmitBatchesOperator
@@ -87,7 +90,7 @@ def test_late_gives_one_email_and_one_webhook_when_it_starts_and_when_it_clears(
     assert hooks[0].json()["since"] == hooks[1].json()["since"]
     assert state["open"] == {}
     today = datetime.now(timezone.utc).strftime("%m%d%Y")
-    assert state["days"][today] == {"claimed": 1, "sent": 0, "rejected": 0}
+    assert state["days"][today] == {"claimed": 1, "sent": 0, "rejected": 0, "slowest_wait": None}
 
 
 def test_a_batch_unsent_past_max_unsent_age_and_a_refused_batch_alert_once(
@@ -202,3 +205,24 @@ def test_a_webhook_that_fails_is_named_without_its_urls_secrets(
     assert (sent, state["open"]) == ([], {})
     assert f"webhook {url} (leaky_hook) answered HTTP 500" in failures[0]
     assert "s3cret" not in failures[0]
+
+
+def test_each_days_slowest_wait_runs_from_the_files_upload_to_its_receipt(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    today = datetime.now(timezone.utc).strftime("%m%d%Y")
+    claim_dir = f"{sftp_base}/in_progress/{today}"
+    hook = PooledSFTPHook(sftp_conn_id)
+    check = _check(sftp_conn_id, sftp_base, Expectations(), {})
+    state, _, _ = check.run(empty_state(), datetime.now(timezone.utc))
+    assert state["days"][today]["slowest_wait"] is None  # nothing sent yet
+
+    for name, age in (("old.pdf", 3600), ("new.pdf", 60)):
+        uploaded = time.time() - age  # the upload ended that long ago
+        os.utime(sftp_server.write(f"{sftp_base}/input/{name}"), (uploaded, uploaded))
+        claimed = hook.claim_files([f"{sftp_base}/input/{name}"], claim_dir, f"claim_{name}")
+        hook.run_on_sftp(record_sent, claim_dir, f"msg_{name}", [file.to_dict() for file in claimed])
+    state, _, _ = check.run(state, datetime.now(timezone.utc))
+
+    wait = state["days"][today]["slowest_wait"]
+    assert 3600 <= wait < 3600 + 300  # the older file's wait, from its upload to its receipt
