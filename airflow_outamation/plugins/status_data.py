@@ -79,15 +79,16 @@ class BoundedReads:
         :return: key -> the call's result, its exception, or a :class:`TimeoutError`
         """
         futures: dict[str, Future[Any]] = {}
+        starting = []
         with self._lock:
             for key, call in calls.items():
                 future = self._running.get(key)
                 if future is None:
                     future = self._running[key] = Future()
-                    threading.Thread(
-                        target=self._work, args=(key, future, call), name=f"status-{key}", daemon=True
-                    ).start()
+                    starting.append((key, future, call))
                 futures[key] = future
+        if starting:  # started by a thread of their own: hundreds of thread starts need not delay the wait
+            threading.Thread(target=self._start, args=(starting,), name="status-reads", daemon=True).start()
         wait(futures.values(), timeout=timeout)
         results: dict[str, T | BaseException] = {}
         for key, future in futures.items():
@@ -96,6 +97,12 @@ class BoundedReads:
             else:
                 results[key] = future.exception() or future.result()
         return results
+
+    def _start(self, reads: list[tuple[str, Future[Any], Callable[[], Any]]]) -> None:
+        for key, future, call in reads:
+            threading.Thread(
+                target=self._work, args=(key, future, call), name=f"status-{key}", daemon=True
+            ).start()
 
     def _work(self, key: str, future: Future[Any], call: Callable[[], Any]) -> None:
         try:
@@ -280,6 +287,7 @@ def project_rows(
     """
     now = datetime.now(timezone.utc)
     dates = {p.project_id: status_dates(now, p.timezone, p.date_format) for p in projects}
+    runs = last_runs(session, [dag_id_of(p.project_id) for p in projects])  # before the reads hold the CPU
     counts = COUNTS.run(
         {
             _read_key(p, dates[p.project_id]): functools.partial(_folder_counts, p, dates[p.project_id])
@@ -288,7 +296,6 @@ def project_rows(
         timeout,
         FIRST_READ_WAIT,
     )
-    runs = last_runs(session, [dag_id_of(p.project_id) for p in projects])
     rows = []
     for p in projects:
         result = counts[_read_key(p, dates[p.project_id])]
