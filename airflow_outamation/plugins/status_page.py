@@ -177,8 +177,8 @@ reloads every {REFRESH_SECONDS} s (not while an error is expanded).</p>
 <table id="projects"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 <p>Sent, unsent and rejected count the claim folders of the last {STATUS_DAYS} days. Each project's
 SFTP folders are read in the background: a row shows "counting…" until its first read answers, and
-an error when its server does not answer within {timeout:g} s; counts are read again every
-{COUNTS_TTL:g} s while the page is viewed. An event-mode project's folder is watched only while its DAG
+an error when its server does not answer within {timeout:g} s; counts older than {COUNTS_TTL:g} s are
+read again in the background when the page loads. An event-mode project's folder is watched only while its DAG
 is unpaused.</p>
 <script>
 setInterval(() => {{
