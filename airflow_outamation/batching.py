@@ -46,7 +46,7 @@ def as_limit(value: int | str | None) -> int | None:
 NAMES_LOGGED = 10
 
 
-def name_list(names: Sequence[str], limit: int = NAMES_LOGGED) -> str:
+def name_list(names: Sequence[str], limit: int = NAMES_LOGGED, total: int | None = None) -> str:
     """
     ``a.pdf, b.pdf, c.pdf``, or the first ``limit`` names and ``… and N more``: a bounded list for logs.
 
@@ -54,9 +54,10 @@ def name_list(names: Sequence[str], limit: int = NAMES_LOGGED) -> str:
 
     :param names: the names, in the order to list them
     :param limit: names listed at most
+    :param total: how many names there are when ``names`` holds only the first ones (``None``: all)
     """
     shown = ", ".join(printable(name) for name in names[:limit])
-    more = len(names) - limit
+    more = (len(names) if total is None else total) - min(limit, len(names))
     return f"{shown} … and {more} more" if more > 0 else shown
 
 

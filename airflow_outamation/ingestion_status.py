@@ -61,6 +61,7 @@ class ProjectRow:
     :param rejected: files of those days whose batch was given up on (moved to ``rejected/``)
     :param last_run: the most recent run, ``None`` when it never ran
     :param error: why the counts are missing (folder unreadable, server silent, invalid entry)
+    :param counting: the counts are missing because the first read of its folders is still running
     """
 
     project_id: str
@@ -73,6 +74,7 @@ class ProjectRow:
     rejected: int | None = None
     last_run: LastRun | None = None
     error: str | None = None
+    counting: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The row as JSON-ready values."""

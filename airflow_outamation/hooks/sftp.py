@@ -426,6 +426,17 @@ class PooledSFTPHook(SFTPHook):
             except (FileNotFoundError, PermissionError) as exc:
                 raise translate(exc, self.location, path) from None
 
+    @_reconnect_once
+    def list_states(self, directory: str) -> dict[str, FileState]:
+        """
+        Read ``directory`` once, with attributes: entry name -> size, mtime and whether it is a file.
+
+        :param directory: full path to the remote directory
+        :raises SFTPPathError: ``directory`` is missing, not a directory or not permitted
+        :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
+        """
+        return self._list_states(directory)
+
     def _list_states(self, directory: str) -> dict[str, FileState]:
         with self._sftp(directory) as sftp:
             if not stat.S_ISDIR(sftp.stat(directory).st_mode or 0):

@@ -42,7 +42,7 @@ FAILURES_NAMED = 20
 COMPLETIONS = ("keep", "move", "delete")
 #: Characters of the API's answer kept in a rejected batch's record.
 ANSWER_CHARS = 500
-#: Batches a send task lists one line each before it starts sending.
+#: Batches a send task lists one line each before it starts sending, and message ids its XCom lists.
 BATCHES_LISTED = 100
 #: Seconds a send task holds the batches it sends; another run sends them only after that (a task that died).
 SEND_LEASE = 3600.0
@@ -507,6 +507,10 @@ class SubmitBatchesOperator(_BatchSending):
     the failed batches and where their files are; without Airflow retries when the API refused
     every failed batch, with them when any failure may heal (unreachable, 408, 429, 5xx).
 
+    Returns counts (``batches``, ``files``, ``sent``, ``already_sent``, ...), the first
+    :data:`BATCHES_LISTED` ``message_ids`` and ``claim_dirs``: the claim folders whose ``.claims/``
+    hold every batch's record and receipt, so the XCom does not grow with the number of batches.
+
     :param claimed: the claim step's result (templated): its summary, whose files are read from the
         claim's record through ``sftp_conn_id``, or its files ``[{"filename", "backup_path", ...}]``
     :param uploaded_by: who uploaded the files (templated)
@@ -610,7 +614,8 @@ class SubmitBatchesOperator(_BatchSending):
             "already_sent": len(already),
             "failed": len(failures),
             "rejected": len(moved),
-            "message_ids": [p.message_id for p in prepared],
+            "message_ids": [p.message_id for p in prepared[:BATCHES_LISTED]],
+            "claim_dirs": sorted({claim_dir_of(file) for file in files}),
             "failed_ids": sorted(failures),
             "housekeeping_failed": len(self._stuck),
         }

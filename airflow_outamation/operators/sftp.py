@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import posixpath
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from airflow_outamation.claims.names import DEFAULT_NAME_ENCODING
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.name_text import printable
 from airflow_outamation.readiness import DEFAULT_PATTERN, DEFAULT_STABILITY_DELAY, RemoteFile
+from airflow_outamation.ready_summary import found_again, is_ready_summary
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -121,8 +123,9 @@ class ClaimFilesOperator(BaseOperator):
 
     :param sftp_conn_id: Airflow ``sftp`` connection
     :param base_path: the project's folder on the server (templated)
-    :param files: the sensor's ready files (``RemoteFile`` dicts or paths; templated); when
-        ``None`` the operator lists the ready files itself
+    :param files: the sensor's ready files: its summary (the files are found again in one listing
+        of the input folder, or looked for again when it changed since), ``RemoteFile`` dicts or
+        paths (templated); when ``None`` the operator lists the ready files itself
     :param source_dir: input folder under ``base_path`` (templated)
     :param in_progress_dir: in-progress folder under ``base_path`` (templated)
     :param date_format: ``strftime`` format of the dated folder (templated; ``%m%d%Y`` as in ``SftpService``)
@@ -204,6 +207,8 @@ class ClaimFilesOperator(BaseOperator):
         files: Sequence[RemoteFile | Mapping[str, Any] | str]
         if self.files is None:
             files = hook.list_ready_files(source, pattern=self.pattern, stability_delay=self.stability_delay)
+        elif is_ready_summary(self.files):
+            files = self._ready_again(hook, source, self.files)  # type: ignore[arg-type]
         else:
             files = self.files  # type: ignore[assignment]  # rendered: an XComArg is resolved by now
         cap = as_limit(self.max_files)
@@ -237,6 +242,33 @@ class ClaimFilesOperator(BaseOperator):
         if self.return_summary:
             return claim_summary(result.claimed, target, manifest_id, self.name_encoding)
         return self._claimed
+
+    def _ready_again(
+        self, hook: PooledSFTPHook, source: str, summary: Mapping[str, Any]
+    ) -> Sequence[RemoteFile | Mapping[str, Any]]:
+        """
+        The files of the sensor's summary: as it lists them, or found again, unchanged, in one listing.
+
+        When the folder changed since the sensor looked (the digest differs), readiness is decided
+        again with the sensor's settings (two listings ``stability_delay`` apart).
+        """
+        if summary["file_count"] <= len(summary["files"]):
+            return list(summary["files"])
+        files = found_again(summary, source, hook.list_states(source), time.time())
+        if files is not None:
+            return files
+        self.log.info(
+            "%s changed since the sensor found %d file(s) ready: looking again", source, summary["file_count"]
+        )
+        settings = summary["readiness"]
+        ready = hook.list_ready_files(
+            source,
+            pattern=settings["pattern"],
+            stability_delay=settings["stability_delay"],
+            min_age=settings["min_age"],
+            min_size=settings["min_size"],
+        )
+        return ready[: summary["file_count"]]
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         """OpenLineage: the input folder with the number of files claimed, and the folder they went to."""

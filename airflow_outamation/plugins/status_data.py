@@ -1,12 +1,13 @@
 """
 Where the status page's rows come from: the projects file, the SFTP folders, Airflow's metadata database.
 
-Each project's folders are read through :class:`PooledSFTPHook` in a thread of its own, all at once,
-and the page waits for them at most ``timeout`` seconds: a silent or broken server shows an error
-in its row instead of holding the page. A read still running from an earlier page is waited for
-again rather than started twice, so a hung server costs one thread, not one per page view. What a
-read found is shown for :data:`COUNTS_TTL` seconds, then shown while it is read again in the
-background (:class:`CachedReads`): at 500 projects only the first view waits for the folders.
+Each project's folders are read through :class:`PooledSFTPHook` in a thread of its own, all at once
+(at most :data:`READS_PER_SERVER` per server). A view waits at most :data:`FIRST_READ_WAIT` seconds
+for folders never read before: a row still being read shows "counting…" until its read answers, or
+shows an error once it has run ``timeout`` seconds (a silent or broken server). A read still running
+from an earlier page is joined rather than started twice, so a hung server costs one thread, not one
+per page view. What a read found is shown for :data:`COUNTS_TTL` seconds, then shown while it is
+read again in the background (:class:`CachedReads`): no view waits for more than that at 500 projects.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, wait
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -77,15 +79,16 @@ class BoundedReads:
         :return: key -> the call's result, its exception, or a :class:`TimeoutError`
         """
         futures: dict[str, Future[Any]] = {}
+        starting = []
         with self._lock:
             for key, call in calls.items():
                 future = self._running.get(key)
                 if future is None:
                     future = self._running[key] = Future()
-                    threading.Thread(
-                        target=self._work, args=(key, future, call), name=f"status-{key}", daemon=True
-                    ).start()
+                    starting.append((key, future, call))
                 futures[key] = future
+        if starting:  # started by a thread of their own: hundreds of thread starts need not delay the wait
+            threading.Thread(target=self._start, args=(starting,), name="status-reads", daemon=True).start()
         wait(futures.values(), timeout=timeout)
         results: dict[str, T | BaseException] = {}
         for key, future in futures.items():
@@ -94,6 +97,12 @@ class BoundedReads:
             else:
                 results[key] = future.exception() or future.result()
         return results
+
+    def _start(self, reads: list[tuple[str, Future[Any], Callable[[], Any]]]) -> None:
+        for key, future, call in reads:
+            threading.Thread(
+                target=self._work, args=(key, future, call), name=f"status-{key}", daemon=True
+            ).start()
 
     def _work(self, key: str, future: Future[Any], call: Callable[[], Any]) -> None:
         try:
@@ -113,13 +122,21 @@ _SLOTS: dict[tuple[str | None, int | None], threading.BoundedSemaphore] = {}
 _SLOTS_LOCK = threading.Lock()
 #: Seconds a project's folder counts are shown as read before a page view reads them again.
 COUNTS_TTL = 30.0
+#: Seconds a page view waits for folders never read before; those still being read show "counting…".
+FIRST_READ_WAIT = 1.0
+
+
+class StillReading(Exception):
+    """A first read of a project's folders that has not answered yet, within the page's timeout."""
 
 
 class CachedReads:
     """
     The last result of each read, shown for ``ttl`` seconds; after that a view still shows it at once
-    and reads again in the background (:class:`BoundedReads`), so only a read never made before
-    is waited for. A failed read is remembered too: the page shows its error until a read succeeds.
+    and reads again in the background (:class:`BoundedReads`). A read never made before is waited
+    for at most ``first_wait`` seconds, then shown as :class:`StillReading` until it answers or ``timeout``
+    seconds after it started. A failed read is remembered too: the page shows its error until a read
+    succeeds.
     """
 
     def __init__(self, reads: BoundedReads, ttl: float) -> None:
@@ -127,25 +144,40 @@ class CachedReads:
         self._ttl = ttl
         self._lock = threading.Lock()
         self._results: dict[str, tuple[float, Any]] = {}
+        self._first_started: dict[str, float] = {}
 
-    def run(self, calls: Mapping[str, Callable[[], T]], timeout: float) -> dict[str, T | BaseException]:
+    def run(
+        self, calls: Mapping[str, Callable[[], T]], timeout: float, first_wait: float = FIRST_READ_WAIT
+    ) -> dict[str, T | BaseException]:
         """
         Each key's last result; read (again) what is older than ``ttl``, waiting only for new keys.
 
         :param calls: key -> call; a key names what the call reads (the same key, the same read)
-        :param timeout: seconds to wait for the keys never read before, all together
-        :return: key -> the call's result, its exception, or a :class:`TimeoutError`
+        :param timeout: seconds after its start a first read without answer becomes a :class:`TimeoutError`
+        :param first_wait: seconds to wait for the keys never read before, all together (at most ``timeout``)
+        :return: key -> the call's result, its exception, :class:`StillReading` or a :class:`TimeoutError`
         """
         now = time.monotonic()
         with self._lock:
             known = {key: self._results[key] for key in calls if key in self._results}
+            for key in calls.keys() - known.keys():
+                self._first_started.setdefault(key, now)
         stale = {
             key: call for key, call in calls.items() if key not in known or now - known[key][0] >= self._ttl
         }
         self._reads.run({key: self._remembered(key, stale[key]) for key in stale if key in known}, timeout=0)
         results: dict[str, T | BaseException] = {key: result for key, (_, result) in known.items()}
         new = {key: self._remembered(key, call) for key, call in stale.items() if key not in known}
-        results.update(self._reads.run(new, timeout))
+        self._reads.run(new, min(first_wait, timeout))
+        now = time.monotonic()
+        with self._lock:
+            for key in new:
+                if key in self._results:
+                    results[key] = self._results[key][1]
+                elif now - self._first_started[key] < timeout:
+                    results[key] = StillReading()
+                else:
+                    results[key] = TimeoutError(f"no answer within {timeout:g} s")
         return results
 
     def _remembered(self, key: str, call: Callable[[], T]) -> Callable[[], T]:
@@ -158,6 +190,7 @@ class CachedReads:
             finally:
                 with self._lock:
                     self._results[key] = (time.monotonic(), result)
+                    self._first_started.pop(key, None)
             return result
 
         return remember
@@ -254,28 +287,28 @@ def project_rows(
     """
     now = datetime.now(timezone.utc)
     dates = {p.project_id: status_dates(now, p.timezone, p.date_format) for p in projects}
+    runs = last_runs(session, [dag_id_of(p.project_id) for p in projects])  # before the reads hold the CPU
     counts = COUNTS.run(
         {
             _read_key(p, dates[p.project_id]): functools.partial(_folder_counts, p, dates[p.project_id])
             for p in projects
         },
         timeout,
+        FIRST_READ_WAIT,
     )
-    runs = last_runs(session, [dag_id_of(p.project_id) for p in projects])
     rows = []
     for p in projects:
         result = counts[_read_key(p, dates[p.project_id])]
-        failed = isinstance(result, BaseException)
-        rows.append(
-            project_row(
-                p.project_id,
-                dag_url(dag_id_of(p.project_id)),
-                None if failed else result,  # type: ignore[arg-type]
-                dates[p.project_id][0],
-                runs.get(dag_id_of(p.project_id)),
-                _read_error(p, result) if failed else None,  # type: ignore[arg-type]
-            )
+        failed = isinstance(result, BaseException) and not isinstance(result, StillReading)
+        row = project_row(
+            p.project_id,
+            dag_url(dag_id_of(p.project_id)),
+            None if isinstance(result, BaseException) else result,
+            dates[p.project_id][0],
+            runs.get(dag_id_of(p.project_id)),
+            _read_error(p, result) if failed else None,  # type: ignore[arg-type]
         )
+        rows.append(replace(row, counting=True) if isinstance(result, StillReading) else row)
     for entry in invalid:
         name = entry.project_id or f"entry{entry.index}"
         url = dag_url(placeholder_dag_id(entry.project_id, entry.index))

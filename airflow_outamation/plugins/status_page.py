@@ -30,11 +30,12 @@ from starlette.exceptions import HTTPException
 
 from airflow_outamation.alerts.page import alerts_section
 from airflow_outamation.ingestion_status import STATUS_DAYS, ProjectRow, dag_id_of, placeholder_dag_id
-from airflow_outamation.plugins.status_data import project_rows, projects_file, read_projects
+from airflow_outamation.plugins.status_data import COUNTS_TTL, project_rows, projects_file, read_projects
 from airflow_outamation.plugins.status_urls import ui_path
 from airflow_outamation.projects import EVENT_SCHEDULE, Project
 
-#: Seconds the page waits for the SFTP servers (``[outamation] status_page_timeout``).
+#: Seconds a first read of a project's folders may take before its row shows an error
+#: (``[outamation] status_page_timeout``).
 DEFAULT_TIMEOUT = 10.0
 #: Seconds between the page's own reloads (not while an error is expanded).
 REFRESH_SECONDS = 60
@@ -136,7 +137,7 @@ def render_row(row: ProjectRow, mode: RunMode | None = None) -> str:
         f'<td><a target="_top" href="{html.escape(row.dag_url)}">{html.escape(row.project_id)}</a></td>'
         + _cell(mode.schedule)
         + _cell(mode.watcher)
-        + "".join(_cell(value, "count") for value in counts)
+        + "".join(_cell("counting…" if row.counting else value, "count") for value in counts)
         + _last_run_cell(row)
         + _error_cell(" ".join(part for part in (failure, row.error or "") if part))
         + "</tr>"
@@ -175,8 +176,10 @@ reloads every {REFRESH_SECONDS} s (not while an error is expanded).</p>
 {"".join(sections)}
 <table id="projects"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 <p>Sent, unsent and rejected count the claim folders of the last {STATUS_DAYS} days. Each project's
-SFTP folders are read when the page loads, at most {timeout:g} s; a server that does not answer in
-time shows an error in its row. An event-mode project's folder is watched only while its DAG is unpaused.</p>
+SFTP folders are read in the background: a row shows "counting…" until its first read answers, and
+an error when its server does not answer within {timeout:g} s; counts older than {COUNTS_TTL:g} s are
+read again in the background when the page loads. An event-mode project's folder is watched only while its DAG
+is unpaused.</p>
 <script>
 setInterval(() => {{
   if (!document.querySelector("details[open]")) location.reload();

@@ -12,12 +12,13 @@ from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_outamation import metrics
-from airflow_outamation.assets import announced_files
+from airflow_outamation.assets import EVENT_FILES_LISTED, announced_files
 from airflow_outamation.batching import as_limit, name_list
 from airflow_outamation.exceptions import OutamationError, SFTPConnectError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.hooks.sftp_errors import SFTPLocation, unreachable_error
-from airflow_outamation.readiness import Listing
+from airflow_outamation.readiness import Listing, RemoteFile
+from airflow_outamation.ready_summary import is_ready_summary, ready_summary
 from airflow_outamation.triggers.sftp import ReadyFilesTrigger, error_from_event, progress_line
 
 if TYPE_CHECKING:
@@ -35,8 +36,12 @@ class ReadyFilesSensor(BaseSensorOperator):
     are passed on at once) and otherwise waits in the triggerer through :class:`ReadyFilesTrigger`,
     sharing pooled SFTP connections with every other sensor there. With ``deferrable=False`` it pokes (or
     reschedules, with ``mode="reschedule"``) through ``PooledSFTPHook.list_ready_files``. Both
-    apply :mod:`airflow_outamation.readiness` and push up to ``max_files`` ready files, as
-    ``RemoteFile.to_dict()`` dicts (path, filename, size, mtime), to XCom. In a run started by the
+    apply :mod:`airflow_outamation.readiness` and pass on up to ``max_files`` ready files through
+    XCom as a summary whose size does not grow with their number:
+    :func:`~airflow_outamation.ready_summary.ready_summary` (``directory``, ``file_count``, the
+    first files as ``RemoteFile.to_dict()`` dicts, a ``digest`` of them all) and the ``readiness``
+    settings; :class:`~airflow_outamation.operators.sftp.ClaimFilesOperator` finds the files again
+    in one listing. In a run started by the
     watcher of ``directory`` (an event-mode project, see
     :func:`~airflow_outamation.assets.ready_files_asset`), the files its events announced as
     stable need no second look: when they are the only files waiting, unchanged, the run does not
@@ -150,15 +155,16 @@ class ReadyFilesSensor(BaseSensorOperator):
             self._unreachable = (since, exc, hook.location)
             return PokeReturnValue(is_done=False)
         self._unreachable = None
-        files = [file.to_dict() for file in ready[: as_limit(self.max_files)]]
-        if files:
-            self._passed_on(files, len(ready), metrics.project_of(context))
-        else:
+        files = ready[: as_limit(self.max_files)]
+        if not files:
             line = progress_line(self.pattern, self.directory, self.poke_interval, 0)
             if line != self._progress:  # only what changed, not every poke
                 self.log.info(line)
                 self._progress = line
-        return PokeReturnValue(is_done=bool(files), xcom_value=files)
+            return PokeReturnValue(is_done=False)
+        summary = ready_summary(self.directory, files, EVENT_FILES_LISTED)
+        self._passed_on(summary, len(ready), metrics.project_of(context))
+        return PokeReturnValue(is_done=True, xcom_value=self._with_readiness(summary))
 
     def _announced(self, context: Context) -> Listing | None:
         """
@@ -180,25 +186,41 @@ class ReadyFilesSensor(BaseSensorOperator):
             )
         return announced
 
-    def _passed_on(self, files: list[dict[str, Any]], ready: int, project: str) -> None:
+    def _passed_on(self, summary: dict[str, Any], ready: int, project: str) -> None:
         """Log and count the ready files passed on to the claim step."""
+        names = [str(file["filename"]) for file in summary["files"]]
         self.log.info(
             "%d ready file(s) in %s, passing on %d: %s",
             ready,
             self.directory,
-            len(files),
-            name_list([str(file["filename"]) for file in files]),
+            summary["file_count"],
+            name_list(names, total=summary["file_count"]),
         )
-        metrics.count(metrics.FILES_READY, len(files), project)
+        metrics.count(metrics.FILES_READY, summary["file_count"], project)
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
-        """Return the trigger's ready files, or raise the error or timeout it reported."""
+    def _with_readiness(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """The summary with the settings the claim re-checks readiness with (``readiness``)."""
+        readiness = {
+            "pattern": self.pattern,
+            "stability_delay": float(self.stability_delay),
+            "min_age": self.min_age,
+            "min_size": self.min_size,
+        }
+        return {**summary, "readiness": readiness}
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Return the trigger's summary of the ready files, or raise the error or timeout it reported."""
         if event.get("status") == "timeout" and event.get("reachable"):
             raise AirflowSensorTimeout(event["message"])
         if event.get("status") != "success":
             raise error_from_event(event)
-        self._passed_on(event["files"], len(event["files"]), metrics.project_of(context))
-        return event["files"]
+        if is_ready_summary(event):
+            summary = {key: event[key] for key in ("directory", "file_count", "files", "digest")}
+        else:  # every file, as a triggerer running an older version sends it
+            files = [RemoteFile.from_dict(file) for file in event["files"]]
+            summary = ready_summary(self.directory, files, EVENT_FILES_LISTED)
+        self._passed_on(summary, summary["file_count"], metrics.project_of(context))
+        return self._with_readiness(summary)
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         """As in any sensor, except that ``soft_fail`` never turns a reported SFTP error into a skip."""

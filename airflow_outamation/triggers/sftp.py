@@ -10,12 +10,14 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_outamation import exceptions
+from airflow_outamation.assets import EVENT_FILES_LISTED
 from airflow_outamation.batching import name_list
 from airflow_outamation.exceptions import SFTPConnectError
 from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
 from airflow_outamation.hooks.sftp_errors import SFTPLocation, unreachable_error
 from airflow_outamation.polling import retry_delay
 from airflow_outamation.readiness import FileState, RemoteFile, StabilityTracker, is_candidate, waiting_files
+from airflow_outamation.ready_summary import ready_summary
 
 __all__ = ["ReadyFilesTrigger", "error_from_event"]
 
@@ -48,7 +50,7 @@ def progress_line(
 
 class ReadyFilesTrigger(BaseTrigger):
     """
-    Fire once ``directory`` holds files that finished uploading, listing up to ``max_files`` of them.
+    Fire once ``directory`` holds files that finished uploading, passing on up to ``max_files`` of them.
 
     Each poll is one directory read over a pooled connection shared with every other trigger on
     the same connection. The previous listing is kept, so a file unchanged across two polls at
@@ -57,7 +59,8 @@ class ReadyFilesTrigger(BaseTrigger):
     retried with backoff; permanent ones (credentials, host key, missing directory) end the
     trigger with an ``error`` event. At ``deadline`` it polls a last time and ends with a
     ``timeout`` event saying whether the server answered, so an outage is not taken for an
-    empty folder.
+    empty folder. A ``success`` event carries :func:`~airflow_outamation.ready_summary.ready_summary`
+    (count, first names, digest), so its size does not grow with the number of files.
 
     :param sftp_conn_id: Airflow ``sftp`` connection
     :param directory: remote directory to watch
@@ -201,7 +204,7 @@ class ReadyFilesTrigger(BaseTrigger):
         return TriggerEvent(
             {
                 "status": "success",
-                "files": [file.to_dict() for file in files],
+                **ready_summary(self.directory, files, EVENT_FILES_LISTED),
                 "message": f"{len(files)} ready file(s) in {self.directory}",
             }
         )

@@ -48,7 +48,7 @@ def test_a_name_that_is_not_utf8_goes_through_a_full_run(
 
     assert dag_run.state == "success"
     (ready,) = xcom_values(dag.dag_id, dag_run.run_id, "wait_for_files")
-    assert sorted(file["filename"] for file in ready) == ["M\\xfcller.pdf", "plain.pdf"]
+    assert sorted(file["filename"] for file in ready["files"]) == ["M\\xfcller.pdf", "plain.pdf"]
     sent = sorted(f["filename"] for r in document_api_receiver.requests for f in r.json()["files"])
     assert sent == ["Müller.pdf", "plain.pdf"]
     assert os.listdir(asyncssh_server.local_path(f"{base}/input")) == []

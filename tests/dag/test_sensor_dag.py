@@ -40,8 +40,8 @@ with DAG(
     )
 
     @task
-    def names(files):
-        return [file["filename"] for file in files]
+    def names(ready):
+        return [file["filename"] for file in ready["files"]]
 
     names(ready.output)
 """
@@ -106,7 +106,7 @@ def test_deferrable_sensor_defers_resumes_and_pushes_files(
         trigger = session.get(Trigger, sensor_instance(dag_run).trigger_id)
         assert trigger.classpath == "airflow_outamation.triggers.sftp.ReadyFilesTrigger"
         assert trigger.kwargs["directory"] == f"{base}/input"  # rendered template
-    files = xcom_return_value(dag_run.run_id, "wait_for_files")
+    files = xcom_return_value(dag_run.run_id, "wait_for_files")["files"]
     assert [(f["path"], f["size"]) for f in files] == [
         (f"{base}/input/one.pdf", 8),
         (f"{base}/input/two.pdf", 8),
@@ -175,7 +175,8 @@ def test_reschedule_mode_frees_the_slot_and_finds_a_late_file(
 
     assert dag_run.state == "success"
     assert _reschedules(dag_run.run_id) >= 1  # the sensor gave its slot back before the file came
-    assert [f["filename"] for f in xcom_return_value(dag_run.run_id, "wait_for_files")] == ["late.pdf"]
+    ready = xcom_return_value(dag_run.run_id, "wait_for_files")
+    assert [f["filename"] for f in ready["files"]] == ["late.pdf"]
 
 
 @pytest.mark.slow

@@ -143,13 +143,16 @@ def _token(airflow: AirflowProcesses) -> str:
 
 
 def _status_rows(airflow: AirflowProcesses) -> dict[str, dict[str, Any]]:
-    answer = requests.get(
-        f"{airflow.base_url}/outamation/status.json",
-        headers={"Authorization": f"Bearer {_token(airflow)}"},
-        timeout=60,
-    )
-    answer.raise_for_status()
-    return {row["project_id"]: row for row in answer.json()["rows"]}
+    """The status rows once no row is "counting…" (its first folder read still running)."""
+    headers = {"Authorization": f"Bearer {_token(airflow)}"}
+    for _ in range(60):
+        answer = requests.get(f"{airflow.base_url}/outamation/status.json", headers=headers, timeout=60)
+        answer.raise_for_status()
+        rows = {row["project_id"]: row for row in answer.json()["rows"]}
+        if not any(row["counting"] for row in rows.values()):
+            return rows
+        time.sleep(1)
+    raise AssertionError(f"rows still counting after a minute: {rows}")
 
 
 def _wait(browser: Any) -> Any:

@@ -66,7 +66,7 @@ def test_files_already_waiting_are_passed_on_without_deferring(
         task_id="wait", sftp_conn_id=sftp_conn_id, directory=sftp_base, max_files=2, stability_delay=0.3
     )
 
-    files = sensor.execute(CONTEXT)  # no TaskDeferred: a backlog skips the triggerer
+    files = sensor.execute(CONTEXT)["files"]  # no TaskDeferred: a backlog skips the triggerer
 
     assert [f["filename"] for f in files] == ["a.pdf", "b.pdf"]
 
@@ -102,7 +102,7 @@ def test_defers_and_returns_ready_files(
     }
     for name in ("a", "b", "c"):  # they arrive while the sensor waits in the triggerer
         sftp_server.write(f"{sftp_base}/{name}.pdf", b"%PDF " + name.encode())
-    files = resume(sensor, deferred)
+    files = resume(sensor, deferred)["files"]
     assert [(f["path"], f["filename"], f["size"]) for f in files] == [
         (f"{sftp_base}/a.pdf", "a.pdf", 6),
         (f"{sftp_base}/b.pdf", "b.pdf", 6),
@@ -172,7 +172,7 @@ def test_poke_mode_returns_ready_files(
     sftp_server.write(f"{sftp_base}/a.pdf", b"%PDF a")
     sftp_server.write(f"{sftp_base}/b.pdf.part", b"%PDF b")
 
-    files = poke_sensor(sftp_conn_id, sftp_base, timeout=30).execute(CONTEXT)
+    files = poke_sensor(sftp_conn_id, sftp_base, timeout=30).execute(CONTEXT)["files"]
 
     assert [(f["path"], f["filename"], f["size"]) for f in files] == [(f"{sftp_base}/a.pdf", "a.pdf", 6)]
 
@@ -293,7 +293,7 @@ def test_a_run_started_by_the_watcher_takes_its_announced_files_without_waiting_
     sensor = event_mode_sensor(sftp_conn_id, sftp_base, stability_delay=STABILITY_NEVER_WAITED)
 
     started = time.monotonic()
-    files = sensor.execute(started_by(event))
+    files = sensor.execute(started_by(event))["files"]
 
     assert [(f["filename"], f["size"]) for f in files] == [("a.pdf", 6)]
     assert time.monotonic() - started < STABILITY_NEVER_WAITED / 2, "waited stability_delay again"
@@ -308,7 +308,7 @@ def test_a_ready_file_whose_event_the_run_did_not_consume_is_taken_too(
     event = watcher_event(sftp_conn_id, sftp_base, "2026-11-26T10:00:00")
     sftp_server.write(f"{sftp_base}/b.pdf", b"%PDF b")  # announced in an event this run did not get
 
-    files = event_mode_sensor(sftp_conn_id, sftp_base).execute(started_by(event))
+    files = event_mode_sensor(sftp_conn_id, sftp_base).execute(started_by(event))["files"]
 
     assert [f["filename"] for f in files] == ["a.pdf", "b.pdf"]
 
@@ -319,7 +319,7 @@ def test_a_file_still_growing_beside_the_announced_one_is_left_for_a_later_run(
     sftp_server.write(f"{sftp_base}/a.pdf", b"%PDF a")
     event = watcher_event(sftp_conn_id, sftp_base, "2026-11-26T10:00:00")
     with sftp_server.growing_file(f"{sftp_base}/upload.pdf"):
-        files = event_mode_sensor(sftp_conn_id, sftp_base).execute(started_by(event))
+        files = event_mode_sensor(sftp_conn_id, sftp_base).execute(started_by(event))["files"]
 
     assert [f["filename"] for f in files] == ["a.pdf"]
 
@@ -331,7 +331,7 @@ def test_an_announced_file_changed_since_is_looked_at_again(
     event = watcher_event(sftp_conn_id, sftp_base, "2026-11-26T10:00:00")
     sftp_server.write(f"{sftp_base}/a.pdf", b"%PDF a, rewritten")
 
-    files = event_mode_sensor(sftp_conn_id, sftp_base).execute(started_by(event))
+    files = event_mode_sensor(sftp_conn_id, sftp_base).execute(started_by(event))["files"]
 
     assert [(f["filename"], f["size"]) for f in files] == [("a.pdf", 17)]
 

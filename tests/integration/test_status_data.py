@@ -105,9 +105,17 @@ def test_projects_are_read_with_the_seed_defaults(tmp_path: Path, monkeypatch: p
 
 
 def test_waiting_counts_only_files_that_can_become_ready(
-    sftp_server: SftpTestServer, sftp_conn_id: str, sftp_base: str, airflow_db: str
+    sftp_server: SftpTestServer,
+    sftp_conn_id: str,
+    sftp_base: str,
+    airflow_db: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from airflow.utils.session import create_session
+
+    from airflow_outamation.plugins import status_data
+
+    monkeypatch.setattr(status_data, "FIRST_READ_WAIT", 10.0)  # this view waits for the read: no "counting…"
 
     for name in ("a.pdf", "B.PDF", "x.part", "~x.pdf", "notes.txt", ".hidden.pdf", "up.pdf.filepart"):
         sftp_server.write(f"{sftp_base}/input/{name}")
@@ -184,6 +192,7 @@ def test_a_view_shows_the_counts_read_before_and_refreshes_them_in_the_backgroun
     from airflow_outamation.testing.pytest_plugin import set_airflow_connection
 
     monkeypatch.setattr(status_data, "COUNTS", status_data.CachedReads(status_data.READS, ttl=0))
+    monkeypatch.setattr(status_data, "FIRST_READ_WAIT", 10.0)  # the first view waits for the read
     conn_id = set_airflow_connection(monkeypatch, "outamation_status_cache", asyncssh_server)
     base = asyncssh_server.remote_path(f"cached-{tmp_path.name}")
     asyncssh_server.write(f"{base}/input/a.pdf")
@@ -241,3 +250,31 @@ def test_reads_of_one_server_are_bounded(airflow_db: str, monkeypatch: pytest.Mo
         assert len(accepted) == READS_PER_SERVER
     for connection in accepted:
         connection.close()
+
+
+def test_a_first_view_shows_folders_still_being_read_as_counting_until_the_timeout(
+    airflow_db: str, silent_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.utils.session import create_session
+
+    from airflow_outamation.plugins import status_data
+
+    monkeypatch.setattr(status_data, "COUNTS", status_data.CachedReads(status_data.READS, ttl=30))
+    silent = {"conn_type": "sftp", "host": "127.0.0.1", "port": silent_port, "login": "u", "password": "p"}
+    monkeypatch.setenv("AIRFLOW_CONN_OUTAMATION_COUNTING", json.dumps(silent))
+    entry = {"project_id": "counting", "sftp_conn_id": "outamation_counting", "document_api_conn_id": "a"}
+    project = parse_entry({**entry, "base_path": "/counting", "profile_code": "p"}, 0)
+    assert isinstance(project, Project)
+    timeout = 4 * status_data.FIRST_READ_WAIT
+
+    def view() -> Any:
+        with create_session() as session:
+            (row,) = project_rows(session, [project], [], lambda dag_id: dag_id, timeout=timeout)
+        return row
+
+    first = view()  # the page does not wait for a folder read it never made before
+    assert (first.counting, first.waiting, first.error) == (True, None, None)
+    time.sleep(timeout)
+    late = view()  # the same read, not a second one: past the timeout it is an error
+    assert (late.counting, late.waiting) == (False, None)
+    assert f"no answer within {timeout:g} s" in late.error

@@ -16,7 +16,7 @@ import pytest
 from airflow_outamation import claims
 from airflow_outamation.exceptions import DocumentApiError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
-from airflow_outamation.operators.document_api import SubmitBatchesOperator
+from airflow_outamation.operators.document_api import BATCHES_LISTED, SubmitBatchesOperator
 from airflow_outamation.signing import GITHUB, SLACK, STANDARD_WEBHOOKS, STRIPE, UNSIGNED, SigningScheme
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, Reply, deeply_nested_json
 from airflow_outamation.testing.latency_proxy import LatencyProxy
@@ -25,7 +25,7 @@ from airflow_outamation.testing.server_base import SftpTestServer
 # The task as Airflow retries it: the same task id, so the retry takes over the leases of the killed try.
 SEND_SCRIPT = """
 import json, sys
-from airflow_outamation.operators.document_api import SubmitBatchesOperator
+from airflow_outamation.operators.document_api import BATCHES_LISTED, SubmitBatchesOperator
 
 api, sftp, claimed = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 SubmitBatchesOperator(
@@ -264,3 +264,23 @@ def test_a_malformed_acceptance_fails_its_batch_and_keeps_the_others_receipts(
     accepted = {r.message_id for r in document_api_receiver.requests if "doc004.pdf" not in r.body.decode()}
     assert len(accepted) == 4
     assert _receipted(sftp_conn_id, claimed) == accepted
+
+
+def test_the_xcom_lists_the_first_message_ids_and_where_the_ledger_has_them_all(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+) -> None:
+    count = BATCHES_LISTED + 20
+    claimed = _claimed(sftp_server, sftp_base, count)
+
+    summary = _operator(claimed, document_api_conn_id, sftp_conn_id, batch_size=1).execute({})
+
+    assert (summary["batches"], summary["sent"]) == (count, count)
+    assert len(summary["message_ids"]) == BATCHES_LISTED  # not one per batch: the XCom is bounded
+    assert set(summary["message_ids"]) < set(document_api_receiver.accepted_ids)
+    (claim_dir,) = summary["claim_dirs"]
+    assert _receipted(sftp_conn_id, claimed) == set(document_api_receiver.accepted_ids)
+    assert claim_dir == os.path.dirname(claimed[0]["backup_path"])

@@ -49,6 +49,7 @@ def test_row_without_status_keeps_the_error_and_no_counts() -> None:
         "rejected": None,
         "last_run": None,
         "error": "TimeoutError: no answer within 3 s",
+        "counting": False,
     }
 
 

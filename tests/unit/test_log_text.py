@@ -17,6 +17,7 @@ def test_name_list_is_bounded() -> None:
     assert name_list(names[:3]) == "f00.pdf, f01.pdf, f02.pdf"
     assert name_list(names[:10]) == ", ".join(names[:10])
     assert name_list(names) == f"{', '.join(names[:10])} … and 3 more"
+    assert name_list(names, total=5000) == f"{', '.join(names[:10])} … and 4990 more"  # the first of 5,000
     assert name_list(names, limit=2) == "f00.pdf, f01.pdf … and 11 more"
 
 

@@ -58,3 +58,10 @@ def test_the_page_refreshes_itself_and_has_room_for_more_sections() -> None:
     page = render_page([_row()], 10, sections=['<section id="alerts">2 alerts</section>'])
     assert "location.reload()" in page
     assert page.index('<section id="alerts">') < page.index('<table id="projects">')
+
+
+def test_a_row_still_being_read_says_counting_in_its_counts() -> None:
+    page = render_page([_row(counting=True), _row("beta", waiting=3)], 10)
+    (counting,) = re.findall(r'<tr data-project="acme">.*?</tr>', page)
+    assert counting.count('<td class="count">counting…</td>') == 5
+    assert '<td class="count">3</td>' in page
