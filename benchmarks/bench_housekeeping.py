@@ -1,14 +1,14 @@
 """
-Benchmark: what resend, completion and retention cost per batch at a distance, in SFTP round trips.
+Benchmark: what a failed send, resend, completion and retention cost per batch at a distance.
 
 OpenSSH's sshd behind a :class:`LatencyProxy` (``--rtt-ms``, 50 by default) and the local receiver
-(instant). For each batch count: claim ``5 x batches`` files, send them with the API failing (the
-batches are recorded, none accepted), then time three ``ResendUnsentOperator`` runs: the resend
-(every batch accepted, ``completion="keep"``), the completion (``move`` to the processed folder)
-and the retention (``retention_days=0``: the finished claim's records removed). Printed per step:
-seconds and the SFTP round trips counted by the proxy; a cost that grows with the batch count shows
-as a growing difference between the rows. Run: ``.venv/bin/python -m benchmarks.bench_housekeeping
-[--batches 10 40] [--rtt-ms 50]``.
+(instant). For each batch count: claim ``5 x batches`` files and send them with the API failing
+(the batches and their failed attempts are recorded, none accepted), then three
+``ResendUnsentOperator`` runs: the resend (every batch accepted, ``completion="keep"``), the
+completion (``move`` to the processed folder) and the retention (``retention_days=0``: the finished
+claim's records removed). Printed per step: seconds and the SFTP round trips counted by the proxy;
+a cost that grows with the batch count shows as a growing difference between the rows. Run:
+``.venv/bin/python -m benchmarks.bench_housekeeping [--batches 10 40] [--rtt-ms 50]``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from airflow_outamation.testing.openssh_server import OpenSshServer
 
 SFTP_CONN, API_CONN = "outamation_bench_sftp", "outamation_bench_api"
 BATCH_SIZE = 5
+STEPS = ("failed send", "resend", "completion", "retention")
 
 
 def timed(proxy: LatencyProxy, step: Callable[[], Any]) -> tuple[float, int]:
@@ -44,7 +45,7 @@ def timed(proxy: LatencyProxy, step: Callable[[], Any]) -> tuple[float, int]:
 
 
 def measure(server: OpenSshServer, receiver: DocumentApiReceiver, proxy: LatencyProxy, batches: int) -> dict:
-    """The resend, completion and retention of ``batches`` recorded batches, each timed."""
+    """The failed send, resend, completion and retention of ``batches`` batches, each timed."""
     base = server.remote_path(f"bench-housekeeping-{batches}")
     paths = []
     for i in range(batches * BATCH_SIZE):
@@ -63,8 +64,13 @@ def measure(server: OpenSshServer, receiver: DocumentApiReceiver, proxy: Latency
         sftp_conn_id=SFTP_CONN,
         hook_kwargs={"max_retries": 0},
     )
-    with contextlib.suppress(DocumentApiError):  # every batch recorded, none sent: what the resend finds
-        submit.execute({})
+    result: dict[str, Any] = {"batches": batches}
+
+    def send_failing() -> None:
+        with contextlib.suppress(DocumentApiError):  # every batch recorded, none sent: what the resend finds
+            submit.execute({})
+
+    result["failed send"] = timed(proxy, send_failing)
 
     def resend(**kwargs: Any) -> Callable[[], Any]:
         operator = ResendUnsentOperator(
@@ -76,7 +82,6 @@ def measure(server: OpenSshServer, receiver: DocumentApiReceiver, proxy: Latency
         )
         return lambda: operator.execute({})
 
-    result: dict[str, Any] = {"batches": batches}
     for step, kwargs in (
         ("resend", {}),
         ("completion", {"completion": "move"}),
@@ -99,8 +104,8 @@ def main(args: argparse.Namespace) -> None:
         PooledSFTPHook.close_all()
         proxy.stop()
         server.close()
-    print(f"| batches ({args.rtt_ms:g} ms RTT) | resend s / round trips | completion | retention |")
-    print("|---:|---|---|---|")
+    print(f"| batches ({args.rtt_ms:g} ms RTT) | {' | '.join(STEPS)} (s / SFTP round trips) |")
+    print(f"|---:|{'---|' * len(STEPS)}")
     for r in results:
         cells = " | ".join(
             f"{r[step][0]:.1f} s / {r[step][1]:,}" for step in ("resend", "completion", "retention")

@@ -30,7 +30,6 @@ from airflow_outamation.claims.records import (
     record_path,
     status_error,
     write_json_many,
-    write_json_once,
 )
 from airflow_outamation.claims.renames import folder_lock, renames_without_replacing
 from airflow_outamation.exceptions import SFTPClaimError
@@ -345,7 +344,7 @@ def relocate_many(
     details: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """
-    :func:`relocate` many batches of ``claim_dir`` at once, each with its own plan and record.
+    Move (or delete) the files of many batches of ``claim_dir`` at once, each with its own plan and record.
 
     Each step (read the plans, write the missing ones, rename or remove the files, write the
     records, remove the plans) is one pipelined step for all the batches: the round trips do not
@@ -508,20 +507,42 @@ def record_attempt(
 
     :param details: what the failure was (status, answer, time)
     """
+    return record_attempts(sftp, claim_dir, {message_id: details})[message_id]
+
+
+def record_attempts(
+    sftp: paramiko.SFTPClient, claim_dir: str, failed: Mapping[str, Mapping[str, Any]]
+) -> dict[str, int]:
+    """
+    Record one more failed send of many batches in one pipelined step (:func:`record_attempt` each).
+
+    :param failed: message id -> what its failure was (status, answer, time)
+    :return: message id -> how many failed sends the batch has now
+    """
     folder = record_dir(claim_dir, ATTEMPTS_DIR)
+    counts: dict[str, int] = {}
+    contents: dict[str, dict[str, Any]] = {}
     try:
         makedirs(sftp, folder)
-        done = {name for name in listdir(sftp, folder) if name.startswith(f"{message_id}.")}
-        number = len(done) + 1
-        while f"{message_id}.{number}.json" in done:
-            number += 1
-        content = {"version": RECORD_VERSION, **details}
-        write_json_once(sftp, posixpath.join(folder, f"{message_id}.{number}.json"), content)
+        earlier: dict[str, set[str]] = defaultdict(set)
+        for name in listdir(sftp, folder):
+            earlier[name.split(".", 1)[0]].add(name)
+        for message_id, details in failed.items():
+            done = earlier[message_id]
+            number = len(done) + 1
+            while f"{message_id}.{number}.json" in done:
+                number += 1
+            counts[message_id] = len(done) + 1
+            contents[posixpath.join(folder, f"{message_id}.{number}.json")] = {
+                "version": RECORD_VERSION,
+                **details,
+            }
+        write_json_many(sftp, contents)
     except OSError as exc:
         raise SFTPClaimError(
-            f"recording a failed send in {folder} failed: {type(exc).__name__}: {exc}"
+            f"recording {len(failed)} failed send(s) in {folder} failed: {type(exc).__name__}: {exc}"
         ) from exc
-    return len(done) + 1
+    return counts
 
 
 def open_batches(

@@ -384,7 +384,13 @@ class _BatchSending(BaseOperator):
         files_of: Mapping[str, Sequence[Mapping[str, Any]]],
         failures: dict[str, tuple[DocumentApiError, int]],
     ) -> None:
-        """Send the batches this task leased; hand each accepted one to ``settler``, keep failures."""
+        """
+        Send the batches this task leased; hand each accepted one to ``settler``, keep failures.
+
+        The failed sends are recorded (``.claims/attempts/``) once every batch was sent, in one
+        pipelined step per claim folder; a task killed before that leaves its failures uncounted.
+        """
+        failed: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         for batch, outcome in api.send_batches(
             [b for b in pending if b.message_id not in self._in_flight], int(self.max_in_flight)
         ):
@@ -392,21 +398,18 @@ class _BatchSending(BaseOperator):
             if isinstance(outcome, DocumentApiError):
                 self.log.error("Batch %s: %s failed: %s", batch.message_id, batch_label(files), outcome)
                 metrics.count(metrics.FILES_FAILED, len(files), self._project)
-                attempts = 1
-                if sftp is not None:
-                    details = {
-                        "status": outcome.status,
-                        "answer": str(outcome)[:ANSWER_CHARS],
-                        "time": _now(),
-                    }
-                    folder = claim_dir_of(files[0])
-                    attempts = sftp.run_on_sftp(claims.record_attempt, folder, batch.message_id, details)
-                failures[batch.message_id] = (outcome, attempts)
+                failures[batch.message_id] = (outcome, 1)
+                details = {"status": outcome.status, "answer": str(outcome)[:ANSWER_CHARS], "time": _now()}
+                failed[claim_dir_of(files[0])][batch.message_id] = details
                 continue
             self.log.info("%s", _accepted_line(outcome, files))
             metrics.count(metrics.FILES_SENT, len(files), self._project)
             if settler is not None:
                 settler.accepted(batch.message_id, files)
+        for folder, details_of in failed.items():
+            if sftp is not None:
+                recorded = sftp.run_on_sftp(claims.record_attempts, folder, details_of)
+                failures.update((i, (failures[i][0], attempts)) for i, attempts in recorded.items())
 
     def _lease(
         self,

@@ -1,4 +1,4 @@
-"""Completion and retention at a distance: their SFTP round trips do not grow with the number of batches."""
+"""Failed sends, completion and retention at a distance: their round trips do not grow with the batches."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from airflow_outamation.exceptions import DocumentApiError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.operators.document_api import ResendUnsentOperator, SubmitBatchesOperator
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
@@ -89,3 +90,42 @@ def test_completion_and_retention_of_many_batches_cost_the_round_trips_of_a_few(
     for step, by_count in trips.items():
         assert by_count[12] - by_count[2] <= ALLOWED_GROWTH, (step, by_count)
     assert len(document_api_receiver.accepted_ids) == 14
+
+
+def test_failed_sends_of_many_batches_cost_the_round_trips_of_a_few(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The API down: each failed send is recorded (attempts), all of them in one pipelined step."""
+    trips: dict[int, int] = {}
+    with LatencyProxy(sftp_server.port, delay=0.01) as proxy:
+        conn = {**sftp_server.connection_dict(), "port": proxy.port}
+        monkeypatch.setenv(f"AIRFLOW_CONN_{FAR.upper()}", json.dumps(conn))
+        for batches in (2, 12):
+            base = f"{sftp_base}/b{batches}"
+            paths = [f"{base}/input/doc{i:03}.pdf" for i in range(2 * batches)]
+            for path in paths:
+                sftp_server.write(path, b"%PDF-1.7")
+            claimed = PooledSFTPHook(FAR).claim_files(paths, f"{base}/in_progress/{DATE}", "ingest__run1")
+            document_api_receiver.script(*[503] * batches)
+            PooledSFTPHook.close_all()
+            before = proxy.round_trips
+            with pytest.raises(DocumentApiError, match=f"{batches} batch\\(es\\) failed"):
+                SubmitBatchesOperator(
+                    task_id="submit_batches",
+                    claimed=[file.to_dict() for file in claimed],
+                    uploaded_by="tester",
+                    source="SFTP",
+                    batch_size=2,
+                    document_api_conn_id=document_api_conn_id,
+                    sftp_conn_id=FAR,
+                    hook_kwargs={"max_retries": 0},
+                ).execute({})
+            trips[batches] = proxy.round_trips - before
+            attempts = sftp_server.local_path(f"{base}/in_progress/{DATE}/.claims/attempts")
+            assert len([p for p in attempts.iterdir() if p.name.endswith(".1.json")]) == batches
+
+    assert trips[12] - trips[2] <= ALLOWED_GROWTH, trips
