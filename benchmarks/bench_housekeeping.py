@@ -107,9 +107,7 @@ def main(args: argparse.Namespace) -> None:
     print(f"| batches ({args.rtt_ms:g} ms RTT) | {' | '.join(STEPS)} (s / SFTP round trips) |")
     print(f"|---:|{'---|' * len(STEPS)}")
     for r in results:
-        cells = " | ".join(
-            f"{r[step][0]:.1f} s / {r[step][1]:,}" for step in ("resend", "completion", "retention")
-        )
+        cells = " | ".join(f"{r[step][0]:.1f} s / {r[step][1]:,}" for step in STEPS)
         print(f"| {r['batches']} | {cells} |")
 
 
