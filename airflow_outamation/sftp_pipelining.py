@@ -21,6 +21,7 @@ from paramiko.sftp import (
     CMD_OPENDIR,
     CMD_READ,
     CMD_READDIR,
+    CMD_REMOVE,
     CMD_RENAME,
     CMD_STATUS,
     CMD_WRITE,
@@ -89,6 +90,12 @@ def pipelined_renames(sftp: paramiko.SFTPClient, moves: Sequence[tuple[str, str]
     return [
         status_of(a) for a in pipelined(sftp, [(CMD_RENAME, (path(old), path(new))) for old, new in moves])
     ]
+
+
+def pipelined_removes(sftp: paramiko.SFTPClient, paths: Sequence[str]) -> list[int]:
+    """Remove many files, pipelined; return each SFTP status code (``SFTP_NO_SUCH_FILE`` for one gone)."""
+    path = sftp._adjust_cwd  # type: ignore[attr-defined]
+    return [status_of(a) for a in pipelined(sftp, [(CMD_REMOVE, (path(p),)) for p in paths])]
 
 
 def pipelined_writes(sftp: paramiko.SFTPClient, contents: Mapping[str, bytes]) -> dict[str, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import posixpath
 import re
 import stat
@@ -10,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import paramiko
+from paramiko.sftp import SFTP_NO_SUCH_FILE, SFTP_OK
 
 from airflow_outamation.claims.ledger import claimed_keys, record_keys
 from airflow_outamation.claims.protocol import claim_files, load_placements
@@ -30,8 +30,10 @@ from airflow_outamation.claims.records import (
     read_json_many,
     record_dir,
     record_path,
+    status_error,
     write_json_once,
 )
+from airflow_outamation.sftp_pipelining import pipelined_removes
 
 #: How many folders below a project's folder the in-progress folders of subfolder runs are looked for.
 SUBFOLDER_DEPTH = 3
@@ -112,6 +114,7 @@ def purge_finished(
     entries = present(sftp, folder)
     kinds = (BATCHES_DIR, SENT_DIR, REJECTED_DIR, COMPLETED_DIR)
     keys = {kind: record_keys(sftp, claim_dir, kind) for kind in kinds}
+    per_try = {kind: listdir(sftp, record_dir(claim_dir, kind)) for kind in (ATTEMPTS_DIR, LEASES_DIR)}
     purged = []
     for name, entry in sorted(entries.items()):
         if not _MANIFEST_NAME.fullmatch(name) or name.endswith(".placed.json"):
@@ -132,19 +135,31 @@ def purge_finished(
             sftp, marker, {"manifest_id": manifest_id, "batches": sorted(set().union(*mine.values()))}
         )
         owned = set((read_json(sftp, marker) or {}).get("batches", []))
-        for kind in kinds:
-            for message_id in sorted(owned & set(keys[kind])):
-                record = record_path(claim_dir, kind, message_id)
-                for path in (record, f"{record}{PLAN_SUFFIX}"):
-                    with contextlib.suppress(FileNotFoundError):
-                        sftp.remove(path)
-        for kind in (ATTEMPTS_DIR, LEASES_DIR):
-            for name in sorted(listdir(sftp, record_dir(claim_dir, kind))):
-                if name.split(".", 1)[0] in owned:
-                    sftp.remove(posixpath.join(record_dir(claim_dir, kind), name))
-        for other in sorted(entries):
-            if other.startswith(f"{manifest_id}.returned.") or other == f"{manifest_id}.placed.json":
-                sftp.remove(posixpath.join(folder, other))
+        batch_records = [
+            record_path(claim_dir, BATCHES_DIR, i) for i in sorted(owned & set(keys[BATCHES_DIR]))
+        ]
+        _remove(sftp, [path for record in batch_records for path in (record, f"{record}{PLAN_SUFFIX}")])
+        others = [  # once no batch record is left, nothing of the claim is resent: the rest in one step
+            path
+            for kind in kinds[1:]
+            for message_id in sorted(owned & set(keys[kind]))
+            for path in (
+                record_path(claim_dir, kind, message_id),
+                f"{record_path(claim_dir, kind, message_id)}{PLAN_SUFFIX}",
+            )
+        ]
+        others += [
+            posixpath.join(record_dir(claim_dir, kind), name)
+            for kind in (ATTEMPTS_DIR, LEASES_DIR)
+            for name in sorted(per_try[kind])
+            if name.split(".", 1)[0] in owned
+        ]
+        others += [
+            posixpath.join(folder, other)
+            for other in sorted(entries)
+            if other.startswith(f"{manifest_id}.returned.") or other == f"{manifest_id}.placed.json"
+        ]
+        _remove(sftp, others)
         sftp.remove(manifest_path(claim_dir, manifest_id))
         sftp.remove(marker)
         purged.append(manifest_id)
@@ -152,6 +167,13 @@ def purge_finished(
         if name.endswith(".purging.json") and f"{name.removesuffix('.purging.json')}.json" not in entries:
             sftp.remove(posixpath.join(folder, name))
     return purged
+
+
+def _remove(sftp: paramiko.SFTPClient, paths: list[str]) -> None:
+    """Remove files in one pipelined step; one already gone is fine (a repeat of a cut-short purge)."""
+    for path, status in zip(paths, pipelined_removes(sftp, paths), strict=True):
+        if status not in (SFTP_OK, SFTP_NO_SUCH_FILE):
+            raise status_error(status, f"removing {path}")
 
 
 def folder_status(sftp: paramiko.SFTPClient, claim_dir: str) -> dict[str, int]:

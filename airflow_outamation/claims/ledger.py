@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import posixpath
-from collections.abc import Iterable, Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import paramiko
-from paramiko.sftp import CMD_REMOVE, SFTP_OK
+from paramiko.sftp import SFTP_NO_SUCH_FILE, SFTP_OK
 
 from airflow_outamation.batching import SHA256
 from airflow_outamation.claims.names import differences, unique_name
@@ -31,12 +31,11 @@ from airflow_outamation.claims.records import (
     record_path,
     status_error,
     write_json_many,
-    write_json_once,
 )
 from airflow_outamation.claims.renames import folder_lock, renames_without_replacing
 from airflow_outamation.exceptions import SFTPClaimError
 from airflow_outamation.sftp_paths import makedirs
-from airflow_outamation.sftp_pipelining import pipelined
+from airflow_outamation.sftp_pipelining import pipelined_removes
 
 #: Names a move tries when other moves keep taking the free name it found.
 MOVE_TRIES = 10
@@ -229,17 +228,29 @@ def message_ids(sftp: paramiko.SFTPClient, claim_dir: str, kind: str, planned: b
     return {name.removesuffix(suffix) for name in names if name.endswith(suffix)}
 
 
+def _move_files(sftp: paramiko.SFTPClient, moves: Sequence[tuple[str, str]]) -> list[int]:
+    """
+    Give files new names in one folder, never over an existing one, pipelined: how the ledger renames files.
+
+    Where the server's rename replaces, under the lock of the targets' folder.
+
+    :param moves: ``(old, new)`` paths, every ``new`` in the same folder
+    :return: each move's SFTP status (``SFTP_FAILURE`` for a taken name)
+    """
+    if not moves:
+        return []
+    folder = posixpath.dirname(moves[0][1])
+    with folder_lock(sftp, folder, posixpath.basename(moves[0][0])):
+        return renames_without_replacing(sftp, moves, folder)
+
+
 def _move_file(sftp: paramiko.SFTPClient, old: str, new: str) -> None:
     """
-    Give a file a new name, never over an existing one: the one place the ledger renames a file.
-
-    Where the server's rename replaces, under the lock of the target's folder.
+    :func:`_move_files` for one file.
 
     :raises OSError: the server refused, or ``new`` exists
     """
-    folder = posixpath.dirname(new)
-    with folder_lock(sftp, folder, posixpath.basename(old)):
-        status = renames_without_replacing(sftp, [(old, new)], folder)[0]
+    status = _move_files(sftp, [(old, new)])[0]
     if status != SFTP_OK:
         raise status_error(status, f"renaming {old} to {new}")
 
@@ -306,6 +317,17 @@ def reject(
     return relocate(sftp, claim_dir, REJECTED_DIR, message_id, files, target_dir, details)
 
 
+def complete_many(
+    sftp: paramiko.SFTPClient,
+    claim_dir: str,
+    batches: Mapping[str, Iterable[Mapping[str, Any]]],
+    target_dir: str | None,
+    details: Mapping[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """Complete many accepted batches of ``claim_dir`` at once; see :func:`relocate_many`."""
+    return relocate_many(sftp, claim_dir, COMPLETED_DIR, batches, target_dir, details)
+
+
 def relocate(
     sftp: paramiko.SFTPClient,
     claim_dir: str,
@@ -333,57 +355,123 @@ def relocate(
     :param details: more fields of the record (status, answer, attempts, ...)
     :raises SFTPClaimError: the server refused a rename, a removal or a record
     """
-    path = record_path(claim_dir, kind, message_id)
-    plan = f"{path}{PLAN_SUFFIX}"
+    return relocate_many(sftp, claim_dir, kind, {message_id: files}, target_dir, details)[message_id]
+
+
+def relocate_many(
+    sftp: paramiko.SFTPClient,
+    claim_dir: str,
+    kind: str,
+    batches: Mapping[str, Iterable[Mapping[str, Any]]],
+    target_dir: str | None,
+    details: Mapping[str, Any] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """
+    Move (or delete) the files of many batches of ``claim_dir`` at once, each with its own plan and record.
+
+    Each step (read the plans, write the missing ones, rename or remove the files, write the
+    records, remove the plans) is one pipelined step for all the batches: the round trips do not
+    grow with their number. The steps keep :func:`relocate`'s order, so a crash leaves every batch
+    where a repeat finishes it.
+
+    :param batches: message id -> the batch's claimed files
+    :return: message id -> the batch's record
+    """
+    records = {message_id: record_path(claim_dir, kind, message_id) for message_id in batches}
+    plans = {message_id: f"{path}{PLAN_SUFFIX}" for message_id, path in records.items()}
     try:
-        record = read_json(sftp, path) or read_json(sftp, plan)
-        if record is None:
-            taken = set(present(sftp, target_dir)) if target_dir else set()
-            planned = []
-            for item in sorted(files, key=lambda entry: str(entry["backup_path"])):
-                target = None
-                if target_dir:
-                    target = posixpath.join(
-                        target_dir, unique_name(posixpath.basename(item["backup_path"]), taken)
-                    )
-                    taken.add(posixpath.basename(target))
-                planned.append(
-                    {
-                        "path": item["backup_path"],
-                        "size": item.get("size"),
-                        "mtime": item.get("mtime"),
-                        **_identity(item),
-                        "to": target,
-                    }
-                )
-            makedirs(sftp, record_dir(claim_dir, kind))
-            content = {"version": RECORD_VERSION, "message_id": message_id, **(details or {})}
-            record = write_json_once(sftp, plan, {**content, "files": planned})
+        found = read_json_many(sftp, [*records.values(), *plans.values()])
+        planned = {i: found[records[i]] or found[plans[i]] for i in batches}
+        unplanned = {i: files for i, files in batches.items() if planned[i] is None}
+        if unplanned:
+            content = {"version": RECORD_VERSION, **(details or {})}
+            planned.update(_write_plans(sftp, claim_dir, kind, unplanned, target_dir, content))
         if target_dir:
             makedirs(sftp, target_dir)
-        here = present(sftp, claim_dir)
-        done = []
-        for item in record["files"]:
-            entry = here.get(posixpath.basename(item["path"]))
-            if entry is None or differences(item["size"], item["mtime"], entry.st_size, entry.st_mtime):
-                done.append(item)  # done by an earlier call
-            elif item["to"] is None:
-                sftp.remove(item["path"])
-                done.append(item)
-            else:
-                done.append({**item, "to": _move_to_free_name(sftp, item["path"], item["to"])})
-        record = {**record, "files": done}
+        done = _carry_out(sftp, claim_dir, planned)
         if target_dir:
-            write_json_once(sftp, posixpath.join(target_dir, f"{message_id}.json"), record)
-        write_json_once(sftp, path, record)
-        with contextlib.suppress(FileNotFoundError):
-            sftp.remove(plan)
+            write_json_many(sftp, {posixpath.join(target_dir, f"{i}.json"): done[i] for i in batches})
+        write_json_many(sftp, {records[i]: done[i] for i in batches})
+        pipelined_removes(sftp, list(plans.values()))
     except OSError as exc:
         raise SFTPClaimError(
-            f"moving batch {message_id} out of {claim_dir} ({kind}) failed: {type(exc).__name__}: {exc}; "
-            "its files are in one place, a repeat finishes the move"
+            f"moving batch(es) {', '.join(batches)} out of {claim_dir} ({kind}) failed: "
+            f"{type(exc).__name__}: {exc}; their files are in one place, a repeat finishes the move"
         ) from exc
-    return record
+    return done
+
+
+def _write_plans(
+    sftp: paramiko.SFTPClient,
+    claim_dir: str,
+    kind: str,
+    batches: Mapping[str, Iterable[Mapping[str, Any]]],
+    target_dir: str | None,
+    content: Mapping[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """Write the plans of ``batches`` (once each: an existing plan wins); return them by message id."""
+    taken = set(present(sftp, target_dir)) if target_dir else set()
+    plans = {}
+    for message_id, files in batches.items():
+        planned = []
+        for item in sorted(files, key=lambda entry: str(entry["backup_path"])):
+            target = None
+            if target_dir:
+                target = posixpath.join(
+                    target_dir, unique_name(posixpath.basename(item["backup_path"]), taken)
+                )
+                taken.add(posixpath.basename(target))
+            planned.append(
+                {
+                    "path": item["backup_path"],
+                    "size": item.get("size"),
+                    "mtime": item.get("mtime"),
+                    **_identity(item),
+                    "to": target,
+                }
+            )
+        path = f"{record_path(claim_dir, kind, message_id)}{PLAN_SUFFIX}"
+        plans[path] = (message_id, {**content, "message_id": message_id, "files": planned})
+    makedirs(sftp, record_dir(claim_dir, kind))
+    written = write_json_many(sftp, {path: plan for path, (_, plan) in plans.items()})
+    return {message_id: written[path] for path, (message_id, _) in plans.items()}
+
+
+def _carry_out(
+    sftp: paramiko.SFTPClient, claim_dir: str, plans: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """
+    Rename or remove the files ``plans`` name that are still as planned (pipelined); return the records.
+
+    A file no longer at its path with its planned size and mtime was handled by an earlier call.
+    """
+    here = present(sftp, claim_dir)
+    due = [
+        item
+        for plan in plans.values()
+        for item in plan["files"]
+        if (entry := here.get(posixpath.basename(item["path"]))) is not None
+        and not differences(item["size"], item["mtime"], entry.st_size, entry.st_mtime)
+    ]
+    removals = [item["path"] for item in due if item["to"] is None]
+    for path, status in zip(removals, pipelined_removes(sftp, removals), strict=True):
+        if status not in (SFTP_OK, SFTP_NO_SUCH_FILE):  # gone: removed by another call of the plan
+            raise status_error(status, f"removing {path}")
+    by_folder: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for item in due:
+        if item["to"] is not None:
+            by_folder[posixpath.dirname(item["to"])].append((item["path"], item["to"]))
+    moved = {}
+    for moves in by_folder.values():
+        for (old, new), status in zip(moves, _move_files(sftp, moves), strict=True):
+            moved[old] = new if status == SFTP_OK else _move_to_free_name(sftp, old, new)
+    return {
+        message_id: {
+            **plan,
+            "files": [{**item, "to": moved.get(item["path"], item["to"])} for item in plan["files"]],
+        }
+        for message_id, plan in plans.items()
+    }
 
 
 def record_batch(
@@ -442,20 +530,42 @@ def record_attempt(
 
     :param details: what the failure was (status, answer, time)
     """
+    return record_attempts(sftp, claim_dir, {message_id: details})[message_id]
+
+
+def record_attempts(
+    sftp: paramiko.SFTPClient, claim_dir: str, failed: Mapping[str, Mapping[str, Any]]
+) -> dict[str, int]:
+    """
+    Record one more failed send of many batches in one pipelined step (:func:`record_attempt` each).
+
+    :param failed: message id -> what its failure was (status, answer, time)
+    :return: message id -> how many failed sends the batch has now
+    """
     folder = record_dir(claim_dir, ATTEMPTS_DIR)
+    counts: dict[str, int] = {}
+    contents: dict[str, dict[str, Any]] = {}
     try:
         makedirs(sftp, folder)
-        done = {name for name in listdir(sftp, folder) if name.startswith(f"{message_id}.")}
-        number = len(done) + 1
-        while f"{message_id}.{number}.json" in done:
-            number += 1
-        content = {"version": RECORD_VERSION, **details}
-        write_json_once(sftp, posixpath.join(folder, f"{message_id}.{number}.json"), content)
+        earlier: dict[str, set[str]] = defaultdict(set)
+        for name in listdir(sftp, folder):
+            earlier[name.split(".", 1)[0]].add(name)
+        for message_id, details in failed.items():
+            done = earlier[message_id]
+            number = len(done) + 1
+            while f"{message_id}.{number}.json" in done:
+                number += 1
+            counts[message_id] = len(done) + 1
+            contents[posixpath.join(folder, f"{message_id}.{number}.json")] = {
+                "version": RECORD_VERSION,
+                **details,
+            }
+        write_json_many(sftp, contents)
     except OSError as exc:
         raise SFTPClaimError(
-            f"recording a failed send in {folder} failed: {type(exc).__name__}: {exc}"
+            f"recording {len(failed)} failed send(s) in {folder} failed: {type(exc).__name__}: {exc}"
         ) from exc
-    return len(done) + 1
+    return counts
 
 
 def open_batches(
@@ -588,4 +698,4 @@ def release_leases(sftp: paramiko.SFTPClient, claim_dir: str, leases: Mapping[st
         for number in _generations(names, message_id)
         if number <= generation
     ]
-    pipelined(sftp, [(CMD_REMOVE, (sftp._adjust_cwd(path),)) for path in doomed])  # type: ignore[attr-defined]
+    pipelined_removes(sftp, doomed)

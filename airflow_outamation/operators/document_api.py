@@ -83,12 +83,26 @@ def complete_batch(
     :param completion: one of ``COMPLETIONS``
     :param processed_dir: name of the folder beside the in-progress one (``<base>/<processed_dir>/<date>``)
     """
+    complete_batches(sftp, {message_id: batch}, completion, processed_dir)
+
+
+def complete_batches(
+    sftp: PooledSFTPHook,
+    batches: Mapping[str, Sequence[Mapping[str, Any]]],
+    completion: str,
+    processed_dir: str,
+) -> None:
+    """:func:`complete_batch` for many batches, one pipelined move (or delete) per claim folder."""
     if completion == "keep":
         return
-    for folder, files in _folders(batch).items():
+    by_folder: dict[str, dict[str, list[Mapping[str, Any]]]] = defaultdict(dict)
+    for message_id, batch in batches.items():
+        for folder, files in _folders(batch).items():
+            by_folder[folder][message_id] = files
+    for folder, in_folder in by_folder.items():
         target = sibling_dir(folder, processed_dir) if completion == "move" else None
         details = {"completion": completion, "time": _now()}
-        sftp.run_on_sftp(claims.complete, folder, message_id, files, target, details)
+        sftp.run_on_sftp(claims.complete_many, folder, in_folder, target, details)
 
 
 def reject_batch(
@@ -203,9 +217,8 @@ class _Settler:
                 is None
             ):
                 unwritten |= receipts.keys()
-        for message_id, files in accepted:
-            if message_id not in unwritten and not self._operator.completion_after:
-                self._operator._complete(sftp, message_id, files)  # else a later run completes it
+        if not self._operator.completion_after:  # else a later run completes them
+            self._operator._complete(sftp, {i: files for i, files in accepted if i not in unwritten})
 
 
 class SubmitBatchOperator(BaseOperator):
@@ -402,7 +415,13 @@ class _BatchSending(BaseOperator):
         files_of: Mapping[str, Sequence[Mapping[str, Any]]],
         failures: dict[str, tuple[DocumentApiError, int]],
     ) -> None:
-        """Send the batches this task leased; hand each accepted one to ``settler``, keep failures."""
+        """
+        Send the batches this task leased; hand each accepted one to ``settler``, keep failures.
+
+        The failed sends are recorded (``.claims/attempts/``) once every batch was sent, in one
+        pipelined step per claim folder; a task killed before that leaves its failures uncounted.
+        """
+        failed: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         for batch, outcome in api.send_batches(
             [b for b in pending if b.message_id not in self._in_flight], int(self.max_in_flight)
         ):
@@ -410,21 +429,18 @@ class _BatchSending(BaseOperator):
             if isinstance(outcome, DocumentApiError):
                 self.log.error("Batch %s: %s failed: %s", batch.message_id, batch_label(files), outcome)
                 metrics.count(metrics.FILES_FAILED, len(files), self._project)
-                attempts = 1
-                if sftp is not None:
-                    details = {
-                        "status": outcome.status,
-                        "answer": str(outcome)[:ANSWER_CHARS],
-                        "time": _now(),
-                    }
-                    folder = claim_dir_of(files[0])
-                    attempts = sftp.run_on_sftp(claims.record_attempt, folder, batch.message_id, details)
-                failures[batch.message_id] = (outcome, attempts)
+                failures[batch.message_id] = (outcome, 1)
+                details = {"status": outcome.status, "answer": str(outcome)[:ANSWER_CHARS], "time": _now()}
+                failed[claim_dir_of(files[0])][batch.message_id] = details
                 continue
             self.log.info("%s", _accepted_line(outcome, files))
             metrics.count(metrics.FILES_SENT, len(files), self._project)
             if settler is not None:
                 settler.accepted(batch.message_id, files)
+        for folder, details_of in failed.items():
+            if sftp is not None:
+                recorded = sftp.run_on_sftp(claims.record_attempts, folder, details_of)
+                failures.update((i, (failures[i][0], attempts)) for i, attempts in recorded.items())
 
     def _lease(
         self,
@@ -450,17 +466,28 @@ class _BatchSending(BaseOperator):
         """Whether a batch accepted at ``sent_at`` (its receipt's mtime) is due for its completion."""
         return sent_at is None or time.time() - sent_at >= self.completion_after
 
-    def _complete(self, sftp: PooledSFTPHook, message_id: str, files: Sequence[Mapping[str, Any]]) -> None:
-        """Apply the completion to a sent batch; a failure stays local to it (the next run finishes it)."""
-        self._locally(
-            f"Completion of batch {message_id}",
-            complete_batch,
-            sftp,
-            message_id,
-            files,
-            self.completion,
-            self.processed_dir,
-        )
+    def _complete(self, sftp: PooledSFTPHook, batches: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+        """
+        Apply the completion to sent batches, all at once; a failure stays local to its batch.
+
+        When the group fails, each batch is completed on its own, so only the failing ones are
+        logged and left to the next run.
+        """
+        if not batches:
+            return
+        try:
+            complete_batches(sftp, batches, self.completion, self.processed_dir)
+        except (SFTPClaimError, OSError):
+            for message_id, files in batches.items():
+                self._locally(
+                    f"Completion of batch {message_id}",
+                    complete_batch,
+                    sftp,
+                    message_id,
+                    files,
+                    self.completion,
+                    self.processed_dir,
+                )
 
     def _reject(
         self,
@@ -593,8 +620,8 @@ class SubmitBatchesOperator(_BatchSending):
         )
         self._list_batches(batches, {p.message_id for p in pending}, [p.message_id for p in prepared])
         if sftp is not None:
-            for message_id in sorted(already) if not self.completion_after else ():
-                self._complete(sftp, message_id, files_of[message_id])  # one a crash interrupted
+            if not self.completion_after:  # the ones a crash interrupted
+                self._complete(sftp, {i: files_of[i] for i in sorted(already)})
             unfinished = DocumentApiError(
                 "a move to the rejected folder was cut short"
             )  # its plan has the reason
@@ -783,9 +810,12 @@ class ResendUnsentOperator(_BatchSending):
         for folder in folders:
             records.update(sftp.run_on_sftp(claims.open_batches, folder, self.completion))
         files_of = {message_id: record["files"] for message_id, record in records.items()}
-        for message_id, record in records.items():
-            if record["sent"] and not record["completed"] and self._completion_due(record["sent_at"]):
-                self._complete(sftp, message_id, record["files"])
+        due_completions = {
+            message_id: record["files"]
+            for message_id, record in records.items()
+            if record["sent"] and not record["completed"] and self._completion_due(record["sent_at"])
+        }
+        self._complete(sftp, due_completions)
         unsent = {i: r for i, r in records.items() if not r["sent"] and not r["rejecting"]}
         due = {i: r for i, r in unsent.items() if time.time() - r["recorded_at"] >= self.resend_after}
         given_up = {i: r for i, r in due.items() if r["attempts"] >= self.max_attempts}

@@ -258,15 +258,15 @@ def test_a_completion_whose_planned_name_was_taken_takes_another_and_blocks_no_r
     processed = f"{sftp_base}/processed/{DATE}"
     sftp_server.write(f"{processed}/doc.pdf", b"an earlier document")
     first = _claim(sftp_server, sftp_base, sftp_conn_id, "ingest__run1", b"%PDF-1.7 first")
-    real = ledger._move_file
+    real = ledger._move_files
 
-    def refused_for_a_moment(sftp: paramiko.SFTPClient, old: str, new: str) -> None:
-        if "/processed/" in new:  # fault injection: a permission error the server gives for a moment
+    def refused_for_a_moment(sftp: paramiko.SFTPClient, moves: list[tuple[str, str]]) -> list[int]:
+        if any("/processed/" in new for _, new in moves):  # fault injection: a permission error for a moment
             raise PermissionError(13, "Permission denied")
-        real(sftp, old, new)
+        return real(sftp, moves)
 
     with monkeypatch.context() as patched:
-        patched.setattr(ledger, "_move_file", refused_for_a_moment)
+        patched.setattr(ledger, "_move_files", refused_for_a_moment)
         with pytest.raises(SFTPClaimError, match="Permission denied"):
             _submit(first, document_api_conn_id, sftp_conn_id, completion="move")
     second = _claim(sftp_server, sftp_base, sftp_conn_id, "ingest__run2", b"%PDF-1.7 second")

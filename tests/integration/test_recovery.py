@@ -29,20 +29,23 @@ MANIFEST = "ingest__run1"
 # leases of the killed try).
 # Sends a claim with completion=move and dies (SIGKILL, as a killed worker) once the third batch
 # has its receipt, before its files are moved. Fault injection only: every receipt and move before
-# the kill is a real one on the server.
+# the kill is a real one on the server (the batches of a group are completed one by one here, so
+# that exactly two are moved before the kill).
 KILLED_SEND_SCRIPT = """
 import json, os, signal, sys
 from airflow_outamation.operators import document_api
 
 api, sftp, claimed = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-real, done = document_api.complete_batch, []
+real, done = document_api.complete_batches, []
 
-def dying(*args, **kwargs):
-    if len(done) == 2:
-        os.kill(os.getpid(), signal.SIGKILL)
-    done.append(real(*args, **kwargs))
+def dying(hook, batches, *args):
+    for message_id, files in batches.items():
+        if len(done) == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+        real(hook, {message_id: files}, *args)
+        done.append(message_id)
 
-document_api.complete_batch = dying
+document_api.complete_batches = dying
 document_api.SubmitBatchesOperator(
     task_id="submit_batches", claimed=claimed, uploaded_by="tester", source="SFTP", batch_size=2,
     max_in_flight=1, document_api_conn_id=api, sftp_conn_id=sftp, completion="move",
@@ -50,21 +53,23 @@ document_api.SubmitBatchesOperator(
 """
 
 # Sends a claim and dies (SIGKILL) right after the first rename into the folder named by argv[4]
-# (processed or rejected): the move's plan is written and one file of the batch has moved.
+# (processed or rejected): the move's plan is written and one file of the batch has moved (a
+# pipelined burst of renames cut short after its first).
 KILLED_MOVE_SCRIPT = """
 import json, os, signal, sys
 from airflow_outamation.claims import ledger
 from airflow_outamation.operators.document_api import SubmitBatchesOperator
 
 api, sftp, claimed, folder = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
-real = ledger._move_file
+real = ledger._move_files
 
-def dying(sftp, old, new):
-    real(sftp, old, new)
-    if f"/{folder}/" in new and new.endswith(".pdf"):
+def dying(sftp, moves):
+    first = real(sftp, moves[:1])
+    if f"/{folder}/" in moves[0][1] and moves[0][1].endswith(".pdf"):
         os.kill(os.getpid(), signal.SIGKILL)
+    return first + real(sftp, moves[1:])
 
-ledger._move_file = dying
+ledger._move_files = dying
 SubmitBatchesOperator(
     task_id="submit_batches", claimed=claimed, uploaded_by="tester", source="SFTP", batch_size=2,
     max_in_flight=1, document_api_conn_id=api, sftp_conn_id=sftp, completion="move",
