@@ -208,7 +208,9 @@ def test_a_send_task_killed_mid_way_resends_only_the_batches_without_a_receipt(
 ) -> None:
     """Also at a distance (LatencyProxy), where receipts are written in groups beside the sends."""
     claimed = _claimed(sftp_server, sftp_base, 30)
-    document_api_receiver.script(*[Reply(delay=0.1)] * 30)
+    # Ten quick answers, then answers that never come before the kill: however loaded the machine,
+    # the worker cannot finish all 30 before the poll below sees 8 receipts.
+    document_api_receiver.script(*[Reply(delay=0.1)] * 10, *[Reply(delay=60)] * 20)
     proxy = LatencyProxy(sftp_server.port, one_way_delay).start()
     conn = sftp_server.connection_dict()
     conn["port"] = proxy.port
