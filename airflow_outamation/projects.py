@@ -31,6 +31,7 @@ from airflow_outamation.readiness import (
     DEFAULT_MIN_SIZE,
     DEFAULT_PATTERN,
     DEFAULT_STABILITY_DELAY,
+    ReadinessSettings,
 )
 from airflow_outamation.redaction import Scrubber, url_secrets
 
@@ -88,6 +89,11 @@ class Project:
     alert_on_rejected: bool = True
     max_unreachable: float | None = None
     alert_targets: Mapping[str, Any] | None = None
+
+    @property
+    def readiness(self) -> ReadinessSettings:
+        """The project's readiness settings, as the sensor and triggers take them."""
+        return ReadinessSettings(self.pattern, self.stability_delay, self.min_age, self.min_size)
 
 
 @dataclass(frozen=True)

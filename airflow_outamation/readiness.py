@@ -13,7 +13,7 @@ import fnmatch
 import posixpath
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, get_type_hints
 
 from airflow_outamation.name_text import path_fields, path_of
 
@@ -68,6 +68,74 @@ class RemoteFile:
 Listing = Mapping[str, FileState]
 
 
+@dataclass(frozen=True)
+class ReadinessSettings:
+    """
+    Which files of a drop folder count as ready: one value for the hook, sensor, triggers and DAG.
+
+    :param pattern: case-insensitive glob the names must match
+    :param stability_delay: seconds a file's size and mtime must stay unchanged
+    :param min_age: seconds since its last modification a file must have
+    :param min_size: smallest size in bytes that counts (1 rejects zero-byte files)
+    """
+
+    pattern: str = DEFAULT_PATTERN
+    stability_delay: float = DEFAULT_STABILITY_DELAY
+    min_age: float = DEFAULT_MIN_AGE
+    min_size: int = DEFAULT_MIN_SIZE
+
+    def serialize(self) -> dict[str, Any]:
+        """The settings as a JSON-serialisable dict, which :meth:`from_dict` turns back into them."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReadinessSettings:
+        """
+        Settings from a dict such as :meth:`serialize`'s; missing or ``None`` values take the defaults.
+
+        Values are converted to the fields' types, so a rendered template (``"1.5"``) works.
+
+        :raises TypeError: a key is not a setting
+        :raises ValueError: a value does not convert
+        """
+        types = get_type_hints(cls)
+        unknown = sorted(set(data) - set(types))
+        if unknown:
+            raise TypeError(f"unknown readiness setting(s): {', '.join(unknown)}")
+        return cls(**{name: types[name](value) for name, value in data.items() if value is not None})
+
+    @classmethod
+    def of(
+        cls, settings: ReadinessSettings | Mapping[str, Any] | None = None, **overrides: Any
+    ) -> ReadinessSettings:
+        """
+        ``settings`` (a value, its dict, or ``None`` for the defaults) with the ``overrides`` not ``None``.
+
+        How the loose keyword arguments of the sensor and triggers (``pattern=``, ...) join ``settings=``.
+        """
+        return cls.from_dict(settings_dict(settings, **overrides))
+
+
+def loose_settings(arguments: dict[str, Any]) -> dict[str, Any]:
+    """Take the readiness settings given one by one (``pattern=``, ...) out of ``arguments``; return them."""
+    return {name: arguments.pop(name) for name in get_type_hints(ReadinessSettings) if name in arguments}
+
+
+def settings_dict(settings: ReadinessSettings | Mapping[str, Any] | None, **overrides: Any) -> dict[str, Any]:
+    """
+    ``settings`` as a dict, with the ``overrides`` that are not ``None``, their values as given.
+
+    A sensor keeps this dict as a templated field (a template such as ``"{{ params.stability_delay }}"``
+    is rendered before :meth:`ReadinessSettings.from_dict` reads it).
+    """
+    base = settings.serialize() if isinstance(settings, ReadinessSettings) else dict(settings or {})
+    return {**base, **{name: value for name, value in overrides.items() if value is not None}}
+
+
+#: The default readiness settings.
+DEFAULT_SETTINGS = ReadinessSettings()
+
+
 def is_temporary_name(name: str) -> bool:
     """Whether ``name`` looks like a file an uploader is still writing (``*.part``, ``~*``, ...)."""
     lowered = name.lower()
@@ -79,14 +147,14 @@ def matches_pattern(name: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(name.lower(), pattern.lower())
 
 
-def is_candidate(name: str, state: FileState, pattern: str = "*.pdf", min_size: int = 1) -> bool:
+def is_candidate(name: str, state: FileState, settings: ReadinessSettings = DEFAULT_SETTINGS) -> bool:
     """Whether an entry could be ready at all, whatever its history: the name and type rules."""
     return (
         state.is_regular
         and not name.startswith(".")
         and not is_temporary_name(name)
-        and matches_pattern(name, pattern)
-        and state.size >= min_size
+        and matches_pattern(name, settings.pattern)
+        and state.size >= settings.min_size
     )
 
 
@@ -95,19 +163,20 @@ def is_stable(before: FileState, after: FileState) -> bool:
     return before.size == after.size and before.mtime == after.mtime
 
 
-def unannounced(listing: Listing, announced: Listing, pattern: str = "*.pdf", min_size: int = 1) -> list[str]:
+def unannounced(
+    listing: Listing, announced: Listing, settings: ReadinessSettings = DEFAULT_SETTINGS
+) -> list[str]:
     """
     The candidates of ``listing`` not in ``announced`` as they are now (new, or changed since), by name.
 
     :param listing: the directory's current listing
     :param announced: files found stable earlier, e.g. by a watcher (name -> state)
-    :param pattern: case-insensitive glob the names must match
-    :param min_size: smallest size in bytes that counts
+    :param settings: the readiness settings
     """
     return [
         name
         for name in sorted(listing)
-        if is_candidate(name, listing[name], pattern, min_size)
+        if is_candidate(name, listing[name], settings)
         and not (name in announced and is_stable(announced[name], listing[name]))
     ]
 
@@ -118,9 +187,7 @@ def ready_files(
     after: Listing,
     *,
     now: float,
-    pattern: str = "*.pdf",
-    min_size: int = 1,
-    min_age: float = 0,
+    settings: ReadinessSettings = DEFAULT_SETTINGS,
 ) -> list[RemoteFile]:
     """
     Files of ``after`` that are ready, sorted by name.
@@ -129,9 +196,7 @@ def ready_files(
     :param before: the earlier listing (name -> state)
     :param after: the later listing, at least the stability delay after ``before``
     :param now: the current time (epoch seconds), for ``min_age``
-    :param pattern: case-insensitive glob the names must match
-    :param min_size: smallest size in bytes that counts (1 rejects zero-byte files)
-    :param min_age: seconds since the last modification a file must have
+    :param settings: the readiness settings (its ``stability_delay`` is the caller's to keep)
     """
     ready = []
     for name in sorted(after):
@@ -139,14 +204,14 @@ def ready_files(
         previous = before.get(name)
         if previous is None or not is_stable(previous, state):
             continue
-        if not is_candidate(name, state, pattern, min_size) or now - state.mtime < min_age:
+        if not is_candidate(name, state, settings) or now - state.mtime < settings.min_age:
             continue
         ready.append(RemoteFile(path=posixpath.join(directory, name), size=state.size, mtime=state.mtime))
     return ready
 
 
 def waiting_files(
-    previous: Listing | None, listing: Listing, pattern: str = "*.pdf", min_size: int = 1
+    previous: Listing | None, listing: Listing, settings: ReadinessSettings = DEFAULT_SETTINGS
 ) -> tuple[list[str], list[str]]:
     """
     The candidates of ``listing`` that are not passed on yet, by name: those still growing, the others.
@@ -156,14 +221,13 @@ def waiting_files(
 
     :param previous: the listing before ``listing``, if any
     :param listing: the latest listing
-    :param pattern: case-insensitive glob the names must match
-    :param min_size: smallest size in bytes that counts
+    :param settings: the readiness settings
     """
     growing: list[str] = []
     settling: list[str] = []
     for name in sorted(listing):
         state = listing[name]
-        if not is_candidate(name, state, pattern, min_size):
+        if not is_candidate(name, state, settings):
             continue
         before = previous.get(name) if previous is not None else None
         (settling if before is not None and is_stable(before, state) else growing).append(name)
@@ -178,20 +242,12 @@ class StabilityTracker:
     across two polls at least ``stability_delay`` apart is ready without an extra wait.
 
     :param directory: the listed directory
-    :param stability_delay: seconds a file's size and mtime must stay unchanged
-    :param pattern: case-insensitive glob the names must match
-    :param min_size: smallest size in bytes that counts
-    :param min_age: seconds since the last modification a file must have
+    :param settings: the readiness settings
     """
 
-    def __init__(
-        self, directory: str, stability_delay: float, pattern: str, min_size: int, min_age: float
-    ) -> None:
+    def __init__(self, directory: str, settings: ReadinessSettings) -> None:
         self.directory = directory
-        self.stability_delay = stability_delay
-        self.pattern = pattern
-        self.min_size = min_size
-        self.min_age = min_age
+        self.settings = settings
         self._baseline: Listing | None = None
         self._baseline_at = 0.0
 
@@ -206,18 +262,10 @@ class StabilityTracker:
         :param finished: monotonic time it was received (a later listing may compare with it from then)
         :param now: the current time (epoch seconds), for ``min_age``
         """
-        if self._baseline is not None and started - self._baseline_at < self.stability_delay:
+        if self._baseline is not None and started - self._baseline_at < self.settings.stability_delay:
             return None
         ready: list[RemoteFile] = []
         if self._baseline is not None:
-            ready = ready_files(
-                self.directory,
-                self._baseline,
-                listing,
-                now=now,
-                pattern=self.pattern,
-                min_size=self.min_size,
-                min_age=self.min_age,
-            )
+            ready = ready_files(self.directory, self._baseline, listing, now=now, settings=self.settings)
         self._baseline, self._baseline_at = listing, finished
         return ready

@@ -237,10 +237,7 @@ def watched_asset(project: Project) -> Asset:
         sftp_conn_id=project.sftp_conn_id,
         directory=directory,
         project_id=project.project_id,
-        pattern=project.pattern,
-        stability_delay=project.stability_delay,
-        min_age=project.min_age,
-        min_size=project.min_size,
+        settings=project.readiness,
         max_files=project.max_files_per_run,
         poke_interval=project.poke_interval,
     )
@@ -354,10 +351,8 @@ def build_dag(project: Project) -> DAG:
             trigger_rule=TriggerRule.ALL_DONE,  # new files are claimed even if the resend failed
             sftp_conn_id=project.sftp_conn_id,
             directory=f"{PROJECT_FOLDER}/{project.source_dir}",
-            pattern=project.pattern,
+            settings=project.readiness,
             stability_delay="{{ params.stability_delay }}",
-            min_age=project.min_age,
-            min_size=project.min_size,
             max_files="{{ params.max_files_per_run }}",
             poke_interval=project.poke_interval,
             # Event mode: the watcher started this run for ready files: look once, skip if a run before

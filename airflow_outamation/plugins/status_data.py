@@ -180,7 +180,7 @@ def _folder_counts(project: Project, dates: list[str]) -> dict[str, Any]:
         status = hook.project_status(project.base_path, project.source_dir, project.in_progress_dir, dates)
         if status["ready"]:  # the input folder exists and holds files: which of them can become ready?
             listing = hook._list_states(posixpath.join(project.base_path, project.source_dir))
-            candidates, _ = waiting_files(None, listing, project.pattern, project.min_size)
+            candidates, _ = waiting_files(None, listing, project.readiness)
             status["ready"] = len(candidates)
     return status
 

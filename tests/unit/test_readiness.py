@@ -6,6 +6,7 @@ import pytest
 
 from airflow_outamation.readiness import (
     FileState,
+    ReadinessSettings,
     RemoteFile,
     is_temporary_name,
     matches_pattern,
@@ -17,8 +18,9 @@ NOW = 1_800_000_000.0
 OLD = NOW - 3600
 
 
-def _ready(before: dict[str, FileState], after: dict[str, FileState], **kwargs: object) -> list[str]:
-    return [f.filename for f in ready_files("/in", before, after, now=NOW, **kwargs)]  # type: ignore[arg-type]
+def _ready(before: dict[str, FileState], after: dict[str, FileState], **settings: object) -> list[str]:
+    chosen = ReadinessSettings.from_dict(settings)
+    return [f.filename for f in ready_files("/in", before, after, now=NOW, settings=chosen)]
 
 
 def test_unchanged_pdf_is_ready_with_its_path_size_and_mtime() -> None:
@@ -99,3 +101,27 @@ def test_unannounced_lists_the_candidates_a_watcher_did_not_vouch_for_as_they_ar
 
     assert unannounced(listing, announced) == ["b.pdf", "c.pdf"]
     assert unannounced({"a.pdf": FileState(10, 100.0)}, announced) == []
+
+
+def test_settings_round_trip_through_their_dict() -> None:
+    settings = ReadinessSettings(pattern="*.PDF", stability_delay=2.5, min_age=3, min_size=10)
+    assert settings.serialize() == {"pattern": "*.PDF", "stability_delay": 2.5, "min_age": 3, "min_size": 10}
+    assert ReadinessSettings.from_dict(settings.serialize()) == settings
+    assert ReadinessSettings.from_dict({}) == ReadinessSettings()
+
+
+def test_settings_from_rendered_templates_are_numbers() -> None:
+    settings = ReadinessSettings.from_dict({"stability_delay": "0.5", "min_size": "7", "min_age": None})
+    assert (settings.stability_delay, settings.min_size, settings.min_age) == (0.5, 7, 0.0)
+
+
+def test_unknown_setting_is_refused() -> None:
+    with pytest.raises(TypeError, match="unknown readiness setting"):
+        ReadinessSettings.from_dict({"patern": "*.pdf"})
+
+
+def test_loose_arguments_override_settings() -> None:
+    base = ReadinessSettings(pattern="*.txt", min_size=5)
+    assert ReadinessSettings.of(base, pattern="*.csv", min_age=None) == ReadinessSettings("*.csv", min_size=5)
+    assert ReadinessSettings.of(base.serialize()) == base
+    assert ReadinessSettings.of(None, min_size=0) == ReadinessSettings(min_size=0)
