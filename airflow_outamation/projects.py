@@ -70,6 +70,7 @@ class Project:
     min_age: float = DEFAULT_MIN_AGE
     min_size: int = DEFAULT_MIN_SIZE
     stability_delay: float = DEFAULT_STABILITY_DELAY
+    regex: str | None = None
     batch_size: int = 5
     max_files_per_run: int = 5000
     max_in_flight: int = 8
@@ -93,7 +94,13 @@ class Project:
     @property
     def readiness(self) -> ReadinessSettings:
         """The project's readiness settings, as the sensor and triggers take them."""
-        return ReadinessSettings(self.pattern, self.stability_delay, self.min_age, self.min_size)
+        return ReadinessSettings(
+            pattern=self.pattern,
+            stability_delay=self.stability_delay,
+            min_age=self.min_age,
+            min_size=self.min_size,
+            regex=self.regex,
+        )
 
 
 @dataclass(frozen=True)
@@ -179,6 +186,16 @@ def _absolute_path(value: Any) -> str | None:
             confine_path(value, value)
         except ValueError as exc:
             return f"must be a folder the runs accept ({exc}), got {value!r}"
+    return problem
+
+
+def _regex(value: Any) -> str | None:
+    problem = _text(value)
+    if problem is None:
+        try:
+            ReadinessSettings(regex=value)
+        except ValueError as exc:
+            problem = f"must be a valid regular expression: {exc}"
     return problem
 
 
@@ -299,6 +316,7 @@ SCHEMA: dict[str, Check] = {
     "min_age": _number(0),
     "min_size": _number(0, integer=True),
     "stability_delay": _number(0, MAX_STABILITY_DELAY),
+    "regex": _optional(_regex),
     "batch_size": _number(1, MAX_BATCH_SIZE, integer=True),
     "max_files_per_run": _number(1, MAX_FILES_PER_RUN, integer=True),
     "max_in_flight": _number(1, 32, integer=True),

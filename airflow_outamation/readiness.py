@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import fnmatch
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_type_hints
 
 from airflow_outamation.name_text import path_fields, path_of
 
@@ -77,16 +78,38 @@ class ReadinessSettings:
     :param stability_delay: seconds a file's size and mtime must stay unchanged
     :param min_age: seconds since its last modification a file must have
     :param min_size: smallest size in bytes that counts (1 rejects zero-byte files)
+    :param regex: regular expression the whole name must match (case-sensitive, ``(?i)`` for not),
+        instead of ``pattern``; ``None``: ``pattern`` decides
+    :raises ValueError: ``regex`` is not a valid regular expression
     """
 
     pattern: str = DEFAULT_PATTERN
     stability_delay: float = DEFAULT_STABILITY_DELAY
     min_age: float = DEFAULT_MIN_AGE
     min_size: int = DEFAULT_MIN_SIZE
+    regex: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"invalid regex {self.regex!r}: {exc}") from None
+
+    @property
+    def names(self) -> str:
+        """Which names count, for logs and docs: the pattern, or ``regex <expression>``."""
+        return self.pattern if self.regex is None else f"regex {self.regex}"
+
+    def matches(self, name: str) -> bool:
+        """Whether ``name`` is one of the names that count: ``regex`` matches it whole, else ``pattern``."""
+        if self.regex is not None:
+            return re.fullmatch(self.regex, name) is not None
+        return matches_pattern(name, self.pattern)
 
     def serialize(self) -> dict[str, Any]:
-        """The settings as a JSON-serialisable dict, which :meth:`from_dict` turns back into them."""
-        return asdict(self)
+        """The settings as a JSON-serialisable dict (``None`` left out), which :meth:`from_dict` reads."""
+        return {name: value for name, value in asdict(self).items() if value is not None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ReadinessSettings:
@@ -102,7 +125,9 @@ class ReadinessSettings:
         unknown = sorted(set(data) - set(types))
         if unknown:
             raise TypeError(f"unknown readiness setting(s): {', '.join(unknown)}")
-        return cls(**{name: types[name](value) for name, value in data.items() if value is not None})
+        return cls(
+            **{name: _converted(types[name], value) for name, value in data.items() if value is not None}
+        )
 
     @classmethod
     def of(
@@ -114,6 +139,11 @@ class ReadinessSettings:
         How the loose keyword arguments of the sensor and triggers (``pattern=``, ...) join ``settings=``.
         """
         return cls.from_dict(settings_dict(settings, **overrides))
+
+
+def _converted(kind: Any, value: Any) -> Any:
+    """``value`` as a ``kind`` (as an ``X`` for ``X | None``)."""
+    return next((option for option in get_args(kind) if option is not type(None)), kind)(value)
 
 
 def loose_settings(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +183,7 @@ def is_candidate(name: str, state: FileState, settings: ReadinessSettings = DEFA
         state.is_regular
         and not name.startswith(".")
         and not is_temporary_name(name)
-        and matches_pattern(name, settings.pattern)
+        and settings.matches(name)
         and state.size >= settings.min_size
     )
 

@@ -268,7 +268,7 @@ def project_doc(project: Project) -> str:
 |---|---|
 | SFTP connection | `{project.sftp_conn_id}` |
 | Document API connection | `{project.document_api_conn_id}`{url} |
-| Input folder | `{project.base_path}/{project.source_dir}` (files matching `{project.pattern}`) |
+| Input folder | `{project.base_path}/{project.source_dir}` (files matching `{project.readiness.names}`) |
 | Claimed into | `{claimed_into}`, the run's date in {project.timezone} |
 | Schedule | {schedule}; one run at a time: {project.max_active_runs} |
 | Asset | `{asset.uri}`: `schedule=[in_progress_asset("{project.project_id}")]` |

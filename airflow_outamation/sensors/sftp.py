@@ -98,7 +98,7 @@ class ReadyFilesSensor(BaseSensorOperator):
         self.log.info(
             "Watching %s for %s every %g s for up to %g s (a file is ready once unchanged for %g s)",
             self.directory,
-            settings.pattern,
+            settings.names,
             self.poke_interval,
             self.timeout,
             settings.stability_delay,
@@ -147,7 +147,7 @@ class ReadyFilesSensor(BaseSensorOperator):
         if files:
             self._passed_on(files, len(ready), metrics.project_of(context))
         else:
-            line = progress_line(self.settings.pattern, self.directory, self.poke_interval, 0)
+            line = progress_line(self.settings.names, self.directory, self.poke_interval, 0)
             if line != self._progress:  # only what changed, not every poke
                 self.log.info(line)
                 self._progress = line

@@ -34,7 +34,7 @@ def progress_line(
     """
     ``Waiting for *.pdf in /in every 30 s: 0 ready, 1 still growing (x.pdf)``: a wait's state, for logs.
 
-    :param pattern: the watched pattern
+    :param pattern: the watched names (a pattern, or ``regex <expression>``)
     :param directory: the watched folder
     :param interval: seconds between looks
     :param ready: how many files are ready
@@ -98,7 +98,7 @@ class ReadyFilesTrigger(FolderWatch, BaseTrigger):
         settings = self.settings
         self.log.info(
             "Waiting for %s in %s every %g s (a file is ready once unchanged for %g s)",
-            settings.pattern,
+            settings.names,
             self.directory,
             self.poke_interval,
             settings.stability_delay,
@@ -131,9 +131,7 @@ class ReadyFilesTrigger(FolderWatch, BaseTrigger):
                     yield self._success(ready)
                     return
                 growing, settling = waiting_files(previous, polled.listing, settings)
-                line = progress_line(
-                    settings.pattern, self.directory, self.poke_interval, 0, growing, settling
-                )
+                line = progress_line(settings.names, self.directory, self.poke_interval, 0, growing, settling)
                 if line != progress:  # only what changed, not every poll
                     self.log.info(line)
                     progress = line

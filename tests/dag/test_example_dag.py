@@ -568,6 +568,7 @@ def test_each_dag_shows_its_project(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         "schedule": "*/15 * * * *",
         "owner": "acme-team",
         "source_dir": "drop",
+        "regex": r"INV-\d+\.pdf",
     }
     dag = _load_example_dag([project], tmp_path, monkeypatch).outamation_sftp_ingest_acme
     assert dag.dag_display_name == "Outamation SFTP ingest: acme"
@@ -578,8 +579,10 @@ def test_each_dag_shows_its_project(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         "/upload/acme/drop",
         "*/15 * * * *",
         "outamation://acme/in_progress",
+        r"files matching `regex INV-\d+\.pdf`",
     ):
         assert text in dag.doc_md
+    assert dag.get_task("wait_for_files").readiness["regex"] == r"INV-\d+\.pdf"
     assert "Resending a batch" in dag.doc_md
     batch_size = dag.params.get_param("batch_size")
     assert (batch_size.schema["title"], batch_size.description) == (

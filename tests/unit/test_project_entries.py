@@ -7,7 +7,12 @@ from typing import Any
 import pytest
 
 from airflow_outamation.projects import InvalidEntry, Project, parse_entry, parse_projects
-from airflow_outamation.readiness import DEFAULT_MIN_SIZE, DEFAULT_PATTERN, DEFAULT_STABILITY_DELAY
+from airflow_outamation.readiness import (
+    DEFAULT_MIN_SIZE,
+    DEFAULT_PATTERN,
+    DEFAULT_STABILITY_DELAY,
+    ReadinessSettings,
+)
 
 GOOD: dict[str, Any] = {
     "project_id": "acme",
@@ -94,6 +99,8 @@ def test_every_problem_of_an_entry_is_named() -> None:
         ("retention_days", 0),
         ("base_path", "/upload/../etc"),
         ("name_encoding", "klingon"),
+        ("regex", "INV-("),
+        ("regex", 7),
     ],
 )
 def test_bad_values_are_refused(key: str, bad: Any) -> None:
@@ -117,6 +124,7 @@ def test_bad_values_are_refused(key: str, bad: Any) -> None:
         ("max_send_attempts", 3),
         ("retention_days", 7.5),
         ("min_age", 2.5),
+        ("regex", r"INV-\d+\.pdf"),
     ],
 )
 def test_good_values_are_accepted(key: str, good: Any) -> None:
@@ -235,3 +243,9 @@ def test_a_url_with_credentials_in_a_sent_value_is_refused_without_showing_them(
     assert problem.startswith(f"{key} must not hold a URL with user info, query or fragment")
     assert "hunter2-pass" not in problem
     assert "Qk7-tok3n-9f8e" not in problem
+
+
+def test_the_readiness_settings_carry_the_entrys_file_selection() -> None:
+    project = parse_entry({**GOOD, "min_size": 5, "regex": r"INV-\d+\.pdf"}, 0)
+    assert isinstance(project, Project)
+    assert project.readiness == ReadinessSettings(min_size=5, regex=r"INV-\d+\.pdf")

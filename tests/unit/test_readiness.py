@@ -125,3 +125,31 @@ def test_loose_arguments_override_settings() -> None:
     assert ReadinessSettings.of(base, pattern="*.csv", min_age=None) == ReadinessSettings("*.csv", min_size=5)
     assert ReadinessSettings.of(base.serialize()) == base
     assert ReadinessSettings.of(None, min_size=0) == ReadinessSettings(min_size=0)
+
+
+def test_regex_is_a_full_match_on_the_name_instead_of_the_pattern() -> None:
+    names = ["INV-1.pdf", "INV-22.pdf", "xINV-3.pdf", "INV-4.pdf.bak", "INV-5.PDF", "notes.txt"]
+    listing = {name: FileState(10, OLD) for name in names}
+    assert _ready(listing, listing, regex=r"INV-\d+\.pdf") == ["INV-1.pdf", "INV-22.pdf"]
+    assert _ready(listing, listing, regex=r"(?i)inv-\d+\.pdf") == ["INV-1.pdf", "INV-22.pdf", "INV-5.PDF"]
+    assert _ready(listing, listing, regex=r".*\.txt", pattern="*.pdf") == ["notes.txt"]  # regex wins
+
+
+def test_regex_keeps_the_other_rules() -> None:
+    listing = {
+        ".INV-1.pdf": FileState(10, OLD),
+        "INV-2.pdf.part": FileState(10, OLD),
+        "INV-3.pdf": FileState(0, OLD),
+    }
+    assert _ready(listing, listing, regex=r".*") == []
+
+
+def test_an_invalid_regex_is_refused() -> None:
+    with pytest.raises(ValueError, match="regex"):
+        ReadinessSettings(regex="INV-(")
+
+
+def test_settings_with_a_regex_round_trip() -> None:
+    settings = ReadinessSettings(regex=r"INV-\d+\.pdf")
+    assert settings.serialize()["regex"] == r"INV-\d+\.pdf"
+    assert ReadinessSettings.from_dict(settings.serialize()) == settings

@@ -1,0 +1,39 @@
+"""File selection rules (issue 31) on every real server, through the sync hook and the trigger alike."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from airflow_outamation.hooks.sftp import PooledSFTPHook
+from airflow_outamation.readiness import ReadinessSettings
+from airflow_outamation.testing.event_loops import run
+from airflow_outamation.testing.server_base import SftpTestServer
+from airflow_outamation.triggers.sftp import ReadyFilesTrigger
+
+
+async def ready_event(trigger: ReadyFilesTrigger) -> dict[str, Any]:
+    """The trigger's ready event; within 30 s."""
+    async with asyncio.timeout(30):
+        async for event in trigger.run():
+            return event.payload
+    raise AssertionError("the trigger ended without an event")
+
+
+def ready_names(
+    sftp_conn_id: str, directory: str, settings: ReadinessSettings
+) -> tuple[list[str], list[str]]:
+    """The ready files' names as the sync hook (sensor's poke mode) and the trigger (triggerer) find them."""
+    by_hook = PooledSFTPHook(ssh_conn_id=sftp_conn_id).list_ready_files(directory, settings=settings)
+    event = run(ready_event(ReadyFilesTrigger(sftp_conn_id, directory, poke_interval=0.2, settings=settings)))
+    return [file.filename for file in by_hook], [file["filename"] for file in event["files"]]
+
+
+def test_regex_selects_names_by_full_match(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    for name in ("INV-001.pdf", "INV-002.PDF", "INV-003.pdf.bak", "xINV-004.pdf", "INV-abc.pdf"):
+        sftp_server.write(f"{sftp_base}/{name}", b"%PDF " + name.encode())
+    settings = ReadinessSettings(regex=r"INV-\d+\.(pdf|PDF)", stability_delay=0.3)
+
+    assert ready_names(sftp_conn_id, sftp_base, settings) == (["INV-001.pdf", "INV-002.PDF"],) * 2
