@@ -71,6 +71,7 @@ class Project:
     min_size: int = DEFAULT_MIN_SIZE
     stability_delay: float = DEFAULT_STABILITY_DELAY
     regex: str | None = None
+    max_age: float | None = None
     batch_size: int = 5
     max_files_per_run: int = 5000
     max_in_flight: int = 8
@@ -100,6 +101,7 @@ class Project:
             min_age=self.min_age,
             min_size=self.min_size,
             regex=self.regex,
+            max_age=self.max_age,
         )
 
 
@@ -317,6 +319,7 @@ SCHEMA: dict[str, Check] = {
     "min_size": _number(0, integer=True),
     "stability_delay": _number(0, MAX_STABILITY_DELAY),
     "regex": _optional(_regex),
+    "max_age": _optional(_number(0, low_open=True)),
     "batch_size": _number(1, MAX_BATCH_SIZE, integer=True),
     "max_files_per_run": _number(1, MAX_FILES_PER_RUN, integer=True),
     "max_in_flight": _number(1, 32, integer=True),

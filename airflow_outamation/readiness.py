@@ -80,6 +80,8 @@ class ReadinessSettings:
     :param min_size: smallest size in bytes that counts (1 rejects zero-byte files)
     :param regex: regular expression the whole name must match (case-sensitive, ``(?i)`` for not),
         instead of ``pattern``; ``None``: ``pattern`` decides
+    :param max_age: seconds since its last modification a file may have at most; older files are
+        left alone (reported by :func:`too_old`); ``None``: no limit
     :raises ValueError: ``regex`` is not a valid regular expression
     """
 
@@ -88,6 +90,7 @@ class ReadinessSettings:
     min_age: float = DEFAULT_MIN_AGE
     min_size: int = DEFAULT_MIN_SIZE
     regex: str | None = None
+    max_age: float | None = None
 
     def __post_init__(self) -> None:
         if self.regex is not None:
@@ -188,6 +191,29 @@ def is_candidate(name: str, state: FileState, settings: ReadinessSettings = DEFA
     )
 
 
+def is_right_age(state: FileState, settings: ReadinessSettings, now: float) -> bool:
+    """Whether a file is at least ``min_age`` and at most ``max_age`` seconds past its last modification."""
+    age = now - state.mtime
+    return age >= settings.min_age and (settings.max_age is None or age <= settings.max_age)
+
+
+def too_old(listing: Listing, settings: ReadinessSettings, now: float) -> list[str]:
+    """
+    The candidates of ``listing`` older than ``max_age``, by name: left alone, reported in the status.
+
+    :param listing: the directory's listing
+    :param settings: the readiness settings
+    :param now: the current time (epoch seconds)
+    """
+    if settings.max_age is None:
+        return []
+    return [
+        name
+        for name in sorted(listing)
+        if is_candidate(name, listing[name], settings) and now - listing[name].mtime > settings.max_age
+    ]
+
+
 def is_stable(before: FileState, after: FileState) -> bool:
     """Whether a file kept its size and modification time between two looks."""
     return before.size == after.size and before.mtime == after.mtime
@@ -234,7 +260,7 @@ def ready_files(
         previous = before.get(name)
         if previous is None or not is_stable(previous, state):
             continue
-        if not is_candidate(name, state, settings) or now - state.mtime < settings.min_age:
+        if not is_candidate(name, state, settings) or not is_right_age(state, settings, now):
             continue
         ready.append(RemoteFile(path=posixpath.join(directory, name), size=state.size, mtime=state.mtime))
     return ready

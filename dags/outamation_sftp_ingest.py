@@ -256,6 +256,9 @@ def project_doc(project: Project) -> str:
         schedule = f"`{project.schedule}`" if project.schedule else "none (triggered by hand)"
     url = f" (URL `{display_url(project.api_url)}`)" if project.api_url else ""
     claimed_into = f"{project.base_path}/{project.in_progress_dir}/{date_folder(project)}"
+    selection = f"files matching `{project.readiness.names}`"
+    if project.max_age is not None:
+        selection += f"; files older than {project.max_age:g} s are left alone (status: *Too old*)"
     alerts = "; ".join(project_expectations(project).describe()) + (
         f" (to {', '.join(f'{k}: {v}' for k, v in project.alert_targets.items())})"
         if project.alert_targets
@@ -268,7 +271,7 @@ def project_doc(project: Project) -> str:
 |---|---|
 | SFTP connection | `{project.sftp_conn_id}` |
 | Document API connection | `{project.document_api_conn_id}`{url} |
-| Input folder | `{project.base_path}/{project.source_dir}` (files matching `{project.readiness.names}`) |
+| Input folder | `{project.base_path}/{project.source_dir}` ({selection}) |
 | Claimed into | `{claimed_into}`, the run's date in {project.timezone} |
 | Schedule | {schedule}; one run at a time: {project.max_active_runs} |
 | Asset | `{asset.uri}`: `schedule=[in_progress_asset("{project.project_id}")]` |

@@ -569,6 +569,7 @@ def test_each_dag_shows_its_project(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         "owner": "acme-team",
         "source_dir": "drop",
         "regex": r"INV-\d+\.pdf",
+        "max_age": 86400,
     }
     dag = _load_example_dag([project], tmp_path, monkeypatch).outamation_sftp_ingest_acme
     assert dag.dag_display_name == "Outamation SFTP ingest: acme"
@@ -579,7 +580,7 @@ def test_each_dag_shows_its_project(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         "/upload/acme/drop",
         "*/15 * * * *",
         "outamation://acme/in_progress",
-        r"files matching `regex INV-\d+\.pdf`",
+        r"files matching `regex INV-\d+\.pdf`; files older than 86400 s are left alone",
     ):
         assert text in dag.doc_md
     assert dag.get_task("wait_for_files").readiness["regex"] == r"INV-\d+\.pdf"

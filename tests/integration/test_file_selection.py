@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from typing import Any
 
 from airflow_outamation.hooks.sftp import PooledSFTPHook
+from airflow_outamation.plugins.status_data import project_rows
+from airflow_outamation.projects import Project, parse_entry
 from airflow_outamation.readiness import ReadinessSettings
 from airflow_outamation.testing.event_loops import run
 from airflow_outamation.testing.server_base import SftpTestServer
@@ -37,3 +41,39 @@ def test_regex_selects_names_by_full_match(
     settings = ReadinessSettings(regex=r"INV-\d+\.(pdf|PDF)", stability_delay=0.3)
 
     assert ready_names(sftp_conn_id, sftp_base, settings) == (["INV-001.pdf", "INV-002.PDF"],) * 2
+
+
+def test_max_age_leaves_older_files_alone(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    for name in ("new.pdf", "old.pdf"):
+        sftp_server.write(f"{sftp_base}/{name}", b"%PDF " + name.encode())
+    two_hours_ago = time.time() - 7200
+    os.utime(sftp_server.local_path(f"{sftp_base}/old.pdf"), (two_hours_ago, two_hours_ago))
+    settings = ReadinessSettings(max_age=3600, stability_delay=0.3)
+
+    assert ready_names(sftp_conn_id, sftp_base, settings) == (["new.pdf"], ["new.pdf"])
+
+
+def test_the_status_reports_files_too_old_to_take(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str, airflow_db: str
+) -> None:
+    from airflow.utils.session import create_session
+
+    for name in ("new.pdf", "old.pdf", "older.pdf"):
+        sftp_server.write(f"{sftp_base}/input/{name}")
+    for name in ("old.pdf", "older.pdf"):
+        os.utime(sftp_server.local_path(f"{sftp_base}/input/{name}"), (time.time() - 7200,) * 2)
+    entry = {
+        "project_id": "aged",
+        "sftp_conn_id": sftp_conn_id,
+        "document_api_conn_id": "api",
+        "max_age": 3600,
+    }
+    project = parse_entry({**entry, "base_path": sftp_base, "profile_code": "p"}, 0)
+    assert isinstance(project, Project)
+
+    with create_session() as session:
+        (row,) = project_rows(session, [project], [], lambda dag_id: dag_id, timeout=10)
+
+    assert (row.waiting, row.too_old, row.error) == (1, 2, None)

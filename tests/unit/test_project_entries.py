@@ -101,6 +101,7 @@ def test_every_problem_of_an_entry_is_named() -> None:
         ("name_encoding", "klingon"),
         ("regex", "INV-("),
         ("regex", 7),
+        ("max_age", 0),
     ],
 )
 def test_bad_values_are_refused(key: str, bad: Any) -> None:
@@ -125,6 +126,7 @@ def test_bad_values_are_refused(key: str, bad: Any) -> None:
         ("retention_days", 7.5),
         ("min_age", 2.5),
         ("regex", r"INV-\d+\.pdf"),
+        ("max_age", 86400),
     ],
 )
 def test_good_values_are_accepted(key: str, good: Any) -> None:

@@ -11,6 +11,7 @@ from airflow_outamation.readiness import (
     is_temporary_name,
     matches_pattern,
     ready_files,
+    too_old,
     unannounced,
 )
 
@@ -153,3 +154,23 @@ def test_settings_with_a_regex_round_trip() -> None:
     settings = ReadinessSettings(regex=r"INV-\d+\.pdf")
     assert settings.serialize()["regex"] == r"INV-\d+\.pdf"
     assert ReadinessSettings.from_dict(settings.serialize()) == settings
+
+
+def test_max_age_leaves_older_files_alone() -> None:
+    listing = {
+        "new.pdf": FileState(10, NOW - 60),
+        "old.pdf": FileState(10, NOW - 7200),
+        "edge.pdf": FileState(10, NOW - 3600),
+    }
+    assert _ready(listing, listing, max_age=3600) == ["edge.pdf", "new.pdf"]
+    assert _ready(listing, listing) == ["edge.pdf", "new.pdf", "old.pdf"]  # no max_age: every age
+
+
+def test_too_old_names_the_candidates_older_than_max_age() -> None:
+    listing = {
+        "old.pdf": FileState(10, NOW - 7200),
+        "old.txt": FileState(10, NOW - 7200),
+        "new.pdf": FileState(10, NOW),
+    }
+    assert too_old(listing, ReadinessSettings(max_age=3600), NOW) == ["old.pdf"]
+    assert too_old(listing, ReadinessSettings(), NOW) == []

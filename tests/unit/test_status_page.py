@@ -58,3 +58,9 @@ def test_the_page_refreshes_itself_and_has_room_for_more_sections() -> None:
     page = render_page([_row()], 10, sections=['<section id="alerts">2 alerts</section>'])
     assert "location.reload()" in page
     assert page.index('<section id="alerts">') < page.index('<table id="projects">')
+
+
+def test_files_too_old_to_take_have_their_own_column() -> None:
+    page = render_page([_row(waiting=1, too_old=2, claimed_today=3)], 10)
+    assert "<th>Waiting in input</th><th>Too old (left alone)</th><th>Claimed today</th>" in page
+    assert re.search(r'<td class="count">1</td>\s*<td class="count">2</td>\s*<td class="count">3</td>', page)
