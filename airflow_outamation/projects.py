@@ -72,6 +72,7 @@ class Project:
     stability_delay: float = DEFAULT_STABILITY_DELAY
     regex: str | None = None
     max_age: float | None = None
+    done_marker: str | None = None
     batch_size: int = 5
     max_files_per_run: int = 5000
     max_in_flight: int = 8
@@ -102,6 +103,7 @@ class Project:
             min_size=self.min_size,
             regex=self.regex,
             max_age=self.max_age,
+            done_marker=self.done_marker,
         )
 
 
@@ -198,6 +200,13 @@ def _regex(value: Any) -> str | None:
             ReadinessSettings(regex=value)
         except ValueError as exc:
             problem = f"must be a valid regular expression: {exc}"
+    return problem
+
+
+def _suffix(value: Any) -> str | None:
+    problem = _text(value)
+    if problem is None and ("/" in value or value != value.strip()):
+        problem = f"must be a file name suffix (no '/', no leading or trailing spaces), got {value!r}"
     return problem
 
 
@@ -320,6 +329,7 @@ SCHEMA: dict[str, Check] = {
     "stability_delay": _number(0, MAX_STABILITY_DELAY),
     "regex": _optional(_regex),
     "max_age": _optional(_number(0, low_open=True)),
+    "done_marker": _optional(_suffix),
     "batch_size": _number(1, MAX_BATCH_SIZE, integer=True),
     "max_files_per_run": _number(1, MAX_FILES_PER_RUN, integer=True),
     "max_in_flight": _number(1, 32, integer=True),

@@ -82,6 +82,9 @@ class ReadinessSettings:
         instead of ``pattern``; ``None``: ``pattern`` decides
     :param max_age: seconds since its last modification a file may have at most; older files are
         left alone (reported by :func:`too_old`); ``None``: no limit
+    :param done_marker: suffix of the marker file an uploader writes once a file is complete
+        (``".done"``: ``x.pdf`` is ready only beside an ``x.pdf.done`` at least as new as it); markers
+        are never candidates themselves; ``None``: no marker needed
     :raises ValueError: ``regex`` is not a valid regular expression
     """
 
@@ -91,6 +94,7 @@ class ReadinessSettings:
     min_size: int = DEFAULT_MIN_SIZE
     regex: str | None = None
     max_age: float | None = None
+    done_marker: str | None = None
 
     def __post_init__(self) -> None:
         if self.regex is not None:
@@ -187,6 +191,7 @@ def is_candidate(name: str, state: FileState, settings: ReadinessSettings = DEFA
         and not name.startswith(".")
         and not is_temporary_name(name)
         and settings.matches(name)
+        and not (settings.done_marker and name.endswith(settings.done_marker))
         and state.size >= settings.min_size
     )
 
@@ -195,6 +200,17 @@ def is_right_age(state: FileState, settings: ReadinessSettings, now: float) -> b
     """Whether a file is at least ``min_age`` and at most ``max_age`` seconds past its last modification."""
     age = now - state.mtime
     return age >= settings.min_age and (settings.max_age is None or age <= settings.max_age)
+
+
+def has_marker(name: str, state: FileState, listing: Listing, done_marker: str) -> bool:
+    """Whether ``listing`` holds the file's done marker, at least as new as the file (else it is stale)."""
+    marker = listing.get(name + done_marker)
+    return marker is not None and marker.mtime >= state.mtime
+
+
+def marker_of(path: str, settings: ReadinessSettings) -> str | None:
+    """The path of a file's done marker, ``None`` when the settings ask for none."""
+    return None if settings.done_marker is None else path + settings.done_marker
 
 
 def too_old(listing: Listing, settings: ReadinessSettings, now: float) -> list[str]:
@@ -261,6 +277,8 @@ def ready_files(
         if previous is None or not is_stable(previous, state):
             continue
         if not is_candidate(name, state, settings) or not is_right_age(state, settings, now):
+            continue
+        if settings.done_marker is not None and not has_marker(name, state, after, settings.done_marker):
             continue
         ready.append(RemoteFile(path=posixpath.join(directory, name), size=state.size, mtime=state.mtime))
     return ready

@@ -259,6 +259,8 @@ def project_doc(project: Project) -> str:
     selection = f"files matching `{project.readiness.names}`"
     if project.max_age is not None:
         selection += f"; files older than {project.max_age:g} s are left alone (status: *Too old*)"
+    if project.done_marker is not None:
+        selection += f"; each ready only beside its `<name>{project.done_marker}` marker"
     alerts = "; ".join(project_expectations(project).describe()) + (
         f" (to {', '.join(f'{k}: {v}' for k, v in project.alert_targets.items())})"
         if project.alert_targets
@@ -378,6 +380,7 @@ def build_dag(project: Project) -> DAG:
             max_files="{{ params.max_files_per_run }}",
             name_encoding=project.name_encoding,
             project_root=project.base_path,
+            done_marker=project.done_marker,
             return_summary=True,  # XCom stays small; submit_batches reads the files from the claim's record
             outlets=[in_progress_asset(project_id)],
         )

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from datetime import datetime, timezone
+from types import SimpleNamespace
 from typing import Any
 
 from airflow_outamation.hooks.sftp import PooledSFTPHook
+from airflow_outamation.operators.sftp import ClaimFilesOperator
 from airflow_outamation.plugins.status_data import project_rows
 from airflow_outamation.projects import Project, parse_entry
 from airflow_outamation.readiness import ReadinessSettings
@@ -77,3 +80,35 @@ def test_the_status_reports_files_too_old_to_take(
         (row,) = project_rows(session, [project], [], lambda dag_id: dag_id, timeout=10)
 
     assert (row.waiting, row.too_old, row.error) == (1, 2, None)
+
+
+def test_a_done_marker_makes_its_file_ready_and_goes_with_its_claim(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    source = f"{sftp_base}/input"
+    for name in ("a.pdf", "a.pdf.done", "b.pdf", "c.pdf", "c.pdf.done"):
+        sftp_server.write(f"{source}/{name}", b"%PDF " + name.encode())
+    hour_ago = time.time() - 3600
+    os.utime(sftp_server.local_path(f"{source}/c.pdf.done"), (hour_ago, hour_ago))  # older than c.pdf: stale
+    settings = ReadinessSettings(done_marker=".done", stability_delay=0.3)
+
+    assert ready_names(sftp_conn_id, source, settings) == (["a.pdf"], ["a.pdf"])
+
+    claim = ClaimFilesOperator(
+        task_id="claim_files",
+        sftp_conn_id=sftp_conn_id,
+        base_path=sftp_base,
+        files=[f"{source}/a.pdf"],
+        done_marker=".done",
+    )
+    context = {
+        "logical_date": datetime(2026, 11, 26, tzinfo=timezone.utc),
+        "run_id": "manual__marker",
+        "dag_run": SimpleNamespace(dag_id="ingest"),
+    }
+    (claimed,) = claim.execute(context)
+    assert claim.execute(context) == [
+        claimed
+    ]  # a retried claim is the same and does not fail on the gone marker
+    left = sorted(path.name for path in sftp_server.local_path(source).iterdir())
+    assert left == ["b.pdf", "c.pdf", "c.pdf.done"]  # the claimed file's marker went with it

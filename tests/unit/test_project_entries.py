@@ -102,6 +102,8 @@ def test_every_problem_of_an_entry_is_named() -> None:
         ("regex", "INV-("),
         ("regex", 7),
         ("max_age", 0),
+        ("done_marker", "../x"),
+        ("done_marker", ""),
     ],
 )
 def test_bad_values_are_refused(key: str, bad: Any) -> None:
@@ -127,6 +129,7 @@ def test_bad_values_are_refused(key: str, bad: Any) -> None:
         ("min_age", 2.5),
         ("regex", r"INV-\d+\.pdf"),
         ("max_age", 86400),
+        ("done_marker", ".done"),
     ],
 )
 def test_good_values_are_accepted(key: str, good: Any) -> None:

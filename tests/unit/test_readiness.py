@@ -9,6 +9,7 @@ from airflow_outamation.readiness import (
     ReadinessSettings,
     RemoteFile,
     is_temporary_name,
+    marker_of,
     matches_pattern,
     ready_files,
     too_old,
@@ -174,3 +175,22 @@ def test_too_old_names_the_candidates_older_than_max_age() -> None:
     }
     assert too_old(listing, ReadinessSettings(max_age=3600), NOW) == ["old.pdf"]
     assert too_old(listing, ReadinessSettings(), NOW) == []
+
+
+def test_with_a_done_marker_a_file_is_ready_only_beside_a_marker_at_least_as_new() -> None:
+    listing = {
+        "a.pdf": FileState(10, OLD),
+        "a.pdf.done": FileState(0, OLD),
+        "b.pdf": FileState(10, OLD),
+        "c.pdf": FileState(10, OLD),
+        "c.pdf.done": FileState(0, OLD - 60),  # written before c.pdf was (re-)uploaded: stale
+    }
+    assert _ready(listing, listing, done_marker=".done") == ["a.pdf"]
+    assert _ready(listing, listing) == ["a.pdf", "b.pdf", "c.pdf"]
+
+
+def test_a_done_marker_is_never_a_candidate_itself() -> None:
+    listing = {"a.pdf": FileState(10, OLD), "a.pdf.done": FileState(1, OLD)}
+    assert _ready(listing, listing, pattern="*", done_marker=".done") == ["a.pdf"]
+    assert marker_of("/in/a.pdf", ReadinessSettings(done_marker=".done")) == "/in/a.pdf.done"
+    assert marker_of("/in/a.pdf", ReadinessSettings()) is None
