@@ -95,16 +95,9 @@ class Project:
 
     @property
     def readiness(self) -> ReadinessSettings:
-        """The project's readiness settings, as the sensor and triggers take them."""
-        return ReadinessSettings(
-            pattern=self.pattern,
-            stability_delay=self.stability_delay,
-            min_age=self.min_age,
-            min_size=self.min_size,
-            regex=self.regex,
-            max_age=self.max_age,
-            done_marker=self.done_marker,
-        )
+        """The project's readiness settings (its entry's keys of the same names), for sensor and triggers."""
+        names = [field.name for field in fields(ReadinessSettings)]
+        return ReadinessSettings(**{name: getattr(self, name) for name in names})
 
 
 @dataclass(frozen=True)
