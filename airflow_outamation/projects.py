@@ -73,6 +73,7 @@ class Project:
     regex: str | None = None
     max_age: float | None = None
     done_marker: str | None = None
+    max_size: int | None = None
     batch_size: int = 5
     max_files_per_run: int = 5000
     max_in_flight: int = 8
@@ -323,6 +324,7 @@ SCHEMA: dict[str, Check] = {
     "regex": _optional(_regex),
     "max_age": _optional(_number(0, low_open=True)),
     "done_marker": _optional(_suffix),
+    "max_size": _optional(_number(1, integer=True)),
     "batch_size": _number(1, MAX_BATCH_SIZE, integer=True),
     "max_files_per_run": _number(1, MAX_FILES_PER_RUN, integer=True),
     "max_in_flight": _number(1, 32, integer=True),

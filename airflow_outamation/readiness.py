@@ -12,9 +12,9 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, get_args, get_type_hints
+from typing import Any, TypeVar, get_args, get_type_hints
 
 from airflow_outamation.name_text import path_fields, path_of
 
@@ -67,6 +67,8 @@ class RemoteFile:
 
 
 Listing = Mapping[str, FileState]
+#: A claimed file as a dict (``filename``, ``size``, ...).
+FileT = TypeVar("FileT", bound=Mapping[str, Any])
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class ReadinessSettings:
     :param done_marker: suffix of the marker file an uploader writes once a file is complete
         (``".done"``: ``x.pdf`` is ready only beside an ``x.pdf.done`` at least as new as it); markers
         are never candidates themselves; ``None``: no marker needed
+    :param max_size: largest size in bytes a file may have to be sent; a larger one is ready (it
+        is claimed) but set aside unsent (:func:`too_big`); ``None``: no limit
     :raises ValueError: ``regex`` is not a valid regular expression
     """
 
@@ -95,6 +99,7 @@ class ReadinessSettings:
     regex: str | None = None
     max_age: float | None = None
     done_marker: str | None = None
+    max_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.regex is not None:
@@ -211,6 +216,23 @@ def has_marker(name: str, state: FileState, listing: Listing, done_marker: str) 
 def marker_of(path: str, settings: ReadinessSettings) -> str | None:
     """The path of a file's done marker, ``None`` when the settings ask for none."""
     return None if settings.done_marker is None else path + settings.done_marker
+
+
+def too_big(files: Sequence[FileT], max_size: int | None) -> tuple[list[FileT], list[FileT]]:
+    """
+    ``files`` split, in order, into those to send and those larger than ``max_size`` (set aside unsent).
+
+    A file without a recorded ``size`` (claimed by 0.3) is sent, as before.
+
+    :param files: claimed files (dicts with ``size``)
+    :param max_size: largest size in bytes to send; ``None``: no limit
+    """
+    fits: list[FileT] = []
+    larger: list[FileT] = []
+    for file in files:
+        size = file.get("size")
+        (larger if max_size is not None and size is not None and size > max_size else fits).append(file)
+    return fits, larger
 
 
 def too_old(listing: Listing, settings: ReadinessSettings, now: float) -> list[str]:

@@ -261,6 +261,8 @@ def project_doc(project: Project) -> str:
         selection += f"; files older than {project.max_age:g} s are left alone (status: *Too old*)"
     if project.done_marker is not None:
         selection += f"; each ready only beside its `<name>{project.done_marker}` marker"
+    if project.max_size is not None:
+        selection += f"; files over {project.max_size} bytes go to `rejected/<date>/` unsent"
     alerts = "; ".join(project_expectations(project).describe()) + (
         f" (to {', '.join(f'{k}: {v}' for k, v in project.alert_targets.items())})"
         if project.alert_targets
@@ -398,6 +400,7 @@ def build_dag(project: Project) -> DAG:
             profile_code="{{ params.profile_code }}",
             batch_size="{{ params.batch_size }}",
             max_in_flight=project.max_in_flight,
+            max_size=project.max_size,
             retries=3,
             retry_delay=timedelta(minutes=2),
             retry_exponential_backoff=True,

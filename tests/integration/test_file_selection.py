@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from datetime import datetime, timezone
@@ -10,10 +11,12 @@ from types import SimpleNamespace
 from typing import Any
 
 from airflow_outamation.hooks.sftp import PooledSFTPHook
+from airflow_outamation.operators.document_api import SubmitBatchesOperator
 from airflow_outamation.operators.sftp import ClaimFilesOperator
 from airflow_outamation.plugins.status_data import project_rows
 from airflow_outamation.projects import Project, parse_entry
 from airflow_outamation.readiness import ReadinessSettings
+from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.event_loops import run
 from airflow_outamation.testing.server_base import SftpTestServer
 from airflow_outamation.triggers.sftp import ReadyFilesTrigger
@@ -112,3 +115,42 @@ def test_a_done_marker_makes_its_file_ready_and_goes_with_its_claim(
     ]  # a retried claim is the same and does not fail on the gone marker
     left = sorted(path.name for path in sftp_server.local_path(source).iterdir())
     assert left == ["b.pdf", "c.pdf", "c.pdf.done"]  # the claimed file's marker went with it
+
+
+def test_max_size_sets_larger_files_aside_unsent_with_a_reason(
+    sftp_server: SftpTestServer,
+    sftp_base: str,
+    sftp_conn_id: str,
+    document_api_receiver: DocumentApiReceiver,
+    document_api_conn_id: str,
+) -> None:
+    source = f"{sftp_base}/input"
+    sftp_server.write(f"{source}/small.pdf", b"%PDF 1")
+    sftp_server.write(f"{source}/big.pdf", b"%PDF " + b"x" * 100)
+    context = {
+        "logical_date": datetime(2026, 11, 26, tzinfo=timezone.utc),
+        "run_id": "manual__size",
+        "dag_run": SimpleNamespace(dag_id="ingest"),
+    }
+    files = [f"{source}/big.pdf", f"{source}/small.pdf"]
+    claimed = ClaimFilesOperator(task_id="claim", sftp_conn_id=sftp_conn_id, base_path=sftp_base, files=files)
+    submit = SubmitBatchesOperator(
+        task_id="submit_batches",
+        claimed=claimed.execute(context),
+        uploaded_by="tester",
+        source="SFTP",
+        document_api_conn_id=document_api_conn_id,
+        sftp_conn_id=sftp_conn_id,
+        max_size=50,
+    )
+
+    summary = submit.execute({})
+    assert submit.execute({})["sent"] == 0  # a re-run sends nothing and sets nothing aside again
+
+    sent = [f["filename"] for r in document_api_receiver.requests for f in r.json()["files"]]
+    assert sent == ["small.pdf"]
+    assert (summary["sent"], summary["too_big"]) == (1, 1)
+    rejected = sftp_server.local_path(f"{sftp_base}/rejected/11262026")
+    assert (rejected / "big.pdf").read_bytes() == b"%PDF " + b"x" * 100  # whole, never half-sent
+    (record,) = [json.loads(path.read_text()) for path in rejected.glob("*.json")]
+    assert "105 bytes, larger than max_size 50" in record["answer"]

@@ -104,6 +104,8 @@ def test_every_problem_of_an_entry_is_named() -> None:
         ("max_age", 0),
         ("done_marker", "../x"),
         ("done_marker", ""),
+        ("max_size", 0),
+        ("max_size", 1.5),
     ],
 )
 def test_bad_values_are_refused(key: str, bad: Any) -> None:
@@ -130,6 +132,7 @@ def test_bad_values_are_refused(key: str, bad: Any) -> None:
         ("regex", r"INV-\d+\.pdf"),
         ("max_age", 86400),
         ("done_marker", ".done"),
+        ("max_size", 50_000_000),
     ],
 )
 def test_good_values_are_accepted(key: str, good: Any) -> None:

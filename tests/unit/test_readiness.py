@@ -12,6 +12,7 @@ from airflow_outamation.readiness import (
     marker_of,
     matches_pattern,
     ready_files,
+    too_big,
     too_old,
     unannounced,
 )
@@ -194,3 +195,12 @@ def test_a_done_marker_is_never_a_candidate_itself() -> None:
     assert _ready(listing, listing, pattern="*", done_marker=".done") == ["a.pdf"]
     assert marker_of("/in/a.pdf", ReadinessSettings(done_marker=".done")) == "/in/a.pdf.done"
     assert marker_of("/in/a.pdf", ReadinessSettings()) is None
+
+
+def test_max_size_sets_larger_files_apart_and_keeps_the_order() -> None:
+    files = [{"filename": name, "size": size} for name, size in (("a.pdf", 10), ("b.pdf", 11), ("c.pdf", 5))]
+    assert too_big(files, 10) == ([files[0], files[2]], [files[1]])
+    assert too_big(files, None) == (files, [])
+    unknown = [{"filename": "old.pdf"}]  # claimed by 0.3: no size recorded, sent as before
+    assert too_big(unknown, 1) == (unknown, [])
+    assert ReadinessSettings.from_dict({"max_size": "50"}).max_size == 50
