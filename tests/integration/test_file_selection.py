@@ -22,6 +22,15 @@ from airflow_outamation.testing.server_base import SftpTestServer
 from airflow_outamation.triggers.sftp import ReadyFilesTrigger
 
 
+def claim_context(run_id: str) -> dict[str, Any]:
+    """What a claim task reads of its context: the run's date (11262026) and ids."""
+    return {
+        "logical_date": datetime(2026, 11, 26, tzinfo=timezone.utc),
+        "run_id": run_id,
+        "dag_run": SimpleNamespace(dag_id="ingest"),
+    }
+
+
 async def ready_event(trigger: ReadyFilesTrigger) -> dict[str, Any]:
     """The trigger's ready event; within 30 s."""
     async with asyncio.timeout(30):
@@ -104,11 +113,7 @@ def test_a_done_marker_makes_its_file_ready_and_goes_with_its_claim(
         files=[f"{source}/a.pdf"],
         done_marker=".done",
     )
-    context = {
-        "logical_date": datetime(2026, 11, 26, tzinfo=timezone.utc),
-        "run_id": "manual__marker",
-        "dag_run": SimpleNamespace(dag_id="ingest"),
-    }
+    context = claim_context("manual__marker")
     (claimed,) = claim.execute(context)
     assert claim.execute(context) == [
         claimed
@@ -127,11 +132,7 @@ def test_max_size_sets_larger_files_aside_unsent_with_a_reason(
     source = f"{sftp_base}/input"
     sftp_server.write(f"{source}/small.pdf", b"%PDF 1")
     sftp_server.write(f"{source}/big.pdf", b"%PDF " + b"x" * 100)
-    context = {
-        "logical_date": datetime(2026, 11, 26, tzinfo=timezone.utc),
-        "run_id": "manual__size",
-        "dag_run": SimpleNamespace(dag_id="ingest"),
-    }
+    context = claim_context("manual__size")
     files = [f"{source}/big.pdf", f"{source}/small.pdf"]
     claimed = ClaimFilesOperator(task_id="claim", sftp_conn_id=sftp_conn_id, base_path=sftp_base, files=files)
     submit = SubmitBatchesOperator(
