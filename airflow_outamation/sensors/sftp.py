@@ -51,9 +51,9 @@ class ReadyFilesSensor(BaseSensorOperator):
     :param sftp_conn_id: Airflow ``sftp`` connection
     :param directory: remote directory to watch (templated)
     :param settings: which files are ready (:class:`~airflow_outamation.readiness.ReadinessSettings`):
-        ``pattern``, ``stability_delay``, ``min_age``, ``min_size``; default: the defaults. Each may
-        also be given on its own (``stability_delay="{{ params.stability_delay }}"``), overriding
-        ``settings``; together they are the templated dict ``readiness``.
+        ``pattern`` or ``regex``, ``stability_delay``, ``min_age``, ``min_size``, ...; default: the
+        defaults. Each may also be given on its own (``stability_delay="{{ params.stability_delay }}"``),
+        overriding ``settings``; together they are the templated dict ``readiness``.
     :param max_files: most files one run passes on (the first by name; templated); ``None`` for all;
         the others stay in the folder for the next run
     :param deferrable: wait in the triggerer instead of in a worker slot; default: Airflow's

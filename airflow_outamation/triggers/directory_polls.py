@@ -88,8 +88,8 @@ class FolderWatch:
     """
     What both ready-files triggers share: the folder, its readiness settings, the cap and the cadence.
 
-    ``settings`` is a :class:`~airflow_outamation.readiness.ReadinessSettings` or its dict (``pattern``,
-    ``stability_delay``, ``min_age``, ``min_size``; default: the defaults). A trigger also takes single
+    ``settings`` is a :class:`~airflow_outamation.readiness.ReadinessSettings` or its dict (default:
+    the defaults). A trigger also takes single
     settings as keyword arguments (``pattern="*.txt"``, ``readiness``), which override ``settings``:
     triggers serialized by earlier versions carry them so.
     """
