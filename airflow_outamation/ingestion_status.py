@@ -55,6 +55,7 @@ class ProjectRow:
     :param dag_id: its DAG's id
     :param dag_url: the DAG's page in the Airflow UI
     :param waiting: files in its input folder that can become ready (pattern, size; no temporary names)
+    :param too_old: files in its input folder older than its ``max_age``, left alone
     :param claimed_today: files claimed today (in the project's time zone)
     :param sent: files of the last :data:`STATUS_DAYS` days whose batch the API accepted
     :param unsent: claimed files of those days neither sent nor rejected
@@ -68,6 +69,7 @@ class ProjectRow:
     dag_id: str
     dag_url: str
     waiting: int | None = None
+    too_old: int | None = None
     claimed_today: int | None = None
     sent: int | None = None
     unsent: int | None = None
@@ -139,6 +141,7 @@ def project_row(
         row.dag_id,
         dag_url,
         waiting=status["ready"],
+        too_old=status.get("too_old", 0),
         claimed_today=status["folders"].get(today, {}).get("claimed", 0),
         sent=total["sent"],
         unsent=total["unsent"],

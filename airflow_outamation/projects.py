@@ -32,6 +32,7 @@ from airflow_outamation.readiness import (
     DEFAULT_MIN_SIZE,
     DEFAULT_PATTERN,
     DEFAULT_STABILITY_DELAY,
+    ReadinessSettings,
 )
 from airflow_outamation.redaction import Scrubber, url_secrets
 
@@ -70,6 +71,10 @@ class Project:
     min_age: float = DEFAULT_MIN_AGE
     min_size: int = DEFAULT_MIN_SIZE
     stability_delay: float = DEFAULT_STABILITY_DELAY
+    regex: str | None = None
+    max_age: float | None = None
+    done_marker: str | None = None
+    max_size: int | None = None
     batch_size: int = 5
     max_files_per_run: int = 5000
     max_in_flight: int = 8
@@ -90,6 +95,12 @@ class Project:
     max_unreachable: float | None = None
     alert_targets: Mapping[str, Any] | None = None
     checksum: str | None = None
+
+    @property
+    def readiness(self) -> ReadinessSettings:
+        """The project's readiness settings (its entry's keys of the same names), for sensor and triggers."""
+        names = [field.name for field in fields(ReadinessSettings)]
+        return ReadinessSettings(**{name: getattr(self, name) for name in names})
 
 
 @dataclass(frozen=True)
@@ -175,6 +186,23 @@ def _absolute_path(value: Any) -> str | None:
             confine_path(value, value)
         except ValueError as exc:
             return f"must be a folder the runs accept ({exc}), got {value!r}"
+    return problem
+
+
+def _regex(value: Any) -> str | None:
+    problem = _text(value)
+    if problem is None:
+        try:
+            ReadinessSettings(regex=value)
+        except ValueError as exc:
+            problem = f"must be a valid regular expression: {exc}"
+    return problem
+
+
+def _suffix(value: Any) -> str | None:
+    problem = _text(value)
+    if problem is None and ("/" in value or value != value.strip()):
+        problem = f"must be a file name suffix (no '/', no leading or trailing spaces), got {value!r}"
     return problem
 
 
@@ -295,6 +323,10 @@ SCHEMA: dict[str, Check] = {
     "min_age": _number(0),
     "min_size": _number(0, integer=True),
     "stability_delay": _number(0, MAX_STABILITY_DELAY),
+    "regex": _optional(_regex),
+    "max_age": _optional(_number(0, low_open=True)),
+    "done_marker": _optional(_suffix),
+    "max_size": _optional(_number(1, integer=True)),
     "batch_size": _number(1, MAX_BATCH_SIZE, integer=True),
     "max_files_per_run": _number(1, MAX_FILES_PER_RUN, integer=True),
     "max_in_flight": _number(1, 32, integer=True),

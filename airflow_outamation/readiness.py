@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import fnmatch
 import posixpath
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar, get_args, get_type_hints
 
 from airflow_outamation.name_text import path_fields, path_of
 
@@ -66,6 +67,115 @@ class RemoteFile:
 
 
 Listing = Mapping[str, FileState]
+#: A claimed file as a dict (``filename``, ``size``, ...).
+FileT = TypeVar("FileT", bound=Mapping[str, Any])
+
+
+@dataclass(frozen=True)
+class ReadinessSettings:
+    """
+    Which files of a drop folder count as ready: one value for the hook, sensor, triggers and DAG.
+
+    :param pattern: case-insensitive glob the names must match
+    :param stability_delay: seconds a file's size and mtime must stay unchanged
+    :param min_age: seconds since its last modification a file must have
+    :param min_size: smallest size in bytes that counts (1 rejects zero-byte files)
+    :param regex: regular expression the whole name must match (case-sensitive, ``(?i)`` for not),
+        instead of ``pattern``; ``None``: ``pattern`` decides
+    :param max_age: seconds since its last modification a file may have at most; older files are
+        left alone (reported by :func:`too_old`); ``None``: no limit
+    :param done_marker: suffix of the marker file an uploader writes once a file is complete
+        (``".done"``: ``x.pdf`` is ready only beside an ``x.pdf.done`` at least as new as it); markers
+        are never candidates themselves; ``None``: no marker needed
+    :param max_size: largest size in bytes a file may have to be sent; a larger one is ready (it
+        is claimed) but set aside unsent (:func:`too_big`); ``None``: no limit
+    :raises ValueError: ``regex`` is not a valid regular expression
+    """
+
+    pattern: str = DEFAULT_PATTERN
+    stability_delay: float = DEFAULT_STABILITY_DELAY
+    min_age: float = DEFAULT_MIN_AGE
+    min_size: int = DEFAULT_MIN_SIZE
+    regex: str | None = None
+    max_age: float | None = None
+    done_marker: str | None = None
+    max_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"invalid regex {self.regex!r}: {exc}") from None
+
+    @property
+    def names(self) -> str:
+        """Which names count, for logs and docs: the pattern, or ``regex <expression>``."""
+        return self.pattern if self.regex is None else f"regex {self.regex}"
+
+    def matches(self, name: str) -> bool:
+        """Whether ``name`` is one of the names that count: ``regex`` matches it whole, else ``pattern``."""
+        if self.regex is not None:
+            return re.fullmatch(self.regex, name) is not None
+        return matches_pattern(name, self.pattern)
+
+    def serialize(self) -> dict[str, Any]:
+        """The settings as a JSON-serialisable dict (``None`` left out), which :meth:`from_dict` reads."""
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReadinessSettings:
+        """
+        Settings from a dict such as :meth:`serialize`'s; missing or ``None`` values take the defaults.
+
+        Values are converted to the fields' types, so a rendered template (``"1.5"``) works.
+
+        :raises TypeError: a key is not a setting
+        :raises ValueError: a value does not convert
+        """
+        types = get_type_hints(cls)
+        unknown = sorted(set(data) - set(types))
+        if unknown:
+            raise TypeError(f"unknown readiness setting(s): {', '.join(unknown)}")
+        return cls(
+            **{name: _converted(types[name], value) for name, value in data.items() if value is not None}
+        )
+
+    @classmethod
+    def of(
+        cls, settings: ReadinessSettings | Mapping[str, Any] | None = None, **overrides: Any
+    ) -> ReadinessSettings:
+        """
+        ``settings`` (a value, its dict, or ``None`` for the defaults) with the ``overrides`` not ``None``.
+
+        How the loose keyword arguments of the sensor and triggers (``pattern=``, ...) join ``settings=``.
+        """
+        return cls.from_dict(settings_dict(settings, **overrides))
+
+
+def _converted(kind: Any, value: Any) -> Any:
+    """``value`` as a ``kind`` (as an ``X`` for ``X | None``)."""
+    return next((option for option in get_args(kind) if option is not type(None)), kind)(value)
+
+
+def loose_settings(arguments: dict[str, Any]) -> dict[str, Any]:
+    """Take the readiness settings given one by one (``pattern=``, ...) out of ``arguments``; return them."""
+    return {name: arguments.pop(name) for name in get_type_hints(ReadinessSettings) if name in arguments}
+
+
+def settings_dict(settings: ReadinessSettings | Mapping[str, Any] | None, **overrides: Any) -> dict[str, Any]:
+    """
+    ``settings`` as a dict, with the ``overrides`` that are not ``None``, their values as given.
+
+    A sensor keeps this dict as a templated field (a template such as ``"{{ params.stability_delay }}"``
+    is rendered before :meth:`ReadinessSettings.from_dict` reads it).
+    """
+    base = settings.serialize() if isinstance(settings, ReadinessSettings) else dict(settings or {})
+    return {**base, **{name: value for name, value in overrides.items() if value is not None}}
+
+
+#: The default readiness settings.
+DEFAULT_SETTINGS = ReadinessSettings()
 
 
 def is_temporary_name(name: str) -> bool:
@@ -79,15 +189,67 @@ def matches_pattern(name: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(name.lower(), pattern.lower())
 
 
-def is_candidate(name: str, state: FileState, pattern: str = "*.pdf", min_size: int = 1) -> bool:
+def is_candidate(name: str, state: FileState, settings: ReadinessSettings = DEFAULT_SETTINGS) -> bool:
     """Whether an entry could be ready at all, whatever its history: the name and type rules."""
     return (
         state.is_regular
         and not name.startswith(".")
         and not is_temporary_name(name)
-        and matches_pattern(name, pattern)
-        and state.size >= min_size
+        and settings.matches(name)
+        and not (settings.done_marker and name.endswith(settings.done_marker))
+        and state.size >= settings.min_size
     )
+
+
+def is_right_age(state: FileState, settings: ReadinessSettings, now: float) -> bool:
+    """Whether a file is at least ``min_age`` and at most ``max_age`` seconds past its last modification."""
+    age = now - state.mtime
+    return age >= settings.min_age and (settings.max_age is None or age <= settings.max_age)
+
+
+def has_marker(name: str, state: FileState, listing: Listing, done_marker: str) -> bool:
+    """Whether ``listing`` holds the file's done marker, at least as new as the file (else it is stale)."""
+    marker = listing.get(name + done_marker)
+    return marker is not None and marker.mtime >= state.mtime
+
+
+def marker_of(path: str, settings: ReadinessSettings) -> str | None:
+    """The path of a file's done marker, ``None`` when the settings ask for none."""
+    return None if settings.done_marker is None else path + settings.done_marker
+
+
+def too_big(files: Sequence[FileT], max_size: int | None) -> tuple[list[FileT], list[FileT]]:
+    """
+    ``files`` split, in order, into those to send and those larger than ``max_size`` (set aside unsent).
+
+    A file without a recorded ``size`` (claimed by 0.3) is sent, as before.
+
+    :param files: claimed files (dicts with ``size``)
+    :param max_size: largest size in bytes to send; ``None``: no limit
+    """
+    fits: list[FileT] = []
+    larger: list[FileT] = []
+    for file in files:
+        size = file.get("size")
+        (larger if max_size is not None and size is not None and size > max_size else fits).append(file)
+    return fits, larger
+
+
+def too_old(listing: Listing, settings: ReadinessSettings, now: float) -> list[str]:
+    """
+    The candidates of ``listing`` older than ``max_age``, by name: left alone, reported in the status.
+
+    :param listing: the directory's listing
+    :param settings: the readiness settings
+    :param now: the current time (epoch seconds)
+    """
+    if settings.max_age is None:
+        return []
+    return [
+        name
+        for name in sorted(listing)
+        if is_candidate(name, listing[name], settings) and now - listing[name].mtime > settings.max_age
+    ]
 
 
 def is_stable(before: FileState, after: FileState) -> bool:
@@ -95,19 +257,20 @@ def is_stable(before: FileState, after: FileState) -> bool:
     return before.size == after.size and before.mtime == after.mtime
 
 
-def unannounced(listing: Listing, announced: Listing, pattern: str = "*.pdf", min_size: int = 1) -> list[str]:
+def unannounced(
+    listing: Listing, announced: Listing, settings: ReadinessSettings = DEFAULT_SETTINGS
+) -> list[str]:
     """
     The candidates of ``listing`` not in ``announced`` as they are now (new, or changed since), by name.
 
     :param listing: the directory's current listing
     :param announced: files found stable earlier, e.g. by a watcher (name -> state)
-    :param pattern: case-insensitive glob the names must match
-    :param min_size: smallest size in bytes that counts
+    :param settings: the readiness settings
     """
     return [
         name
         for name in sorted(listing)
-        if is_candidate(name, listing[name], pattern, min_size)
+        if is_candidate(name, listing[name], settings)
         and not (name in announced and is_stable(announced[name], listing[name]))
     ]
 
@@ -118,9 +281,7 @@ def ready_files(
     after: Listing,
     *,
     now: float,
-    pattern: str = "*.pdf",
-    min_size: int = 1,
-    min_age: float = 0,
+    settings: ReadinessSettings = DEFAULT_SETTINGS,
 ) -> list[RemoteFile]:
     """
     Files of ``after`` that are ready, sorted by name.
@@ -129,9 +290,7 @@ def ready_files(
     :param before: the earlier listing (name -> state)
     :param after: the later listing, at least the stability delay after ``before``
     :param now: the current time (epoch seconds), for ``min_age``
-    :param pattern: case-insensitive glob the names must match
-    :param min_size: smallest size in bytes that counts (1 rejects zero-byte files)
-    :param min_age: seconds since the last modification a file must have
+    :param settings: the readiness settings (its ``stability_delay`` is the caller's to keep)
     """
     ready = []
     for name in sorted(after):
@@ -139,14 +298,16 @@ def ready_files(
         previous = before.get(name)
         if previous is None or not is_stable(previous, state):
             continue
-        if not is_candidate(name, state, pattern, min_size) or now - state.mtime < min_age:
+        if not is_candidate(name, state, settings) or not is_right_age(state, settings, now):
+            continue
+        if settings.done_marker is not None and not has_marker(name, state, after, settings.done_marker):
             continue
         ready.append(RemoteFile(path=posixpath.join(directory, name), size=state.size, mtime=state.mtime))
     return ready
 
 
 def waiting_files(
-    previous: Listing | None, listing: Listing, pattern: str = "*.pdf", min_size: int = 1
+    previous: Listing | None, listing: Listing, settings: ReadinessSettings = DEFAULT_SETTINGS
 ) -> tuple[list[str], list[str]]:
     """
     The candidates of ``listing`` that are not passed on yet, by name: those still growing, the others.
@@ -156,14 +317,13 @@ def waiting_files(
 
     :param previous: the listing before ``listing``, if any
     :param listing: the latest listing
-    :param pattern: case-insensitive glob the names must match
-    :param min_size: smallest size in bytes that counts
+    :param settings: the readiness settings
     """
     growing: list[str] = []
     settling: list[str] = []
     for name in sorted(listing):
         state = listing[name]
-        if not is_candidate(name, state, pattern, min_size):
+        if not is_candidate(name, state, settings):
             continue
         before = previous.get(name) if previous is not None else None
         (settling if before is not None and is_stable(before, state) else growing).append(name)
@@ -178,20 +338,12 @@ class StabilityTracker:
     across two polls at least ``stability_delay`` apart is ready without an extra wait.
 
     :param directory: the listed directory
-    :param stability_delay: seconds a file's size and mtime must stay unchanged
-    :param pattern: case-insensitive glob the names must match
-    :param min_size: smallest size in bytes that counts
-    :param min_age: seconds since the last modification a file must have
+    :param settings: the readiness settings
     """
 
-    def __init__(
-        self, directory: str, stability_delay: float, pattern: str, min_size: int, min_age: float
-    ) -> None:
+    def __init__(self, directory: str, settings: ReadinessSettings) -> None:
         self.directory = directory
-        self.stability_delay = stability_delay
-        self.pattern = pattern
-        self.min_size = min_size
-        self.min_age = min_age
+        self.settings = settings
         self._baseline: Listing | None = None
         self._baseline_at = 0.0
 
@@ -206,18 +358,10 @@ class StabilityTracker:
         :param finished: monotonic time it was received (a later listing may compare with it from then)
         :param now: the current time (epoch seconds), for ``min_age``
         """
-        if self._baseline is not None and started - self._baseline_at < self.stability_delay:
+        if self._baseline is not None and started - self._baseline_at < self.settings.stability_delay:
             return None
         ready: list[RemoteFile] = []
         if self._baseline is not None:
-            ready = ready_files(
-                self.directory,
-                self._baseline,
-                listing,
-                now=now,
-                pattern=self.pattern,
-                min_size=self.min_size,
-                min_age=self.min_age,
-            )
+            ready = ready_files(self.directory, self._baseline, listing, now=now, settings=self.settings)
         self._baseline, self._baseline_at = listing, finished
         return ready

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow_outamation.readiness import Listing, RemoteFile, ready_files
+from airflow_outamation.readiness import Listing, ReadinessSettings, RemoteFile, ready_files
 
 
 def files_digest(files: Sequence[RemoteFile]) -> str:
@@ -50,25 +50,17 @@ def found_again(
     """
     The summary's files in ``listing`` of ``directory``: its first ``file_count`` ready-looking files by name.
 
-    A file looks ready when it passes the summary's ``readiness`` settings (``pattern``,
-    ``min_size``, ``min_age``) in this one listing. ``None`` when these are not exactly the
-    summary's files, unchanged (their digest differs): the folder changed since the summary was
-    made, and readiness must be decided again.
+    A file looks ready when it passes the summary's ``readiness`` settings
+    (:class:`~airflow_outamation.readiness.ReadinessSettings`) in this one listing. ``None`` when
+    these are not exactly the summary's files, unchanged (their digest differs): the folder changed
+    since the summary was made, and readiness must be decided again.
 
     :param summary: a sensor's summary: :func:`ready_summary` with ``readiness``
     :param directory: the folder ``listing`` was read from
     :param listing: one listing of it (name -> state)
     :param now: the current time (epoch seconds), for ``min_age``
     """
-    settings = summary["readiness"]
-    candidates = ready_files(
-        directory,
-        listing,
-        listing,
-        now=now,
-        pattern=settings["pattern"],
-        min_size=settings["min_size"],
-        min_age=settings["min_age"],
-    )
+    settings = ReadinessSettings.from_dict(summary["readiness"])
+    candidates = ready_files(directory, listing, listing, now=now, settings=settings)
     files = candidates[: int(summary["file_count"])]
     return files if files_digest(files) == summary["digest"] else None

@@ -237,10 +237,7 @@ def watched_asset(project: Project) -> Asset:
         sftp_conn_id=project.sftp_conn_id,
         directory=directory,
         project_id=project.project_id,
-        pattern=project.pattern,
-        stability_delay=project.stability_delay,
-        min_age=project.min_age,
-        min_size=project.min_size,
+        settings=project.readiness,
         max_files=project.max_files_per_run,
         poke_interval=project.poke_interval,
     )
@@ -259,6 +256,13 @@ def project_doc(project: Project) -> str:
         schedule = f"`{project.schedule}`" if project.schedule else "none (triggered by hand)"
     url = f" (URL `{display_url(project.api_url)}`)" if project.api_url else ""
     claimed_into = f"{project.base_path}/{project.in_progress_dir}/{date_folder(project)}"
+    selection = f"files matching `{project.readiness.names}`"
+    if project.max_age is not None:
+        selection += f"; files older than {project.max_age:g} s are left alone (status: *Too old*)"
+    if project.done_marker is not None:
+        selection += f"; each ready only beside its `<name>{project.done_marker}` marker"
+    if project.max_size is not None:
+        selection += f"; files over {project.max_size} bytes go to `rejected/<date>/` unsent"
     alerts = "; ".join(project_expectations(project).describe()) + (
         f" (to {', '.join(f'{k}: {v}' for k, v in project.alert_targets.items())})"
         if project.alert_targets
@@ -271,7 +275,7 @@ def project_doc(project: Project) -> str:
 |---|---|
 | SFTP connection | `{project.sftp_conn_id}` |
 | Document API connection | `{project.document_api_conn_id}`{url} |
-| Input folder | `{project.base_path}/{project.source_dir}` (files matching `{project.pattern}`) |
+| Input folder | `{project.base_path}/{project.source_dir}` ({selection}) |
 | Claimed into | `{claimed_into}`, the run's date in {project.timezone} |
 | Schedule | {schedule}; one run at a time: {project.max_active_runs} |
 | Asset | `{asset.uri}`: `schedule=[in_progress_asset("{project.project_id}")]` |
@@ -354,10 +358,8 @@ def build_dag(project: Project) -> DAG:
             trigger_rule=TriggerRule.ALL_DONE,  # new files are claimed even if the resend failed
             sftp_conn_id=project.sftp_conn_id,
             directory=f"{PROJECT_FOLDER}/{project.source_dir}",
-            pattern=project.pattern,
+            settings=project.readiness,
             stability_delay="{{ params.stability_delay }}",
-            min_age=project.min_age,
-            min_size=project.min_size,
             max_files="{{ params.max_files_per_run }}",
             poke_interval=project.poke_interval,
             # Event mode: the watcher started this run for ready files: look once, skip if a run before
@@ -380,6 +382,7 @@ def build_dag(project: Project) -> DAG:
             max_files="{{ params.max_files_per_run }}",
             name_encoding=project.name_encoding,
             project_root=project.base_path,
+            done_marker=project.done_marker,
             return_summary=True,  # XCom stays small; submit_batches reads the files from the claim's record
             outlets=[in_progress_asset(project_id)],
         )
@@ -398,6 +401,7 @@ def build_dag(project: Project) -> DAG:
             batch_size="{{ params.batch_size }}",
             max_in_flight=project.max_in_flight,
             checksum=project.checksum,
+            max_size=project.max_size,
             retries=3,
             retry_delay=timedelta(minutes=2),
             retry_exponential_backoff=True,

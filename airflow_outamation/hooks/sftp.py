@@ -57,7 +57,7 @@ from airflow_outamation.hooks.sftp_pool import (
 )
 from airflow_outamation.hooks.ssh_logging import set_ssh_log_level
 from airflow_outamation.name_text import printable
-from airflow_outamation.readiness import FileState, Listing, RemoteFile
+from airflow_outamation.readiness import FileState, Listing, ReadinessSettings, RemoteFile
 from airflow_outamation.sftp_paths import resolve
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -534,11 +534,12 @@ class PooledSFTPHook(SFTPHook):
     def list_ready_files(
         self,
         directory: str,
-        pattern: str = "*.pdf",
-        stability_delay: float = 1.2,
-        min_age: float = 0,
-        min_size: int = 1,
+        pattern: str | None = None,
+        stability_delay: float | None = None,
+        min_age: float | None = None,
+        min_size: int | None = None,
         announced: Listing | None = None,
+        settings: ReadinessSettings | None = None,
     ) -> list[RemoteFile]:
         """
         List the ready files of ``directory``: two listings ``stability_delay`` apart, one wait in all.
@@ -550,25 +551,27 @@ class PooledSFTPHook(SFTPHook):
         candidate of a first listing is an announced file, unchanged: those are ready at once.
 
         :param directory: full path to the remote directory
-        :param pattern: glob the file names must match
-        :param stability_delay: seconds between the two listings
-        :param min_age: seconds since a file's last modification
-        :param min_size: smallest size in bytes (1 leaves out empty files)
+        :param pattern: glob the file names must match (overrides ``settings``)
+        :param stability_delay: seconds between the two listings (overrides ``settings``)
+        :param min_age: seconds since a file's last modification (overrides ``settings``)
+        :param min_size: smallest size in bytes, 1 leaves out empty files (overrides ``settings``)
         :param announced: files already known stable (name -> size and mtime)
+        :param settings: the readiness settings; default: the defaults
         :raises SFTPPathError: ``directory`` is missing, not a directory or not permitted
         :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
+        settings = ReadinessSettings.of(
+            settings, pattern=pattern, stability_delay=stability_delay, min_age=min_age, min_size=min_size
+        )
         listing = self._list_states(directory)
         before: Listing
-        if announced is not None and not readiness.unannounced(listing, announced, pattern, min_size):
+        if announced is not None and not readiness.unannounced(listing, announced, settings):
             before = announced  # the watcher's look, at least stability_delay before this one
         else:
             before = listing
-            time.sleep(stability_delay)
+            time.sleep(settings.stability_delay)
             listing = self._list_states(directory)
-        return readiness.ready_files(
-            directory, before, listing, now=time.time(), pattern=pattern, min_size=min_size, min_age=min_age
-        )
+        return readiness.ready_files(directory, before, listing, now=time.time(), settings=settings)
 
     @_reconnect_once
     def upload_to_folder(self, local_path: str, remote_dir: str, overwrite: bool = False) -> str:

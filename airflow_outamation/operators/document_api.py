@@ -28,6 +28,7 @@ from airflow_outamation.exceptions import DocumentApiError, DocumentApiRejectedE
 from airflow_outamation.hooks.document_api import BatchSubmission, DocumentApiHook, PreparedBatch
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.operators.sftp import claimed_file_dicts
+from airflow_outamation.readiness import too_big
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -557,6 +558,9 @@ class SubmitBatchesOperator(_BatchSending):
     :param checksum: ``"sha256"``: each file's SHA-256, computed while streaming it from the server
         before its batch's first send, goes in the payload, the batch's record and its receipt; the
         message ids stay as without; ``None`` (default): no checksum
+    :param max_size: largest file in bytes to send (``None``: no limit); a larger claimed file is never
+        sent: it goes alone to the rejected folder with a record saying why (with ``sftp_conn_id``),
+        else it is left where it is; both logged, counted as ``too_big``
     """
 
     template_fields: Sequence[str] = (
@@ -579,11 +583,13 @@ class SubmitBatchesOperator(_BatchSending):
         batch_size: int = DEFAULT_BATCH_SIZE,
         sftp_conn_id: str | None = None,
         checksum: str | None = None,
+        max_size: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         check_checksum(checksum, sftp_conn_id)
         self.checksum = checksum
+        self.max_size = max_size
         self.claimed = claimed
         self.uploaded_by = uploaded_by
         self.source = source
@@ -593,11 +599,14 @@ class SubmitBatchesOperator(_BatchSending):
 
     def _run(self, context: Context) -> dict[str, Any]:
         """Send every unsent batch; return ``{"batches", "sent", "already_sent", "failed", ...}``."""
-        files = claimed_file_dicts(self.claimed, self.sftp_conn_id)  # type: ignore[arg-type]  # resolved by now
+        claimed = claimed_file_dicts(self.claimed, self.sftp_conn_id)  # type: ignore[arg-type]  # resolved by now
+        files, larger = too_big(claimed, self.max_size)
         self._files = files
         batches = split_into_batches(files, int(self.batch_size))
         api = self._api()
         sftp = PooledSFTPHook(self.sftp_conn_id) if self.sftp_conn_id else None
+        if larger:
+            self._set_aside(api, sftp, larger)
         prepared = [api.prepare_batch(b, self.uploaded_by, self.source, self.profile_code) for b in batches]
         files_of = {p.message_id: b for p, b in zip(prepared, batches, strict=True)}
         states = self._settled(sftp, batches)
@@ -645,6 +654,7 @@ class SubmitBatchesOperator(_BatchSending):
             "claim_dirs": sorted({claim_dir_of(file) for file in files}),
             "failed_ids": sorted(failures),
             "housekeeping_failed": len(self._stuck),
+            "too_big": len(larger),
         }
         self.log.info(
             "Sent %(sent)d batch(es), %(already_sent)d already sent, %(failed)d failed "
@@ -657,6 +667,31 @@ class SubmitBatchesOperator(_BatchSending):
                 raise DocumentApiRejectedError(message)  # no Airflow retry: every batch was refused
             raise DocumentApiError(message)
         return summary
+
+    def _set_aside(
+        self, api: DocumentApiHook, sftp: PooledSFTPHook | None, larger: Sequence[dict[str, Any]]
+    ) -> None:
+        """Move each file larger than ``max_size`` alone to the rejected folder, unsent, saying why."""
+        self.log.error(
+            "%d file(s) larger than max_size %s bytes, never sent: %s",
+            len(larger),
+            self.max_size,
+            name_list([str(file["filename"]) for file in larger]),
+        )
+        if sftp is None:
+            return  # no sftp_conn_id: nowhere to record them; they stay in the claim folder
+        files_of = {
+            api.prepare_batch([file], self.uploaded_by, self.source, self.profile_code).message_id: [file]
+            for file in larger
+        }
+        done = self._settled(sftp, [[file] for file in larger])["rejected"]
+        why = f"larger than max_size {self.max_size}, never sent"
+        reasons = {
+            message_id: (DocumentApiError(f"{files[0]['filename']}: {files[0]['size']} bytes, {why}"), 0)
+            for message_id, files in files_of.items()
+            if message_id not in done
+        }
+        self._reject(sftp, reasons, files_of)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         """OpenLineage: the claim folders with the number of files sent from each, and the document API."""

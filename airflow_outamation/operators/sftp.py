@@ -26,9 +26,15 @@ from airflow_outamation.claims import (
     manifest_path,
 )
 from airflow_outamation.claims.names import DEFAULT_NAME_ENCODING
+from airflow_outamation.exceptions import SFTPPathError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.name_text import printable
-from airflow_outamation.readiness import DEFAULT_PATTERN, DEFAULT_STABILITY_DELAY, RemoteFile
+from airflow_outamation.readiness import (
+    DEFAULT_PATTERN,
+    DEFAULT_STABILITY_DELAY,
+    ReadinessSettings,
+    RemoteFile,
+)
 from airflow_outamation.ready_summary import found_again, is_ready_summary
 
 if TYPE_CHECKING:
@@ -140,6 +146,9 @@ class ClaimFilesOperator(BaseOperator):
     :param project_root: the project's configured folder (templated): the input and in-progress
         folders must lie inside it as the server resolves them (symbolic links followed), else the
         task fails. ``None``: inside ``base_path``
+    :param done_marker: suffix of the files' done markers (``".done"``, see
+        :class:`~airflow_outamation.readiness.ReadinessSettings`): a claimed file's marker is removed
+        from the input folder once the file is claimed; ``None``: no markers
     :param return_summary: return :func:`claim_summary` (its size independent of the number of
         files; the tasks of this package read the files from the claim's record) instead of every
         claimed file's dict; the log then lists every claimed file, one line each
@@ -174,6 +183,7 @@ class ClaimFilesOperator(BaseOperator):
         name_encoding: str = DEFAULT_NAME_ENCODING,
         project_root: str | None = None,
         return_summary: bool = False,
+        done_marker: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -190,6 +200,7 @@ class ClaimFilesOperator(BaseOperator):
         self.max_files = max_files
         self.name_encoding = name_encoding
         self.project_root = project_root
+        self.done_marker = done_marker
 
     def execute(self, context: Context) -> dict[str, Any] | list[dict[str, Any]]:
         """Claim the files; return the claimed ones as ``ClaimedFile.to_dict()`` dicts, or the summary."""
@@ -234,6 +245,8 @@ class ClaimFilesOperator(BaseOperator):
             self.log.info("  claimed %s -> %s", printable(file.source_path), printable(file.backup_path))
         if result.skipped:
             self.log.warning("Skipped %d file(s): %s", len(result.skipped), describe_skipped(result.skipped))
+        if self.done_marker:
+            self._remove_markers(hook, [file.source_path + self.done_marker for file in result.claimed])
         extra = asset_event_extra(result.claimed)
         for outlet in self.outlets:
             if isinstance(outlet, Asset):
@@ -260,15 +273,16 @@ class ClaimFilesOperator(BaseOperator):
         self.log.info(
             "%s changed since the sensor found %d file(s) ready: looking again", source, summary["file_count"]
         )
-        settings = summary["readiness"]
-        ready = hook.list_ready_files(
-            source,
-            pattern=settings["pattern"],
-            stability_delay=settings["stability_delay"],
-            min_age=settings["min_age"],
-            min_size=settings["min_size"],
-        )
+        ready = hook.list_ready_files(source, settings=ReadinessSettings.from_dict(summary["readiness"]))
         return ready[: summary["file_count"]]
+
+    def _remove_markers(self, hook: PooledSFTPHook, markers: list[str]) -> None:
+        """Remove the claimed files' done markers: each said its file was complete, and it is claimed now."""
+        for marker in markers:
+            try:
+                hook.remove_file(marker)
+            except SFTPPathError as exc:  # gone with an earlier try of this claim; left, it is stale (older)
+                self.log.info("Done marker not removed: %s", exc)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         """OpenLineage: the input folder with the number of files claimed, and the folder they went to."""

@@ -43,7 +43,7 @@ from airflow_outamation.ingestion_status import (
     status_dates,
 )
 from airflow_outamation.projects import InvalidEntry, Project, parse_projects, seed_defaults
-from airflow_outamation.readiness import waiting_files
+from airflow_outamation.readiness import too_old, waiting_files
 
 T = TypeVar("T")
 #: The file the example DAG reads its projects from when ``OUTAMATION_PROJECTS_FILE`` is not set.
@@ -213,8 +213,9 @@ def _folder_counts(project: Project, dates: list[str]) -> dict[str, Any]:
         status = hook.project_status(project.base_path, project.source_dir, project.in_progress_dir, dates)
         if status["ready"]:  # the input folder exists and holds files: which of them can become ready?
             listing = hook._list_states(posixpath.join(project.base_path, project.source_dir))
-            candidates, _ = waiting_files(None, listing, project.pattern, project.min_size)
-            status["ready"] = len(candidates)
+            candidates, _ = waiting_files(None, listing, project.readiness)
+            status["too_old"] = len(too_old(listing, project.readiness, time.time()))
+            status["ready"] = len(candidates) - status["too_old"]
     return status
 
 

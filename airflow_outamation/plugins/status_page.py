@@ -46,6 +46,7 @@ COLUMNS = (
     "Runs",
     "Watcher",
     "Waiting in input",
+    "Too old (left alone)",
     "Claimed today",
     "Sent",
     "Unsent",
@@ -130,7 +131,7 @@ def render_row(row: ProjectRow, mode: RunMode | None = None) -> str:
     failure = ""
     if run is not None and run.failed_task is not None:
         failure = f"{run.failed_task}: {run.error or 'see its log'}"
-    counts = (row.waiting, row.claimed_today, row.sent, row.unsent, row.rejected)
+    counts = (row.waiting, row.too_old, row.claimed_today, row.sent, row.unsent, row.rejected)
     mode = mode or RunMode("", "")
     return (
         f'<tr data-project="{html.escape(row.project_id)}">'

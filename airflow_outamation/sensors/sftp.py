@@ -17,7 +17,7 @@ from airflow_outamation.batching import as_limit, name_list
 from airflow_outamation.exceptions import OutamationError, SFTPConnectError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.hooks.sftp_errors import SFTPLocation, unreachable_error
-from airflow_outamation.readiness import Listing, RemoteFile
+from airflow_outamation.readiness import Listing, ReadinessSettings, RemoteFile, loose_settings, settings_dict
 from airflow_outamation.ready_summary import is_ready_summary, ready_summary
 from airflow_outamation.triggers.sftp import ReadyFilesTrigger, error_from_event, progress_line
 
@@ -55,10 +55,10 @@ class ReadyFilesSensor(BaseSensorOperator):
 
     :param sftp_conn_id: Airflow ``sftp`` connection
     :param directory: remote directory to watch (templated)
-    :param pattern: case-insensitive glob the file names must match (templated)
-    :param stability_delay: seconds a file's size and mtime must stay unchanged (templated)
-    :param min_age: seconds since its last modification a file must have
-    :param min_size: smallest size in bytes that counts (1 skips empty files)
+    :param settings: which files are ready (:class:`~airflow_outamation.readiness.ReadinessSettings`):
+        ``pattern`` or ``regex``, ``stability_delay``, ``min_age``, ``min_size``, ...; default: the
+        defaults. Each may also be given on its own (``stability_delay="{{ params.stability_delay }}"``),
+        overriding ``settings``; together they are the templated dict ``readiness``.
     :param max_files: most files one run passes on (the first by name; templated); ``None`` for all;
         the others stay in the folder for the next run
     :param deferrable: wait in the triggerer instead of in a worker slot; default: Airflow's
@@ -67,7 +67,7 @@ class ReadyFilesSensor(BaseSensorOperator):
         it as the server resolves it (symbolic links followed), else the task fails; ``None``: not checked
     """
 
-    template_fields: Sequence[str] = ("directory", "pattern", "stability_delay", "max_files", "project_root")
+    template_fields: Sequence[str] = ("directory", "readiness", "max_files", "project_root")
     ui_color = "#d6eaf8"
 
     def __init__(
@@ -75,37 +75,38 @@ class ReadyFilesSensor(BaseSensorOperator):
         *,
         sftp_conn_id: str,
         directory: str,
-        pattern: str = "*.pdf",
-        stability_delay: float = 1.2,
-        min_age: float = 0,
-        min_size: int = 1,
+        settings: ReadinessSettings | None = None,
         max_files: int | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
         project_root: str | None = None,
         **kwargs: Any,
     ) -> None:
+        loose = loose_settings(kwargs)
         super().__init__(**kwargs)
+        self.readiness = settings_dict(settings, **loose)
         self.sftp_conn_id = sftp_conn_id
         self.directory = directory
-        self.pattern = pattern
-        self.stability_delay = stability_delay
-        self.min_age = min_age
-        self.min_size = min_size
         self.max_files = max_files
         self.deferrable = deferrable
         self.project_root = project_root
         self._unreachable: tuple[float, SFTPConnectError, SFTPLocation] | None = None
         self._progress = ""
 
+    @property
+    def settings(self) -> ReadinessSettings:
+        """The readiness settings, from ``readiness`` as rendered."""
+        return ReadinessSettings.from_dict(self.readiness)
+
     def execute(self, context: Context) -> Any:
         """Look once; defer to the triggerer only when no file is ready yet (or poke without deferring)."""
+        settings = self.settings
         self.log.info(
-            "Watching %s for %s every %g s for up to %g s (a file is ready once unchanged for %s s)",
+            "Watching %s for %s every %g s for up to %g s (a file is ready once unchanged for %g s)",
             self.directory,
-            self.pattern,
+            settings.names,
             self.poke_interval,
             self.timeout,
-            self.stability_delay,
+            settings.stability_delay,
         )
         if self.project_root:
             PooledSFTPHook(ssh_conn_id=self.sftp_conn_id).confine(self.directory, self.project_root)
@@ -126,10 +127,7 @@ class ReadyFilesSensor(BaseSensorOperator):
             trigger=ReadyFilesTrigger(
                 sftp_conn_id=self.sftp_conn_id,
                 directory=self.directory,
-                pattern=self.pattern,
-                stability_delay=float(self.stability_delay),
-                min_age=self.min_age,
-                min_size=self.min_size,
+                settings=settings,
                 max_files=as_limit(self.max_files),
                 poke_interval=self.poke_interval,
                 deadline=time.time() + self.timeout,
@@ -142,12 +140,7 @@ class ReadyFilesSensor(BaseSensorOperator):
         hook = PooledSFTPHook(ssh_conn_id=self.sftp_conn_id)
         try:
             ready = hook.list_ready_files(
-                self.directory,
-                pattern=self.pattern,
-                stability_delay=float(self.stability_delay),
-                min_age=self.min_age,
-                min_size=self.min_size,
-                announced=self._announced(context),
+                self.directory, settings=self.settings, announced=self._announced(context)
             )
         except SFTPConnectError as exc:
             self.log.warning("Transient SFTP failure, poking again: %s", exc)
@@ -157,7 +150,7 @@ class ReadyFilesSensor(BaseSensorOperator):
         self._unreachable = None
         files = ready[: as_limit(self.max_files)]
         if not files:
-            line = progress_line(self.pattern, self.directory, self.poke_interval, 0)
+            line = progress_line(self.settings.names, self.directory, self.poke_interval, 0)
             if line != self._progress:  # only what changed, not every poke
                 self.log.info(line)
                 self._progress = line
@@ -200,13 +193,7 @@ class ReadyFilesSensor(BaseSensorOperator):
 
     def _with_readiness(self, summary: dict[str, Any]) -> dict[str, Any]:
         """The summary with the settings the claim re-checks readiness with (``readiness``)."""
-        readiness = {
-            "pattern": self.pattern,
-            "stability_delay": float(self.stability_delay),
-            "min_age": self.min_age,
-            "min_size": self.min_size,
-        }
-        return {**summary, "readiness": readiness}
+        return {**summary, "readiness": self.settings.serialize()}
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Return the trigger's summary of the ready files, or raise the error or timeout it reported."""

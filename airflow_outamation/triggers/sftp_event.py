@@ -1,29 +1,27 @@
 """
 ReadyFilesEventTrigger: an AssetWatcher trigger announcing files that finished uploading to an SFTP folder.
 
-The folder is polled by one loop per (connection, folder, pattern, cadence), shared by every
-trigger that watches it (``shared_stream_key``), over connections pooled per SFTP connection
-(:class:`PooledSFTPHookAsync`). Readiness is :class:`~airflow_outamation.readiness.StabilityTracker`'s,
-as in :class:`~airflow_outamation.triggers.sftp.ReadyFilesTrigger`; what to announce is
+The folder is polled by one loop per (connection, folder, readiness settings, cadence), shared by
+every trigger that watches it (``shared_stream_key``), over connections pooled per SFTP connection
+(:func:`~airflow_outamation.triggers.directory_polls.poll_directory`). Readiness is
+:class:`~airflow_outamation.readiness.StabilityTracker`'s, as in
+:class:`~airflow_outamation.triggers.sftp.ReadyFilesTrigger`; what to announce is
 :class:`~airflow_outamation.polling.Announcements`'.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Hashable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Hashable, Mapping
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_outamation.assets import EVENT_FILES_LISTED
 from airflow_outamation.batching import name_list
-from airflow_outamation.exceptions import SFTPConnectError
-from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
-from airflow_outamation.polling import PERMANENT_RETRY_DELAY, Announcement, Announcements, retry_delay
-from airflow_outamation.readiness import Listing, StabilityTracker, is_candidate
+from airflow_outamation.polling import Announcement, Announcements
+from airflow_outamation.readiness import ReadinessSettings, StabilityTracker
+from airflow_outamation.triggers.directory_polls import Failed, FolderWatch, Listed
 
 #: Announcements kept in the asset's state store across triggerer restarts, at most.
 STORED_ANNOUNCEMENTS = 1000
@@ -31,27 +29,7 @@ STORED_ANNOUNCEMENTS = 1000
 STATE_KEY = "announced_files"
 
 
-@dataclass(frozen=True)
-class _Listed:
-    """One successful poll: the listing, and when it was requested and received (monotonic)."""
-
-    listing: Listing
-    started: float
-    finished: float
-
-
-@dataclass(frozen=True)
-class _Failed:
-    """One failed poll: the error, where, whether it can heal by itself, and the wait before the next."""
-
-    error: Exception
-    location: str
-    permanent: bool
-    attempt: int
-    retry_in: float
-
-
-class ReadyFilesEventTrigger(BaseEventTrigger):
+class ReadyFilesEventTrigger(FolderWatch, BaseEventTrigger):
     """
     Fire each time files finish uploading to ``directory``: the event of an AssetWatcher.
 
@@ -72,13 +50,10 @@ class ReadyFilesEventTrigger(BaseEventTrigger):
     :param sftp_conn_id: Airflow ``sftp`` connection
     :param directory: remote directory to watch
     :param project_id: the project, named in logs and events
-    :param pattern: case-insensitive glob the file names must match
-    :param stability_delay: seconds a file's size and mtime must stay unchanged
-    :param min_age: seconds since its last modification a file must have
-    :param min_size: smallest size in bytes that counts
     :param max_files: most files one run claims (``None``: no cap), see above
     :param poke_interval: seconds between polls while no file is new or growing
     :param reannounce_after: seconds after which a ready file still in the folder is announced again
+    :param settings: which files are ready; with ``readiness``, see :class:`FolderWatch`
     """
 
     def __init__(
@@ -86,24 +61,15 @@ class ReadyFilesEventTrigger(BaseEventTrigger):
         sftp_conn_id: str,
         directory: str,
         project_id: str | None = None,
-        pattern: str = "*.pdf",
-        stability_delay: float = 1.2,
-        min_age: float = 0,
-        min_size: int = 1,
         max_files: int | None = None,
         poke_interval: float = 5.0,
         reannounce_after: float = 600.0,
+        settings: ReadinessSettings | Mapping[str, Any] | None = None,
+        **readiness: Any,
     ) -> None:
         super().__init__()
-        self.sftp_conn_id = sftp_conn_id
-        self.directory = directory
+        self._watch(sftp_conn_id, directory, max_files, poke_interval, settings, readiness)
         self.project_id = project_id
-        self.pattern = pattern
-        self.stability_delay = stability_delay
-        self.min_age = min_age
-        self.min_size = min_size
-        self.max_files = max_files
-        self.poke_interval = poke_interval
         self.reannounce_after = reannounce_after
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -111,15 +77,8 @@ class ReadyFilesEventTrigger(BaseEventTrigger):
         return (
             f"{self.__class__.__module__}.{self.__class__.__name__}",
             {
-                "sftp_conn_id": self.sftp_conn_id,
-                "directory": self.directory,
+                **self._watch_kwargs(),
                 "project_id": self.project_id,
-                "pattern": self.pattern,
-                "stability_delay": self.stability_delay,
-                "min_age": self.min_age,
-                "min_size": self.min_size,
-                "max_files": self.max_files,
-                "poke_interval": self.poke_interval,
                 "reannounce_after": self.reannounce_after,
             },
         )
@@ -130,53 +89,28 @@ class ReadyFilesEventTrigger(BaseEventTrigger):
             "outamation-ready-files",
             self.sftp_conn_id,
             self.directory,
-            self.pattern,
-            self.stability_delay,
+            self.settings,
             self.poke_interval,
         )
 
     @classmethod
-    async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+    async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Listed | Failed]:
         """
         Poll the folder forever: yield each listing or failure; never end, never raise for SFTP errors.
 
         :param kwargs: a trigger's :meth:`serialize` arguments (only those of the stream key are used)
         """
-        directory, pattern = kwargs["directory"], kwargs["pattern"]
-        stability_delay, poke_interval = kwargs["stability_delay"], kwargs["poke_interval"]
-        hook = PooledSFTPHookAsync(sftp_conn_id=kwargs["sftp_conn_id"])
-        previous: Listing = {}
-        failures = 0
-        while True:
-            started = time.monotonic()
-            try:
-                listing = await hook.list_directory_states(directory)
-            except Exception as exc:  # a poll loop that raised would be restarted at once: no tight loop
-                failures += 1
-                permanent = not isinstance(exc, SFTPConnectError)
-                delay = PERMANENT_RETRY_DELAY if permanent else retry_delay(poke_interval, failures)
-                yield _Failed(exc, str(hook.location), permanent, failures, delay)
-            else:
-                failures = 0
-                yield _Listed(listing, started, time.monotonic())
-                changing = any(
-                    is_candidate(name, state, pattern, min_size=0) and previous.get(name) != state
-                    for name, state in listing.items()
-                )
-                delay = min(poke_interval, stability_delay) if changing else poke_interval
-                previous = listing
-            await asyncio.sleep(delay)
+        async for polled in cls(**kwargs).polls():
+            yield polled
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
         """Turn the folder's listings into this trigger's events (new ready files, first of an error)."""
-        tracker = StabilityTracker(
-            self.directory, self.stability_delay, self.pattern, self.min_size, self.min_age
-        )
+        tracker = StabilityTracker(self.directory, self.settings)
         announcements = Announcements(self.reannounce_after, self.max_files, await self._load_announced())
         stored = announcements.to_json(STORED_ANNOUNCEMENTS)
         reported: tuple[str, str] | None = None
         async for polled in shared_stream:
-            if isinstance(polled, _Failed):
+            if isinstance(polled, Failed):
                 error = (type(polled.error).__name__, str(polled.error))
                 self._log_failure(polled)
                 if polled.permanent and error != reported:
@@ -218,10 +152,10 @@ class ReadyFilesEventTrigger(BaseEventTrigger):
             {"status": status, "project_id": self.project_id, "directory": self.directory, **details}
         )
 
-    def _log_failure(self, failed: _Failed) -> None:
+    def _log_failure(self, failed: Failed) -> None:
         """One line naming project, folder and server; an error when it cannot heal by itself."""
         message = str(failed.error)
-        if failed.location not in message:  # this package's errors name the server already
+        if str(failed.location) not in message:  # this package's errors name the server already
             message = f"{message} (on {failed.location})"
         if failed.permanent:
             self.log.error(

@@ -568,6 +568,10 @@ def test_each_dag_shows_its_project(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         "schedule": "*/15 * * * *",
         "owner": "acme-team",
         "source_dir": "drop",
+        "regex": r"INV-\d+\.pdf",
+        "max_age": 86400,
+        "done_marker": ".done",
+        "max_size": 1000,
     }
     dag = _load_example_dag([project], tmp_path, monkeypatch).outamation_sftp_ingest_acme
     assert dag.dag_display_name == "Outamation SFTP ingest: acme"
@@ -578,8 +582,15 @@ def test_each_dag_shows_its_project(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         "/upload/acme/drop",
         "*/15 * * * *",
         "outamation://acme/in_progress",
+        r"files matching `regex INV-\d+\.pdf`; files older than 86400 s are left alone",
+        "each ready only beside its `<name>.done` marker",
+        "files over 1000 bytes go to `rejected/<date>/` unsent",
     ):
         assert text in dag.doc_md
+    assert dag.get_task("wait_for_files").readiness["regex"] == r"INV-\d+\.pdf"
+    assert dag.get_task("wait_for_files").readiness["done_marker"] == ".done"
+    assert dag.get_task("claim_files").done_marker == ".done"
+    assert dag.get_task("submit_batches").max_size == 1000
     assert "Resending a batch" in dag.doc_md
     batch_size = dag.params.get_param("batch_size")
     assert (batch_size.schema["title"], batch_size.description) == (
@@ -622,10 +633,7 @@ def test_an_event_mode_entry_is_scheduled_on_its_watched_input_folder(
         "sftp_conn_id": "sftp_acme",
         "directory": "/acme/input",
         "project_id": "acme",
-        "pattern": "*.pdf",
-        "stability_delay": 1.2,
-        "min_age": 0.0,
-        "min_size": 1,
+        "settings": {"pattern": "*.pdf", "stability_delay": 1.2, "min_age": 0.0, "min_size": 1},
         "max_files": 50,
         "poke_interval": 3,
         "reannounce_after": 600.0,

@@ -10,7 +10,6 @@ from typing import Any
 
 import asyncssh
 import pytest
-from airflow.sdk.module_loading import import_string
 from airflow.triggers.base import TriggerEvent
 
 from airflow_outamation.hooks.sftp_async import DEFAULT_POOL_SIZE
@@ -230,35 +229,3 @@ def test_twenty_watched_folders_on_one_connection_share_the_pool(
 
     assert run(scenario()) == [["doc.pdf"]] * 20
     assert 1 <= sftp_server.connections_opened() - before <= DEFAULT_POOL_SIZE
-
-
-def test_serialize_round_trips() -> None:
-    trigger = ReadyFilesEventTrigger(
-        "conn",
-        "/base/input",
-        project_id="acme",
-        pattern="*.PDF",
-        stability_delay=2.5,
-        min_age=3,
-        min_size=10,
-        max_files=7,
-        poke_interval=9,
-        reannounce_after=120,
-    )
-    classpath, kwargs = trigger.serialize()
-    rebuilt = import_string(classpath)(**kwargs)
-    assert type(rebuilt) is ReadyFilesEventTrigger
-    assert rebuilt.serialize() == (classpath, kwargs)
-    assert kwargs == {
-        "sftp_conn_id": "conn",
-        "directory": "/base/input",
-        "project_id": "acme",
-        "pattern": "*.PDF",
-        "stability_delay": 2.5,
-        "min_age": 3,
-        "min_size": 10,
-        "max_files": 7,
-        "poke_interval": 9,
-        "reannounce_after": 120,
-    }
-    assert rebuilt.shared_stream_key() == trigger.shared_stream_key()

@@ -93,10 +93,7 @@ def test_defers_and_returns_ready_files(
     assert kwargs == {
         "sftp_conn_id": sftp_conn_id,
         "directory": sftp_base,
-        "pattern": "*.pdf",
-        "stability_delay": 0.3,
-        "min_age": 0,
-        "min_size": 1,
+        "settings": {"pattern": "*.pdf", "stability_delay": 0.3, "min_age": 0, "min_size": 1},
         "max_files": 2,
         "poke_interval": 0.2,
     }

@@ -12,12 +12,15 @@ from typing import Any
 import asyncssh
 import pytest
 from airflow.sdk.module_loading import import_string
+from airflow.triggers.base import BaseTrigger
 
 from airflow_outamation.hooks.sftp_async import DEFAULT_POOL_SIZE, PooledSFTPHookAsync
+from airflow_outamation.readiness import ReadinessSettings
 from airflow_outamation.testing.event_loops import run
 from airflow_outamation.testing.pytest_plugin import set_airflow_connection
 from airflow_outamation.testing.server_base import SftpTestServer
 from airflow_outamation.triggers.sftp import ReadyFilesTrigger
+from airflow_outamation.triggers.sftp_event import ReadyFilesEventTrigger
 
 FAST = {"poke_interval": 0.2, "stability_delay": 0.4}
 
@@ -221,30 +224,29 @@ def test_fifty_triggers_share_pooled_connections(
     assert 1 <= sftp_server.connections_opened() - before <= DEFAULT_POOL_SIZE
 
 
-def test_serialize_round_trips() -> None:
-    trigger = ReadyFilesTrigger(
-        "conn",
-        "/base/input",
-        pattern="*.PDF",
-        stability_delay=2.5,
-        min_age=3,
-        min_size=10,
-        max_files=7,
-        poke_interval=9,
-        deadline=1_900_000_000.5,
-    )
+SETTINGS = ReadinessSettings(pattern="*.PDF", stability_delay=2.5, min_age=3, min_size=10)
+EVENT_ARGS = {"project_id": "acme", "reannounce_after": 120}
+
+
+@pytest.mark.parametrize(
+    ("trigger_class", "own_args"),
+    [(ReadyFilesTrigger, {"deadline": 1_900_000_000.5}), (ReadyFilesEventTrigger, EVENT_ARGS)],
+)
+def test_serialize_round_trips(trigger_class: type[BaseTrigger], own_args: dict[str, Any]) -> None:
+    common = {"max_files": 7, "poke_interval": 9, **own_args}
+    trigger = trigger_class("conn", "/base/input", settings=SETTINGS, **common)
     classpath, kwargs = trigger.serialize()
     rebuilt = import_string(classpath)(**kwargs)
-    assert type(rebuilt) is ReadyFilesTrigger
+    assert type(rebuilt) is trigger_class
     assert rebuilt.serialize() == (classpath, kwargs)
     assert kwargs == {
         "sftp_conn_id": "conn",
         "directory": "/base/input",
-        "pattern": "*.PDF",
-        "stability_delay": 2.5,
-        "min_age": 3,
-        "min_size": 10,
-        "max_files": 7,
-        "poke_interval": 9,
-        "deadline": 1_900_000_000.5,
+        "settings": {"pattern": "*.PDF", "stability_delay": 2.5, "min_age": 3.0, "min_size": 10},
+        **common,
     }
+    # A trigger serialized before readiness settings were one value (loose arguments) resumes the same.
+    legacy = trigger_class("conn", "/base/input", **SETTINGS.serialize(), **common)
+    assert legacy.serialize() == (classpath, kwargs)
+    if isinstance(trigger, ReadyFilesEventTrigger):
+        assert rebuilt.shared_stream_key() == trigger.shared_stream_key() == legacy.shared_stream_key()

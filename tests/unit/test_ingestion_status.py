@@ -28,6 +28,7 @@ def test_row_counts_today_and_the_recent_days() -> None:
     run = LastRun("manual__1", "failed", None, "submit_batches", "DocumentApiRejectedError: HTTP 422")
     row = project_row("acme", "/dags/x", STATUS, "11262026", run)
     assert (row.waiting, row.claimed_today, row.sent, row.unsent, row.rejected) == (4, 3, 4, 2, 2)
+    assert row.too_old == 0  # no max_age: nothing is too old
     assert row.dag_id == dag_id_of("acme") == "outamation_sftp_ingest_acme"
     assert row.to_dict()["last_run"]["failed_task"] == "submit_batches"
 
@@ -43,6 +44,7 @@ def test_row_without_status_keeps_the_error_and_no_counts() -> None:
         "dag_id": "outamation_sftp_ingest_acme",
         "dag_url": "/dags/x",
         "waiting": None,
+        "too_old": None,
         "claimed_today": None,
         "sent": None,
         "unsent": None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from airflow_outamation.polling import Announcement, Announcements
-from airflow_outamation.readiness import FileState, RemoteFile, StabilityTracker
+from airflow_outamation.readiness import FileState, ReadinessSettings, RemoteFile, StabilityTracker
 
 NOW = 1_800_000_000.0
 A = FileState(size=10, mtime=NOW - 60)
@@ -93,14 +93,14 @@ def test_stored_announcements_are_capped_to_the_first_names() -> None:
 
 
 def test_tracker_compares_only_listings_stability_delay_apart() -> None:
-    tracker = StabilityTracker("/in", stability_delay=1.0, pattern="*.pdf", min_size=1, min_age=0)
+    tracker = StabilityTracker("/in", ReadinessSettings(stability_delay=1.0))
     assert tracker.observe({"a.pdf": A}, started=0.0, finished=0.1, now=NOW) == []
     assert tracker.observe({"a.pdf": A}, started=0.5, finished=0.6, now=NOW) is None
     assert _names(tracker.observe({"a.pdf": A}, started=1.2, finished=1.3, now=NOW) or []) == ["a.pdf"]
 
 
 def test_tracker_waits_for_a_growing_file() -> None:
-    tracker = StabilityTracker("/in", stability_delay=1.0, pattern="*.pdf", min_size=1, min_age=0)
+    tracker = StabilityTracker("/in", ReadinessSettings(stability_delay=1.0))
     tracker.observe({"a.pdf": FileState(5, NOW - 2)}, 0.0, 0.1, NOW)
     assert tracker.observe({"a.pdf": FileState(9, NOW - 1)}, 1.2, 1.3, NOW) == []
     assert _names(tracker.observe({"a.pdf": FileState(9, NOW - 1)}, 2.4, 2.5, NOW) or []) == ["a.pdf"]

@@ -7,7 +7,12 @@ from typing import Any
 import pytest
 
 from airflow_outamation.projects import InvalidEntry, Project, parse_entry, parse_projects
-from airflow_outamation.readiness import DEFAULT_MIN_SIZE, DEFAULT_PATTERN, DEFAULT_STABILITY_DELAY
+from airflow_outamation.readiness import (
+    DEFAULT_MIN_SIZE,
+    DEFAULT_PATTERN,
+    DEFAULT_STABILITY_DELAY,
+    ReadinessSettings,
+)
 
 GOOD: dict[str, Any] = {
     "project_id": "acme",
@@ -96,6 +101,13 @@ def test_every_problem_of_an_entry_is_named() -> None:
         ("name_encoding", "klingon"),
         ("checksum", "md5"),
         ("checksum", "SHA256"),
+        ("regex", "INV-("),
+        ("regex", 7),
+        ("max_age", 0),
+        ("done_marker", "../x"),
+        ("done_marker", ""),
+        ("max_size", 0),
+        ("max_size", 1.5),
     ],
 )
 def test_bad_values_are_refused(key: str, bad: Any) -> None:
@@ -121,6 +133,10 @@ def test_bad_values_are_refused(key: str, bad: Any) -> None:
         ("min_age", 2.5),
         ("checksum", "sha256"),
         ("checksum", None),
+        ("regex", r"INV-\d+\.pdf"),
+        ("max_age", 86400),
+        ("done_marker", ".done"),
+        ("max_size", 50_000_000),
     ],
 )
 def test_good_values_are_accepted(key: str, good: Any) -> None:
@@ -239,3 +255,9 @@ def test_a_url_with_credentials_in_a_sent_value_is_refused_without_showing_them(
     assert problem.startswith(f"{key} must not hold a URL with user info, query or fragment")
     assert "hunter2-pass" not in problem
     assert "Qk7-tok3n-9f8e" not in problem
+
+
+def test_the_readiness_settings_carry_the_entrys_file_selection() -> None:
+    project = parse_entry({**GOOD, "min_size": 5, "regex": r"INV-\d+\.pdf"}, 0)
+    assert isinstance(project, Project)
+    assert project.readiness == ReadinessSettings(min_size=5, regex=r"INV-\d+\.pdf")

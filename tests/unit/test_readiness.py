@@ -6,10 +6,14 @@ import pytest
 
 from airflow_outamation.readiness import (
     FileState,
+    ReadinessSettings,
     RemoteFile,
     is_temporary_name,
+    marker_of,
     matches_pattern,
     ready_files,
+    too_big,
+    too_old,
     unannounced,
 )
 
@@ -17,8 +21,9 @@ NOW = 1_800_000_000.0
 OLD = NOW - 3600
 
 
-def _ready(before: dict[str, FileState], after: dict[str, FileState], **kwargs: object) -> list[str]:
-    return [f.filename for f in ready_files("/in", before, after, now=NOW, **kwargs)]  # type: ignore[arg-type]
+def _ready(before: dict[str, FileState], after: dict[str, FileState], **settings: object) -> list[str]:
+    chosen = ReadinessSettings.from_dict(settings)
+    return [f.filename for f in ready_files("/in", before, after, now=NOW, settings=chosen)]
 
 
 def test_unchanged_pdf_is_ready_with_its_path_size_and_mtime() -> None:
@@ -99,3 +104,103 @@ def test_unannounced_lists_the_candidates_a_watcher_did_not_vouch_for_as_they_ar
 
     assert unannounced(listing, announced) == ["b.pdf", "c.pdf"]
     assert unannounced({"a.pdf": FileState(10, 100.0)}, announced) == []
+
+
+def test_settings_round_trip_through_their_dict() -> None:
+    settings = ReadinessSettings(pattern="*.PDF", stability_delay=2.5, min_age=3, min_size=10)
+    assert settings.serialize() == {"pattern": "*.PDF", "stability_delay": 2.5, "min_age": 3, "min_size": 10}
+    assert ReadinessSettings.from_dict(settings.serialize()) == settings
+    assert ReadinessSettings.from_dict({}) == ReadinessSettings()
+
+
+def test_settings_from_rendered_templates_are_numbers() -> None:
+    settings = ReadinessSettings.from_dict({"stability_delay": "0.5", "min_size": "7", "min_age": None})
+    assert (settings.stability_delay, settings.min_size, settings.min_age) == (0.5, 7, 0.0)
+
+
+def test_unknown_setting_is_refused() -> None:
+    with pytest.raises(TypeError, match="unknown readiness setting"):
+        ReadinessSettings.from_dict({"patern": "*.pdf"})
+
+
+def test_loose_arguments_override_settings() -> None:
+    base = ReadinessSettings(pattern="*.txt", min_size=5)
+    assert ReadinessSettings.of(base, pattern="*.csv", min_age=None) == ReadinessSettings("*.csv", min_size=5)
+    assert ReadinessSettings.of(base.serialize()) == base
+    assert ReadinessSettings.of(None, min_size=0) == ReadinessSettings(min_size=0)
+
+
+def test_regex_is_a_full_match_on_the_name_instead_of_the_pattern() -> None:
+    names = ["INV-1.pdf", "INV-22.pdf", "xINV-3.pdf", "INV-4.pdf.bak", "INV-5.PDF", "notes.txt"]
+    listing = {name: FileState(10, OLD) for name in names}
+    assert _ready(listing, listing, regex=r"INV-\d+\.pdf") == ["INV-1.pdf", "INV-22.pdf"]
+    assert _ready(listing, listing, regex=r"(?i)inv-\d+\.pdf") == ["INV-1.pdf", "INV-22.pdf", "INV-5.PDF"]
+    assert _ready(listing, listing, regex=r".*\.txt", pattern="*.pdf") == ["notes.txt"]  # regex wins
+
+
+def test_regex_keeps_the_other_rules() -> None:
+    listing = {
+        ".INV-1.pdf": FileState(10, OLD),
+        "INV-2.pdf.part": FileState(10, OLD),
+        "INV-3.pdf": FileState(0, OLD),
+    }
+    assert _ready(listing, listing, regex=r".*") == []
+
+
+def test_an_invalid_regex_is_refused() -> None:
+    with pytest.raises(ValueError, match="regex"):
+        ReadinessSettings(regex="INV-(")
+
+
+def test_settings_with_a_regex_round_trip() -> None:
+    settings = ReadinessSettings(regex=r"INV-\d+\.pdf")
+    assert settings.serialize()["regex"] == r"INV-\d+\.pdf"
+    assert ReadinessSettings.from_dict(settings.serialize()) == settings
+
+
+def test_max_age_leaves_older_files_alone() -> None:
+    listing = {
+        "new.pdf": FileState(10, NOW - 60),
+        "old.pdf": FileState(10, NOW - 7200),
+        "edge.pdf": FileState(10, NOW - 3600),
+    }
+    assert _ready(listing, listing, max_age=3600) == ["edge.pdf", "new.pdf"]
+    assert _ready(listing, listing) == ["edge.pdf", "new.pdf", "old.pdf"]  # no max_age: every age
+
+
+def test_too_old_names_the_candidates_older_than_max_age() -> None:
+    listing = {
+        "old.pdf": FileState(10, NOW - 7200),
+        "old.txt": FileState(10, NOW - 7200),
+        "new.pdf": FileState(10, NOW),
+    }
+    assert too_old(listing, ReadinessSettings(max_age=3600), NOW) == ["old.pdf"]
+    assert too_old(listing, ReadinessSettings(), NOW) == []
+
+
+def test_with_a_done_marker_a_file_is_ready_only_beside_a_marker_at_least_as_new() -> None:
+    listing = {
+        "a.pdf": FileState(10, OLD),
+        "a.pdf.done": FileState(0, OLD),
+        "b.pdf": FileState(10, OLD),
+        "c.pdf": FileState(10, OLD),
+        "c.pdf.done": FileState(0, OLD - 60),  # written before c.pdf was (re-)uploaded: stale
+    }
+    assert _ready(listing, listing, done_marker=".done") == ["a.pdf"]
+    assert _ready(listing, listing) == ["a.pdf", "b.pdf", "c.pdf"]
+
+
+def test_a_done_marker_is_never_a_candidate_itself() -> None:
+    listing = {"a.pdf": FileState(10, OLD), "a.pdf.done": FileState(1, OLD)}
+    assert _ready(listing, listing, pattern="*", done_marker=".done") == ["a.pdf"]
+    assert marker_of("/in/a.pdf", ReadinessSettings(done_marker=".done")) == "/in/a.pdf.done"
+    assert marker_of("/in/a.pdf", ReadinessSettings()) is None
+
+
+def test_max_size_sets_larger_files_apart_and_keeps_the_order() -> None:
+    files = [{"filename": name, "size": size} for name, size in (("a.pdf", 10), ("b.pdf", 11), ("c.pdf", 5))]
+    assert too_big(files, 10) == ([files[0], files[2]], [files[1]])
+    assert too_big(files, None) == (files, [])
+    unknown = [{"filename": "old.pdf"}]  # claimed by 0.3: no size recorded, sent as before
+    assert too_big(unknown, 1) == (unknown, [])
+    assert ReadinessSettings.from_dict({"max_size": "50"}).max_size == 50

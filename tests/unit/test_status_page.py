@@ -65,3 +65,9 @@ def test_a_row_still_being_read_says_counting_in_its_counts() -> None:
     (counting,) = re.findall(r'<tr data-project="acme">.*?</tr>', page)
     assert counting.count('<td class="count">counting…</td>') == 5
     assert '<td class="count">3</td>' in page
+
+
+def test_files_too_old_to_take_have_their_own_column() -> None:
+    page = render_page([_row(waiting=1, too_old=2, claimed_today=3)], 10)
+    assert "<th>Waiting in input</th><th>Too old (left alone)</th><th>Claimed today</th>" in page
+    assert re.search(r'<td class="count">1</td>\s*<td class="count">2</td>\s*<td class="count">3</td>', page)
