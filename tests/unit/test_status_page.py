@@ -63,7 +63,8 @@ def test_the_page_refreshes_itself_and_has_room_for_more_sections() -> None:
 def test_a_row_still_being_read_says_counting_in_its_counts() -> None:
     page = render_page([_row(counting=True), _row("beta", waiting=3)], 10)
     (counting,) = re.findall(r'<tr data-project="acme">.*?</tr>', page)
-    assert counting.count('<td class="count">counting…</td>') == 6  # waiting, too old, claimed, unsent, sent, rejected
+    # waiting, too old, claimed today, sent, unsent, rejected
+    assert counting.count('<td class="count">counting…</td>') == 6
     assert '<td class="count">3</td>' in page
 
 
