@@ -46,6 +46,8 @@ MAX_BATCH_SIZE = 100
 MAX_FILES_PER_RUN = 100_000
 #: Longest ``project_id``: Airflow's limit of a DAG tag (the id is one); its DAG id stays far below 250.
 PROJECT_ID_MAX = 100
+#: Shortest ``sweep_interval`` in seconds: a sweep run is a whole DAG run.
+MIN_SWEEP_INTERVAL = 10
 _CRON_PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
 
 
@@ -79,6 +81,7 @@ class Project:
     completion: str = "keep"
     completion_after: float = 0
     resend_after: float | None = None
+    sweep_interval: float | None = 900
     name_encoding: str = DEFAULT_NAME_ENCODING
     max_send_attempts: int = 5
     retention_days: float = 30
@@ -303,6 +306,7 @@ SCHEMA: dict[str, Check] = {
     "completion": _one_of(*COMPLETIONS),
     "completion_after": _number(0),
     "resend_after": _optional(_number(0, low_open=True)),
+    "sweep_interval": _optional(_number(MIN_SWEEP_INTERVAL, 86400)),
     "name_encoding": _encoding,
     "max_send_attempts": _number(1, 100, integer=True),
     "retention_days": _number(0, low_open=True),

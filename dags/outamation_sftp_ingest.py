@@ -21,7 +21,11 @@ An entry with ``"schedule": "event"`` is scheduled on its input folder's Asset i
 Asset's watcher (:class:`~airflow_outamation.triggers.sftp_event.ReadyFilesEventTrigger`, in the triggerer)
 starts a run when files finished uploading, and ``wait_for_files`` then looks without deferring (one
 listing when only the files the watcher announced wait, unchanged) and skips the run if an earlier
-one took the files. Manual runs of such a DAG look the same way, with two listings.
+one took the files. Manual runs of such a DAG look the same way, with two listings. In event mode the
+housekeeping follows the send (``submit_batches -> resend_unsent -> project_status, check_alerts ->
+check_run``), so a file's path to the API is three tasks, and a sweep run every ``sweep_interval``
+seconds (``AssetOrTimeSchedule``) resends unsent batches and does the housekeeping when no file comes.
+``resend_unsent`` then never races a send: send leases keep each batch to one sender.
 
 A run claims at most ``max_files_per_run`` files (5,000 by default; the rest wait in the input folder
 for the next run) and sends all their batches in one task, so a backlog costs a handful of Airflow
@@ -53,7 +57,16 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from airflow.sdk import DAG, Asset, Context, Param, TriggerRule, get_parsing_context
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetOrTimeSchedule,
+    Context,
+    DeltaTriggerTimetable,
+    Param,
+    TriggerRule,
+    get_parsing_context,
+)
 from airflow.sdk.bases.operator import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -247,6 +260,18 @@ def watched_asset(project: Project) -> Asset:
     return ready_files_asset(project.project_id, trigger)
 
 
+def event_schedule(project: Project) -> list[Asset] | AssetOrTimeSchedule:
+    """
+    An event-mode project's schedule: its watched input folder, and a sweep run every ``sweep_interval``
+    seconds (unless ``null``) that resends unsent batches and does the housekeeping when no file arrives.
+    """
+    assets = [watched_asset(project)]
+    if project.sweep_interval is None:
+        return assets
+    sweep = DeltaTriggerTimetable(timedelta(seconds=project.sweep_interval))
+    return AssetOrTimeSchedule(timetable=sweep, assets=assets)
+
+
 def project_doc(project: Project) -> str:
     """The DAG's documentation: where its files come from and go, and how to resend a batch."""
     asset = in_progress_asset(project.project_id)
@@ -255,10 +280,17 @@ def project_doc(project: Project) -> str:
             f"when files are ready (watcher of `outamation://{project.project_id}/input`, "
             f"polling every {project.poke_interval:g} s); a run claims what is ready and ends"
         )
+        if project.sweep_interval is not None:
+            schedule += f"; a sweep run every {project.sweep_interval:g} s resends unsent batches"
     else:
         schedule = f"`{project.schedule}`" if project.schedule else "none (triggered by hand)"
     url = f" (URL `{display_url(project.api_url)}`)" if project.api_url else ""
     claimed_into = f"{project.base_path}/{project.in_progress_dir}/{date_folder(project)}"
+    task_order = (
+        "wait_for_files -> claim_files -> submit_batches -> resend_unsent -> project_status -> check_run"
+        if project.schedule == EVENT_SCHEDULE
+        else "resend_unsent -> wait_for_files -> claim_files -> submit_batches -> project_status -> check_run"
+    )
     alerts = "; ".join(project_expectations(project).describe()) + (
         f" (to {', '.join(f'{k}: {v}' for k, v in project.alert_targets.items())})"
         if project.alert_targets
@@ -277,7 +309,7 @@ def project_doc(project: Project) -> str:
 | Asset | `{asset.uri}`: `schedule=[in_progress_asset("{project.project_id}")]` |
 | Alerts | {alerts} |
 
-resend_unsent -> wait_for_files -> claim_files -> submit_batches -> project_status -> check_run.
+{task_order}.
 Each accepted batch gets a receipt in `<in_progress>/<date>/.claims/sent/`; then its files are
 handled per `completion` (`{project.completion}`): kept, moved to `{project.base_path}/processed/<date>/`,
 or deleted. A batch the API refuses for good (HTTP 4xx but 408/429), or that failed
@@ -317,7 +349,7 @@ def build_dag(project: Project) -> DAG:
         dag_id=dag_id_of(project_id),
         dag_display_name=f"Outamation SFTP ingest: {project_id}{RUNS_HOW.get(project.schedule, '')}",
         description=dag_description(project),
-        schedule=[watched_asset(project)] if event_mode else project.schedule,
+        schedule=event_schedule(project) if event_mode else project.schedule,
         start_date=START_DATE,
         catchup=False,
         max_active_runs=project.max_active_runs,
@@ -347,6 +379,7 @@ def build_dag(project: Project) -> DAG:
             max_attempts=project.max_send_attempts,
             retention_days=project.retention_days,
             retries=0,  # the next run tries again
+            trigger_rule=TriggerRule.ALL_DONE,  # in event mode it follows the send, whatever its outcome
         )
         wait_for_files = ReadyFilesSensor(
             task_id="wait_for_files",
@@ -434,10 +467,13 @@ def build_dag(project: Project) -> DAG:
             trigger_rule=TriggerRule.ALL_DONE,
             retries=0,
         )
-        resend_unsent >> [wait_for_files, check_alerts]
-        # One line: project_status and check_run run when every task before them is done, whatever its state.
-        submit_batches >> project_status >> check_run
-        check_alerts >> check_run
+        if event_mode:  # housekeeping after the send, off the path from a file's event to the API
+            submit_batches >> resend_unsent >> [project_status, check_alerts]
+        else:
+            resend_unsent >> [wait_for_files, check_alerts]
+            submit_batches >> project_status
+        # check_run runs when every task before it is done, whatever its state.
+        [project_status, check_alerts] >> check_run
     return dag
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -632,6 +632,10 @@ def test_an_event_mode_entry_is_scheduled_on_its_watched_input_folder(
     }
     sensor = dag.get_task("wait_for_files")
     assert (sensor.deferrable, sensor.timeout, sensor.soft_fail) == (False, 0, True)
+    assert not sensor.upstream_task_ids  # a file's path to the API: wait, claim, send; housekeeping after
+    assert dag.get_task("resend_unsent").upstream_task_ids == {"submit_batches"}
+    assert dag.get_task("resend_unsent").downstream_task_ids == {"project_status", "check_alerts"}
+    assert dag.timetable.timetable.delta == timedelta(minutes=15)  # the sweep
     cron = module.outamation_sftp_ingest_cron
     assert cron.get_task("wait_for_files").deferrable is True
     assert [name for name in vars(module) if name.startswith("outamation_sftp_ingest-")] == []
@@ -744,8 +748,6 @@ def test_no_url_credential_or_query_in_what_dag_readers_see(
 def test_every_task_has_an_execution_timeout_derived_from_its_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from datetime import timedelta
-
     entries = [
         _entry("small", "/small", max_files_per_run=10),
         _entry("big", "/big", max_files_per_run=50_000, max_in_flight=2),
@@ -773,3 +775,14 @@ def test_the_entry_decides_the_name_encoding_and_confines_every_task_to_its_fold
     assert dag.get_task("claim_files").name_encoding == "latin-1"
     for task_id in ("wait_for_files", "claim_files", "project_status"):
         assert dag.get_task(task_id).project_root == "/upload/latin", task_id
+
+
+def test_an_event_mode_entry_without_a_sweep_runs_on_its_events_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.sdk import AssetOrTimeSchedule
+
+    entries = [_entry("quiet", "/quiet", schedule="event", sweep_interval=None)]
+    dag = _load_example_dag(entries, tmp_path, monkeypatch).outamation_sftp_ingest_quiet
+    assert not isinstance(dag.timetable, AssetOrTimeSchedule)
+    assert [asset.name for asset in dag.timetable.asset_condition.objects] == ["outamation_ready_files_quiet"]

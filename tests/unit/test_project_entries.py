@@ -89,6 +89,8 @@ def test_every_problem_of_an_entry_is_named() -> None:
         ("completion", "archive"),
         ("completion_after", -1),
         ("resend_after", 0),
+        ("sweep_interval", 5),
+        ("sweep_interval", "15m"),
         ("max_send_attempts", 0),
         ("max_send_attempts", 2.5),
         ("retention_days", 0),
