@@ -305,7 +305,7 @@ def project_doc(project: Project) -> str:
 | Document API connection | `{project.document_api_conn_id}`{url} |
 | Input folder | `{project.base_path}/{project.source_dir}` (files matching `{project.pattern}`) |
 | Claimed into | `{claimed_into}`, the run's date in {project.timezone} |
-| Schedule | {schedule}; one run at a time: {project.max_active_runs} |
+| Schedule | {schedule}; runs at once, at most: {project.max_active_runs} |
 | Asset | `{asset.uri}`: `schedule=[in_progress_asset("{project.project_id}")]` |
 | Alerts | {alerts} |
 
@@ -380,6 +380,7 @@ def build_dag(project: Project) -> DAG:
             retention_days=project.retention_days,
             retries=0,  # the next run tries again
             trigger_rule=TriggerRule.ALL_DONE,  # in event mode it follows the send, whatever its outcome
+            max_active_tis_per_dag=1,  # overlapping runs (event mode) keep their housekeeping one at a time
         )
         wait_for_files = ReadyFilesSensor(
             task_id="wait_for_files",
@@ -460,6 +461,7 @@ def build_dag(project: Project) -> DAG:
                 alert_targets=project.alert_targets or {},
             ),
             retries=0,  # the next run checks again
+            max_active_tis_per_dag=1,  # one writer of the project's alert state, also when runs overlap
         )
         check_run = RunOutcomeOperator(
             task_id=OUTCOME_TASK,

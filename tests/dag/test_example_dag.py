@@ -635,6 +635,9 @@ def test_an_event_mode_entry_is_scheduled_on_its_watched_input_folder(
     assert not sensor.upstream_task_ids  # a file's path to the API: wait, claim, send; housekeeping after
     assert dag.get_task("resend_unsent").upstream_task_ids == {"submit_batches"}
     assert dag.get_task("resend_unsent").downstream_task_ids == {"project_status", "check_alerts"}
+    for task_id in ("resend_unsent", "check_alerts"):  # runs overlap: housekeeping and alerts do not
+        assert dag.get_task(task_id).max_active_tis_per_dag == 1
+    assert dag.max_active_runs == 4
     assert dag.timetable.timetable.delta == timedelta(minutes=15)  # the sweep
     cron = module.outamation_sftp_ingest_cron
     assert cron.get_task("wait_for_files").deferrable is True

@@ -41,7 +41,6 @@ def airflow(
             "poke_interval": 1,
             "stability_delay": 1,
             "sweep_interval": SWEEP_INTERVAL if name == "sweep" else None,
-            "max_active_runs": 2,
         }
         for name in PROJECTS
     ]

@@ -37,6 +37,16 @@ def test_a_minimal_entry_gets_every_default() -> None:
     assert (project.schedule, project.completion, project.batch_size) == (None, "keep", 5)
 
 
+def test_an_event_mode_entry_overlaps_its_runs_and_sweeps_unless_told_otherwise() -> None:
+    event = parse_entry({**GOOD, "schedule": "event"}, 0)
+    told = parse_entry({**GOOD, "schedule": "event", "max_active_runs": 1, "sweep_interval": None}, 0)
+    cron = parse_entry({**GOOD, "schedule": "@hourly"}, 0)
+    assert isinstance(event, Project) and isinstance(told, Project) and isinstance(cron, Project)
+    assert (event.max_active_runs, event.sweep_interval) == (4, 900)
+    assert (told.max_active_runs, told.sweep_interval) == (1, None)
+    assert cron.max_active_runs == 1
+
+
 def test_env_defaults_fill_in_but_the_entry_wins() -> None:
     defaults = {"source_dir": "drop", "in_progress_dir": None, "profile_code": "env_profile"}
     project = parse_entry({**GOOD, "source_dir": "inbox"}, 0, defaults)
