@@ -41,7 +41,9 @@ def test_an_event_mode_entry_overlaps_its_runs_and_sweeps_unless_told_otherwise(
     event = parse_entry({**GOOD, "schedule": "event"}, 0)
     told = parse_entry({**GOOD, "schedule": "event", "max_active_runs": 1, "sweep_interval": None}, 0)
     cron = parse_entry({**GOOD, "schedule": "@hourly"}, 0)
-    assert isinstance(event, Project) and isinstance(told, Project) and isinstance(cron, Project)
+    assert isinstance(event, Project)
+    assert isinstance(told, Project)
+    assert isinstance(cron, Project)
     assert (event.max_active_runs, event.sweep_interval) == (4, 900)
     assert (told.max_active_runs, told.sweep_interval) == (1, None)
     assert cron.max_active_runs == 1
