@@ -49,7 +49,7 @@ PROJECT_ID_MAX = 100
 #: ``max_active_runs`` of an event-mode entry that sets none: a file ready while a run works starts
 #: the next run at once (Airflow defers asset-triggered runs while a DAG is at ``max_active_runs``);
 #: claims are exclusive and sends leased, so overlapping runs never take or send a file twice.
-EVENT_MAX_ACTIVE_RUNS = 4
+EVENT_MAX_ACTIVE_RUNS = 3
 #: Shortest ``sweep_interval`` in seconds: a sweep run is a whole DAG run.
 MIN_SWEEP_INTERVAL = 10
 _CRON_PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")

@@ -345,6 +345,9 @@ def build_dag(project: Project) -> DAG:
     project_id = project.project_id
     event_mode = project.schedule == EVENT_SCHEDULE
     timeouts = task_timeouts(project)
+    # The tasks after the send run whatever came before; in event mode not in a run that claimed (no
+    # task process there: a run that sends is three tasks, and Airflow fails it when one fails).
+    housekeeping_rule = TriggerRule.NONE_SKIPPED if event_mode else TriggerRule.ALL_DONE
     with DAG(
         dag_id=dag_id_of(project_id),
         dag_display_name=f"Outamation SFTP ingest: {project_id}{RUNS_HOW.get(project.schedule, '')}",
@@ -379,7 +382,8 @@ def build_dag(project: Project) -> DAG:
             max_attempts=project.max_send_attempts,
             retention_days=project.retention_days,
             retries=0,  # the next run tries again
-            trigger_rule=TriggerRule.ALL_DONE,  # in event mode it follows the send, whatever its outcome
+            # Event mode: only when wait_for_files skipped (a sweep run, or nothing left to claim).
+            trigger_rule=TriggerRule.ALL_SKIPPED if event_mode else TriggerRule.ALL_SUCCESS,
             max_active_tis_per_dag=1,  # overlapping runs (event mode) keep their housekeeping one at a time
         )
         wait_for_files = ReadyFilesSensor(
@@ -400,6 +404,7 @@ def build_dag(project: Project) -> DAG:
             project_root=project.base_path,
             timeout=0 if event_mode else WAIT_TIMEOUT.total_seconds(),
             soft_fail=True,
+            skip_scheduled=event_mode,  # a sweep run does the housekeeping only
         )
         claim_files = ClaimFilesOperator(
             task_id="claim_files",
@@ -445,13 +450,13 @@ def build_dag(project: Project) -> DAG:
             in_progress_dir=project.in_progress_dir,
             date_format=project.date_format,
             timezone=project.timezone,
-            trigger_rule=TriggerRule.ALL_DONE,
+            trigger_rule=housekeeping_rule,
             retries=0,
         )
         check_alerts = CheckAlertsOperator(
             task_id="check_alerts",
             execution_timeout=timeouts["check_alerts"],
-            trigger_rule=TriggerRule.ALL_DONE,  # also, and above all, when the resend failed
+            trigger_rule=housekeeping_rule,  # also, and above all, when the resend failed
             check=AlertCheck(
                 project_id=project_id,
                 sftp_conn_id=project.sftp_conn_id,
@@ -466,11 +471,11 @@ def build_dag(project: Project) -> DAG:
         check_run = RunOutcomeOperator(
             task_id=OUTCOME_TASK,
             execution_timeout=timeouts[OUTCOME_TASK],
-            trigger_rule=TriggerRule.ALL_DONE,
+            trigger_rule=housekeeping_rule,
             retries=0,
         )
-        if event_mode:  # housekeeping after the send, off the path from a file's event to the API
-            submit_batches >> resend_unsent >> [project_status, check_alerts]
+        if event_mode:  # housekeeping in the runs that claim nothing (sweep runs), off the path to the API
+            wait_for_files >> resend_unsent >> [project_status, check_alerts]
         else:
             resend_unsent >> [wait_for_files, check_alerts]
             submit_batches >> project_status

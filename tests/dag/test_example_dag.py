@@ -221,6 +221,35 @@ def test_full_run_claims_batches_and_sends_signed_calls(
     assert at_a_glance["total"] == {"claimed": 7, "sent": 7, "unsent": 0, "rejected": 0, "completed": 0}
 
 
+@pytest.mark.slow
+def test_an_event_mode_run_that_sends_is_three_tasks_one_that_claims_nothing_does_the_housekeeping(
+    example: ExampleProject,
+    document_api_receiver: DocumentApiReceiver,
+) -> None:
+    base = example.base("event")
+    example.server.write(f"{base}/input/doc.pdf", b"%PDF-1.7 event")
+    dag = example.load(base, schedule="event").outamation_sftp_ingest_dagtest
+
+    sending = dag.test(run_conf={"stability_delay": 0.3})
+    assert sending.state == "success"
+    ran = {task for task, (state, _) in _task_tries(sending).items() if state != "skipped"}
+    assert ran == {"wait_for_files", "claim_files", "submit_batches"}
+    assert [f["filename"] for r in document_api_receiver.requests for f in r.json()["files"]] == ["doc.pdf"]
+
+    idle = dag.test(run_conf={"stability_delay": 0.3})
+    assert idle.state == "success"
+    states = {task: state for task, (state, _) in _task_tries(idle).items()}
+    assert states == {
+        "wait_for_files": "skipped",  # nothing to claim: the housekeeping runs
+        "claim_files": "skipped",
+        "submit_batches": "skipped",
+        "resend_unsent": "success",
+        "project_status": "success",
+        "check_alerts": "success",
+        "check_run": "success",
+    }
+
+
 def _project(base: str, api_conn_id: str, **settings: object) -> dict[str, object]:
     return {
         "project_id": "dagtest",
@@ -632,12 +661,13 @@ def test_an_event_mode_entry_is_scheduled_on_its_watched_input_folder(
     }
     sensor = dag.get_task("wait_for_files")
     assert (sensor.deferrable, sensor.timeout, sensor.soft_fail) == (False, 0, True)
-    assert not sensor.upstream_task_ids  # a file's path to the API: wait, claim, send; housekeeping after
-    assert dag.get_task("resend_unsent").upstream_task_ids == {"submit_batches"}
+    assert not sensor.upstream_task_ids  # a file's path to the API: wait, claim, send
+    assert sensor.skip_scheduled is True  # a sweep run does the housekeeping only
+    assert dag.get_task("resend_unsent").upstream_task_ids == {"wait_for_files"}
     assert dag.get_task("resend_unsent").downstream_task_ids == {"project_status", "check_alerts"}
     for task_id in ("resend_unsent", "check_alerts"):  # runs overlap: housekeeping and alerts do not
         assert dag.get_task(task_id).max_active_tis_per_dag == 1
-    assert dag.max_active_runs == 4
+    assert dag.max_active_runs == 3
     assert dag.timetable.timetable.delta == timedelta(minutes=15)  # the sweep
     cron = module.outamation_sftp_ingest_cron
     assert cron.get_task("wait_for_files").deferrable is True

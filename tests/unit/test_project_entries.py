@@ -44,7 +44,7 @@ def test_an_event_mode_entry_overlaps_its_runs_and_sweeps_unless_told_otherwise(
     assert isinstance(event, Project)
     assert isinstance(told, Project)
     assert isinstance(cron, Project)
-    assert (event.max_active_runs, event.sweep_interval) == (4, 900)
+    assert (event.max_active_runs, event.sweep_interval) == (3, 900)
     assert (told.max_active_runs, told.sweep_interval) == (1, None)
     assert cron.max_active_runs == 1
 
