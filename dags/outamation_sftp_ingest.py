@@ -21,11 +21,11 @@ An entry with ``"schedule": "event"`` is scheduled on its input folder's Asset i
 Asset's watcher (:class:`~airflow_outamation.triggers.sftp_event.ReadyFilesEventTrigger`, in the triggerer)
 starts a run when files finished uploading, and ``wait_for_files`` then looks without deferring (one
 listing when only the files the watcher announced wait, unchanged) and skips the run if an earlier
-one took the files. Manual runs of such a DAG look the same way, with two listings. In event mode the
-housekeeping follows the send (``submit_batches -> resend_unsent -> project_status, check_alerts ->
-check_run``), so a file's path to the API is three tasks, and a sweep run every ``sweep_interval``
-seconds (``AssetOrTimeSchedule``) resends unsent batches and does the housekeeping when no file comes.
-``resend_unsent`` then never races a send: send leases keep each batch to one sender.
+one took the files. Manual runs of such a DAG look the same way, with two listings. In event mode a run
+that claims is three tasks (``wait_for_files -> claim_files -> submit_batches``) and runs overlap
+(claims are exclusive, sends leased); the housekeeping (``resend_unsent -> project_status,
+check_alerts -> check_run``) runs only in a run that claims nothing: the sweep run the clock starts
+every ``sweep_interval`` seconds (``AssetOrTimeSchedule``), whose ``wait_for_files`` skips at once.
 
 A run claims at most ``max_files_per_run`` files (5,000 by default; the rest wait in the input folder
 for the next run) and sends all their batches in one task, so a backlog costs a handful of Airflow
@@ -287,7 +287,8 @@ def project_doc(project: Project) -> str:
     url = f" (URL `{display_url(project.api_url)}`)" if project.api_url else ""
     claimed_into = f"{project.base_path}/{project.in_progress_dir}/{date_folder(project)}"
     task_order = (
-        "wait_for_files -> claim_files -> submit_batches -> resend_unsent -> project_status -> check_run"
+        "wait_for_files -> claim_files -> submit_batches; in a run that claims nothing (the sweep): "
+        "resend_unsent -> project_status, check_alerts -> check_run"
         if project.schedule == EVENT_SCHEDULE
         else "resend_unsent -> wait_for_files -> claim_files -> submit_batches -> project_status -> check_run"
     )
