@@ -20,7 +20,8 @@ After a warm-up file, files arrive in one of two ways (``--arrivals``):
 Latency of a file = time the receiver accepted it - time its last byte was written. Then the other
 ``--projects`` - 1 projects of the same mode on the same SFTP connection are unpaused and, after their
 DAGs were parsed again, an idle window of ``--idle`` seconds without any file counts the DAG runs
-created and the SSH connections to the server (opened during the window, and the most open at once).
+created (also per project and hour: with ``--sweep-interval`` the sweep runs show there) and the SSH
+connections to the server (opened during the window, and the most open at once).
 
 Printed: p50/p95/max latency, DAG runs (and the idle ones among them: runs that claimed nothing), SSH
 connections, the idle figures, and where the time goes: the mean seconds from a file's last byte to
@@ -198,6 +199,7 @@ def measure(mode: str, arrivals_kind: str, args: argparse.Namespace, server: Ope
             "poke_interval": args.poke_interval,
             "stability_delay": args.stability_delay,
             **({"max_active_runs": args.max_active_runs} if args.max_active_runs else {}),
+            **({"sweep_interval": args.sweep_interval} if args.sweep_interval else {}),
         }
         for index in range(args.projects)
     ]
@@ -293,14 +295,16 @@ def main(args: argparse.Namespace) -> None:
     print()
     print(
         f"| mode | arrivals | files | p50 s | p95 s | max s | DAG runs (idle) | SSH opened | sent twice "
-        f"| idle {args.idle:g} s, {args.projects} projects: runs | SSH opened | SSH open at most |"
+        f"| idle {args.idle:g} s, {args.projects} projects: runs (per project and hour) | SSH opened "
+        "| SSH open at most |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
+        hourly = r["idle_runs"] * 3600 / r["idle_s"] / r["projects"]
         print(
             f"| {r['mode']} | {r['arrivals']} | {r['files']} | {r['p50_s']:.1f} | {r['p95_s']:.1f} "
             f"| {r['max_s']:.1f} | {r['runs']} ({r['idle_runs_in_phase']}) | {r['ssh_connections_opened']} "
-            f"| {r['sent_more_than_once']} | {r['idle_runs']} | {r['idle_ssh_opened']} "
+            f"| {r['sent_more_than_once']} | {r['idle_runs']} ({hourly:.1f}) | {r['idle_ssh_opened']} "
             f"| {r['idle_ssh_most_open']} |"
         )
     print()
@@ -323,6 +327,7 @@ if __name__ == "__main__":
     parser.add_argument("--poke-interval", type=float, default=2.0)
     parser.add_argument("--stability-delay", type=float, default=1.2)
     parser.add_argument("--max-active-runs", type=int, help="the entries' max_active_runs (default: theirs)")
+    parser.add_argument("--sweep-interval", type=float, help="event mode's sweep_interval (default: its)")
     parser.add_argument("--projects", type=int, default=20, help="watched projects in the idle window")
     parser.add_argument("--idle", type=float, default=60.0, help="seconds of the idle window")
     parser.add_argument("--seed", type=int, default=13)
