@@ -48,6 +48,12 @@ MAX_BATCH_SIZE = 100
 MAX_FILES_PER_RUN = 100_000
 #: Longest ``project_id``: Airflow's limit of a DAG tag (the id is one); its DAG id stays far below 250.
 PROJECT_ID_MAX = 100
+#: ``max_active_runs`` of an event-mode entry that sets none: a file ready while a run works starts
+#: the next run at once (Airflow defers asset-triggered runs while a DAG is at ``max_active_runs``);
+#: claims are exclusive and sends leased, so overlapping runs never take or send a file twice.
+EVENT_MAX_ACTIVE_RUNS = 3
+#: Shortest ``sweep_interval`` in seconds: a sweep run is a whole DAG run.
+MIN_SWEEP_INTERVAL = 10
 _CRON_PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
 
 
@@ -85,6 +91,7 @@ class Project:
     completion: str = "keep"
     completion_after: float = 0
     resend_after: float | None = None
+    sweep_interval: float | None = 900
     name_encoding: str = DEFAULT_NAME_ENCODING
     max_send_attempts: int = 5
     retention_days: float = 30
@@ -337,6 +344,7 @@ SCHEMA: dict[str, Check] = {
     "completion": _one_of(*COMPLETIONS),
     "completion_after": _number(0),
     "resend_after": _optional(_number(0, low_open=True)),
+    "sweep_interval": _optional(_number(MIN_SWEEP_INTERVAL, 86400)),
     "name_encoding": _encoding,
     "max_send_attempts": _number(1, 100, integer=True),
     "retention_days": _number(0, low_open=True),
@@ -383,6 +391,8 @@ def parse_entry(entry: Any, index: int, defaults: Mapping[str, Any] | None = Non
     if from_env is not None and (problem := _alert_targets(from_env)) is not None:
         problems.append(f"alert_targets of OUTAMATION_ALERT_TARGETS {problem}")
     settings = {**_DEFAULTS, **given, **entry}
+    if settings["schedule"] == EVENT_SCHEDULE and "max_active_runs" not in entry:
+        settings["max_active_runs"] = EVENT_MAX_ACTIVE_RUNS
     if not problems and not settings["profile_code"]:
         problems.append("profile_code is missing and the PROFILE_CODE environment variable is not set")
     if problems:

@@ -10,16 +10,23 @@ modes, each on a fresh Airflow, one after the other:
 - ``cron``: the project runs every minute (``* * * * *``, the most frequent cron; the README's
   example is ``*/15``) and each run's ReadyFilesSensor waits in the triggerer for files.
 
-Both poll every ``--poke-interval`` seconds with the default stability delay (1.2 s). After a warm-up
-file, ``--files`` files arrive one by one at random intervals over ``--spread`` seconds; a quarter of
-them grow slowly (written in chunks over 3 to 8 s). Latency of a file = time the receiver accepted
-it - time its last byte was written. Then the other ``--projects`` - 1 projects of the same mode on
-the same SFTP connection are unpaused and, after their DAGs were parsed again, an idle window of
-``--idle`` seconds without any file counts the DAG runs created and the SSH connections to the server
-(opened during the window, and the most open at once). Printed: p50/p95/max latency, DAG runs, SSH
-connections, the idle figures, and where the time goes: the mean seconds from a file's last byte
-to the watcher's asset event, from the event to its run, and before and in each task. Run:
-``.venv/bin/python -m benchmarks.bench_latency [--modes event cron] [--quick]``.
+Both poll every ``--poke-interval`` seconds with a stability delay of ``--stability-delay`` seconds.
+After a warm-up file, files arrive in one of two ways (``--arrivals``):
+
+- ``burst``: ``--files`` files one by one at random intervals over ``--spread`` seconds, a quarter of
+  them growing slowly (written in chunks over 3 to 8 s);
+- ``steady``: a 2 KB PDF every ``--every`` seconds for ``--minutes`` minutes (a busy customer).
+
+Latency of a file = time the receiver accepted it - time its last byte was written. Then the other
+``--projects`` - 1 projects of the same mode on the same SFTP connection are unpaused and, after their
+DAGs were parsed again, an idle window of ``--idle`` seconds without any file counts the DAG runs
+created (also per project and hour: with ``--sweep-interval`` the sweep runs show there) and the SSH
+connections to the server (opened during the window, and the most open at once).
+
+Printed: p50/p95/max latency, DAG runs (and the idle ones among them: runs that claimed nothing), SSH
+connections, the idle figures, and where the time goes: the mean seconds from a file's last byte to
+the watcher's asset event, from the event to its run, and before and in each task. Run:
+``.venv/bin/python -m benchmarks.bench_latency [--modes event cron] [--arrivals burst steady] [--quick]``.
 """
 
 from __future__ import annotations
@@ -43,7 +50,6 @@ from outamation_testbed.airflow_processes import AirflowProcesses, example_dag_h
 
 SFTP_CONN, API_CONN = "outamation_bench_sftp", "outamation_bench_api"
 SCHEDULES = {"event": "event", "cron": "* * * * *"}
-STABILITY_DELAY = 1.2
 
 
 class Arrivals:
@@ -65,6 +71,19 @@ class Arrivals:
                 handle.write(os.urandom(4096))
         with self._lock:
             self.last_byte[name] = time.monotonic()
+
+    def steady(self, every: float, minutes: float, prefix: str) -> list[str]:
+        """Write a 2 KB PDF every ``every`` seconds for ``minutes`` minutes; return the names written."""
+        names = []
+        start = time.monotonic()
+        for index in range(int(minutes * 60 / every)):
+            time.sleep(max(0.0, start + index * every - time.monotonic()))
+            name = f"{prefix}{index:03}.pdf"
+            self.server.write(f"{self.inbox}/{name}", b"%PDF-1.7\n" + self.random.randbytes(2_039))
+            with self._lock:
+                self.last_byte[name] = time.monotonic()
+            names.append(name)
+        return names
 
     def run(self, count: int, spread: float, prefix: str) -> None:
         """Write ``count`` files over about ``spread`` seconds; return once the last one is complete."""
@@ -116,6 +135,16 @@ def count_runs(airflow: AirflowProcesses, dag_ids: list[str]) -> int:
     return sum(airflow.api("GET", f"/dags/{dag_id}/dagRuns?limit=1")["total_entries"] for dag_id in dag_ids)
 
 
+def idle_runs(airflow: AirflowProcesses, dag_id: str, skip: int) -> int:
+    """Runs of a DAG after the first ``skip`` that claimed nothing (their claim was skipped or never ran)."""
+    runs = airflow.api("GET", f"/dags/{dag_id}/dagRuns?limit=1000&order_by=run_after")["dag_runs"][skip:]
+    return sum(
+        1
+        for run in runs
+        if "success" not in airflow.task_states(dag_id, run["dag_run_id"]).get("claim_files", [])
+    )
+
+
 def stage_breakdown(
     airflow: AirflowProcesses, dag_id: str, skip: int, last_byte: dict[str, float]
 ) -> dict[str, float]:
@@ -154,7 +183,7 @@ def _when(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
-def measure(mode: str, args: argparse.Namespace, server: OpenSshServer) -> dict[str, Any]:
+def measure(mode: str, arrivals_kind: str, args: argparse.Namespace, server: OpenSshServer) -> dict[str, Any]:
     """One mode on a fresh Airflow: the latency phase on one project, then the idle window on all."""
     home = Path(tempfile.mkdtemp(prefix=f"outamation-bench-latency-{mode}-"))
     root = server.remote_path(f"bench-latency-{mode}-{home.name}")
@@ -168,7 +197,9 @@ def measure(mode: str, args: argparse.Namespace, server: OpenSshServer) -> dict[
             "profile_code": "bench",
             "uploaded_by": f"bench lat{index:02}",
             "poke_interval": args.poke_interval,
-            "stability_delay": STABILITY_DELAY,
+            "stability_delay": args.stability_delay,
+            **({"max_active_runs": args.max_active_runs} if args.max_active_runs else {}),
+            **({"sweep_interval": args.sweep_interval} if args.sweep_interval else {}),
         }
         for index in range(args.projects)
     ]
@@ -194,21 +225,32 @@ def measure(mode: str, args: argparse.Namespace, server: OpenSshServer) -> dict[
             wait_for(lambda: "warmup000.pdf" in accepted_at(receiver, "bench lat00"), 300, "warm-up file")
             runs_before = count_runs(airflow, dag_ids[:1])
             connections_before = server.connections_opened()
-            arrivals.run(args.files, args.spread, "doc")
-            names = [f"doc{index:03}.pdf" for index in range(args.files)]
-            wait_for(
-                lambda: set(names) <= set(accepted_at(receiver, "bench lat00")), 600 + args.spread, "all sent"
-            )
+            if arrivals_kind == "steady":
+                names = arrivals.steady(args.every, args.minutes, "doc")
+            else:
+                arrivals.run(args.files, args.spread, "doc")
+                names = [f"doc{index:03}.pdf" for index in range(args.files)]
+            wait_for(lambda: set(names) <= set(accepted_at(receiver, "bench lat00")), 600, "all sent")
             accepted = accepted_at(receiver, "bench lat00")
             latencies = [min(accepted[name]) - arrivals.last_byte[name] for name in names]
+            wait_for(
+                lambda: all(
+                    run["state"] in ("success", "failed")
+                    for run in airflow.api("GET", f"/dags/{dag_ids[0]}/dagRuns?limit=1000")["dag_runs"]
+                ),
+                300,
+                "runs finished",
+            )
             result: dict[str, Any] = {
                 "mode": mode,
-                "files": args.files,
+                "arrivals": arrivals_kind,
+                "files": len(names),
                 "sent_more_than_once": sum(1 for name in names if len(accepted[name]) > 1),
                 "p50_s": statistics.median(latencies),
                 "p95_s": percentile(latencies, 0.95),
                 "max_s": max(latencies),
                 "runs": count_runs(airflow, dag_ids[:1]) - runs_before,
+                "idle_runs_in_phase": idle_runs(airflow, dag_ids[0], runs_before),
                 "ssh_connections_opened": server.connections_opened() - connections_before,
             }
             wall = time.time() - time.monotonic()
@@ -243,26 +285,31 @@ def main(args: argparse.Namespace) -> None:
     server = OpenSshServer().start()
     results = []
     try:
-        for mode in args.modes:
-            result = measure(mode, args, server)
-            print(json.dumps(result), flush=True)
-            results.append(result)
+        for arrivals_kind in args.arrivals:
+            for mode in args.modes:
+                result = measure(mode, arrivals_kind, args, server)
+                print(json.dumps(result), flush=True)
+                results.append(result)
     finally:
         server.close()
     print()
     print(
-        f"| mode | files | p50 s | p95 s | max s | DAG runs | SSH opened | sent twice "
-        f"| idle {args.idle:g} s, {args.projects} projects: runs | SSH opened | SSH open at most |"
+        f"| mode | arrivals | files | p50 s | p95 s | max s | DAG runs (idle) | SSH opened | sent twice "
+        f"| idle {args.idle:g} s, {args.projects} projects: runs (per project and hour) | SSH opened "
+        "| SSH open at most |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
+        hourly = r["idle_runs"] * 3600 / r["idle_s"] / r["projects"]
         print(
-            f"| {r['mode']} | {r['files']} | {r['p50_s']:.1f} | {r['p95_s']:.1f} | {r['max_s']:.1f} "
-            f"| {r['runs']} | {r['ssh_connections_opened']} | {r['sent_more_than_once']} | {r['idle_runs']} "
-            f"| {r['idle_ssh_opened']} | {r['idle_ssh_most_open']} |"
+            f"| {r['mode']} | {r['arrivals']} | {r['files']} | {r['p50_s']:.1f} | {r['p95_s']:.1f} "
+            f"| {r['max_s']:.1f} | {r['runs']} ({r['idle_runs_in_phase']}) | {r['ssh_connections_opened']} "
+            f"| {r['sent_more_than_once']} | {r['idle_runs']} ({hourly:.1f}) | {r['idle_ssh_opened']} "
+            f"| {r['idle_ssh_most_open']} |"
         )
     print()
-    print("| step, mean s (runs of the latency phase) | " + " | ".join(r["mode"] for r in results) + " |")
+    labels = [f"{r['mode']} {r['arrivals']}" for r in results]
+    print("| step, mean s (runs of the latency phase) | " + " | ".join(labels) + " |")
     print("|---|" + "---:|" * len(results))
     steps = dict.fromkeys(step for r in results for step in r["steps_mean_s"])
     for step in steps:
@@ -272,9 +319,15 @@ def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--modes", nargs="+", choices=list(SCHEDULES), default=["event", "cron"])
-    parser.add_argument("--files", type=int, default=50)
+    parser.add_argument("--arrivals", nargs="+", choices=["burst", "steady"], default=["burst", "steady"])
+    parser.add_argument("--files", type=int, default=50, help="burst: files")
     parser.add_argument("--spread", type=float, default=180.0, help="seconds over which the files arrive")
+    parser.add_argument("--every", type=float, default=3.0, help="steady: seconds between files")
+    parser.add_argument("--minutes", type=float, default=3.0, help="steady: minutes of arrivals")
     parser.add_argument("--poke-interval", type=float, default=2.0)
+    parser.add_argument("--stability-delay", type=float, default=1.2)
+    parser.add_argument("--max-active-runs", type=int, help="the entries' max_active_runs (default: theirs)")
+    parser.add_argument("--sweep-interval", type=float, help="event mode's sweep_interval (default: its)")
     parser.add_argument("--projects", type=int, default=20, help="watched projects in the idle window")
     parser.add_argument("--idle", type=float, default=60.0, help="seconds of the idle window")
     parser.add_argument("--seed", type=int, default=13)

@@ -22,7 +22,11 @@ An entry with ``"schedule": "event"`` is scheduled on its input folder's Asset i
 Asset's watcher (:class:`~airflow_outamation.triggers.sftp_event.ReadyFilesEventTrigger`, in the triggerer)
 starts a run when files finished uploading, and ``wait_for_files`` then looks without deferring (one
 listing when only the files the watcher announced wait, unchanged) and skips the run if an earlier
-one took the files. Manual runs of such a DAG look the same way, with two listings.
+one took the files. Manual runs of such a DAG look the same way, with two listings. In event mode a run
+that claims is three tasks (``wait_for_files -> claim_files -> submit_batches``) and runs overlap
+(claims are exclusive, sends leased); the housekeeping (``resend_unsent -> project_status,
+check_alerts -> check_run``) runs only in a run that claims nothing: the sweep run the clock starts
+every ``sweep_interval`` seconds (``AssetOrTimeSchedule``), whose ``wait_for_files`` skips at once.
 
 A run claims at most ``max_files_per_run`` files (5,000 by default; the rest wait in the input folder
 for the next run) and sends all their batches in one task, so a backlog costs a handful of Airflow
@@ -54,7 +58,16 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from airflow.sdk import DAG, Asset, Context, Param, TriggerRule, get_parsing_context
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetOrTimeSchedule,
+    Context,
+    DeltaTriggerTimetable,
+    Param,
+    TriggerRule,
+    get_parsing_context,
+)
 from airflow.sdk.bases.operator import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -244,6 +257,18 @@ def watched_asset(project: Project) -> Asset:
     return ready_files_asset(project.project_id, trigger)
 
 
+def event_schedule(project: Project) -> list[Asset] | AssetOrTimeSchedule:
+    """
+    An event-mode project's schedule: its watched input folder, and a sweep run every ``sweep_interval``
+    seconds (unless ``null``) that resends unsent batches and does the housekeeping when no file arrives.
+    """
+    assets = [watched_asset(project)]
+    if project.sweep_interval is None:
+        return assets
+    sweep = DeltaTriggerTimetable(timedelta(seconds=project.sweep_interval))
+    return AssetOrTimeSchedule(timetable=sweep, assets=assets)
+
+
 def project_doc(project: Project) -> str:
     """The DAG's documentation: where its files come from and go, and how to resend a batch."""
     asset = in_progress_asset(project.project_id)
@@ -252,6 +277,8 @@ def project_doc(project: Project) -> str:
             f"when files are ready (watcher of `outamation://{project.project_id}/input`, "
             f"polling every {project.poke_interval:g} s); a run claims what is ready and ends"
         )
+        if project.sweep_interval is not None:
+            schedule += f"; a sweep run every {project.sweep_interval:g} s resends unsent batches"
     else:
         schedule = f"`{project.schedule}`" if project.schedule else "none (triggered by hand)"
     url = f" (URL `{display_url(project.api_url)}`)" if project.api_url else ""
@@ -263,6 +290,12 @@ def project_doc(project: Project) -> str:
         selection += f"; each ready only beside its `<name>{project.done_marker}` marker"
     if project.max_size is not None:
         selection += f"; files over {project.max_size} bytes go to `rejected/<date>/` unsent"
+    task_order = (
+        "wait_for_files -> claim_files -> submit_batches; in a run that claims nothing (the sweep): "
+        "resend_unsent -> project_status, check_alerts -> check_run"
+        if project.schedule == EVENT_SCHEDULE
+        else "resend_unsent -> wait_for_files -> claim_files -> submit_batches -> project_status -> check_run"
+    )
     alerts = "; ".join(project_expectations(project).describe()) + (
         f" (to {', '.join(f'{k}: {v}' for k, v in project.alert_targets.items())})"
         if project.alert_targets
@@ -277,11 +310,11 @@ def project_doc(project: Project) -> str:
 | Document API connection | `{project.document_api_conn_id}`{url} |
 | Input folder | `{project.base_path}/{project.source_dir}` ({selection}) |
 | Claimed into | `{claimed_into}`, the run's date in {project.timezone} |
-| Schedule | {schedule}; one run at a time: {project.max_active_runs} |
+| Schedule | {schedule}; runs at once, at most: {project.max_active_runs} |
 | Asset | `{asset.uri}`: `schedule=[in_progress_asset("{project.project_id}")]` |
 | Alerts | {alerts} |
 
-resend_unsent -> wait_for_files -> claim_files -> submit_batches -> project_status -> check_run.
+{task_order}.
 Each accepted batch gets a receipt in `<in_progress>/<date>/.claims/sent/`; then its files are
 handled per `completion` (`{project.completion}`): kept, moved to `{project.base_path}/processed/<date>/`,
 or deleted. A batch the API refuses for good (HTTP 4xx but 408/429), or that failed
@@ -317,11 +350,14 @@ def build_dag(project: Project) -> DAG:
     project_id = project.project_id
     event_mode = project.schedule == EVENT_SCHEDULE
     timeouts = task_timeouts(project)
+    # The tasks after the send run whatever came before; in event mode not in a run that claimed (no
+    # task process there: a run that sends is three tasks, and Airflow fails it when one fails).
+    housekeeping_rule = TriggerRule.NONE_SKIPPED if event_mode else TriggerRule.ALL_DONE
     with DAG(
         dag_id=dag_id_of(project_id),
         dag_display_name=f"Outamation SFTP ingest: {project_id}{RUNS_HOW.get(project.schedule, '')}",
         description=dag_description(project),
-        schedule=[watched_asset(project)] if event_mode else project.schedule,
+        schedule=event_schedule(project) if event_mode else project.schedule,
         start_date=START_DATE,
         catchup=False,
         max_active_runs=project.max_active_runs,
@@ -351,6 +387,9 @@ def build_dag(project: Project) -> DAG:
             max_attempts=project.max_send_attempts,
             retention_days=project.retention_days,
             retries=0,  # the next run tries again
+            # Event mode: only when wait_for_files skipped (a sweep run, or nothing left to claim).
+            trigger_rule=TriggerRule.ALL_SKIPPED if event_mode else TriggerRule.ALL_SUCCESS,
+            max_active_tis_per_dag=1,  # overlapping runs (event mode) keep their housekeeping one at a time
         )
         wait_for_files = ReadyFilesSensor(
             task_id="wait_for_files",
@@ -368,6 +407,7 @@ def build_dag(project: Project) -> DAG:
             project_root=project.base_path,
             timeout=0 if event_mode else WAIT_TIMEOUT.total_seconds(),
             soft_fail=True,
+            skip_scheduled=event_mode,  # a sweep run does the housekeeping only
         )
         claim_files = ClaimFilesOperator(
             task_id="claim_files",
@@ -416,13 +456,13 @@ def build_dag(project: Project) -> DAG:
             in_progress_dir=project.in_progress_dir,
             date_format=project.date_format,
             timezone=project.timezone,
-            trigger_rule=TriggerRule.ALL_DONE,
+            trigger_rule=housekeeping_rule,
             retries=0,
         )
         check_alerts = CheckAlertsOperator(
             task_id="check_alerts",
             execution_timeout=timeouts["check_alerts"],
-            trigger_rule=TriggerRule.ALL_DONE,  # also, and above all, when the resend failed
+            trigger_rule=housekeeping_rule,  # also, and above all, when the resend failed
             check=AlertCheck(
                 project_id=project_id,
                 sftp_conn_id=project.sftp_conn_id,
@@ -434,17 +474,21 @@ def build_dag(project: Project) -> DAG:
             document_api_conn_id=project.document_api_conn_id,
             api_url=project.api_url,
             retries=0,  # the next run checks again
+            max_active_tis_per_dag=1,  # one writer of the project's alert state, also when runs overlap
         )
         check_run = RunOutcomeOperator(
             task_id=OUTCOME_TASK,
             execution_timeout=timeouts[OUTCOME_TASK],
-            trigger_rule=TriggerRule.ALL_DONE,
+            trigger_rule=housekeeping_rule,
             retries=0,
         )
-        resend_unsent >> [wait_for_files, check_alerts]
-        # One line: project_status and check_run run when every task before them is done, whatever its state.
-        submit_batches >> project_status >> check_run
-        check_alerts >> check_run
+        if event_mode:  # housekeeping in the runs that claim nothing (sweep runs), off the path to the API
+            wait_for_files >> resend_unsent >> [project_status, check_alerts]
+        else:
+            resend_unsent >> [wait_for_files, check_alerts]
+            submit_batches >> project_status
+        # check_run runs when every task before it is done, whatever its state.
+        [project_status, check_alerts] >> check_run
     return dag
 
 

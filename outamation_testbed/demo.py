@@ -274,6 +274,7 @@ def _airflow(home: Path, sftp: AsyncsshSftpServer, api: DocumentApiReceiver) -> 
         "poke_interval": 1,
         "stability_delay": 1,
         "completion": "move",
+        "sweep_interval": None,  # the demo's runs are the watcher's (a sweep would add one at unpausing)
     }
     dags, projects_env = example_dag_home(home, [project])
     env = {

@@ -5,7 +5,8 @@ and the run of the last check (whose failed tasks' errors the next check may quo
 Kept in one Airflow Variable per project (``outamation_alerts__<project_id>``), JSON: the metadata
 database is what every run, every retry and the status page see, and it stays readable while the
 project's SFTP server is down, exactly when the ``unreachable`` condition needs to remember since
-when it is down. One run at a time per project (``max_active_runs``) writes it.
+when it is down. One ``check_alerts`` at a time per project writes it (``max_active_tis_per_dag=1``,
+also when its runs overlap).
 """
 
 from __future__ import annotations

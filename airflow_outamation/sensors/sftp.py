@@ -65,6 +65,8 @@ class ReadyFilesSensor(BaseSensorOperator):
         ``[operators] default_deferrable``, or True when it is not set
     :param project_root: the project's configured folder (templated): ``directory`` must lie inside
         it as the server resolves it (symbolic links followed), else the task fails; ``None``: not checked
+    :param skip_scheduled: skip at once, without looking, in a run the clock started (an event-mode
+        project's sweep run, which only does the housekeeping: the watcher's runs claim the files)
     """
 
     template_fields: Sequence[str] = ("directory", "readiness", "max_files", "project_root")
@@ -79,11 +81,13 @@ class ReadyFilesSensor(BaseSensorOperator):
         max_files: int | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
         project_root: str | None = None,
+        skip_scheduled: bool = False,
         **kwargs: Any,
     ) -> None:
         loose = loose_settings(kwargs)
         super().__init__(**kwargs)
         self.readiness = settings_dict(settings, **loose)
+        self.skip_scheduled = skip_scheduled
         self.sftp_conn_id = sftp_conn_id
         self.directory = directory
         self.max_files = max_files
@@ -99,6 +103,8 @@ class ReadyFilesSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         """Look once; defer to the triggerer only when no file is ready yet (or poke without deferring)."""
+        if self.skip_scheduled and context["dag_run"].run_type == "scheduled":
+            raise AirflowSkipException("A sweep run: it only does the housekeeping; the watcher's runs claim")
         settings = self.settings
         self.log.info(
             "Watching %s for %s every %g s for up to %g s (a file is ready once unchanged for %g s)",

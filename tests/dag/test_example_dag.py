@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -219,6 +219,35 @@ def test_full_run_claims_batches_and_sends_signed_calls(
     (at_a_glance,) = xcom_values(dag.dag_id, dag_run.run_id, "project_status")
     assert at_a_glance["ready"] == 1  # growing.pdf
     assert at_a_glance["total"] == {"claimed": 7, "sent": 7, "unsent": 0, "rejected": 0, "completed": 0}
+
+
+@pytest.mark.slow
+def test_an_event_mode_run_that_sends_is_three_tasks_one_that_claims_nothing_does_the_housekeeping(
+    example: ExampleProject,
+    document_api_receiver: DocumentApiReceiver,
+) -> None:
+    base = example.base("event")
+    example.server.write(f"{base}/input/doc.pdf", b"%PDF-1.7 event")
+    dag = example.load(base, schedule="event").outamation_sftp_ingest_dagtest
+
+    sending = dag.test(run_conf={"stability_delay": 0.3})
+    assert sending.state == "success"
+    ran = {task for task, (state, _) in _task_tries(sending).items() if state != "skipped"}
+    assert ran == {"wait_for_files", "claim_files", "submit_batches"}
+    assert [f["filename"] for r in document_api_receiver.requests for f in r.json()["files"]] == ["doc.pdf"]
+
+    idle = dag.test(run_conf={"stability_delay": 0.3})
+    assert idle.state == "success"
+    states = {task: state for task, (state, _) in _task_tries(idle).items()}
+    assert states == {
+        "wait_for_files": "skipped",  # nothing to claim: the housekeeping runs
+        "claim_files": "skipped",
+        "submit_batches": "skipped",
+        "resend_unsent": "success",
+        "project_status": "success",
+        "check_alerts": "success",
+        "check_run": "success",
+    }
 
 
 def _project(base: str, api_conn_id: str, **settings: object) -> dict[str, object]:
@@ -640,6 +669,14 @@ def test_an_event_mode_entry_is_scheduled_on_its_watched_input_folder(
     }
     sensor = dag.get_task("wait_for_files")
     assert (sensor.deferrable, sensor.timeout, sensor.soft_fail) == (False, 0, True)
+    assert not sensor.upstream_task_ids  # a file's path to the API: wait, claim, send
+    assert sensor.skip_scheduled is True  # a sweep run does the housekeeping only
+    assert dag.get_task("resend_unsent").upstream_task_ids == {"wait_for_files"}
+    assert dag.get_task("resend_unsent").downstream_task_ids == {"project_status", "check_alerts"}
+    for task_id in ("resend_unsent", "check_alerts"):  # runs overlap: housekeeping and alerts do not
+        assert dag.get_task(task_id).max_active_tis_per_dag == 1
+    assert dag.max_active_runs == 3
+    assert dag.timetable.timetable.delta == timedelta(minutes=15)  # the sweep
     cron = module.outamation_sftp_ingest_cron
     assert cron.get_task("wait_for_files").deferrable is True
     assert [name for name in vars(module) if name.startswith("outamation_sftp_ingest-")] == []
@@ -752,8 +789,6 @@ def test_no_url_credential_or_query_in_what_dag_readers_see(
 def test_every_task_has_an_execution_timeout_derived_from_its_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from datetime import timedelta
-
     entries = [
         _entry("small", "/small", max_files_per_run=10),
         _entry("big", "/big", max_files_per_run=50_000, max_in_flight=2),
@@ -781,3 +816,14 @@ def test_the_entry_decides_the_name_encoding_and_confines_every_task_to_its_fold
     assert dag.get_task("claim_files").name_encoding == "latin-1"
     for task_id in ("wait_for_files", "claim_files", "project_status"):
         assert dag.get_task(task_id).project_root == "/upload/latin", task_id
+
+
+def test_an_event_mode_entry_without_a_sweep_runs_on_its_events_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.sdk import AssetOrTimeSchedule
+
+    entries = [_entry("quiet", "/quiet", schedule="event", sweep_interval=None)]
+    dag = _load_example_dag(entries, tmp_path, monkeypatch).outamation_sftp_ingest_quiet
+    assert not isinstance(dag.timetable, AssetOrTimeSchedule)
+    assert [asset.name for asset in dag.timetable.asset_condition.objects] == ["outamation_ready_files_quiet"]

@@ -69,6 +69,7 @@ def airflow(
             "poke_interval": 1,
             "stability_delay": 1,
             "alert_targets": {"email": [f"{name}@example.com"]},
+            "sweep_interval": None,  # the runs are the tests' own (a sweep would add one at unpausing)
         }
         for name in PROJECTS
     ]

@@ -15,9 +15,11 @@ from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.server_base import SftpTestServer
 from outamation_testbed.airflow_processes import AirflowProcesses, example_dag_home
 
-PROJECTS = ("pair", "growing", "claiming", "restart", "manual")
+PROJECTS = ("pair", "growing", "claiming", "restart", "manual", "sweep")
 #: Seconds without any file during which no run may be created (the idle check).
 IDLE_WINDOW = 20
+#: The sweep project's ``sweep_interval``; the others have none (their runs are the watcher's only).
+SWEEP_INTERVAL = 20
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +40,7 @@ def airflow(
             "schedule": "event",
             "poke_interval": 1,
             "stability_delay": 1,
+            "sweep_interval": SWEEP_INTERVAL if name == "sweep" else None,
         }
         for name in PROJECTS
     ]
@@ -70,7 +73,7 @@ def _sent(receiver: DocumentApiReceiver, project: str) -> list[str]:
     return sorted(
         file["filename"]
         for request in receiver.requests
-        if request.valid and request.json()["uploaded_by"] == f"ev {project}"
+        if request.valid and request.reply.status < 300 and request.json()["uploaded_by"] == f"ev {project}"
         for file in request.json()["files"]
     )
 
@@ -187,3 +190,40 @@ def test_a_manual_run_of_an_event_mode_dag_claims_what_is_ready_or_ends_at_once(
     assert airflow.wait_for_run(dag_id, empty) == "success"
     assert airflow.task_states(dag_id, empty)["wait_for_files"] == ["skipped"]
     assert _sent(receiver, "manual") == []
+
+
+def test_a_batch_left_unsent_is_resent_by_the_sweep_without_new_uploads(
+    airflow: AirflowProcesses, asyncssh_server: SftpTestServer, receiver: DocumentApiReceiver
+) -> None:
+    dag_id = "outamation_sftp_ingest_ev_sweep"
+    receiver.script_for_file("unsent.pdf", *[503] * 6)  # every attempt of the first send fails
+    asyncssh_server.write(f"{_input(asyncssh_server, 'sweep', airflow.home)}/unsent.pdf")
+    _wait(lambda: len(_tries(receiver, "unsent.pdf")) == 6, "the first send did not fail", airflow)
+
+    # No new upload: the next sweep run resends the batch, well before submit_batches' retry (2 min).
+    _wait(lambda: _sent(receiver, "sweep") == ["unsent.pdf"], "not resent", airflow, timeout=100)
+    assert _sent(receiver, "sweep") == ["unsent.pdf"]
+    resent_by = [
+        run["dag_run_id"]
+        for run in _runs(airflow, "sweep")
+        if run["run_type"] == "scheduled"
+        and airflow.task_states(dag_id, run["dag_run_id"]).get("resend_unsent") == ["success"]
+        and _xcom(airflow, dag_id, run["dag_run_id"], "resend_unsent")["resent"] == 1
+    ]
+    assert len(resent_by) == 1
+
+
+def _tries(receiver: DocumentApiReceiver, filename: str) -> list[int]:
+    """The statuses the receiver answered to the sends of a file."""
+    return [
+        request.reply.status
+        for request in receiver.requests
+        if request.valid and filename in [file["filename"] for file in request.json()["files"]]
+    ]
+
+
+def _xcom(airflow: AirflowProcesses, dag_id: str, run_id: str, task_id: str) -> Any:
+    entry = airflow.api(
+        "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+    )
+    return json.loads(entry["value"]) if isinstance(entry["value"], str) else entry["value"]

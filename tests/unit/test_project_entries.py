@@ -42,6 +42,18 @@ def test_a_minimal_entry_gets_every_default() -> None:
     assert (project.schedule, project.completion, project.batch_size) == (None, "keep", 5)
 
 
+def test_an_event_mode_entry_overlaps_its_runs_and_sweeps_unless_told_otherwise() -> None:
+    event = parse_entry({**GOOD, "schedule": "event"}, 0)
+    told = parse_entry({**GOOD, "schedule": "event", "max_active_runs": 1, "sweep_interval": None}, 0)
+    cron = parse_entry({**GOOD, "schedule": "@hourly"}, 0)
+    assert isinstance(event, Project)
+    assert isinstance(told, Project)
+    assert isinstance(cron, Project)
+    assert (event.max_active_runs, event.sweep_interval) == (3, 900)
+    assert (told.max_active_runs, told.sweep_interval) == (1, None)
+    assert cron.max_active_runs == 1
+
+
 def test_env_defaults_fill_in_but_the_entry_wins() -> None:
     defaults = {"source_dir": "drop", "in_progress_dir": None, "profile_code": "env_profile"}
     project = parse_entry({**GOOD, "source_dir": "inbox"}, 0, defaults)
@@ -94,6 +106,8 @@ def test_every_problem_of_an_entry_is_named() -> None:
         ("completion", "archive"),
         ("completion_after", -1),
         ("resend_after", 0),
+        ("sweep_interval", 5),
+        ("sweep_interval", "15m"),
         ("max_send_attempts", 0),
         ("max_send_attempts", 2.5),
         ("retention_days", 0),
