@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,19 @@ def task_seconds(airflow: AirflowProcesses, dag_id: str, run_ids: list[str]) -> 
     return dict(seconds)
 
 
+def timeline(airflow: AirflowProcesses, dag_id: str, run_id: str, since: float) -> dict[str, list[float]]:
+    """Task id -> [start, end] of its instance in ``run_id``, seconds after ``since`` (epoch)."""
+    page = airflow.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100")
+    return {
+        instance["task_id"]: [
+            round(datetime.fromisoformat(instance[key]).timestamp() - since, 1)
+            for key in ("start_date", "end_date")
+        ]
+        for instance in page["task_instances"]
+        if instance.get("start_date") and instance.get("end_date")
+    }
+
+
 def measure(
     airflow: AirflowProcesses,
     server: OpenSshServer,
@@ -177,7 +191,7 @@ def measure(
     with sampler:
         for i in range(count):
             server.write(f"{base}/input/doc{i:05}.pdf", b"%PDF-1.7 " + str(i).encode() * 20)
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), time.time()
         deadline = started + 1200
         while True:
             state = airflow.wait_for_run(dag_id, runs[-1], timeout=deadline - time.perf_counter())
@@ -206,6 +220,7 @@ def measure(
         "peak_rss_one_mib": sampler.peak_one / 2**20,
         "sftp_round_trips": (proxy.round_trips - trips_before) if proxy else None,
         "task_s": task_seconds(airflow, dag_id, runs),
+        "first_run_timeline_s": timeline(airflow, dag_id, runs[0], started_at),
     }
 
 
@@ -277,6 +292,9 @@ def main(args: argparse.Namespace) -> None:
             f"{r['path']} {r['files']:,} files ({distance}): {tasks}; "
             f"SFTP round trips {r['sftp_round_trips']}"
         )
+        timeline_s = r["first_run_timeline_s"].items()
+        spans = ", ".join(f"{task} {start:g}-{end:g}" for task, (start, end) in timeline_s)
+        print(f"  first run, seconds after the last byte written (start-end): {spans}")
 
 
 if __name__ == "__main__":
