@@ -254,9 +254,14 @@ def test_an_sftp_server_stopped_past_max_unreachable_gives_one_alert_and_one_cle
 
 
 def _check_while_down(airflow: AirflowProcesses) -> None:
-    """A manual run of project ``down`` until its check is done, then failed: its sensor would retry."""
+    """
+    A manual run of project ``down`` until its check is done, then failed.
+
+    In event mode the housekeeping runs once ``wait_for_files`` did not succeed: here it fails after
+    its retries (two, a minute apart), then ``resend_unsent`` fails and ``check_alerts`` runs.
+    """
     dag_id = "outamation_sftp_ingest_al_down"
     run_id = airflow.trigger(dag_id, {})
-    airflow.wait_for_task_state(dag_id, run_id, "check_alerts", "success")
+    airflow.wait_for_task_state(dag_id, run_id, "check_alerts", "success", timeout=420)
     airflow.api("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}", json={"state": "failed"})
     airflow.wait_for_run(dag_id, run_id)
