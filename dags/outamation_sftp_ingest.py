@@ -387,9 +387,8 @@ def build_dag(project: Project) -> DAG:
             max_attempts=project.max_send_attempts,
             retention_days=project.retention_days,
             retries=0,  # the next run tries again
-            # Event mode: only when wait_for_files claimed nothing: it skipped (a sweep run, nothing left
-            # to claim) or failed (the server unreachable: the alert check must still run).
-            trigger_rule=TriggerRule.NONE_SUCCESS if event_mode else TriggerRule.ALL_SUCCESS,
+            # Event mode: only when wait_for_files skipped (a sweep run, or nothing left to claim).
+            trigger_rule=TriggerRule.ALL_SKIPPED if event_mode else TriggerRule.ALL_SUCCESS,
             max_active_tis_per_dag=1,  # overlapping runs (event mode) keep their housekeeping one at a time
         )
         wait_for_files = ReadyFilesSensor(

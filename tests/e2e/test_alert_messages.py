@@ -20,6 +20,8 @@ PROJECTS = ("late", "refused", "busy", "down")
 MAX_UNSENT_AGE = 15
 #: ``max_unreachable`` of project ``down`` (seconds).
 MAX_UNREACHABLE = 20
+#: The stopped server's project folder, on its own sshd.
+DOWN_BASE = "al-down"
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +79,10 @@ def airflow(
     projects[2]["max_unsent_age"] = MAX_UNSENT_AGE
     projects[3]["max_unreachable"] = MAX_UNREACHABLE
     projects[3]["sftp_conn_id"] = "outamation_al_down_sftp"
-    projects[3]["base_path"] = down_server.remote_path(f"al-{home.name}/down")
+    projects[3]["base_path"] = down_server.remote_path(DOWN_BASE)
+    # Manual: its runs resend (and check the alerts) before they wait, so a run checks while the server
+    # is down; an event-mode run whose sensor fails skips its housekeeping (the sweep checks then).
+    projects[3]["schedule"] = None
     for project, server in zip(projects, (asyncssh_server,) * 3 + (down_server,), strict=True):
         server.makedirs(f"{project['base_path']}/input")
     dags, projects_env = example_dag_home(home, projects)
@@ -232,7 +237,7 @@ def test_an_api_answering_503_past_max_unsent_age_gives_one_alert_and_one_clear(
 def test_an_sftp_server_stopped_past_max_unreachable_gives_one_alert_and_one_cleared_email(
     airflow: AirflowProcesses, down_server: SftpTestServer, smtp: SmtpTestServer
 ) -> None:
-    _run(airflow, "down")  # reachable: nothing to say
+    _run_with_a_file(airflow, down_server)  # reachable: nothing to say
     down_server.stop()
     try:
         _check_while_down(airflow)  # down since now: not yet an alert
@@ -249,19 +254,20 @@ def test_an_sftp_server_stopped_past_max_unreachable_gives_one_alert_and_one_cle
     assert "resend_unsent failed: " in body  # the error the run's first task left
 
     for _ in range(3):
-        _run(airflow, "down")
+        _run_with_a_file(airflow, down_server)
     assert _subjects(smtp, "down") == [down, down.replace("] ", "] CLEARED ", 1)]
 
 
-def _check_while_down(airflow: AirflowProcesses) -> None:
-    """
-    A manual run of project ``down`` until its check is done, then failed.
+def _run_with_a_file(airflow: AirflowProcesses, server: SftpTestServer) -> None:
+    """A manual run of project ``down`` that finds a file to claim and send, so it ends."""
+    server.write(f"{server.remote_path(DOWN_BASE)}/input/doc-{time.time_ns()}.pdf", b"%PDF-1.7 down")
+    _run(airflow, "down")
 
-    In event mode the housekeeping runs once ``wait_for_files`` did not succeed: here it fails after
-    its retries (two, a minute apart), then ``resend_unsent`` fails and ``check_alerts`` runs.
-    """
+
+def _check_while_down(airflow: AirflowProcesses) -> None:
+    """A manual run of project ``down`` until its check is done, then failed: its sensor would retry."""
     dag_id = "outamation_sftp_ingest_al_down"
     run_id = airflow.trigger(dag_id, {})
-    airflow.wait_for_task_state(dag_id, run_id, "check_alerts", "success", timeout=420)
+    airflow.wait_for_task_state(dag_id, run_id, "check_alerts", "success")
     airflow.api("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}", json={"state": "failed"})
     airflow.wait_for_run(dag_id, run_id)
