@@ -299,7 +299,7 @@ def test_names_with_control_characters_are_escaped_in_every_log_line(
         task_id="wait", sftp_conn_id=sftp_conn_id, directory=f"{sftp_base}/input", stability_delay=0.2
     )
     ready = sensor.execute(_context())
-    for file in ready:  # one file changed since it was found ready: the claim logs it as skipped
+    for file in ready["files"]:  # one file changed since it was found ready: the claim logs it as skipped
         if file["filename"] == "changed.pdf":
             file["size"] += 1
 
