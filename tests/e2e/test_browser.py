@@ -431,18 +431,19 @@ def test_status_page_counts_an_unsent_batch_and_shows_a_failed_run(
             row.get_attribute("data-project"): [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
             for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")
         }
-        assert cells["steady"][1:8] == ["manual only", "", "0", "3", "1", "2", "0"]
-        assert cells["steady"][8].startswith("running 20")
-        assert cells["broken"][3:8] == ["0", "2", "0", "0", "2"]
-        assert cells["broken"][8].startswith("failed 20")
-        assert cells["broken"][8].endswith(" UTC")
-        assert cells["broken"][9].startswith("submit_batches: DocumentApiRejectedError")
+        # Project, Runs, Watcher, Waiting, Too old, Claimed today, Sent, Unsent, Rejected, Last run, Error
+        assert cells["steady"][1:9] == ["manual only", "", "0", "0", "3", "1", "2", "0"]
+        assert cells["steady"][9].startswith("running 20")
+        assert cells["broken"][3:9] == ["0", "0", "2", "0", "0", "2"]
+        assert cells["broken"][9].startswith("failed 20")
+        assert cells["broken"][9].endswith(" UTC")
+        assert cells["broken"][10].startswith("submit_batches: DocumentApiRejectedError")
         assert cells["drop"][1:3] == ["when files are ready", f"watching {bases['drop']}/input"]
-        assert "no answer within" in cells["silent"][9]
+        assert "no answer within" in cells["silent"][10]
         broken = table.find_element(By.CSS_SELECTOR, "tr[data-project=broken]")
         link = broken.find_element(By.LINK_TEXT, "broken")
         assert link.get_attribute("href").endswith(f"/dags/{dag_id('broken')}")
-        run_link = broken.find_element(By.CSS_SELECTOR, "td:nth-child(9) a")
+        run_link = broken.find_element(By.CSS_SELECTOR, "td:nth-child(10) a")
         run_page = f"/dags/{dag_id('broken')}/runs/{quote(failed_runs['broken'], safe='')}"
         assert run_link.get_attribute("href").endswith(run_page)
         error = broken.find_element(By.TAG_NAME, "details")
