@@ -18,6 +18,7 @@ from airflow_outamation.hooks.sftp_async import CHECKSUM_CHUNK
 from airflow_outamation.operators.document_api import ResendUnsentOperator, SubmitBatchesOperator
 from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver, Reply
 from airflow_outamation.testing.server_base import SftpTestServer
+from tests.integration.test_submit_batches import place_claimed
 
 
 @pytest.fixture(autouse=True)
@@ -29,16 +30,8 @@ def _empty_pools() -> Iterator[None]:
 
 def _claimed(server: SftpTestServer, base: str) -> list[dict[str, str]]:
     """Three files as a claim leaves them, one longer than a checksum read (several reads per file)."""
-    folder = f"{base}/in_progress/11262026"
     contents = [b"%PDF-1.7 small", os.urandom(2 * CHECKSUM_CHUNK + 12345), b""]
-    files = []
-    for i, content in enumerate(contents):
-        name = f"doc{i}.pdf"
-        server.write(f"{folder}/{name}", content)
-        files.append(
-            {"filename": name, "source_path": f"{base}/input/{name}", "backup_path": f"{folder}/{name}"}
-        )
-    return files
+    return place_claimed(server, base, {f"doc{i}.pdf": content for i, content in enumerate(contents)})
 
 
 def _operator(claimed: list[dict[str, str]], api: str, sftp: str, **kwargs: Any) -> SubmitBatchesOperator:

@@ -42,17 +42,23 @@ def _empty_pools() -> Iterator[None]:
     PooledSFTPHook.close_all()
 
 
-def _claimed(server: SftpTestServer, base: str, count: int) -> list[dict[str, str]]:
-    """``count`` files as a claim leaves them in ``<base>/in_progress/11262026``."""
+def place_claimed(server: SftpTestServer, base: str, contents: dict[str, bytes]) -> list[dict[str, str]]:
+    """Files (name -> content) as a claim leaves them in ``<base>/in_progress/11262026``."""
     folder = f"{base}/in_progress/11262026"
     files = []
-    for i in range(count):
-        name = f"doc{i:03}.pdf"
-        server.write(f"{folder}/{name}", f"%PDF-1.7 document {i}".encode())
+    for name, content in contents.items():
+        server.write(f"{folder}/{name}", content)
         files.append(
             {"filename": name, "source_path": f"{base}/input/{name}", "backup_path": f"{folder}/{name}"}
         )
     return files
+
+
+def _claimed(server: SftpTestServer, base: str, count: int) -> list[dict[str, str]]:
+    """``count`` files as a claim leaves them in ``<base>/in_progress/11262026``."""
+    return place_claimed(
+        server, base, {f"doc{i:03}.pdf": f"%PDF-1.7 document {i}".encode() for i in range(count)}
+    )
 
 
 def _operator(claimed: list[dict[str, str]], api: str, sftp: str, **kwargs: object) -> SubmitBatchesOperator:
