@@ -225,11 +225,11 @@ def test_recursive_claims_nested_files_flat_each_once_under_distinct_names(
         sftp_conn_id=sftp_conn_id,
     ).execute({})
     sent = sorted(
-        (f["filename"], f.get("stored_name"))
+        (f["filename"], f.get("stored_name", ""))
         for r in document_api_receiver.requests
         for f in r.json()["files"]
     )
-    assert sent == [("x.pdf", None), ("x.pdf", "x (1).pdf"), ("y.pdf", None), ("z.pdf", None)]
+    assert sent == [("x.pdf", ""), ("x.pdf", "x (1).pdf"), ("y.pdf", ""), ("z.pdf", "")]
 
 
 def test_the_status_counts_waiting_files_in_subfolders_of_a_recursive_project(
