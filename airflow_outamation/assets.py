@@ -94,7 +94,7 @@ def announced_files(events: Iterable[Any], directory: str) -> Listing | None:
         if payload.get("file_count", len(files)) > len(files):
             return None
         for file in files:
-            listing[posixpath.basename(path_of(file))] = FileState(
+            listing[posixpath.relpath(path_of(file), str(payload["directory"]))] = FileState(
                 size=int(file["size"]), mtime=float(file["mtime"])
             )
     return listing or None

@@ -5,6 +5,7 @@ an event trigger announces so that each file starts one run, not one per poll.
 
 from __future__ import annotations
 
+import posixpath
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ class Announcements:
     :param reannounce_after: seconds after which a file still waiting is announced again
     :param max_files: most files one run claims (``None``: no cap)
     :param announced: what was announced before (e.g. before a triggerer restart), by file name
+    :param directory: the watched folder: a file's name is its path under it (``sub/x.pdf`` when
+        the folder is listed recursively), as the listings name it
     """
 
     def __init__(
@@ -59,7 +62,10 @@ class Announcements:
         reannounce_after: float,
         max_files: int | None = None,
         announced: Mapping[str, Announcement] | None = None,
+        *,
+        directory: str,
     ) -> None:
+        self.directory = directory
         self.reannounce_after = reannounce_after
         self.max_files = max_files
         self.announced: dict[str, Announcement] = dict(announced or {})
@@ -88,9 +94,10 @@ class Announcements:
             self._claimed_in_episode = 0
         chosen = []
         for file in ready:
-            seen = self.announced.get(file.filename)
+            name = posixpath.relpath(file.path, self.directory)
+            seen = self.announced.get(name)
             if seen is None or leftovers_due or now - seen.at >= self.reannounce_after:
-                self.announced[file.filename] = Announcement(file.size, file.mtime, now)
+                self.announced[name] = Announcement(file.size, file.mtime, now)
                 chosen.append(file)
         return sorted(chosen, key=lambda file: file.path)
 

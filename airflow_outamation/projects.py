@@ -81,6 +81,7 @@ class Project:
     max_age: float | None = None
     done_marker: str | None = None
     max_size: int | None = None
+    recursive: bool = False
     batch_size: int = 5
     max_files_per_run: int = 5000
     max_in_flight: int = 8
@@ -334,6 +335,7 @@ SCHEMA: dict[str, Check] = {
     "max_age": _optional(_number(0, low_open=True)),
     "done_marker": _optional(_suffix),
     "max_size": _optional(_number(1, integer=True)),
+    "recursive": _boolean,
     "batch_size": _number(1, MAX_BATCH_SIZE, integer=True),
     "max_files_per_run": _number(1, MAX_FILES_PER_RUN, integer=True),
     "max_in_flight": _number(1, 32, integer=True),

@@ -5,6 +5,9 @@ A file is ready when it did not change between two listings taken at least the s
 apart (an uploader still writing changes its size or mtime), it is a regular file matching the
 pattern, it is neither a dotfile nor a temporary upload name, and it is big and old enough.
 The sync hook, the sensor's poke mode and the trigger all decide readiness here.
+
+A listing's keys are paths relative to the listed folder: a name, or ``sub/x.pdf`` when the folder
+is listed recursively (:func:`add_entries`). The name rules look at the base name.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar, get_args, get_type_hints
 
@@ -29,6 +32,8 @@ DEFAULT_MIN_SIZE = 1
 
 #: Names uploaders give files while they are still being written.
 TEMPORARY_NAME_PATTERNS: tuple[str, ...] = ("*.part", "*.filepart", "*.tmp", "~*", "*.crdownload")
+#: Levels of subfolders a recursive listing descends into below the listed folder.
+MAX_DEPTH = 10
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,8 @@ class ReadinessSettings:
         are never candidates themselves; ``None``: no marker needed
     :param max_size: largest size in bytes a file may have to be sent; a larger one is ready (it
         is claimed) but set aside unsent (:func:`too_big`); ``None``: no limit
+    :param recursive: list the subfolders too (:func:`add_entries`: no dot-folder, temporary name
+        or symbolic link, at most :data:`MAX_DEPTH` levels); their files are keyed ``sub/x.pdf``
     :raises ValueError: ``regex`` is not a valid regular expression
     """
 
@@ -100,6 +107,7 @@ class ReadinessSettings:
     max_age: float | None = None
     done_marker: str | None = None
     max_size: int | None = None
+    recursive: bool = False
 
     def __post_init__(self) -> None:
         if self.regex is not None:
@@ -120,8 +128,14 @@ class ReadinessSettings:
         return matches_pattern(name, self.pattern)
 
     def serialize(self) -> dict[str, Any]:
-        """The settings as a JSON-serialisable dict (``None`` left out), which :meth:`from_dict` reads."""
-        return {name: value for name, value in asdict(self).items() if value is not None}
+        """
+        The settings as a JSON-serialisable dict, which :meth:`from_dict` reads.
+
+        ``None`` and ``False`` are left out: settings without them read as before they existed.
+        """
+        return {
+            name: value for name, value in asdict(self).items() if value is not None and value is not False
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ReadinessSettings:
@@ -154,7 +168,11 @@ class ReadinessSettings:
 
 
 def _converted(kind: Any, value: Any) -> Any:
-    """``value`` as a ``kind`` (as an ``X`` for ``X | None``)."""
+    """``value`` as a ``kind`` (as an ``X`` for ``X | None``); a ``bool`` also from ``"true"``/``"false"``."""
+    if kind is bool and isinstance(value, str):
+        if value.strip().lower() not in ("true", "false"):
+            raise ValueError(f"not true or false: {value!r}")
+        return value.strip().lower() == "true"
     return next((option for option in get_args(kind) if option is not type(None)), kind)(value)
 
 
@@ -189,14 +207,43 @@ def matches_pattern(name: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(name.lower(), pattern.lower())
 
 
+def is_walked_folder(name: str) -> bool:
+    """Whether a recursive listing descends into a subfolder ``name``: no dot-folder or temporary name."""
+    return not name.startswith(".") and not is_temporary_name(name)
+
+
+def add_entries(
+    listing: dict[str, FileState], folder: str, entries: Iterable[tuple[str, FileState, bool]], depth: int
+) -> list[str]:
+    """
+    Add one listed folder's entries to a recursive ``listing``; return the subfolders to list next.
+
+    Only real folders are descended into (``is_folder`` from the entry's own attributes, never a
+    symbolic link's target: no loops), no dot-folder or temporary name, and not below :data:`MAX_DEPTH`.
+
+    :param listing: the listing so far (relative path -> state), added to
+    :param folder: the listed folder, relative to the top one (``""`` for the top one)
+    :param entries: its entries (name, state, is_folder)
+    :param depth: how deep ``folder`` lies below the top one (0 for the top one)
+    """
+    subfolders = []
+    for name, state, is_folder in entries:
+        path = posixpath.join(folder, name)
+        listing[path] = state
+        if is_folder and depth < MAX_DEPTH and is_walked_folder(name):
+            subfolders.append(path)
+    return subfolders
+
+
 def is_candidate(name: str, state: FileState, settings: ReadinessSettings = DEFAULT_SETTINGS) -> bool:
-    """Whether an entry could be ready at all, whatever its history: the name and type rules."""
+    """Whether an entry (by its path in the listing) could be ready at all, whatever its history."""
+    base = posixpath.basename(name)
     return (
         state.is_regular
-        and not name.startswith(".")
-        and not is_temporary_name(name)
-        and settings.matches(name)
-        and not (settings.done_marker and name.endswith(settings.done_marker))
+        and not base.startswith(".")
+        and not is_temporary_name(base)
+        and settings.matches(base)
+        and not (settings.done_marker and base.endswith(settings.done_marker))
         and state.size >= settings.min_size
     )
 

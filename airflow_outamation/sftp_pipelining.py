@@ -8,6 +8,7 @@ pipelining (``_async_request`` / ``_read_response``), which this module uses for
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from typing import Any
 
 import paramiko
@@ -190,28 +191,53 @@ def pipelined_listdir_attr(
     :param decode: how a name's bytes become ``str``
     :raises FileNotFoundError: and paramiko's other errors, as ``listdir_attr`` raises them
     """
-    kind, msg = sftp._request(CMD_OPENDIR, sftp._adjust_cwd(path))  # type: ignore[attr-defined]
-    if kind != CMD_HANDLE or msg is None:
-        raise paramiko.SFTPError("Expected handle")
-    handle = msg.get_binary()
-    entries: list[paramiko.SFTPAttributes] = []
+    return pipelined_listdirs_attr(sftp, [path], decode, skip_unreadable=False)[path]
+
+
+def pipelined_listdirs_attr(
+    sftp: paramiko.SFTPClient, paths: Sequence[str], decode: Callable[[bytes], str], skip_unreadable: bool
+) -> dict[str, list[paramiko.SFTPAttributes]]:
+    """
+    List many folders at once: each step (open, reads of ``READDIR_BURST`` per folder, close) pipelined.
+
+    :param paths: the folders
+    :param decode: how a name's bytes become ``str``
+    :param skip_unreadable: leave out a folder that cannot be opened (gone, not permitted) instead
+        of raising paramiko's error for it
+    :return: each listed folder's entries (``.`` and ``..`` left out)
+    """
+    adjust = sftp._adjust_cwd  # type: ignore[attr-defined]
+    opened = pipelined(sftp, [(CMD_OPENDIR, (adjust(path),)) for path in paths])
+    handles: dict[str, bytes] = {}
+    for path, (kind, msg) in zip(paths, opened, strict=True):
+        if kind == CMD_HANDLE:
+            handles[path] = msg.get_binary()
+        elif not skip_unreadable:
+            _close(sftp, handles)
+            sftp._convert_status(msg)  # type: ignore[attr-defined]
+            raise paramiko.SFTPError("Expected handle")
+    entries: dict[str, list[paramiko.SFTPAttributes]] = {path: [] for path in handles}
     try:
-        reading = True
+        reading = list(handles)
         while reading:
-            for kind, msg in pipelined(sftp, [(CMD_READDIR, (handle,))] * READDIR_BURST):
+            requests = [
+                (path, (CMD_READDIR, (handles[path],))) for path in reading for _ in range(READDIR_BURST)
+            ]
+            ended = set()
+            answers = pipelined(sftp, [request for _, request in requests])
+            for (path, _), (kind, msg) in zip(requests, answers, strict=True):
                 if kind != CMD_NAME:
-                    reading = False
-                    try:
+                    ended.add(path)
+                    with suppress(EOFError):  # the end of the folder; another status raises
                         sftp._convert_status(msg)  # type: ignore[attr-defined]
-                    except EOFError:
-                        continue
                     continue
                 for _ in range(msg.get_int()):
                     name = decode(msg.get_string())
                     longname = msg.get_string().decode(errors="replace")
                     attributes = paramiko.SFTPAttributes._from_msg(msg, name, longname)  # type: ignore[attr-defined]
                     if name not in (".", ".."):
-                        entries.append(attributes)
+                        entries[path].append(attributes)
+            reading = [path for path in reading if path not in ended]
     finally:
-        sftp._request(CMD_CLOSE, handle)  # type: ignore[attr-defined]
+        _close(sftp, handles)
     return entries

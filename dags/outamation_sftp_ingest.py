@@ -288,6 +288,8 @@ def project_doc(project: Project) -> str:
         selection += f"; files older than {project.max_age:g} s are left alone (status: *Too old*)"
     if project.done_marker is not None:
         selection += f"; each ready only beside its `<name>{project.done_marker}` marker"
+    if project.recursive:
+        selection += "; files in subfolders too, claimed flat into the date folder"
     if project.max_size is not None:
         selection += f"; files over {project.max_size} bytes go to `rejected/<date>/` unsent"
     task_order = (
@@ -423,6 +425,7 @@ def build_dag(project: Project) -> DAG:
             name_encoding=project.name_encoding,
             project_root=project.base_path,
             done_marker=project.done_marker,
+            recursive=project.recursive,
             return_summary=True,  # XCom stays small; submit_batches reads the files from the claim's record
             outlets=[in_progress_asset(project_id)],
         )

@@ -54,11 +54,13 @@ from airflow_outamation.hooks.sftp_pool import (
     ClientPool,
     PooledClient,
     TrackedSFTPClient,
+    decode_name,
 )
 from airflow_outamation.hooks.ssh_logging import set_ssh_log_level
 from airflow_outamation.name_text import printable
 from airflow_outamation.readiness import FileState, Listing, ReadinessSettings, RemoteFile
 from airflow_outamation.sftp_paths import resolve
+from airflow_outamation.sftp_pipelining import pipelined_listdirs_attr
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -109,6 +111,15 @@ def _reconnect_once(func: F) -> F:
             return func(self, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _entry(attributes: paramiko.SFTPAttributes) -> tuple[str, FileState, bool]:
+    """A listed entry as :func:`~airflow_outamation.readiness.add_entries` takes it (its own type)."""
+    mode = attributes.st_mode or 0
+    state = FileState(
+        size=attributes.st_size or 0, mtime=float(attributes.st_mtime or 0), is_regular=stat.S_ISREG(mode)
+    )
+    return attributes.filename, state, stat.S_ISDIR(mode)
 
 
 class _ThroughJumpSSHClient(paramiko.SSHClient):
@@ -427,28 +438,36 @@ class PooledSFTPHook(SFTPHook):
                 raise translate(exc, self.location, path) from None
 
     @_reconnect_once
-    def list_states(self, directory: str) -> dict[str, FileState]:
+    def list_states(self, directory: str, recursive: bool = False) -> dict[str, FileState]:
         """
-        Read ``directory`` once, with attributes: entry name -> size, mtime and whether it is a file.
+        Read ``directory`` once, with attributes: entry (relative path) -> size, mtime, whether a file.
 
         :param directory: full path to the remote directory
+        :param recursive: read its subfolders too, one pipelined step per level
+            (:func:`~airflow_outamation.readiness.add_entries`: entries keyed ``sub/x.pdf``)
         :raises SFTPPathError: ``directory`` is missing, not a directory or not permitted
         :raises SFTPConnectError: the server cannot be reached or the connection went away (after one retry)
         """
-        return self._list_states(directory)
+        return self._list_states(directory, recursive)
 
-    def _list_states(self, directory: str) -> dict[str, FileState]:
+    def _list_states(self, directory: str, recursive: bool = False) -> dict[str, FileState]:
+        listing: dict[str, FileState] = {}
         with self._sftp(directory) as sftp:
             if not stat.S_ISDIR(sftp.stat(directory).st_mode or 0):
                 raise path_error(NOT_A_DIRECTORY, directory, self.location)
-            return {
-                entry.filename: FileState(
-                    size=entry.st_size or 0,
-                    mtime=float(entry.st_mtime or 0),
-                    is_regular=stat.S_ISREG(entry.st_mode or 0),
-                )
-                for entry in sftp.listdir_attr(directory)
-            }
+            level = {"": sftp.listdir_attr(directory)}
+            depth = 0
+            while level:
+                subfolders = [
+                    subfolder
+                    for folder, entries in level.items()
+                    for subfolder in readiness.add_entries(listing, folder, map(_entry, entries), depth)
+                ]
+                paths = {posixpath.join(directory, sub): sub for sub in subfolders} if recursive else {}
+                read = pipelined_listdirs_attr(sftp, list(paths), decode_name, skip_unreadable=True)
+                level = {paths[path]: entries for path, entries in read.items()}
+                depth += 1
+        return listing
 
     @_reconnect_once
     def confine(self, path: str, root: str) -> str:
@@ -563,14 +582,14 @@ class PooledSFTPHook(SFTPHook):
         settings = ReadinessSettings.of(
             settings, pattern=pattern, stability_delay=stability_delay, min_age=min_age, min_size=min_size
         )
-        listing = self._list_states(directory)
+        listing = self._list_states(directory, settings.recursive)
         before: Listing
         if announced is not None and not readiness.unannounced(listing, announced, settings):
             before = announced  # the watcher's look, at least stability_delay before this one
         else:
             before = listing
             time.sleep(settings.stability_delay)
-            listing = self._list_states(directory)
+            listing = self._list_states(directory, settings.recursive)
         return readiness.ready_files(directory, before, listing, now=time.time(), settings=settings)
 
     @_reconnect_once

@@ -40,7 +40,7 @@ from airflow_outamation.hooks.sftp_errors import (
 )
 from airflow_outamation.hooks.ssh_logging import set_ssh_log_level
 from airflow_outamation.name_text import NAME_ENCODING
-from airflow_outamation.readiness import FileState
+from airflow_outamation.readiness import FileState, add_entries
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -240,6 +240,15 @@ def _file_state(attrs: asyncssh.SFTPAttrs) -> FileState:
     )
 
 
+def _entries(names: Sequence[asyncssh.SFTPName]) -> list[tuple[str, FileState, bool]]:
+    """A folder's entries as :func:`~airflow_outamation.readiness.add_entries` takes them (their own type)."""
+    return [
+        (name, _file_state(entry.attrs), entry.attrs.type == asyncssh.FILEXFER_TYPE_DIRECTORY)
+        for entry in names
+        if (name := os.fsdecode(entry.filename)) not in (".", "..")
+    ]
+
+
 class PooledSFTPHookAsync(SFTPHookAsync):
     """
     Asyncio SFTP hook whose connections come from a process-wide pool shared by all its instances.
@@ -400,22 +409,44 @@ class PooledSFTPHookAsync(SFTPHookAsync):
         except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
             raise translate(exc, self.location, path, self.timeout) from exc
 
-    async def list_directory_states(self, directory: str) -> dict[str, FileState]:
+    async def list_directory_states(self, directory: str, recursive: bool = False) -> dict[str, FileState]:
         """
-        Read a directory once, with attributes: entry name -> size, mtime and whether it is a file.
+        Read a directory once, with attributes: entry (relative path) -> size, mtime, whether a file.
 
         :param directory: path of the remote directory
+        :param recursive: read its subfolders too, each level's at once
+            (:func:`~airflow_outamation.readiness.add_entries`: entries keyed ``sub/x.pdf``)
         :raises SFTPPathError: ``directory`` is missing or not permitted
         :raises SFTPConnectError: the server cannot be reached, timed out or the connection went away
         """
+        listing: dict[str, FileState] = {}
         async with self._client_for(directory) as sftp:
-            entries = await within(sftp.readdir(directory), self.timeout)
-        states = {}
-        for entry in entries:
-            name = os.fsdecode(entry.filename)
-            if name not in (".", ".."):
-                states[name] = _file_state(entry.attrs)
-        return states
+            level = {"": await within(sftp.readdir(directory), self.timeout)}
+            depth = 0
+            while level:
+                subfolders = [
+                    subfolder
+                    for folder, entries in level.items()
+                    for subfolder in add_entries(listing, folder, _entries(entries), depth)
+                ]
+                subfolders = subfolders if recursive else []
+                read = await asyncio.gather(
+                    *(self._read_subfolder(sftp, posixpath.join(directory, sub)) for sub in subfolders)
+                )
+                level = {
+                    sub: entries for sub, entries in zip(subfolders, read, strict=True) if entries is not None
+                }
+                depth += 1
+        return listing
+
+    async def _read_subfolder(
+        self, sftp: asyncssh.SFTPClient, path: str
+    ) -> Sequence[asyncssh.SFTPName] | None:
+        """A subfolder's entries; ``None`` when it went away or is not permitted (then it is skipped)."""
+        try:
+            return await within(sftp.readdir(path), self.timeout)
+        except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPPermissionDenied):
+            return None
 
     async def stat_file(self, path: str) -> FileState:
         """

@@ -29,6 +29,11 @@ class _ServerNameMessage(Message):
         return self.get_string().decode(*NAME_ENCODING)
 
 
+def decode_name(name: bytes) -> str:
+    """A name as the server sent it, as ``str`` (bytes that are not UTF-8 kept, see :data:`NAME_ENCODING`)."""
+    return name.decode(*NAME_ENCODING)
+
+
 class ServerNamesSFTPClient(paramiko.SFTPClient):
     """
     A paramiko SFTP client that takes every name the server sends, UTF-8 or not.
@@ -45,7 +50,7 @@ class ServerNamesSFTPClient(paramiko.SFTPClient):
 
     def listdir_attr(self, path: str = ".") -> list[paramiko.SFTPAttributes]:
         """``SFTPClient.listdir_attr`` with its directory reads pipelined (a round trip per ~800 names)."""
-        return pipelined_listdir_attr(self, path, lambda name: name.decode(*NAME_ENCODING))
+        return pipelined_listdir_attr(self, path, decode_name)
 
     def _read_response(self, waitfor: int | None = None) -> tuple[int | None, Message | None]:
         kind, message = super()._read_response(waitfor)  # type: ignore[misc]

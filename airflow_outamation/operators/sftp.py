@@ -149,6 +149,10 @@ class ClaimFilesOperator(BaseOperator):
     :param done_marker: suffix of the files' done markers (``".done"``, see
         :class:`~airflow_outamation.readiness.ReadinessSettings`): a claimed file's marker is removed
         from the input folder once the file is claimed; ``None``: no markers
+    :param recursive: when listing ready files itself, take those in subfolders of the input folder
+        too (see :class:`~airflow_outamation.readiness.ReadinessSettings`); every file is claimed flat
+        into the dated folder, a taken name getting `` (1)``, ... as always; its ``source_path``
+        keeps where it was. With the sensor's files this comes with them
     :param return_summary: return :func:`claim_summary` (its size independent of the number of
         files; the tasks of this package read the files from the claim's record) instead of every
         claimed file's dict; the log then lists every claimed file, one line each
@@ -184,6 +188,7 @@ class ClaimFilesOperator(BaseOperator):
         project_root: str | None = None,
         return_summary: bool = False,
         done_marker: str | None = None,
+        recursive: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -201,6 +206,7 @@ class ClaimFilesOperator(BaseOperator):
         self.name_encoding = name_encoding
         self.project_root = project_root
         self.done_marker = done_marker
+        self.recursive = recursive
 
     def execute(self, context: Context) -> dict[str, Any] | list[dict[str, Any]]:
         """Claim the files; return the claimed ones as ``ClaimedFile.to_dict()`` dicts, or the summary."""
@@ -217,7 +223,10 @@ class ClaimFilesOperator(BaseOperator):
             hook.confine(folder, self.project_root or self.base_path)
         files: Sequence[RemoteFile | Mapping[str, Any] | str]
         if self.files is None:
-            files = hook.list_ready_files(source, pattern=self.pattern, stability_delay=self.stability_delay)
+            settings = ReadinessSettings(
+                pattern=self.pattern, stability_delay=self.stability_delay, recursive=self.recursive
+            )
+            files = hook.list_ready_files(source, settings=settings)
         elif is_ready_summary(self.files):
             files = self._ready_again(hook, source, self.files)  # type: ignore[arg-type]
         else:
@@ -267,13 +276,14 @@ class ClaimFilesOperator(BaseOperator):
         """
         if summary["file_count"] <= len(summary["files"]):
             return list(summary["files"])
-        files = found_again(summary, source, hook.list_states(source), time.time())
+        settings = ReadinessSettings.from_dict(summary["readiness"])
+        files = found_again(summary, source, hook.list_states(source, settings.recursive), time.time())
         if files is not None:
             return files
         self.log.info(
             "%s changed since the sensor found %d file(s) ready: looking again", source, summary["file_count"]
         )
-        ready = hook.list_ready_files(source, settings=ReadinessSettings.from_dict(summary["readiness"]))
+        ready = hook.list_ready_files(source, settings=settings)
         return ready[: summary["file_count"]]
 
     def _remove_markers(self, hook: PooledSFTPHook, markers: list[str]) -> None:

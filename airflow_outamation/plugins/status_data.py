@@ -211,8 +211,10 @@ def _folder_counts(project: Project, dates: list[str]) -> dict[str, Any]:
     hook = PooledSFTPHook(ssh_conn_id=project.sftp_conn_id)
     with _server_slots(hook):
         status = hook.project_status(project.base_path, project.source_dir, project.in_progress_dir, dates)
-        if status["ready"]:  # the input folder exists and holds files: which of them can become ready?
-            listing = hook._list_states(posixpath.join(project.base_path, project.source_dir))
+        source = posixpath.join(project.base_path, project.source_dir)
+        # The input folder holds files (a recursive project's: maybe in subfolders): which can become ready?
+        if status["ready"] or (project.recursive and hook.isdir(source)):
+            listing = hook._list_states(source, project.recursive)
             candidates, _ = waiting_files(None, listing, project.readiness)
             status["too_old"] = len(too_old(listing, project.readiness, time.time()))
             status["ready"] = len(candidates) - status["too_old"]

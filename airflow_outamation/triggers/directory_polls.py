@@ -67,7 +67,7 @@ async def poll_directory(
     while True:
         started = time.monotonic()
         try:
-            listing = await hook.list_directory_states(directory)
+            listing = await hook.list_directory_states(directory, settings.recursive)
         except Exception as exc:  # a loop that raised would be restarted at once: no tight loop
             failures += 1
             permanent = not isinstance(exc, SFTPConnectError)

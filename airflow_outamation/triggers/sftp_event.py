@@ -106,7 +106,9 @@ class ReadyFilesEventTrigger(FolderWatch, BaseEventTrigger):
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
         """Turn the folder's listings into this trigger's events (new ready files, first of an error)."""
         tracker = StabilityTracker(self.directory, self.settings)
-        announcements = Announcements(self.reannounce_after, self.max_files, await self._load_announced())
+        announcements = Announcements(
+            self.reannounce_after, self.max_files, await self._load_announced(), directory=self.directory
+        )
         stored = announcements.to_json(STORED_ANNOUNCEMENTS)
         reported: tuple[str, str] | None = None
         async for polled in shared_stream:

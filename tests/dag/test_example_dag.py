@@ -601,6 +601,7 @@ def test_each_dag_shows_its_project(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         "max_age": 86400,
         "done_marker": ".done",
         "max_size": 1000,
+        "recursive": True,
     }
     dag = _load_example_dag([project], tmp_path, monkeypatch).outamation_sftp_ingest_acme
     assert dag.dag_display_name == "Outamation SFTP ingest: acme"
@@ -614,11 +615,14 @@ def test_each_dag_shows_its_project(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         r"files matching `regex INV-\d+\.pdf`; files older than 86400 s are left alone",
         "each ready only beside its `<name>.done` marker",
         "files over 1000 bytes go to `rejected/<date>/` unsent",
+        "files in subfolders too, claimed flat into the date folder",
     ):
         assert text in dag.doc_md
     assert dag.get_task("wait_for_files").readiness["regex"] == r"INV-\d+\.pdf"
     assert dag.get_task("wait_for_files").readiness["done_marker"] == ".done"
     assert dag.get_task("claim_files").done_marker == ".done"
+    assert dag.get_task("wait_for_files").readiness["recursive"] is True
+    assert dag.get_task("claim_files").recursive is True
     assert dag.get_task("submit_batches").max_size == 1000
     assert "Resending a batch" in dag.doc_md
     batch_size = dag.params.get_param("batch_size")

@@ -99,6 +99,23 @@ def test_a_file_landing_while_another_is_claimed_is_announced(
     assert run(scenario()) == [["a.pdf"], ["b.pdf"]]
 
 
+def test_a_recursive_watcher_announces_files_in_subfolders_once_each(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    for name in ("a/x.pdf", "b/x.pdf"):
+        sftp_server.write(f"{sftp_base}/{name}")
+
+    async def scenario() -> list[list[str]]:
+        trigger = ReadyFilesEventTrigger(sftp_conn_id, sftp_base, recursive=True, **FAST)
+        collector = Collector(trigger)
+        await collector.wait_for(1)
+        await asyncio.sleep(2.0)  # ten more polls: the files are still there, not claimed
+        await collector.stop()
+        return [[f["path"] for f in e["files"]] for e in collector.events]
+
+    assert run(scenario()) == [[f"{sftp_base}/a/x.pdf", f"{sftp_base}/b/x.pdf"]]
+
+
 def test_a_file_still_waiting_after_reannounce_after_is_announced_again(
     sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
 ) -> None:

@@ -54,9 +54,9 @@ def test_second_read_confirms_a_stable_file_without_extra_wait(
     reads: list[str] = []
     list_directory_states = PooledSFTPHookAsync.list_directory_states
 
-    async def counted(self: PooledSFTPHookAsync, directory: str) -> dict[str, Any]:
+    async def counted(self: PooledSFTPHookAsync, directory: str, recursive: bool = False) -> dict[str, Any]:
         reads.append(directory)
-        return await list_directory_states(self, directory)
+        return await list_directory_states(self, directory, recursive)
 
     monkeypatch.setattr(PooledSFTPHookAsync, "list_directory_states", counted)
     trigger = ReadyFilesTrigger(sftp_conn_id, sftp_base, poke_interval=60, stability_delay=0.3)

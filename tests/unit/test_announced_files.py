@@ -56,3 +56,12 @@ def test_an_event_listing_only_part_of_its_files_makes_the_run_look_for_itself()
     partial = event("2", files=[file("a.pdf", 1)], file_count=150)
 
     assert announced_files([event("1", files=[file("z.pdf", 1)]), partial], "/p/input") is None
+
+
+def test_files_announced_in_subfolders_are_keyed_by_their_path_under_the_folder() -> None:
+    events = [event("1", directory="/p/input/", files=[file("a/x.pdf", 1), file("b/c/x.pdf", 2)])]
+
+    assert announced_files(events, "/p/input") == {
+        "a/x.pdf": FileState(size=1, mtime=100.0),
+        "b/c/x.pdf": FileState(size=2, mtime=100.0),
+    }

@@ -122,6 +122,7 @@ def test_every_problem_of_an_entry_is_named() -> None:
         ("done_marker", ""),
         ("max_size", 0),
         ("max_size", 1.5),
+        ("recursive", "yes"),
     ],
 )
 def test_bad_values_are_refused(key: str, bad: Any) -> None:
@@ -151,6 +152,7 @@ def test_bad_values_are_refused(key: str, bad: Any) -> None:
         ("max_age", 86400),
         ("done_marker", ".done"),
         ("max_size", 50_000_000),
+        ("recursive", True),
     ],
 )
 def test_good_values_are_accepted(key: str, good: Any) -> None:

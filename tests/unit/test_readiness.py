@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 
 from airflow_outamation.readiness import (
+    MAX_DEPTH,
     FileState,
     ReadinessSettings,
     RemoteFile,
+    add_entries,
     is_temporary_name,
+    is_walked_folder,
     marker_of,
     matches_pattern,
     ready_files,
@@ -204,3 +207,50 @@ def test_max_size_sets_larger_files_apart_and_keeps_the_order() -> None:
     unknown = [{"filename": "old.pdf"}]  # claimed by 0.3: no size recorded, sent as before
     assert too_big(unknown, 1) == (unknown, [])
     assert ReadinessSettings.from_dict({"max_size": "50"}).max_size == 50
+
+
+def test_in_a_recursive_listing_the_rules_apply_to_the_base_name_and_markers_sit_beside_their_file() -> None:
+    state = FileState(size=10, mtime=OLD)
+    listing = {
+        "a.pdf": state,
+        "sub/b.pdf": state,
+        "sub/b.pdf.done": state,
+        "sub/deeper/c.PDF": state,
+        "sub/.hidden.pdf": state,
+        "sub/d.pdf.part": state,
+        "sub/e.txt": state,
+    }
+    assert _ready(listing, listing) == ["a.pdf", "b.pdf", "c.PDF"]
+    assert _ready(listing, listing, done_marker=".done") == ["b.pdf"]
+    assert _ready(listing, listing, regex=r"[bc]\.(pdf|PDF)") == ["b.pdf", "c.PDF"]
+    paths = [file.path for file in ready_files("/in", listing, listing, now=NOW)]
+    assert paths == ["/in/a.pdf", "/in/sub/b.pdf", "/in/sub/deeper/c.PDF"]
+
+
+def test_recursive_is_off_by_default_and_round_trips_also_from_rendered_text() -> None:
+    assert ReadinessSettings().recursive is False
+    assert "recursive" not in ReadinessSettings().serialize()  # as settings serialized before it
+    assert ReadinessSettings.from_dict({"pattern": "*.pdf"}).recursive is False  # serialized before 0.5
+    on = ReadinessSettings(recursive=True)
+    assert ReadinessSettings.from_dict(on.serialize()) == on
+    assert ReadinessSettings.from_dict({"recursive": "False"}).recursive is False
+    assert ReadinessSettings.from_dict({"recursive": "true"}).recursive is True
+    with pytest.raises(ValueError, match="not true or false"):
+        ReadinessSettings.from_dict({"recursive": "maybe"})
+
+
+@pytest.mark.parametrize(
+    ("name", "walked"),
+    [("sub", True), ("2026 scans", True), (".git", False), (".tmp-upload", False), ("x.part", False)],
+)
+def test_a_recursive_listing_skips_dot_folders_and_temporary_names(name: str, walked: bool) -> None:
+    assert is_walked_folder(name) is walked
+
+
+def test_level_entries_are_keyed_by_relative_path_and_subfolders_listed_next_within_the_depth() -> None:
+    file, folder = FileState(3, OLD), FileState(0, OLD, is_regular=False)
+    listing: dict[str, FileState] = {}
+    entries = [("x.pdf", file, False), ("sub", folder, True), (".git", folder, True), ("link", folder, False)]
+    assert add_entries(listing, "a", entries, depth=1) == ["a/sub"]
+    assert listing == {"a/x.pdf": file, "a/sub": folder, "a/.git": folder, "a/link": folder}
+    assert add_entries({}, "", entries, depth=MAX_DEPTH) == []  # deep enough: listed, not descended
