@@ -45,7 +45,9 @@ class ReadyFilesSensor(BaseSensorOperator):
     watcher of ``directory`` (an event-mode project, see
     :func:`~airflow_outamation.assets.ready_files_asset`), the files its events announced as
     stable need no second look: when they are the only files waiting, unchanged, the run does not
-    wait ``stability_delay`` again.
+    wait ``stability_delay`` again. A deferred wait that finds files ends the task in the triggerer
+    (``end_from_trigger``): the trigger returns that summary as the task's XCom, so no worker starts
+    again only to pass it on (about a second of every run, and a task process).
 
     Transient SFTP failures are retried until ``timeout``. ``timeout`` and ``soft_fail`` work as in
     any sensor (with ``soft_fail`` a run that finds no file is skipped), but a permanent error
@@ -67,6 +69,8 @@ class ReadyFilesSensor(BaseSensorOperator):
         it as the server resolves it (symbolic links followed), else the task fails; ``None``: not checked
     :param skip_scheduled: skip at once, without looking, in a run the clock started (an event-mode
         project's sweep run, which only does the housekeeping: the watcher's runs claim the files)
+    :param end_from_trigger: a deferred wait that finds files ends the task in the triggerer (True), or
+        resumes it on a worker, which returns the same XCom (False)
     """
 
     template_fields: Sequence[str] = ("directory", "readiness", "max_files", "project_root")
@@ -82,12 +86,14 @@ class ReadyFilesSensor(BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
         project_root: str | None = None,
         skip_scheduled: bool = False,
+        end_from_trigger: bool = True,
         **kwargs: Any,
     ) -> None:
         loose = loose_settings(kwargs)
         super().__init__(**kwargs)
         self.readiness = settings_dict(settings, **loose)
         self.skip_scheduled = skip_scheduled
+        self.end_from_trigger = end_from_trigger
         self.sftp_conn_id = sftp_conn_id
         self.directory = directory
         self.max_files = max_files
@@ -137,6 +143,7 @@ class ReadyFilesSensor(BaseSensorOperator):
                 max_files=as_limit(self.max_files),
                 poke_interval=self.poke_interval,
                 deadline=time.time() + self.timeout,
+                end_from_trigger=self.end_from_trigger,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout + DEFERRAL_GRACE),

@@ -6,9 +6,9 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
-from airflow_outamation import exceptions
+from airflow_outamation import exceptions, metrics
 from airflow_outamation.assets import EVENT_FILES_LISTED
 from airflow_outamation.batching import name_list
 from airflow_outamation.hooks.sftp_errors import unreachable_error
@@ -64,7 +64,10 @@ class ReadyFilesTrigger(FolderWatch, BaseTrigger):
     trigger with an ``error`` event. At ``deadline`` it polls a last time and ends with a
     ``timeout`` event saying whether the server answered, so an outage is not taken for an
     empty folder. A ``success`` event carries :func:`~airflow_outamation.ready_summary.ready_summary`
-    (count, first names, digest), so its size does not grow with the number of files.
+    (count, first names, digest), so its size does not grow with the number of files. With
+    ``end_from_trigger`` the task ends here instead: a ``TaskSuccessEvent`` whose XCom is that summary
+    with the readiness settings, what :class:`~airflow_outamation.sensors.sftp.ReadyFilesSensor` would
+    return, so no worker starts the task again only to return it.
 
     :param sftp_conn_id: Airflow ``sftp`` connection
     :param directory: remote directory to watch
@@ -73,6 +76,7 @@ class ReadyFilesTrigger(FolderWatch, BaseTrigger):
     :param deadline: Unix time at which the wait ends with a ``timeout`` event that says whether
         the server was reachable (``None`` waits until files are ready or the triggerer times out)
     :param settings: which files are ready; with ``readiness``, see :class:`FolderWatch`
+    :param end_from_trigger: end the deferred task with success on ready files, instead of resuming it
     """
 
     def __init__(
@@ -83,17 +87,19 @@ class ReadyFilesTrigger(FolderWatch, BaseTrigger):
         poke_interval: float = 5.0,
         deadline: float | None = None,
         settings: ReadinessSettings | Mapping[str, Any] | None = None,
+        end_from_trigger: bool = False,
         **readiness: Any,
     ) -> None:
         super().__init__()
         self._watch(sftp_conn_id, directory, max_files, poke_interval, settings, readiness)
         self.deadline = deadline
+        self.end_from_trigger = end_from_trigger
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and arguments, from which the triggerer rebuilds this trigger."""
         return (
             f"{self.__class__.__module__}.{self.__class__.__name__}",
-            {**self._watch_kwargs(), "deadline": self.deadline},
+            {**self._watch_kwargs(), "deadline": self.deadline, "end_from_trigger": self.end_from_trigger},
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -166,12 +172,14 @@ class ReadyFilesTrigger(FolderWatch, BaseTrigger):
     def _success(self, ready: list[RemoteFile]) -> TriggerEvent:
         files = ready[: self.max_files] if self.max_files else ready
         self.log.info("%d ready file(s) in %s, passing on %d", len(ready), self.directory, len(files))
+        summary = ready_summary(self.directory, files, EVENT_FILES_LISTED)
+        if self.end_from_trigger:
+            task_instance = getattr(self, "task_instance", None)
+            project = str(task_instance.dag_id) if task_instance is not None else metrics.NO_PROJECT
+            metrics.count(metrics.FILES_READY, len(files), project)
+            return TaskSuccessEvent(xcoms={"return_value": {**summary, "readiness": self.settings.serialize()}})
         return TriggerEvent(
-            {
-                "status": "success",
-                **ready_summary(self.directory, files, EVENT_FILES_LISTED),
-                "message": f"{len(files)} ready file(s) in {self.directory}",
-            }
+            {"status": "success", **summary, "message": f"{len(files)} ready file(s) in {self.directory}"}
         )
 
 
