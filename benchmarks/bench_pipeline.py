@@ -277,8 +277,9 @@ def main(args: argparse.Namespace) -> None:
             server.close()
     print()
     print(
-        "| path | files | runs | wall s | to run's end s | files/s | task instances | API calls | distinct ids "
-        "| accepted once | twice+ | left in input | no receipt | peak RSS tasks MiB (sum / largest) |"
+        "| path | files | runs | wall s | to run's end s | files/s | task instances | API calls "
+        "| distinct ids | accepted once | twice+ | left in input | no receipt "
+        "| peak RSS tasks MiB (sum / largest) |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     distance = f"{args.rtt_ms:g} ms RTT, API {args.api_ms:g} ms" if args.rtt_ms or args.api_ms else "loopback"

@@ -177,7 +177,9 @@ class ReadyFilesTrigger(FolderWatch, BaseTrigger):
             task_instance = getattr(self, "task_instance", None)
             project = str(task_instance.dag_id) if task_instance is not None else metrics.NO_PROJECT
             metrics.count(metrics.FILES_READY, len(files), project)
-            return TaskSuccessEvent(xcoms={"return_value": {**summary, "readiness": self.settings.serialize()}})
+            return TaskSuccessEvent(
+                xcoms={"return_value": {**summary, "readiness": self.settings.serialize()}}
+            )
         return TriggerEvent(
             {"status": "success", **summary, "message": f"{len(files)} ready file(s) in {self.directory}"}
         )
