@@ -12,8 +12,9 @@ on one Airflow, one right after the other:
   (every batch in one task, 8 in flight), at most ``max_files_per_run`` files per run (5,000); a
   larger drop is worked off by runs triggered one after the other.
 
-Each run is triggered first; once its sensor waits in the triggerer, the N files are written and the
-clock starts. It stops when the run succeeded (and the input folder is empty). Printed: wall time (the
+Each run is triggered first; once its sensor waits in the triggerer, the N files are written (under
+temporary ``.part`` names, then renamed, as uploaders do: the sensor never fires on part of the drop)
+and the clock starts. It stops when the run succeeded (and the input folder is empty). Printed: wall time (the
 run's state is polled every second), the time to the run's end as Airflow recorded it (its
 ``end_date``: the last byte written to the run's success, without the polling), files/s, DAG runs,
 task instances, API calls, distinct message ids, the peak RSS of the task processes (the
@@ -191,8 +192,14 @@ def measure(
     trips_before = proxy.round_trips if proxy else 0
     sampler = RssSampler(airflow._processes["scheduler"].pid)
     with sampler:
-        for i in range(count):
-            server.write(f"{base}/input/doc{i:05}.pdf", b"%PDF-1.7 " + str(i).encode() * 20)
+        # Uploaded under temporary names (never ready), then renamed: the drop appears within
+        # milliseconds, so the sensor never fires on a part of it while the rest is being written.
+        uploads = [
+            server.write(f"{base}/input/doc{i:05}.pdf.part", b"%PDF-1.7 " + str(i).encode() * 20)
+            for i in range(count)
+        ]
+        for upload in uploads:
+            upload.rename(upload.with_suffix(""))
         started, started_at = time.perf_counter(), time.time()
         deadline = started + 1200
         while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -61,7 +62,10 @@ class ReadyFilesTrigger(FolderWatch, BaseTrigger):
     apart is ready without an extra wait; readiness is decided by
     :mod:`airflow_outamation.readiness`, as in the sync hook. Transient failures are
     retried with backoff; permanent ones (credentials, host key, missing directory) end the
-    trigger with an ``error`` event. At ``deadline`` it polls a last time and ends with a
+    trigger with an ``error`` event. Files that are ready while others wait (arrived too recently,
+    still growing, not old enough) are passed on one look later, with those then ready: a drop is
+    taken by one run rather than split over two (it costs one ``stability_delay``, once). At
+    ``deadline`` it polls a last time and ends with a
     ``timeout`` event saying whether the server answered, so an outage is not taken for an
     empty folder. A ``success`` event carries :func:`~airflow_outamation.ready_summary.ready_summary`
     (count, first names, digest), so its size does not grow with the number of files. With
@@ -115,6 +119,7 @@ class ReadyFilesTrigger(FolderWatch, BaseTrigger):
         tracker = StabilityTracker(self.directory, settings)
         previous: Listing | None = None
         progress = ""
+        held = False  # files were ready while others arrived: passed on at the next look, whatever comes
         unreachable_since: float | None = None
         last_failure: Failed | None = None
         async for polled in self.polls(until=self.deadline):
@@ -136,10 +141,22 @@ class ReadyFilesTrigger(FolderWatch, BaseTrigger):
             else:
                 unreachable_since = None
                 ready = tracker.observe(polled.listing, polled.started, polled.finished, time.time())
-                if ready:
+                growing, settling = waiting_files(previous, polled.listing, settings)
+                passed_on = {file.path for file in ready or ()}
+                waiting = sum(
+                    posixpath.join(self.directory, name) not in passed_on for name in growing + settling
+                )
+                if ready and (held or not waiting):
                     yield self._success(ready)
                     return
-                growing, settling = waiting_files(previous, polled.listing, settings)
+                if ready:  # a drop still arriving: one more look, so that it goes to one run, not two
+                    held = True
+                    self.log.info(
+                        "%d file(s) ready in %s, %d more arriving: passing them on after one more look",
+                        len(ready),
+                        self.directory,
+                        waiting,
+                    )
                 line = progress_line(settings.names, self.directory, self.poke_interval, 0, growing, settling)
                 if line != progress:  # only what changed, not every poll
                     self.log.info(line)

@@ -89,6 +89,31 @@ def test_second_read_confirms_a_stable_file_without_extra_wait(
     assert reads == [sftp_base, sftp_base]  # one listing, one more after stability_delay (not 60 s)
 
 
+def test_files_arriving_with_the_first_ready_ones_are_passed_on_together(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sftp_server.write(f"{sftp_base}/a.pdf")
+    list_directory_states = PooledSFTPHookAsync.list_directory_states
+    reads = 0
+
+    async def more_after_the_first_read(
+        self: PooledSFTPHookAsync, *args: Any, **kwargs: Any
+    ) -> dict[str, Any]:
+        nonlocal reads
+        listing = await list_directory_states(self, *args, **kwargs)
+        reads += 1
+        if reads == 1:  # b.pdf arrives between the look that sees a.pdf and the one that finds it ready
+            sftp_server.write(f"{sftp_base}/b.pdf")
+        return listing
+
+    monkeypatch.setattr(PooledSFTPHookAsync, "list_directory_states", more_after_the_first_read)
+    trigger = ReadyFilesTrigger(sftp_conn_id, sftp_base, poke_interval=0.2, stability_delay=0.4)
+
+    event = run(first_event(trigger))
+
+    assert [file["filename"] for file in event["files"]] == ["a.pdf", "b.pdf"]  # one run, not two
+
+
 def test_growing_file_fires_only_after_it_stops_growing(
     sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
 ) -> None:
