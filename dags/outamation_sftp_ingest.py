@@ -408,6 +408,7 @@ def build_dag(project: Project) -> DAG:
             timeout=0 if event_mode else WAIT_TIMEOUT.total_seconds(),
             soft_fail=True,
             skip_scheduled=event_mode,  # a sweep run does the housekeeping only
+            end_in_triggerer=True,  # no worker resumes it only to pass the files on
         )
         claim_files = ClaimFilesOperator(
             task_id="claim_files",

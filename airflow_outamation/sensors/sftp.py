@@ -54,10 +54,12 @@ class ReadyFilesSensor(BaseSensorOperator):
     watcher of ``directory`` (an event-mode project, see
     :func:`~airflow_outamation.assets.ready_files_asset`), the files its events announced as
     stable need no second look: when they are the only files waiting, unchanged, the run does not
-    wait ``stability_delay`` again. A deferred wait that finds files ends the task in the triggerer
-    (``end_in_triggerer``): the trigger returns that summary as the task's XCom, so no worker starts
-    again only to pass it on (about a second of every run, and a task process). It resumes on a
-    worker instead where a plugin listens to task instances (OpenLineage does): they would miss its end.
+    wait ``stability_delay`` again. With ``end_in_triggerer`` a deferred wait that finds files ends
+    the task in the triggerer: the trigger returns that summary as the task's XCom, so no worker
+    starts again only to pass it on (about a second of every run, and a task process). On Airflow
+    3.3.2 that XCom then reads as its JSON text (an Airflow bug), which
+    :class:`~airflow_outamation.operators.sftp.ClaimFilesOperator` takes too. It resumes on a worker
+    instead where a plugin listens to task instances (OpenLineage does): they would miss its end.
 
     Transient SFTP failures are retried until ``timeout``. ``timeout`` and ``soft_fail`` work as in
     any sensor (with ``soft_fail`` a run that finds no file is skipped), but a permanent error
@@ -80,7 +82,8 @@ class ReadyFilesSensor(BaseSensorOperator):
     :param skip_scheduled: skip at once, without looking, in a run the clock started (an event-mode
         project's sweep run, which only does the housekeeping: the watcher's runs claim the files)
     :param end_in_triggerer: a deferred wait that finds files ends the task in the triggerer (True,
-        unless a plugin listens to task instances), or resumes it on a worker, which returns the same XCom
+        unless a plugin listens to task instances), or resumes it on a worker (False, the default),
+        which returns the same XCom as a dict
     """
 
     template_fields: Sequence[str] = ("directory", "readiness", "max_files", "project_root")
@@ -96,7 +99,7 @@ class ReadyFilesSensor(BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
         project_root: str | None = None,
         skip_scheduled: bool = False,
-        end_in_triggerer: bool = True,
+        end_in_triggerer: bool = False,
         **kwargs: Any,
     ) -> None:
         loose = loose_settings(kwargs)

@@ -137,7 +137,9 @@ class _TaskListener:
 def test_resumes_on_a_worker_where_a_plugin_listens_to_task_instances(
     sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
 ) -> None:
-    sensor = ReadyFilesSensor(task_id="wait", sftp_conn_id=sftp_conn_id, directory=sftp_base, deferrable=True)
+    sensor = ReadyFilesSensor(
+        task_id="wait", sftp_conn_id=sftp_conn_id, directory=sftp_base, deferrable=True, end_in_triggerer=True
+    )
     listener = _TaskListener()
     assert not task_listeners()  # this provider's own listener (run notes) watches DAG runs only
     assert defer(sensor).trigger.serialize()[1]["end_from_trigger"] is True
