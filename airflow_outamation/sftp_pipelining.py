@@ -176,7 +176,14 @@ def pipelined_reads(sftp: paramiko.SFTPClient, paths: Sequence[str]) -> dict[str
 
 
 def _close(sftp: paramiko.SFTPClient, handles: Mapping[str, bytes]) -> None:
-    pipelined(sftp, [(CMD_CLOSE, (handle,)) for handle in handles.values()])
+    """
+    Close handles read from without waiting for the answers: a failed close of a read changes nothing.
+
+    The answers are read, and dropped, by the client's next requests (paramiko's own way of
+    closing a file without waiting); this saves a round trip per read or listing.
+    """
+    for handle in handles.values():
+        sftp._async_request(type(None), CMD_CLOSE, handle)  # type: ignore[attr-defined]
 
 
 def pipelined_listdir_attr(
@@ -185,7 +192,8 @@ def pipelined_listdir_attr(
     """
     List a folder like ``SFTPClient.listdir_attr``, with ``READDIR_BURST`` directory reads in flight.
 
-    paramiko waits for each answer of about 100 names: 1,000 entries cost 12 round trips, here 3.
+    paramiko waits for each answer of about 100 names: 1,000 entries cost 13 round trips, here 3 (the
+    folder's opening and two bursts; the close is not waited for).
     Sending the next reads before the answers is what OpenSSH's own ``sftp`` client does.
 
     :param decode: how a name's bytes become ``str``

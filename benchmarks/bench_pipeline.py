@@ -12,8 +12,11 @@ on one Airflow, one right after the other:
   (every batch in one task, 8 in flight), at most ``max_files_per_run`` files per run (5,000); a
   larger drop is worked off by runs triggered one after the other.
 
-Each run is triggered first; once its sensor waits in the triggerer, the N files are written and the
-clock starts. It stops when the receiver accepted every file. Printed: wall time, files/s, DAG runs,
+Each run is triggered first; once its sensor waits in the triggerer, the N files are written (under
+temporary ``.part`` names, then renamed, as uploaders do: the sensor never fires on part of the drop)
+and the clock starts. It stops when the run succeeded (and the input folder is empty). Printed: wall time (the
+run's state is polled every second), the time to the run's end as Airflow recorded it (its
+``end_date``: the last byte written to the run's success, without the polling), files/s, DAG runs,
 task instances, API calls, distinct message ids, the peak RSS of the task processes (the
 LocalExecutor's workers and the tasks they run), sampled every 0.2 s, each task's time, and the SFTP
 round trips of the run (counted by the proxy: a client speaking again after the server answered).
@@ -189,8 +192,14 @@ def measure(
     trips_before = proxy.round_trips if proxy else 0
     sampler = RssSampler(airflow._processes["scheduler"].pid)
     with sampler:
-        for i in range(count):
-            server.write(f"{base}/input/doc{i:05}.pdf", b"%PDF-1.7 " + str(i).encode() * 20)
+        # Uploaded under temporary names (never ready), then renamed: the drop appears within
+        # milliseconds, so the sensor never fires on a part of it while the rest is being written.
+        uploads = [
+            server.write(f"{base}/input/doc{i:05}.pdf.part", b"%PDF-1.7 " + str(i).encode() * 20)
+            for i in range(count)
+        ]
+        for upload in uploads:
+            upload.rename(upload.with_suffix(""))
         started, started_at = time.perf_counter(), time.time()
         deadline = started + 1200
         while True:
@@ -200,6 +209,7 @@ def measure(
             runs.append(airflow.trigger(dag_id, conf))  # the rest of the backlog: the next run
         accepted = accepted_files(receiver, base)
         wall = time.perf_counter() - started
+    run_end = datetime.fromisoformat(airflow.api("GET", f"/dags/{dag_id}/dagRuns/{runs[-1]}")["end_date"])
     requests = receiver.requests[calls_before:]
     instances = sum(len(states) for run in runs for states in airflow.task_states(dag_id, run).values())
     return {
@@ -211,6 +221,7 @@ def measure(
         "left_in_input": len(list(server.local_path(f"{base}/input").iterdir())),
         "in_progress_without_receipt": without_receipt(server, base),
         "wall_s": wall,
+        "to_run_end_s": run_end.timestamp() - started_at,
         "files_per_s": len(accepted) / wall,
         "runs": len(runs),
         "task_instances": instances,
@@ -273,14 +284,16 @@ def main(args: argparse.Namespace) -> None:
             server.close()
     print()
     print(
-        "| path | files | runs | wall s | files/s | task instances | API calls | distinct ids "
-        "| accepted once | twice+ | left in input | no receipt | peak RSS tasks MiB (sum / largest) |"
+        "| path | files | runs | wall s | to run's end s | files/s | task instances | API calls "
+        "| distinct ids | accepted once | twice+ | left in input | no receipt "
+        "| peak RSS tasks MiB (sum / largest) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     distance = f"{args.rtt_ms:g} ms RTT, API {args.api_ms:g} ms" if args.rtt_ms or args.api_ms else "loopback"
     for r in results:
         print(
-            f"| {r['path']} | {r['files']:,} | {r['runs']} | {r['wall_s']:.1f} | {r['files_per_s']:.1f} "
+            f"| {r['path']} | {r['files']:,} | {r['runs']} | {r['wall_s']:.1f} | {r['to_run_end_s']:.1f} "
+            f"| {r['files_per_s']:.1f} "
             f"| {r['task_instances']:,} | {r['api_calls']:,} | {r['message_ids']:,} | {r['accepted_once']:,} "
             f"| {r['accepted_twice_or_more']} | {r['left_in_input']} | {r['in_progress_without_receipt']} "
             f"| {r['peak_rss_sum_mib']:.0f} / {r['peak_rss_one_mib']:.0f} |"

@@ -2,7 +2,7 @@
 Outamation SFTP ingestion: one DAG per project, scheduled and triggerable from the UI.
 
     resend_unsent -> wait_for_files (deferrable) -> claim_files -> submit_batches (every batch, 8 in flight)
-        -> project_status -> check_run
+        -> project_status, check_run
     resend_unsent -> check_alerts -> check_run
 
 ``resend_unsent`` comes first, so it never races this run's own sends (one run at a time by
@@ -10,9 +10,9 @@ default), and it runs every run, also when no new file arrives and the rest is s
 the batches earlier runs left unsent (under their original ids), finishes interrupted moves and
 deletes, gives up on a batch after ``max_send_attempts`` failed sends (rejected folder) and
 removes the records of claims finished more than ``retention_days`` ago. ``project_status`` logs
-the project at a glance whatever happened before; ``check_run`` then succeeds, or fails the run
-with one line naming the tasks that failed (a run ending with a successful status task would
-otherwise count as a success).
+the project at a glance whatever happened before; beside it, ``check_run`` succeeds, or fails the
+run with one line naming the tasks that failed (a run ending with a successful status task would
+otherwise count as a success; a failed status task fails the run itself).
 ``check_alerts`` judges the entry's expectations (``expect_files_by``, ``max_unsent_age``,
 ``alert_on_rejected``, ``max_unreachable``) early in every run, while ``wait_for_files`` may still wait,
 and sends one message per alert started or cleared to the entry's ``alert_targets`` (a start quotes the
@@ -296,7 +296,7 @@ def project_doc(project: Project) -> str:
         "wait_for_files -> claim_files -> submit_batches; in a run that claims nothing (the sweep): "
         "resend_unsent -> project_status, check_alerts -> check_run"
         if project.schedule == EVENT_SCHEDULE
-        else "resend_unsent -> wait_for_files -> claim_files -> submit_batches -> project_status -> check_run"
+        else "resend_unsent -> wait_for_files -> claim_files -> submit_batches -> project_status, check_run"
     )
     alerts = "; ".join(project_expectations(project).describe()) + (
         f" (to {', '.join(f'{k}: {v}' for k, v in project.alert_targets.items())})"
@@ -410,6 +410,7 @@ def build_dag(project: Project) -> DAG:
             timeout=0 if event_mode else WAIT_TIMEOUT.total_seconds(),
             soft_fail=True,
             skip_scheduled=event_mode,  # a sweep run does the housekeeping only
+            end_in_triggerer=True,  # no worker resumes it only to pass the files on
         )
         claim_files = ClaimFilesOperator(
             task_id="claim_files",
@@ -485,13 +486,14 @@ def build_dag(project: Project) -> DAG:
             trigger_rule=housekeeping_rule,
             retries=0,
         )
+        # check_run runs when every task before it is done, whatever its state.
         if event_mode:  # housekeeping in the runs that claim nothing (sweep runs), off the path to the API
             wait_for_files >> resend_unsent >> [project_status, check_alerts]
-        else:
+            [project_status, check_alerts] >> check_run
+        else:  # the status is logged beside the run's outcome, not before it: a task start less to wait for
             resend_unsent >> [wait_for_files, check_alerts]
-            submit_batches >> project_status
-        # check_run runs when every task before it is done, whatever its state.
-        [project_status, check_alerts] >> check_run
+            submit_batches >> [project_status, check_run]
+            check_alerts >> check_run
     return dag
 
 

@@ -57,13 +57,14 @@ from airflow_outamation.claims.records import (
     manifest_path,
     placed_path,
     read_json,
+    read_json_many,
     status_text,
     write_json_once,
 )
 from airflow_outamation.exceptions import SFTPClaimError
 from airflow_outamation.name_text import path_of, printable
 from airflow_outamation.readiness import RemoteFile
-from airflow_outamation.sftp_paths import makedirs
+from airflow_outamation.sftp_paths import exists, makedirs
 
 #: Skipped files named in one log line; the rest are counted.
 LOGGED_SKIPS = 20
@@ -173,37 +174,75 @@ def claim(
         (:func:`~airflow_outamation.claims.names.utf8_name`); the manifest keeps the original
     :raises SFTPClaimError: the server refused a directory or a record of the claim (permission denied, ...)
     """
+    return _claim(sftp, files, in_progress_dir, manifest_id, name_encoding, finished_only=False)
+
+
+def _claim(
+    sftp: paramiko.SFTPClient,
+    files: Iterable[RemoteFile | Mapping[str, Any] | str],
+    in_progress_dir: str,
+    manifest_id: str,
+    name_encoding: str,
+    finished_only: bool,
+) -> Claim:
+    """
+    :func:`claim`; with ``finished_only``, only read back a claim that has both its records.
+
+    A finished claim (both records there, its staging folder gone) is read without the folder's
+    lock and without renaming: its records, the claims folder and the in-progress folder, listed.
+    """
     claims_dir = claims_folder(in_progress_dir)
     staging_dir = posixpath.join(claims_dir, manifest_id)
+    records = (manifest_path(in_progress_dir, manifest_id), placed_path(in_progress_dir, manifest_id))
     try:
         makedirs(sftp, claims_dir)
-        manifest = read_json(sftp, manifest_path(in_progress_dir, manifest_id))
+        manifest, placed = read_json_many(sftp, records).values()
+        if finished_only and (manifest is None or placed is None):
+            missing = records[0] if manifest is None else records[1]
+            raise SFTPClaimError(f"claim {manifest_id} has no record {missing}: it never finished")
         if manifest is None:
             manifest = write_json_once(
                 sftp,
-                manifest_path(in_progress_dir, manifest_id),
+                records[0],
                 {"version": RECORD_VERSION, "manifest_id": manifest_id, "files": intended_files(files)},
             )
         wanted, staged_names = _load_manifest(manifest)
-        with renames.folder_lock(sftp, in_progress_dir, manifest_id, resume=True):  # where renames replace
-            placed = read_json(sftp, placed_path(in_progress_dir, manifest_id))
-            if placed is None:
-                placed = write_json_once(
-                    sftp,
-                    placed_path(in_progress_dir, manifest_id),
-                    {
-                        "version": RECORD_VERSION,
-                        **_stage_and_place(
-                            sftp, wanted, staged_names, staging_dir, in_progress_dir, name_encoding
-                        ),
-                    },
-                )
+        in_claims_dir = listdir(sftp, claims_dir) if placed is not None else set()
+        finished = placed is not None and manifest_id not in in_claims_dir  # its staging folder is gone
+        # Where renames replace, renames hold the folder's lock; a finished claim renames nothing.
+        with (
+            contextlib.nullcontext()
+            if finished
+            else renames.folder_lock(sftp, in_progress_dir, manifest_id, resume=True)
+        ):
+            if not finished:
+                placed = read_json(sftp, records[1])  # again: a claim of this id may have placed it meanwhile
+                if placed is None:
+                    placed = write_json_once(
+                        sftp,
+                        records[1],
+                        {
+                            "version": RECORD_VERSION,
+                            **_stage_and_place(
+                                sftp, wanted, staged_names, staging_dir, in_progress_dir, name_encoding
+                            ),
+                        },
+                    )
+                in_claims_dir = listdir(sftp, claims_dir)
             placements, skipped_before = load_placements(placed)
             claimed, returned = _move(
-                sftp, wanted, staged_names, placements, claims_dir, in_progress_dir, manifest_id
+                sftp,
+                wanted,
+                staged_names,
+                placements,
+                in_claims_dir,
+                claims_dir,
+                in_progress_dir,
+                manifest_id,
             )
         claimed = [_as_uploaded(file, name_encoding) for file in claimed]
-        _remove_staging_dir(sftp, staging_dir)
+        if not finished:
+            _remove_staging_dir(sftp, staging_dir)
         if "version" not in manifest:  # claimed by 0.3: its files keep 0.3's identity, hence their batch ids
             claimed = [replace(item, index=None) for item in claimed]
     except SFTPClaimError:
@@ -243,10 +282,7 @@ def claimed_files(
     :param name_encoding: the claim's ``name_encoding``
     :raises SFTPClaimError: the claim has no finished record there (never made, or cut short)
     """
-    for record in (manifest_path(in_progress_dir, manifest_id), placed_path(in_progress_dir, manifest_id)):
-        if read_json(sftp, record) is None:
-            raise SFTPClaimError(f"claim {manifest_id} has no record {record}: it never finished")
-    return claim(sftp, [], in_progress_dir, manifest_id, name_encoding).claimed
+    return _claim(sftp, [], in_progress_dir, manifest_id, name_encoding, finished_only=True).claimed
 
 
 def _as_uploaded(file: ClaimedFile, name_encoding: str) -> ClaimedFile:
@@ -268,8 +304,14 @@ def _stage_and_place(
     name_encoding: str,
 ) -> dict[str, Any]:
     """Phases 1 and 2: stage, put back the changed files, choose final names; return the placed record."""
-    makedirs(sftp, staging_dir)
-    skipped = _stage(sftp, wanted, staged_names, staging_dir)
+    try:  # the claims folder exists: one round trip, and a folder made now is known empty
+        sftp.mkdir(staging_dir)
+        already: set[str] = set()
+    except OSError:
+        already = listdir(sftp, staging_dir)  # an interrupted try of this claim staged these
+        if not already and not exists(sftp, staging_dir):
+            raise
+    skipped = _stage(sftp, wanted, staged_names, staging_dir, already)
     kept, changed = _check(sftp, wanted, staged_names, staging_dir)
     skipped.update(changed)
     return {
@@ -280,21 +322,28 @@ def _stage_and_place(
 
 def _remove_staging_dir(sftp: paramiko.SFTPClient, staging_dir: str) -> None:
     """Remove the (empty) staging folder; one that still holds files is an error naming them."""
-    left = sorted(listdir(sftp, staging_dir))
-    if left:
-        raise SFTPClaimError(
-            f"{len(left)} file(s) are still in {staging_dir} ({name_list(left, 5)}); "
-            "a retry of the claim moves them"
-        )
-    with contextlib.suppress(FileNotFoundError):
+    try:
         sftp.rmdir(staging_dir)
+    except FileNotFoundError:
+        return
+    except OSError:  # not empty (or refused): say which files are left, if any
+        left = sorted(listdir(sftp, staging_dir))
+        if left:
+            raise SFTPClaimError(
+                f"{len(left)} file(s) are still in {staging_dir} ({name_list(left, 5)}); "
+                "a retry of the claim moves them"
+            ) from None
+        raise
 
 
 def _stage(
-    sftp: paramiko.SFTPClient, wanted: list[dict[str, Any]], staged_names: list[str], staging_dir: str
+    sftp: paramiko.SFTPClient,
+    wanted: list[dict[str, Any]],
+    staged_names: list[str],
+    staging_dir: str,
+    already: set[str],
 ) -> dict[str, str]:
-    """Phase 1: rename every source still present into the staging folder; return the others' reasons."""
-    already = listdir(sftp, staging_dir)
+    """Phase 1: rename every source still present and not ``already`` staged; return the others' reasons."""
     moves = [
         (item["path"], posixpath.join(staging_dir, staged))
         for item, staged in zip(wanted, staged_names, strict=True)
@@ -374,6 +423,7 @@ def _move(
     wanted: list[dict[str, Any]],
     staged_names: list[str],
     placements: Mapping[str, Mapping[str, Any]],
+    in_claims_dir: set[str],
     claims_dir: str,
     in_progress_dir: str,
     manifest_id: str,
@@ -383,6 +433,8 @@ def _move(
 
     A file the server refuses under both names goes back to its source folder; a record of that
     (``<id>.returned.<index>.json``) is written first, so a resumed claim knows it was not claimed.
+
+    :param in_claims_dir: the names in ``claims_dir`` (the returned records, the staging folder)
     """
     staging_dir = posixpath.join(claims_dir, manifest_id)
     sources = {staged: item["path"] for item, staged in zip(wanted, staged_names, strict=True)}
@@ -390,13 +442,12 @@ def _move(
         staged: posixpath.join(claims_dir, f"{manifest_id}.returned.{index:05d}.json")
         for index, staged in enumerate(staged_names)
     }
-    in_claims_dir = listdir(sftp, claims_dir)
     returned = {
         staged: read_json(sftp, marker)["reason"]
         for staged, marker in markers.items()
         if posixpath.basename(marker) in in_claims_dir
     }
-    still_staged = listdir(sftp, staging_dir)
+    still_staged = listdir(sftp, staging_dir) if manifest_id in in_claims_dir else set()
     targets = {staged: posixpath.join(in_progress_dir, entry["name"]) for staged, entry in placements.items()}
     own = {
         staged: posixpath.join(in_progress_dir, own_name(entry["name"], manifest_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import json
 import posixpath
 import time
 from collections import Counter
@@ -222,6 +223,11 @@ class ClaimFilesOperator(BaseOperator):
         for folder in (source, target):
             hook.confine(folder, self.project_root or self.base_path)
         files: Sequence[RemoteFile | Mapping[str, Any] | str]
+        if isinstance(self.files, str) and self.files.startswith("{"):
+            # The sensor's summary, ended in the triggerer: Airflow 3.3.2 stores a TaskSuccessEvent's
+            # XComs JSON-encoded twice (TaskInstance.xcom_push serializes what the execution API
+            # stores as is), so it comes back as its JSON text (README, "Airflow issues worked around").
+            self.files = json.loads(self.files)
         if self.files is None:
             settings = ReadinessSettings(
                 pattern=self.pattern, stability_delay=self.stability_delay, recursive=self.recursive

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
+from airflow.sdk.listener import get_listener_manager
 
 from airflow_outamation import metrics
 from airflow_outamation.assets import EVENT_FILES_LISTED, announced_files
@@ -26,6 +27,14 @@ if TYPE_CHECKING:
 
 #: Seconds the deferral's timeout runs past the trigger's own deadline, as a backstop.
 DEFERRAL_GRACE = 120.0
+
+
+def task_listeners() -> bool:
+    """Whether a plugin listens to task instances ending (OpenLineage does): they see a resumed end only."""
+    hooks = get_listener_manager().hook
+    return bool(
+        hooks.on_task_instance_success.get_hookimpls() or hooks.on_task_instance_failed.get_hookimpls()
+    )
 
 
 class ReadyFilesSensor(BaseSensorOperator):
@@ -45,7 +54,12 @@ class ReadyFilesSensor(BaseSensorOperator):
     watcher of ``directory`` (an event-mode project, see
     :func:`~airflow_outamation.assets.ready_files_asset`), the files its events announced as
     stable need no second look: when they are the only files waiting, unchanged, the run does not
-    wait ``stability_delay`` again.
+    wait ``stability_delay`` again. With ``end_in_triggerer`` a deferred wait that finds files ends
+    the task in the triggerer: the trigger returns that summary as the task's XCom, so no worker
+    starts again only to pass it on (about a second of every run, and a task process). On Airflow
+    3.3.2 that XCom then reads as its JSON text (an Airflow bug), which
+    :class:`~airflow_outamation.operators.sftp.ClaimFilesOperator` takes too. It resumes on a worker
+    instead where a plugin listens to task instances (OpenLineage does): they would miss its end.
 
     Transient SFTP failures are retried until ``timeout``. ``timeout`` and ``soft_fail`` work as in
     any sensor (with ``soft_fail`` a run that finds no file is skipped), but a permanent error
@@ -67,6 +81,9 @@ class ReadyFilesSensor(BaseSensorOperator):
         it as the server resolves it (symbolic links followed), else the task fails; ``None``: not checked
     :param skip_scheduled: skip at once, without looking, in a run the clock started (an event-mode
         project's sweep run, which only does the housekeeping: the watcher's runs claim the files)
+    :param end_in_triggerer: a deferred wait that finds files ends the task in the triggerer (True,
+        unless a plugin listens to task instances), or resumes it on a worker (False, the default),
+        which returns the same XCom as a dict
     """
 
     template_fields: Sequence[str] = ("directory", "readiness", "max_files", "project_root")
@@ -82,12 +99,18 @@ class ReadyFilesSensor(BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
         project_root: str | None = None,
         skip_scheduled: bool = False,
+        end_in_triggerer: bool = False,
         **kwargs: Any,
     ) -> None:
         loose = loose_settings(kwargs)
         super().__init__(**kwargs)
         self.readiness = settings_dict(settings, **loose)
         self.skip_scheduled = skip_scheduled
+        # Not ``end_from_trigger``, Airflow's name: DagBag.bag_dag refuses a DAG with a task whose
+        # ``end_from_trigger`` is set while any plugin listener is registered, even one of DAG runs only
+        # such as this provider's run notes, which misses nothing of a task that ends in the triggerer
+        # (its side effects: apache/airflow#49347). The sensor checks for task listeners itself.
+        self.end_in_triggerer = end_in_triggerer
         self.sftp_conn_id = sftp_conn_id
         self.directory = directory
         self.max_files = max_files
@@ -137,6 +160,7 @@ class ReadyFilesSensor(BaseSensorOperator):
                 max_files=as_limit(self.max_files),
                 poke_interval=self.poke_interval,
                 deadline=time.time() + self.timeout,
+                end_from_trigger=self.end_in_triggerer and not task_listeners(),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout + DEFERRAL_GRACE),
@@ -201,8 +225,14 @@ class ReadyFilesSensor(BaseSensorOperator):
         """The summary with the settings the claim re-checks readiness with (``readiness``)."""
         return {**summary, "readiness": self.settings.serialize()}
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any] | str) -> Any:
         """Return the trigger's summary of the ready files, or raise the error or timeout it reported."""
+        if event == "success":
+            # dag.test() (``airflow dags test``) resumes a task that its trigger ended, with "success"
+            # for the event and without the trigger's XCom (Airflow 3.3.2, airflow.sdk.definitions.dag
+            # ._run_task): look once more, the files the trigger found are ready.
+            return self.poke(context).xcom_value
+        assert isinstance(event, dict)
         if event.get("status") == "timeout" and event.get("reachable"):
             raise AirflowSensorTimeout(event["message"])
         if event.get("status") != "success":

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import posixpath
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
-from airflow_outamation import exceptions
+from airflow_outamation import exceptions, metrics
 from airflow_outamation.assets import EVENT_FILES_LISTED
 from airflow_outamation.batching import name_list
 from airflow_outamation.hooks.sftp_errors import unreachable_error
@@ -61,10 +62,16 @@ class ReadyFilesTrigger(FolderWatch, BaseTrigger):
     apart is ready without an extra wait; readiness is decided by
     :mod:`airflow_outamation.readiness`, as in the sync hook. Transient failures are
     retried with backoff; permanent ones (credentials, host key, missing directory) end the
-    trigger with an ``error`` event. At ``deadline`` it polls a last time and ends with a
+    trigger with an ``error`` event. Files that are ready while others wait (arrived too recently,
+    still growing, not old enough) are passed on one look later, with those then ready: a drop is
+    taken by one run rather than split over two (it costs one ``stability_delay``, once). At
+    ``deadline`` it polls a last time and ends with a
     ``timeout`` event saying whether the server answered, so an outage is not taken for an
     empty folder. A ``success`` event carries :func:`~airflow_outamation.ready_summary.ready_summary`
-    (count, first names, digest), so its size does not grow with the number of files.
+    (count, first names, digest), so its size does not grow with the number of files. With
+    ``end_from_trigger`` the task ends here instead: a ``TaskSuccessEvent`` whose XCom is that summary
+    with the readiness settings, what :class:`~airflow_outamation.sensors.sftp.ReadyFilesSensor` would
+    return, so no worker starts the task again only to return it.
 
     :param sftp_conn_id: Airflow ``sftp`` connection
     :param directory: remote directory to watch
@@ -73,6 +80,7 @@ class ReadyFilesTrigger(FolderWatch, BaseTrigger):
     :param deadline: Unix time at which the wait ends with a ``timeout`` event that says whether
         the server was reachable (``None`` waits until files are ready or the triggerer times out)
     :param settings: which files are ready; with ``readiness``, see :class:`FolderWatch`
+    :param end_from_trigger: end the deferred task with success on ready files, instead of resuming it
     """
 
     def __init__(
@@ -83,17 +91,19 @@ class ReadyFilesTrigger(FolderWatch, BaseTrigger):
         poke_interval: float = 5.0,
         deadline: float | None = None,
         settings: ReadinessSettings | Mapping[str, Any] | None = None,
+        end_from_trigger: bool = False,
         **readiness: Any,
     ) -> None:
         super().__init__()
         self._watch(sftp_conn_id, directory, max_files, poke_interval, settings, readiness)
         self.deadline = deadline
+        self.end_from_trigger = end_from_trigger
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and arguments, from which the triggerer rebuilds this trigger."""
         return (
             f"{self.__class__.__module__}.{self.__class__.__name__}",
-            {**self._watch_kwargs(), "deadline": self.deadline},
+            {**self._watch_kwargs(), "deadline": self.deadline, "end_from_trigger": self.end_from_trigger},
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -109,6 +119,7 @@ class ReadyFilesTrigger(FolderWatch, BaseTrigger):
         tracker = StabilityTracker(self.directory, settings)
         previous: Listing | None = None
         progress = ""
+        held = False  # files were ready while others arrived: passed on at the next look, whatever comes
         unreachable_since: float | None = None
         last_failure: Failed | None = None
         async for polled in self.polls(until=self.deadline):
@@ -130,10 +141,22 @@ class ReadyFilesTrigger(FolderWatch, BaseTrigger):
             else:
                 unreachable_since = None
                 ready = tracker.observe(polled.listing, polled.started, polled.finished, time.time())
-                if ready:
+                growing, settling = waiting_files(previous, polled.listing, settings)
+                passed_on = {file.path for file in ready or ()}
+                waiting = sum(
+                    posixpath.join(self.directory, name) not in passed_on for name in growing + settling
+                )
+                if ready and (held or not waiting):
                     yield self._success(ready)
                     return
-                growing, settling = waiting_files(previous, polled.listing, settings)
+                if ready:  # a drop still arriving: one more look, so that it goes to one run, not two
+                    held = True
+                    self.log.info(
+                        "%d file(s) ready in %s, %d more arriving: passing them on after one more look",
+                        len(ready),
+                        self.directory,
+                        waiting,
+                    )
                 line = progress_line(settings.names, self.directory, self.poke_interval, 0, growing, settling)
                 if line != progress:  # only what changed, not every poll
                     self.log.info(line)
@@ -166,12 +189,16 @@ class ReadyFilesTrigger(FolderWatch, BaseTrigger):
     def _success(self, ready: list[RemoteFile]) -> TriggerEvent:
         files = ready[: self.max_files] if self.max_files else ready
         self.log.info("%d ready file(s) in %s, passing on %d", len(ready), self.directory, len(files))
+        summary = ready_summary(self.directory, files, EVENT_FILES_LISTED)
+        if self.end_from_trigger:
+            task_instance = getattr(self, "task_instance", None)
+            project = str(task_instance.dag_id) if task_instance is not None else metrics.NO_PROJECT
+            metrics.count(metrics.FILES_READY, len(files), project)
+            return TaskSuccessEvent(
+                xcoms={"return_value": {**summary, "readiness": self.settings.serialize()}}
+            )
         return TriggerEvent(
-            {
-                "status": "success",
-                **ready_summary(self.directory, files, EVENT_FILES_LISTED),
-                "message": f"{len(files)} ready file(s) in {self.directory}",
-            }
+            {"status": "success", **summary, "message": f"{len(files)} ready file(s) in {self.directory}"}
         )
 
 

@@ -53,7 +53,8 @@ def test_dags_folder_has_no_import_errors() -> None:
         "check_run",
     ]
     assert dag.get_task("resend_unsent").downstream_task_ids == {"wait_for_files", "check_alerts"}
-    assert dag.get_task("check_run").upstream_task_ids == {"project_status", "check_alerts"}
+    assert dag.get_task("check_run").upstream_task_ids == {"submit_batches", "check_alerts"}
+    assert dag.get_task("project_status").upstream_task_ids == {"submit_batches"}  # beside check_run
     assert dag.get_task("check_run").trigger_rule == "all_done"  # success, not skipped, when nothing failed
     assert dag.max_active_runs == 1
     assert dag.catchup is False

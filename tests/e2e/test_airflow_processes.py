@@ -109,6 +109,12 @@ def test_two_projects_run_through_the_real_scheduler_and_triggerer(
         states = airflow.task_states(dag_id, run_id)
         assert states["wait_for_files"] == ["success"]
         assert states["submit_batches"] == ["success"]
+        # The sensor ended in the triggerer (end_from_trigger): a worker ran it once, to defer, not again.
+        executor_events = airflow.log_tail("scheduler", chars=10**7).count(
+            "Received executor event with state success for task instance "
+            f"TaskInstanceKey(dag_id='{dag_id}', task_id='wait_for_files', run_id='{run_id}'"
+        )
+        assert executor_events == 1
 
     for name in PROJECTS:  # each sensor waited in the one triggerer, which found the files
         trigger_logs = list(

@@ -10,13 +10,16 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from airflow.listeners import hookimpl
 from airflow.sdk import Asset, Context
 from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+from airflow.sdk.listener import get_listener_manager
+from airflow.triggers.base import TaskSuccessEvent, TriggerEvent
 
 from airflow_outamation.exceptions import SFTPConnectError, SFTPPathError
 from airflow_outamation.hooks.sftp_async import PooledSFTPHookAsync
-from airflow_outamation.sensors.sftp import DEFERRAL_GRACE, ReadyFilesSensor
+from airflow_outamation.sensors.sftp import DEFERRAL_GRACE, ReadyFilesSensor, task_listeners
 from airflow_outamation.testing.pytest_plugin import set_airflow_connection
 from airflow_outamation.testing.server_base import SftpTestServer
 from airflow_outamation.triggers.sftp import ReadyFilesTrigger
@@ -31,18 +34,23 @@ def defer(sensor: ReadyFilesSensor) -> TaskDeferred:
     return deferred.value
 
 
-def trigger_event(trigger: ReadyFilesTrigger | ReadyFilesEventTrigger) -> dict[str, Any]:
-    """Run the trigger as the triggerer would and return its first event's payload."""
+def first_event(trigger: ReadyFilesTrigger | ReadyFilesEventTrigger) -> TriggerEvent:
+    """Run the trigger as the triggerer would and return its first event."""
 
-    async def first() -> dict[str, Any]:
+    async def first() -> TriggerEvent:
         events = trigger.run()
         try:
-            return (await asyncio.wait_for(events.__anext__(), 30)).payload
+            return await asyncio.wait_for(events.__anext__(), 30)
         finally:
             await events.aclose()
             await PooledSFTPHookAsync.close_all()
 
     return asyncio.run(first())
+
+
+def trigger_event(trigger: ReadyFilesTrigger | ReadyFilesEventTrigger) -> dict[str, Any]:
+    """The payload of the trigger's first event."""
+    return first_event(trigger).payload
 
 
 def resume(sensor: ReadyFilesSensor, deferred: TaskDeferred) -> Any:
@@ -71,9 +79,11 @@ def test_files_already_waiting_are_passed_on_without_deferring(
     assert [f["filename"] for f in files] == ["a.pdf", "b.pdf"]
 
 
+@pytest.mark.parametrize("end_from_trigger", [True, False])
 def test_defers_and_returns_ready_files(
-    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str, end_from_trigger: bool
 ) -> None:
+    """Both ways a found file ends the wait give the claim the same XCom: from the trigger, or resumed."""
     sensor = ReadyFilesSensor(
         task_id="wait",
         deferrable=True,
@@ -83,6 +93,7 @@ def test_defers_and_returns_ready_files(
         stability_delay=0.3,
         poke_interval=0.2,
         timeout=600,
+        end_in_triggerer=end_from_trigger,
     )
 
     deferred = defer(sensor)
@@ -96,14 +107,48 @@ def test_defers_and_returns_ready_files(
         "settings": {"pattern": "*.pdf", "stability_delay": 0.3, "min_age": 0, "min_size": 1},
         "max_files": 2,
         "poke_interval": 0.2,
+        "end_from_trigger": end_from_trigger,
     }
     for name in ("a", "b", "c"):  # they arrive while the sensor waits in the triggerer
         sftp_server.write(f"{sftp_base}/{name}.pdf", b"%PDF " + name.encode())
-    files = resume(sensor, deferred)["files"]
+    if end_from_trigger:  # the trigger ends the task: its event carries the XCom the sensor would return
+        event = first_event(deferred.trigger)  # type: ignore[arg-type]
+        assert isinstance(event, TaskSuccessEvent)
+        assert event.xcoms is not None
+        xcom = event.xcoms["return_value"]
+    else:
+        xcom = resume(sensor, deferred)
+    assert xcom["readiness"] == {"pattern": "*.pdf", "stability_delay": 0.3, "min_age": 0, "min_size": 1}
+    files = xcom["files"]
     assert [(f["path"], f["filename"], f["size"]) for f in files] == [
         (f"{sftp_base}/a.pdf", "a.pdf", 6),
         (f"{sftp_base}/b.pdf", "b.pdf", 6),
     ]
+
+
+class _TaskListener:
+    """A plugin's listener of task instances, as OpenLineage's: it must see the sensor end on a worker."""
+
+    @hookimpl
+    def on_task_instance_success(self, previous_state: Any, task_instance: Any) -> None:
+        pass
+
+
+def test_resumes_on_a_worker_where_a_plugin_listens_to_task_instances(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    sensor = ReadyFilesSensor(
+        task_id="wait", sftp_conn_id=sftp_conn_id, directory=sftp_base, deferrable=True, end_in_triggerer=True
+    )
+    listener = _TaskListener()
+    assert not task_listeners()  # this provider's own listener (run notes) watches DAG runs only
+    assert defer(sensor).trigger.serialize()[1]["end_from_trigger"] is True
+    get_listener_manager().add_listener(listener)
+    try:
+        assert task_listeners()
+        assert defer(sensor).trigger.serialize()[1]["end_from_trigger"] is False
+    finally:
+        get_listener_manager().pm.unregister(listener)
 
 
 @pytest.mark.parametrize("soft_fail", [False, True])

@@ -12,7 +12,7 @@ from typing import Any
 import asyncssh
 import pytest
 from airflow.sdk.module_loading import import_string
-from airflow.triggers.base import BaseTrigger
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from airflow_outamation.hooks.sftp_async import DEFAULT_POOL_SIZE, PooledSFTPHookAsync
 from airflow_outamation.readiness import ReadinessSettings
@@ -25,14 +25,18 @@ from airflow_outamation.triggers.sftp_event import ReadyFilesEventTrigger
 FAST = {"poke_interval": 0.2, "stability_delay": 0.4}
 
 
-async def first_event(trigger: ReadyFilesTrigger, timeout: float = 30) -> dict[str, Any]:
-    """The payload of the trigger's first event (the triggerer stops a trigger after it)."""
+async def first(trigger: ReadyFilesTrigger, timeout: float = 30) -> TriggerEvent:
+    """The trigger's first event (the triggerer stops a trigger after it)."""
     events = trigger.run()
     try:
-        event = await asyncio.wait_for(events.__anext__(), timeout)
+        return await asyncio.wait_for(events.__anext__(), timeout)
     finally:
         await events.aclose()
-    return event.payload
+
+
+async def first_event(trigger: ReadyFilesTrigger, timeout: float = 30) -> dict[str, Any]:
+    """The payload of the trigger's first event."""
+    return (await first(trigger, timeout)).payload
 
 
 def test_stable_file_fires(sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str) -> None:
@@ -45,6 +49,24 @@ def test_stable_file_fires(sftp_server: SftpTestServer, sftp_base: str, sftp_con
     assert event["files"] == [
         {"path": f"{sftp_base}/doc.pdf", "filename": "doc.pdf", "size": 15, "mtime": float(int(mtime))}
     ]
+
+
+def test_ends_the_task_in_the_triggerer_with_the_summary_as_its_xcom(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str
+) -> None:
+    sftp_server.write(f"{sftp_base}/doc.pdf", b"%PDF-1.7 stable")
+    trigger = ReadyFilesTrigger(sftp_conn_id, sftp_base, end_from_trigger=True, **FAST)
+
+    event = run(first(trigger))
+
+    assert isinstance(event, TaskSuccessEvent)  # the sensor is not resumed on a worker
+    assert event.xcoms is not None
+    xcom = event.xcoms["return_value"]
+    assert [file["filename"] for file in xcom["files"]] == ["doc.pdf"]
+    assert xcom["file_count"] == 1
+    assert xcom["directory"] == sftp_base
+    assert xcom["digest"]
+    assert ReadinessSettings.from_dict(xcom["readiness"]) == ReadinessSettings(stability_delay=0.4)
 
 
 def test_second_read_confirms_a_stable_file_without_extra_wait(
@@ -65,6 +87,31 @@ def test_second_read_confirms_a_stable_file_without_extra_wait(
 
     assert [file["filename"] for file in event["files"]] == ["doc.pdf"]
     assert reads == [sftp_base, sftp_base]  # one listing, one more after stability_delay (not 60 s)
+
+
+def test_files_arriving_with_the_first_ready_ones_are_passed_on_together(
+    sftp_server: SftpTestServer, sftp_base: str, sftp_conn_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sftp_server.write(f"{sftp_base}/a.pdf")
+    list_directory_states = PooledSFTPHookAsync.list_directory_states
+    reads = 0
+
+    async def more_after_the_first_read(
+        self: PooledSFTPHookAsync, *args: Any, **kwargs: Any
+    ) -> dict[str, Any]:
+        nonlocal reads
+        listing = await list_directory_states(self, *args, **kwargs)
+        reads += 1
+        if reads == 1:  # b.pdf arrives between the look that sees a.pdf and the one that finds it ready
+            sftp_server.write(f"{sftp_base}/b.pdf")
+        return listing
+
+    monkeypatch.setattr(PooledSFTPHookAsync, "list_directory_states", more_after_the_first_read)
+    trigger = ReadyFilesTrigger(sftp_conn_id, sftp_base, poke_interval=0.2, stability_delay=0.4)
+
+    event = run(first_event(trigger))
+
+    assert [file["filename"] for file in event["files"]] == ["a.pdf", "b.pdf"]  # one run, not two
 
 
 def test_growing_file_fires_only_after_it_stops_growing(
@@ -230,7 +277,10 @@ EVENT_ARGS = {"project_id": "acme", "reannounce_after": 120}
 
 @pytest.mark.parametrize(
     ("trigger_class", "own_args"),
-    [(ReadyFilesTrigger, {"deadline": 1_900_000_000.5}), (ReadyFilesEventTrigger, EVENT_ARGS)],
+    [
+        (ReadyFilesTrigger, {"deadline": 1_900_000_000.5, "end_from_trigger": True}),
+        (ReadyFilesEventTrigger, EVENT_ARGS),
+    ],
 )
 def test_serialize_round_trips(trigger_class: type[BaseTrigger], own_args: dict[str, Any]) -> None:
     common = {"max_files": 7, "poke_interval": 9, **own_args}
@@ -248,5 +298,8 @@ def test_serialize_round_trips(trigger_class: type[BaseTrigger], own_args: dict[
     # A trigger serialized before readiness settings were one value (loose arguments) resumes the same.
     legacy = trigger_class("conn", "/base/input", **SETTINGS.serialize(), **common)
     assert legacy.serialize() == (classpath, kwargs)
+    if isinstance(trigger, ReadyFilesTrigger):  # serialized by 0.4: the sensor resumes on a worker
+        kwargs.pop("end_from_trigger")
+        assert import_string(classpath)(**kwargs).end_from_trigger is False
     if isinstance(trigger, ReadyFilesEventTrigger):
         assert rebuilt.shared_stream_key() == trigger.shared_stream_key() == legacy.shared_stream_key()
