@@ -21,6 +21,7 @@ from airflow_outamation.testing.document_api_receiver import DocumentApiReceiver
 from airflow_outamation.testing.event_loops import run
 from airflow_outamation.testing.server_base import SftpTestServer
 from airflow_outamation.triggers.sftp import ReadyFilesTrigger
+from tests.integration.test_ledger_identity import submit_claimed
 
 
 def claim_context(run_id: str) -> dict[str, Any]:
@@ -216,14 +217,7 @@ def test_recursive_claims_nested_files_flat_each_once_under_distinct_names(
     )
     assert left == ["a", "b", "b/c"]  # the customer's folders stay, empty
 
-    SubmitBatchesOperator(
-        task_id="submit_batches",
-        claimed=claimed,
-        uploaded_by="tester",
-        source="SFTP",
-        document_api_conn_id=document_api_conn_id,
-        sftp_conn_id=sftp_conn_id,
-    ).execute({})
+    submit_claimed(claimed, document_api_conn_id, sftp_conn_id)
     sent = sorted(
         (f["filename"], f.get("stored_name", ""))
         for r in document_api_receiver.requests

@@ -45,7 +45,8 @@ def _claim(
     return [file.to_dict() for file in claimed]
 
 
-def _submit(claimed: list[dict[str, Any]], api: str, sftp: str, **kwargs: Any) -> dict[str, Any]:
+def submit_claimed(claimed: list[dict[str, Any]], api: str, sftp: str, **kwargs: Any) -> dict[str, Any]:
+    """Send claimed files with ``SubmitBatchesOperator`` (records and receipts through ``sftp``)."""
     return SubmitBatchesOperator(
         task_id="submit_batches",
         claimed=claimed,
@@ -83,7 +84,7 @@ def test_a_refused_batch_moved_back_and_claimed_again_gets_a_new_id_and_is_resen
     first = _claim(sftp_server, sftp_base, sftp_conn_id, "ingest__run1", b"%PDF-1.7 doc")
     document_api_receiver.script_for_file("doc.pdf", Reply(400, "bad"))
     with pytest.raises(DocumentApiRejectedError):
-        _submit(first, document_api_conn_id, sftp_conn_id)
+        submit_claimed(first, document_api_conn_id, sftp_conn_id)
     (refused,) = {r.message_id for r in document_api_receiver.requests}
     os.rename(  # what the user does, the same day: same path, size and mtime
         sftp_server.local_path(f"{sftp_base}/rejected/{DATE}/doc.pdf"),
@@ -93,7 +94,7 @@ def test_a_refused_batch_moved_back_and_claimed_again_gets_a_new_id_and_is_resen
     assert second[0]["backup_path"] == first[0]["backup_path"]
     document_api_receiver.script_for_file("doc.pdf", *UNAVAILABLE)
     with pytest.raises(DocumentApiError):
-        _submit(second, document_api_conn_id, sftp_conn_id)
+        submit_claimed(second, document_api_conn_id, sftp_conn_id)
 
     summary = _resend(sftp_base, document_api_conn_id, sftp_conn_id)
 
@@ -112,7 +113,7 @@ def test_retention_keeps_the_records_of_a_newer_claim_that_reused_a_freed_name(
 ) -> None:
     folder = f"{sftp_base}/in_progress/{DATE}"
     old = _claim(sftp_server, sftp_base, sftp_conn_id, "ingest__old", b"%PDF-1.7 old")
-    _submit(old, document_api_conn_id, sftp_conn_id, completion="move")  # frees in_progress/doc.pdf
+    submit_claimed(old, document_api_conn_id, sftp_conn_id, completion="move")  # frees in_progress/doc.pdf
     past = 1_700_000_000
     for directory, _, names in os.walk(sftp_server.local_path(f"{folder}/.claims")):
         for name in names:
@@ -121,7 +122,7 @@ def test_retention_keeps_the_records_of_a_newer_claim_that_reused_a_freed_name(
     assert new[0]["backup_path"] == old[0]["backup_path"]
     document_api_receiver.script_for_file("doc.pdf", *UNAVAILABLE)
     with pytest.raises(DocumentApiError):
-        _submit(new, document_api_conn_id, sftp_conn_id, completion="move")
+        submit_claimed(new, document_api_conn_id, sftp_conn_id, completion="move")
 
     assert PooledSFTPHook(sftp_conn_id).run_on_sftp(
         claims.purge_finished, folder, 30 * 86400, time.time(), "move"
@@ -143,7 +144,7 @@ def test_project_status_counts_each_claim_of_a_reused_name(
 ) -> None:
     for run, content in (("ingest__run1", b"%PDF-1.7 one"), ("ingest__run2", b"%PDF-1.7 two")):
         claimed = _claim(sftp_server, sftp_base, sftp_conn_id, run, content)
-        _submit(claimed, document_api_conn_id, sftp_conn_id, completion="move")
+        submit_claimed(claimed, document_api_conn_id, sftp_conn_id, completion="move")
 
     status = PooledSFTPHook(sftp_conn_id).project_status(sftp_base)
 
@@ -268,16 +269,17 @@ def test_a_completion_whose_planned_name_was_taken_takes_another_and_blocks_no_r
     with monkeypatch.context() as patched:
         patched.setattr(ledger, "_move_files", refused_for_a_moment)
         with pytest.raises(SFTPClaimError, match="Permission denied"):
-            _submit(first, document_api_conn_id, sftp_conn_id, completion="move")
+            submit_claimed(first, document_api_conn_id, sftp_conn_id, completion="move")
     second = _claim(sftp_server, sftp_base, sftp_conn_id, "ingest__run2", b"%PDF-1.7 second")
-    _submit(second, document_api_conn_id, sftp_conn_id, completion="move")  # takes the first's planned name
+    # it takes the first's planned name
+    submit_claimed(second, document_api_conn_id, sftp_conn_id, completion="move")
     sftp_server.write(f"{sftp_base}/input/other.pdf", b"%PDF-1.7 other")
     third = PooledSFTPHook(sftp_conn_id).claim_files(
         [f"{sftp_base}/input/other.pdf"], f"{sftp_base}/in_progress/{DATE}", "ingest__run3"
     )
     document_api_receiver.script_for_file("other.pdf", *UNAVAILABLE)
     with pytest.raises(DocumentApiError):
-        _submit([c.to_dict() for c in third], document_api_conn_id, sftp_conn_id, completion="move")
+        submit_claimed([c.to_dict() for c in third], document_api_conn_id, sftp_conn_id, completion="move")
 
     summary = _resend(sftp_base, document_api_conn_id, sftp_conn_id, completion="move")
 
@@ -310,7 +312,7 @@ def test_resend_finds_unsent_batches_in_every_claim_folder_of_the_project(
     )
     document_api_receiver.script_for_file("doc.pdf", *UNAVAILABLE)
     with pytest.raises(DocumentApiError):
-        _submit([c.to_dict() for c in claimed], document_api_conn_id, sftp_conn_id)
+        submit_claimed([c.to_dict() for c in claimed], document_api_conn_id, sftp_conn_id)
 
     summary = _resend(sftp_base, document_api_conn_id, sftp_conn_id)
 
@@ -328,7 +330,7 @@ def test_resend_leaves_a_batch_another_run_is_sending_right_now(
     claimed = _claim(sftp_server, sftp_base, sftp_conn_id, "ingest__run1", b"%PDF-1.7 doc")
     document_api_receiver.script_for_file("doc.pdf", Reply(200, delay=4))  # a slow API: the batch in flight
     with ThreadPoolExecutor(1) as pool:
-        sending = pool.submit(_submit, claimed, document_api_conn_id, sftp_conn_id)
+        sending = pool.submit(submit_claimed, claimed, document_api_conn_id, sftp_conn_id)
         while not document_api_receiver.requests:  # the first run's request has arrived
             time.sleep(0.05)
 
@@ -371,7 +373,7 @@ def test_completion_after_leaves_accepted_files_at_their_backup_path_until_a_lat
     claimed = _claim(sftp_server, sftp_base, sftp_conn_id, "ingest__run1", b"%PDF-1.7 doc")
     later = {"completion": "move", "completion_after": 3600}
 
-    _submit(claimed, document_api_conn_id, sftp_conn_id, **later)
+    submit_claimed(claimed, document_api_conn_id, sftp_conn_id, **later)
     _resend(sftp_base, document_api_conn_id, sftp_conn_id, **later)
 
     backup = sftp_server.local_path(claimed[0]["backup_path"])
