@@ -39,6 +39,11 @@ def ready_summary(directory: str, files: Sequence[RemoteFile], listed: int) -> d
     }
 
 
+def sensor_xcom(summary: Mapping[str, Any], settings: ReadinessSettings) -> dict[str, Any]:
+    """The sensor's XCom: ``summary`` with the settings the claim re-checks readiness with (``readiness``)."""
+    return {**summary, "readiness": settings.serialize()}
+
+
 def is_ready_summary(value: Any) -> bool:
     """Whether ``value`` is a :func:`ready_summary` (a sensor's XCom) rather than a list of files."""
     return isinstance(value, Mapping) and "digest" in value

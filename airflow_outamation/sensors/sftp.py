@@ -19,7 +19,7 @@ from airflow_outamation.exceptions import OutamationError, SFTPConnectError
 from airflow_outamation.hooks.sftp import PooledSFTPHook
 from airflow_outamation.hooks.sftp_errors import SFTPLocation, unreachable_error
 from airflow_outamation.readiness import Listing, ReadinessSettings, RemoteFile, loose_settings, settings_dict
-from airflow_outamation.ready_summary import is_ready_summary, ready_summary
+from airflow_outamation.ready_summary import is_ready_summary, ready_summary, sensor_xcom
 from airflow_outamation.triggers.sftp import ReadyFilesTrigger, error_from_event, progress_line
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ class ReadyFilesSensor(BaseSensorOperator):
             return PokeReturnValue(is_done=False)
         summary = ready_summary(self.directory, files, EVENT_FILES_LISTED)
         self._passed_on(summary, len(ready), metrics.project_of(context))
-        return PokeReturnValue(is_done=True, xcom_value=self._with_readiness(summary))
+        return PokeReturnValue(is_done=True, xcom_value=sensor_xcom(summary, self.settings))
 
     def _announced(self, context: Context) -> Listing | None:
         """
@@ -221,18 +221,13 @@ class ReadyFilesSensor(BaseSensorOperator):
         )
         metrics.count(metrics.FILES_READY, summary["file_count"], project)
 
-    def _with_readiness(self, summary: dict[str, Any]) -> dict[str, Any]:
-        """The summary with the settings the claim re-checks readiness with (``readiness``)."""
-        return {**summary, "readiness": self.settings.serialize()}
-
     def execute_complete(self, context: Context, event: dict[str, Any] | str) -> Any:
         """Return the trigger's summary of the ready files, or raise the error or timeout it reported."""
-        if event == "success":
+        if isinstance(event, str):  # "success"
             # dag.test() (``airflow dags test``) resumes a task that its trigger ended, with "success"
             # for the event and without the trigger's XCom (Airflow 3.3.2, airflow.sdk.definitions.dag
             # ._run_task): look once more, the files the trigger found are ready.
             return self.poke(context).xcom_value
-        assert isinstance(event, dict)
         if event.get("status") == "timeout" and event.get("reachable"):
             raise AirflowSensorTimeout(event["message"])
         if event.get("status") != "success":
@@ -243,7 +238,7 @@ class ReadyFilesSensor(BaseSensorOperator):
             files = [RemoteFile.from_dict(file) for file in event["files"]]
             summary = ready_summary(self.directory, files, EVENT_FILES_LISTED)
         self._passed_on(summary, summary["file_count"], metrics.project_of(context))
-        return self._with_readiness(summary)
+        return sensor_xcom(summary, self.settings)
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         """As in any sensor, except that ``soft_fail`` never turns a reported SFTP error into a skip."""

@@ -20,7 +20,7 @@ from airflow_outamation.readiness import (
     StabilityTracker,
     waiting_files,
 )
-from airflow_outamation.ready_summary import ready_summary
+from airflow_outamation.ready_summary import ready_summary, sensor_xcom
 from airflow_outamation.triggers.directory_polls import Failed, FolderWatch
 
 __all__ = ["ReadyFilesTrigger", "error_from_event"]
@@ -194,9 +194,7 @@ class ReadyFilesTrigger(FolderWatch, BaseTrigger):
             task_instance = getattr(self, "task_instance", None)
             project = str(task_instance.dag_id) if task_instance is not None else metrics.NO_PROJECT
             metrics.count(metrics.FILES_READY, len(files), project)
-            return TaskSuccessEvent(
-                xcoms={"return_value": {**summary, "readiness": self.settings.serialize()}}
-            )
+            return TaskSuccessEvent(xcoms={"return_value": sensor_xcom(summary, self.settings)})
         return TriggerEvent(
             {"status": "success", **summary, "message": f"{len(files)} ready file(s) in {self.directory}"}
         )
